@@ -51,15 +51,19 @@ RUN apt-get update \
     && groupadd --system --gid 10001 keboola \
     && useradd --system --uid 10001 --gid keboola --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin keboola \
-    && mkdir -p /app/logs /state /data /tmp/keboola-sync \
-    && chown keboola:keboola /app/logs /state /tmp/keboola-sync
+    && mkdir -p /app/logs /state /data /config /tmp/keboola-sync \
+    && chown keboola:keboola /app/logs /state /tmp/keboola-sync \
+    && ln -s /config/config.yaml /app/config.yaml
 
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# ./config.yaml (the CLI's default) is /app/config.yaml; logs go to /app/logs, the ledger and the
+# ./config.yaml (the CLI's default) is /app/config.yaml, a link to /config/config.yaml: compose mounts
+# the project folder read-only at /config, so a missing config.yaml stays missing (built-in defaults)
+# instead of Docker creating an empty directory in its place. `-v $PWD/config.yaml:/app/config.yaml:ro`
+# also works (Docker follows the link inside the image). Logs go to /app/logs, the ledger and the
 # heartbeat to /state (a named volume in compose), the watched folder is mounted read-only at /data.
 WORKDIR /app
 USER 10001:10001
