@@ -1,0 +1,506 @@
+"""config.yaml + .env -> one frozen, validated `Config`.
+
+Why so strict: a daemon that guesses (clamps a bad value, ignores a misspelt key) fails much later,
+far from the mistake. Every key is declared once below, with its type, default and the values that
+make sense; anything else stops start-up with a `ConfigError` that names the dotted key, the bad value
+and what is allowed. The schema mirrors config.yaml.example key for key (a test keeps them equal).
+
+The token is read from the environment only (KBC_STORAGE_API_TOKEN, possibly via .env) and is kept out
+of `repr`, so printing a Config never leaks it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from dotenv import dotenv_values
+
+from keboola_sync.errors import ConfigError
+
+TOKEN_ENV = "KBC_STORAGE_API_TOKEN"  # noqa: S105 - the variable name, not a token
+HOST_ENV = "KBC_STORAGE_API_HOST"
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+DEFAULT_ENV_FILE = Path(".env")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+Check = Callable[[Any], str | None]  # returns what is allowed when the value is not, else None
+
+
+# --- value checks: each returns a description of the allowed values, or None when the value is fine --
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "a number greater than 0"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else "a number >= 0"
+
+
+def _at_least(minimum: float, why: str = "") -> Check:
+    def check(value: float) -> str | None:
+        return None if value >= minimum else f"a number >= {minimum}{why}"
+
+    return check
+
+
+def _between(low: int, high: int) -> Check:
+    def check(value: int) -> str | None:
+        return None if low <= value <= high else f"a whole number from {low} to {high}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in choices else "one of: " + ", ".join(choices)
+
+    return check
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return "an http:// or https:// URL, e.g. https://connection.keboola.com"
+
+
+def _log_level(value: str) -> str | None:
+    return None if value.upper() in LOG_LEVELS else "one of: " + ", ".join(LOG_LEVELS)
+
+
+def _extensions(value: tuple[str, ...]) -> str | None:
+    if not value:
+        return 'at least one file ending, e.g. [".csv"]'
+    for ext in value:
+        if not ext.startswith(".") or len(ext) < 2 or "/" in ext:
+            return 'file endings that start with ".", e.g. [".csv", ".tsv"]'
+    return None
+
+
+def _patterns(value: tuple[str, ...]) -> str | None:
+    return None if all(value) else "non-empty glob patterns, e.g. ['*.bak', 'archive']"
+
+
+def _delimiters(value: str) -> str | None:
+    if not value:
+        return 'one or more single-character delimiters, e.g. ",;\\t|"'
+    if len(set(value)) != len(value):
+        return "each delimiter once"
+    bad = [c for c in value if c.isalnum() or c in "\"'\r\n\\"]
+    if bad:
+        return "delimiters that are not letters, digits, quotes, backslash or line breaks"
+    return None
+
+
+def _opt(default: Any, check: Check | None = None, help: str = "") -> Any:
+    return field(default=default, metadata={"check": check, "help": help})
+
+
+# --- the schema: one frozen dataclass per section, field names = keys -------------------------------
+@dataclass(frozen=True)
+class KeboolaConfig:
+    url: str = _opt("https://connection.keboola.com", _http_url)
+    stage: str = _opt("in", _one_of("in", "out"))
+    request_timeout_seconds: float = _opt(60.0, _positive)
+    job_timeout_seconds: float = _opt(3600.0, _positive)
+    job_poll_max_seconds: float = _opt(5.0, _positive)
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    path: Path = _opt(Path("/data"))  # noqa: RUF009 - Path is immutable
+    stable_seconds: float = _opt(2.0, _non_negative)
+    rescan_seconds: float = _opt(300.0, _positive)
+    observer: str = _opt("auto", _one_of("auto", "native", "polling"))
+    polling_interval_seconds: float = _opt(2.0, _positive)
+    csv_extensions: tuple[str, ...] = _opt((".csv",), _extensions)
+    ignore_patterns: tuple[str, ...] = _opt((), _patterns)
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    on_invalid_name: str = _opt("sanitize", _one_of("sanitize", "reject"))
+
+
+@dataclass(frozen=True)
+class CsvConfig:
+    on_header_change: str = _opt("skip", _one_of("skip", "load"))
+    # The sniffer needs a few complete lines; 64 MiB keeps a huge sample from eating memory.
+    sniff_bytes: int = _opt(65536, _between(1024, 64 << 20))
+    delimiters: str = _opt(",;\t|", _delimiters)
+
+
+@dataclass(frozen=True)
+class UploadConfig:
+    gzip_threshold_mb: float = _opt(50.0, _non_negative)
+    gzip_level: int = _opt(1, _between(0, 9))
+    concurrency: int = _opt(4, _at_least(1))
+    multipart_threshold_mb: float = _opt(64.0, _at_least(5, " (S3 parts are at least 5 MB)"))
+    multipart_chunk_mb: float = _opt(16.0, _at_least(5, " (S3 parts are at least 5 MB)"))
+    multipart_concurrency: int = _opt(4, _at_least(1))
+    spool_dir: Path = _opt(Path("/tmp/keboola-sync"))  # noqa: RUF009, S108 - documented default
+
+    @property
+    def gzip_threshold_bytes(self) -> int:
+        return int(self.gzip_threshold_mb * 1024 * 1024)
+
+    @property
+    def multipart_threshold_bytes(self) -> int:
+        return int(self.multipart_threshold_mb * 1024 * 1024)
+
+    @property
+    def multipart_chunk_bytes(self) -> int:
+        return int(self.multipart_chunk_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    max_attempts: int = _opt(8, _at_least(1))
+    initial_backoff_seconds: float = _opt(1.0, _positive)
+    max_backoff_seconds: float = _opt(60.0, _positive)
+    failed_retry_seconds: float = _opt(300.0, _positive)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    path: Path = _opt(Path("/state/state.db"))  # noqa: RUF009 - Path is immutable
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    shutdown_timeout_seconds: float = _opt(30.0, _non_negative)
+    health_file: Path = _opt(Path("/state/health.json"))  # noqa: RUF009 - Path is immutable
+    heartbeat_seconds: float = _opt(10.0, _positive)
+    health_max_age_seconds: float = _opt(60.0, _positive)
+    keboola_max_silence_seconds: float = _opt(900.0, _positive)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    file: Path = _opt(Path("/app/logs/keboola-sync.log"))  # noqa: RUF009 - Path is immutable
+    level: str = _opt("INFO", _log_level)
+    max_bytes: int = _opt(104857600, _at_least(1024))
+    # 0 would make RotatingFileHandler never rotate, i.e. an unbounded log: not allowed.
+    backup_count: int = _opt(5, _at_least(1, " (0 would never rotate the log)"))
+    format: str = _opt("text", _one_of("text", "json"))
+    console: bool = _opt(True)
+    progress_seconds: float = _opt(5.0, _positive)
+
+
+_SECTIONS: dict[str, type] = {
+    "keboola": KeboolaConfig,
+    "watch": WatchConfig,
+    "mapping": MappingConfig,
+    "csv": CsvConfig,
+    "upload": UploadConfig,
+    "retry": RetryConfig,
+    "state": StateConfig,
+    "daemon": DaemonConfig,
+    "logging": LoggingConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    keboola: KeboolaConfig = field(default_factory=KeboolaConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    csv: CsvConfig = field(default_factory=CsvConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    token: str | None = field(default=None, repr=False, compare=False)
+    source: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def require_token(self) -> str:
+        """The token, or a start-up error that tells the user where to put it."""
+        if not self.token or not self.token.strip():
+            raise ConfigError(
+                TOKEN_ENV,
+                f"{TOKEN_ENV} is not set. Put KBC_STORAGE_API_TOKEN=<your Storage API token> in .env"
+                " (Keboola: Project -> Settings -> API Tokens) or set it in the environment.",
+            )
+        return self.token
+
+
+def defaults() -> Config:
+    """Every key at its default, no token: handy for tests."""
+    return Config()
+
+
+# --- loading -----------------------------------------------------------------------------------------
+def load_config(
+    config_path: Path | None = None,
+    env_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    config_path_explicit: bool = False,
+) -> Config:
+    """Read, validate and freeze the configuration. Never mutates os.environ.
+
+    A missing config file is fine unless the user named it; a missing .env is always fine (the
+    variables may already be in the environment, which wins over .env).
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    warnings: list[str] = []
+
+    raw: dict[str, Any] = {}
+    source: Path | None = None
+    if config_path is not None:
+        if config_path.is_file():
+            raw = _read_yaml(config_path)
+            source = config_path
+            _warn_if_shared(config_path, warnings)
+        elif config_path.exists():
+            raise ConfigError(
+                str(config_path), f"{config_path} is not a file. Pass the path of a config.yaml."
+            )
+        elif config_path_explicit:
+            raise ConfigError(
+                str(config_path),
+                f"{config_path}: config file not found. Check --config, or copy config.yaml.example"
+                f" to {config_path}.",
+            )
+
+    merged_env = dict(_read_env_file(env_file, warnings))
+    merged_env.update({k: v for k, v in env.items() if k in (TOKEN_ENV, HOST_ENV)})
+
+    sections = {name: _build_section(name, cls, raw.pop(name, None)) for name, cls in _SECTIONS.items()}
+    if raw:
+        key = sorted(raw, key=str)[0]
+        raise ConfigError(str(key), f"{key}: unknown section. Allowed sections: {', '.join(_SECTIONS)}.")
+
+    host = (merged_env.get(HOST_ENV) or "").strip()
+    if host:
+        url = host if "://" in host else f"https://{host}"
+        allowed = _http_url(url)
+        if allowed is not None:
+            raise ConfigError(HOST_ENV, f"{HOST_ENV} is {host!r}; it must be {allowed}.")
+        sections["keboola"] = KeboolaConfig(**{**_as_dict(sections["keboola"]), "url": url.rstrip("/")})
+    else:
+        sections["keboola"] = KeboolaConfig(
+            **{**_as_dict(sections["keboola"]), "url": sections["keboola"].url.rstrip("/")}
+        )
+
+    token = (merged_env.get(TOKEN_ENV) or "").strip() or None
+    config = Config(**sections, token=token, source=source, warnings=tuple(warnings))
+    _check_outside_watch(config)
+    return config
+
+
+def check_writable_dir(path: Path, key: str) -> None:
+    """Create `path` if needed and prove we can write there; ConfigError naming key and path if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".keboola-sync-write-test-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            key,
+            f"{key}: cannot create or write to {path} ({reason}). Point {key} to a writable directory or"
+            " fix its permissions.",
+        ) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"{path}: cannot read it ({exc.strerror}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            str(path), f"{path}: YAML syntax error{where}: {problem}. Compare with config.yaml.example."
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            str(path), f"{path}: must be a mapping of sections (keboola:, watch:, ...), got {_kind(data)}."
+        )
+    return data
+
+
+def _read_env_file(env_file: Path | None, warnings: list[str]) -> dict[str, str]:
+    if env_file is None or not env_file.exists():
+        return {}
+    if not env_file.is_file():
+        raise ConfigError(
+            str(env_file), f"{env_file} is not a file. Pass the path of your .env with --env-file."
+        )
+    try:
+        with env_file.open(encoding="utf-8") as handle:
+            values = dotenv_values(stream=handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(env_file), f"{env_file}: cannot read it ({exc}).") from None
+    _warn_if_shared(env_file, warnings)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _warn_if_shared(path: Path, warnings: list[str]) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        warnings.append(
+            f"{path} is readable by other users (mode {mode:04o}); run chmod 600 {path}"
+        )
+
+
+def _build_section(section: str, cls: type, raw: Any) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(section, f"{section}: must be a mapping of keys, got {_kind(raw)} {_show(raw)}.")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = [k for k in raw if k not in known]
+    if unknown:
+        key = f"{section}.{unknown[0]}"
+        hint = ""
+        if "token" in str(unknown[0]).lower():
+            hint = f" The token never goes in config.yaml: put {TOKEN_ENV} in .env."
+        raise ConfigError(key, f"{key}: unknown key. Allowed keys in {section}: {', '.join(known)}.{hint}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{section}.{name}"
+        converted = _convert(key, hints[name], value, known[name].default)
+        check = known[name].metadata.get("check")
+        allowed = check(converted) if check else None
+        if allowed is not None:
+            raise ConfigError(key, f"{key} is {_show(value)}; it must be {allowed}.")
+        values[name] = converted
+    if cls is LoggingConfig and "level" in values:
+        values["level"] = values["level"].upper()
+    section_obj = cls(**values)
+    _check_cross_field(section, section_obj)
+    return section_obj
+
+
+def _convert(key: str, hint: Any, value: Any, default: Any) -> Any:
+    """Type-check one value; an int is fine for a float, a bool is never a number."""
+    example = f"e.g. {key.rsplit('.', 1)[-1]}: {_show_default(default)}"
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"{key} is {_show(value)}; it must be true or false ({example}).")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"{key} is {_show(value)}; it must be a whole number ({example}).")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(key, f"{key} is {_show(value)}; it must be a number ({example}).")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, f"{key} is {_show(value)}; it must be a text value ({example}).")
+    if hint is Path:
+        if isinstance(value, str) and value.strip():
+            path = Path(value).expanduser()
+            return path if path.is_absolute() else Path.cwd() / path
+        raise ConfigError(key, f"{key} is {_show(value)}; it must be a path ({example}).")
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(key, f"{key} is {_show(value)}; it must be a list of text values ({example}).")
+    raise AssertionError(f"no converter for {hint!r}")  # pragma: no cover - schema bug
+
+
+def _check_cross_field(section: str, obj: Any) -> None:
+    if isinstance(obj, RetryConfig) and obj.max_backoff_seconds < obj.initial_backoff_seconds:
+        raise ConfigError(
+            "retry.max_backoff_seconds",
+            f"retry.max_backoff_seconds is {obj.max_backoff_seconds:g}; it must be >= "
+            f"retry.initial_backoff_seconds ({obj.initial_backoff_seconds:g}).",
+        )
+    if isinstance(obj, DaemonConfig) and obj.health_max_age_seconds <= obj.heartbeat_seconds:
+        raise ConfigError(
+            "daemon.health_max_age_seconds",
+            f"daemon.health_max_age_seconds is {obj.health_max_age_seconds:g}; it must be greater than "
+            f"daemon.heartbeat_seconds ({obj.heartbeat_seconds:g}) or the daemon always looks unhealthy.",
+        )
+
+
+def _check_outside_watch(config: Config) -> None:
+    """We never write into the watched folder (architecture §2): refuse paths that would."""
+    watch = _resolved(config.watch.path)
+    for key, path in (
+        ("upload.spool_dir", config.upload.spool_dir),
+        ("state.path", config.state.path),
+        ("logging.file", config.logging.file),
+        ("daemon.health_file", config.daemon.health_file),
+    ):
+        resolved = _resolved(path)
+        if resolved == watch or watch in resolved.parents:
+            raise ConfigError(
+                key,
+                f"{key} is {str(path)!r}, inside watch.path ({config.watch.path}); keboola-sync never writes"
+                f" into the watched folder. Move {key} outside it.",
+            )
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve(strict=False)
+    except OSError:  # pragma: no cover - e.g. a symlink loop; compare the plain absolute path
+        return Path(os.path.abspath(path))
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a whole number",
+        float: "a number",
+        str: "a text value",
+        list: "a list",
+        dict: "a mapping",
+        types.NoneType: "an empty value",
+    }.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    """The bad value for an error message: short, and typed so `"5"` and `5` look different."""
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    if value is None:
+        text = "empty"
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return text
+
+
+def _show_default(default: Any) -> str:
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple):
+        return "[" + ", ".join(f'"{v}"' for v in default) + "]"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    if isinstance(default, Path):
+        return str(default)
+    return str(default)
