@@ -1,0 +1,176 @@
+"""Logging set-up: a rotating file and the console, text or JSON lines, and token redaction.
+
+Redaction sits in the formatter, i.e. on the finished line, because that is the only place that sees
+everything a line is made of: the message, its %-args, `extra=` fields and the rendered traceback of an
+exception (whose text may quote a URL or header holding the token). A filter on the record would miss
+the traceback text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from keboola_sync.config import LoggingConfig
+from keboola_sync.errors import ConfigError
+
+REDACTED = "***"
+MIN_SECRET_LENGTH = 4  # shorter strings would blank out ordinary words
+NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "watchdog", "werkzeug", "kbcstorage")
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_MARK = "_keboola_sync_handler"  # attribute that tells our handlers from anybody else's (pytest, ...)
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRS = frozenset(logging.LogRecord("x", logging.INFO, "x", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def add_secret(secret: str) -> None:
+    """Redact `secret` from every line formatted from now on, by every handler we installed."""
+    if secret and len(secret) >= MIN_SECRET_LENGTH:
+        with _secrets_lock:
+            _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by ***; longest first so overlaps vanish whole."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra=` fields of a record, in the order they were given."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-22 10:00:00,123 INFO keboola_sync.sync: message key=value`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Render the traceback ourselves so a cached exc_text from another handler is not reused.
+        saved = record.exc_text
+        record.exc_text = None
+        try:
+            line = logging.Formatter.format(self, _without_exc(record))
+            extras = extra_fields(record)
+            if extras:
+                line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
+            if record.exc_info:
+                line += "\n" + self.formatException(record.exc_info)
+            if record.stack_info:
+                line += "\n" + self.formatStack(record.stack_info)
+        finally:
+            record.exc_text = saved
+        return redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, the extra fields, exc_info as text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in extra_fields(record).items():
+            payload.setdefault(key, value)
+        if record.exc_info:
+            payload["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            payload["stack_info"] = self.formatStack(record.stack_info)
+        # Redact the values before encoding (a secret may contain characters JSON escapes) and the
+        # finished line after (a secret may hide inside a repr of an odd extra value).
+        return redact(json.dumps(_redact_tree(payload, redact), default=str, ensure_ascii=False))
+
+
+def setup_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
+    """Install our handlers on the root logger, replacing any we installed before (idempotent).
+
+    The root logger is used so warnings from libraries (kbcstorage, boto3) land in the same file.
+    """
+    for secret in secrets:
+        add_secret(secret)
+    formatter: logging.Formatter = JsonFormatter() if cfg.format == "json" else TextFormatter()
+    handlers: list[logging.Handler] = []
+    try:
+        cfg.file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            cfg.file, maxBytes=cfg.max_bytes, backupCount=cfg.backup_count, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(
+            "logging.file",
+            f"logging.file: cannot write the log file {cfg.file} ({exc.strerror or exc}). Point logging.file"
+            " to a writable directory or fix its permissions.",
+        ) from None
+    handlers.append(file_handler)
+    if cfg.console:
+        handlers.append(logging.StreamHandler(sys.stderr))
+
+    reset_logging()
+    root = logging.getLogger()
+    level = logging.getLevelName(cfg.level.upper())
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    root.setLevel(level)
+    noisy_level = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(noisy_level)
+
+
+def reset_logging() -> None:
+    """Remove and close the handlers setup_logging installed (for tests and a clean shutdown)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _MARK, False):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _without_exc(record: logging.LogRecord) -> logging.LogRecord:
+    if not record.exc_info and not record.stack_info:
+        return record
+    clone = logging.makeLogRecord(record.__dict__)
+    clone.exc_info = None
+    clone.exc_text = None
+    clone.stack_info = None
+    return clone
+
+
+def _text_value(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if not text or any(c.isspace() or c in '"=' for c in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _redact_tree(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _redact_tree(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_tree(v, fn) for v in value]
+    return value
