@@ -1,0 +1,79 @@
+"""Fixtures for the container tests: a real Docker engine, the image built once per session from the repo.
+
+The engine comes from ../shared/docker/make-base-image.sh (issue 6). If it cannot start, or the image does
+not build, every Docker test FAILS with the reason: a machine without Docker must not look green.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+if str(TESTS) not in sys.path:  # `support.*` lives in tests/, like the other suites import it
+    sys.path.insert(0, str(TESTS))
+
+MAKE_BASE_IMAGE = REPO.parent / "shared" / "docker" / "make-base-image.sh"
+IMAGE = "keboola-sync:test"
+CONTAINER_UID = 10001  # the Dockerfile's `keboola` user
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI; on failure the assertion message carries its stderr."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def report(request: pytest.FixtureRequest, line: str) -> None:
+    """Print past pytest's capture: the image size and build time belong in the CI log."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+    with ctx:
+        sys.stderr.write(f"\n[docker] {line}\n")
+        sys.stderr.flush()
+
+
+@pytest.fixture(scope="session")
+def docker_engine(request: pytest.FixtureRequest) -> None:
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(["bash", str(MAKE_BASE_IMAGE)], capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"{MAKE_BASE_IMAGE} could not run: {exc}. The Docker tests need a Docker engine.")
+    if proc.returncode != 0:
+        pytest.fail(f"{MAKE_BASE_IMAGE} exited {proc.returncode}; no Docker engine, so the Docker tests fail "
+                    f"(they never skip). Its output:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    report(request, f"engine ready in {time.monotonic() - started:.1f} s ({proc.stdout.strip().splitlines()[-1]})")
+
+
+@pytest.fixture(scope="session")
+def image(docker_engine: None, request: pytest.FixtureRequest) -> str:
+    """Build the image from the repository exactly as CI and a user would (no build args)."""
+    started = time.monotonic()
+    proc = subprocess.run(["docker", "build", "--network", "host", "--tag", IMAGE, str(REPO)],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"docker build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
+    base = int(docker("image", "inspect", "--format", "{{.Size}}", "python:3.12-slim").stdout.strip())
+    report(request, f"image {IMAGE} built in {time.monotonic() - started:.1f} s: {size / 1e6:.0f} MB "
+                    f"({(size - base) / 1e6:.0f} MB on top of the {base / 1e6:.0f} MB base image)")
+    return IMAGE
+
+
+@pytest.fixture
+def container_names() -> Iterator[list[str]]:
+    """Names of containers a test starts; removed afterwards whatever happened."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        subprocess.run(["docker", "rm", "--force", "--volumes", name], capture_output=True, timeout=60)
