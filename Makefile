@@ -1,0 +1,33 @@
+# Two commands do everything (README): `make run` (the daemon, in Docker) and `make test` (set up + all tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test lint run demo bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed  ## virtual environment with the daemon, the emulator and the test tools
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks scripts
+
+test: lint  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker
+	$(BIN)/pytest -q -p no:cacheprovider
+
+run:  ## the daemon in Docker on WATCH_DIR, with your token from .env
+	@test -f .env || { cp .env.example .env; echo "Created .env: put your KBC_STORAGE_API_TOKEN in it, then run 'make run' again."; exit 1; }
+	docker compose up --build
+
+demo: setup  ## no Keboola account needed: the emulator and the daemon on ./data
+	$(BIN)/python scripts/demo.py
+
+bench: setup  ## speed and memory benchmarks; prints a table
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,5 @@
+"""`python -m keboola_sync` = the `keboola-sync` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The product, end to end: real files, the real watchdog observer, the real kbcstorage client and the
+emulator over HTTP (issue 3)."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+from support.daemon import csv_rows, table_rows, wait_table
+from support.emulator import wait_for
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def test_folder_becomes_bucket_and_csv_becomes_table(daemon_factory, emulator):
+    folder = f"sales{uid()}"
+    daemon = daemon_factory()
+    (daemon.watch / folder).mkdir()
+    daemon.start()
+    client = emulator.client()
+    wait_for(lambda: any(b["id"] == f"in.c-{folder}" for b in client.buckets.list()), timeout=20,
+             message="bucket created for an empty folder")
+
+    daemon.write(f"{folder}/orders.csv", "id,amount\n1,10\n2,20\n")
+    wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount"], ["1", "10"], ["2", "20"]])
+    log = daemon.wait_log(f"created {folder}/orders.csv -> in.c-{folder}.orders")
+    assert "2 rows" in log
+
+    # A change is a FULL load: the old rows are gone.
+    daemon.write(f"{folder}/orders.csv", "id,amount\n3,30\n")
+    wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount"], ["3", "30"]])
+    daemon.wait_log(f"loaded {folder}/orders.csv -> in.c-{folder}.orders")
+    jobs = emulator.stats()["jobs"]
+    assert jobs.get("tableImport", 0) >= 1
+
+    assert daemon.stop() == 0, daemon.log()[-3000:]
+    assert "stopped" in daemon.log()
+
+
+def test_dialects_bom_and_quoted_newlines(daemon_factory, emulator):
+    folder = f"dialects{uid()}"
+    daemon = daemon_factory()
+    files = {
+        "comma.csv": ("id,name\n1,Alice\n2,Bob\n", ","),
+        "semicolon.csv": ("id;name\n1;Alice\n2;Bob\n", ";"),
+        "tab.csv": ("id\tname\n1\tAlice\n2\tBob\n", "\t"),
+        "pipe.csv": ("id|name\n1|Alice\n2|Bob\n", "|"),
+        "quoted.csv": ('id,note\n1,"line one\nline two"\n2,"has ""quotes"", and a comma"\n', ","),
+        "crlf.csv": ("id,name\r\n1,Alice\r\n2,Bob\r\n", ","),
+    }
+    for name, (text, _) in files.items():
+        daemon.write(f"{folder}/{name}", text)
+    daemon.write(f"{folder}/bom.csv", b"\xef\xbb\xbfid,name\n1,Zo\xc3\xab\n")
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 0, daemon.log()[-3000:]
+    for name, (text, delimiter) in files.items():
+        table = f"in.c-{folder}.{name.removesuffix('.csv')}"
+        assert table_rows(emulator, table) == csv_rows(text.replace("\r\n", "\n"), delimiter), name
+    assert table_rows(emulator, f"in.c-{folder}.bom") == [["id", "name"], ["1", "Zoë"]]
+
+
+def test_header_change_is_skipped_and_nothing_remote_changes(daemon_factory, emulator):
+    folder = f"hdr{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/people.csv", "id,name\n1,Alice\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    table = f"in.c-{folder}.people"
+    imports_before = emulator.stats()["jobs"].get("tableImport", 0)
+
+    daemon.write(f"{folder}/people.csv", "id,full_name\n2,Bob\n")
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 1
+    log = daemon.log()
+    line = next(ln for ln in log.splitlines() if "skipped" in ln and "people.csv" in ln)
+    assert "missing columns: name" in line and "new columns: full_name" in line
+    assert table_rows(emulator, table) == [["id", "name"], ["1", "Alice"]]
+    assert emulator.stats()["jobs"].get("tableImport", 0) == imports_before
+
+    status = daemon.run("status")
+    assert status.returncode == 0
+    row = next(ln for ln in status.stdout.splitlines() if "people.csv" in ln)
+    assert "skipped" in row and table in row
+
+    # Same columns in another order load fine (Keboola matches by name).
+    daemon.write(f"{folder}/people.csv", "name,id\nCarol,3\n")
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
+    assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
+
+
+def test_non_utf8_is_skipped_while_the_others_load(daemon_factory, emulator):
+    folder = f"enc{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/latin1.csv", "id,city\n1,Zürich\n".encode("latin-1"))
+    daemon.write(f"{folder}/good.csv", "id,city\n1,Praha\n")
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 1
+    assert table_rows(emulator, f"in.c-{folder}.good") == [["id", "city"], ["1", "Praha"]]
+    assert table_rows(emulator, f"in.c-{folder}.latin1") is None
+    lines = [ln for ln in daemon.log().splitlines() if "latin1.csv" in ln and "skipped" in ln]
+    assert len(lines) == 1, lines
+    assert "UTF-8" in lines[0]
+
+    # Fixed -> picked up again.
+    daemon.write(f"{folder}/latin1.csv", "id,city\n1,Zürich\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    assert table_rows(emulator, f"in.c-{folder}.latin1") == [["id", "city"], ["1", "Zürich"]]
+
+
+def test_large_file_is_gzipped_for_upload(daemon_factory, emulator):
+    folder = f"big{uid()}"
+    daemon = daemon_factory({"upload": {"gzip_threshold_mb": 0.01}})
+    rows = [["id", "text"]] + [[str(i), f"row number {i} " + "x" * 40] for i in range(2000)]
+    daemon.write(f"{folder}/large.csv", "".join(f"{a},{b}\n" for a, b in rows))
+    daemon.write(f"{folder}/small.csv", "id\n1\n")
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
+    client = emulator.client()
+    names = [f["name"] for f in client.files.list(limit=100) if "keboola-sync" in f.get("tags", [])]
+    assert any(n.startswith("large") and n.endswith(".csv.gz") for n in names), names
+    assert any(n.startswith("small") and n.endswith(".csv") for n in names), names
+    table = client.tables.detail(f"in.c-{folder}.large")
+    assert table["rowsCount"] == 2000
+    assert "gzip" in next(ln for ln in daemon.log().splitlines() if "large.csv ->" in ln)
+
+
+def test_restart_does_not_reload_unchanged_files(daemon_factory, emulator):
+    folder = f"restart{uid()}"
+    daemon = daemon_factory()
+    for i in range(5):
+        daemon.write(f"{folder}/t{i}.csv", f"id\n{i}\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    prepared = emulator.stats()["files_prepared"]
+
+    # A touch without a change is not a change either.
+    path = daemon.watch / folder / "t0.csv"
+    path.write_bytes(path.read_bytes())
+    daemon.start()
+    daemon.wait_log("watching with")
+    wait_for(lambda: daemon.health_file.exists(), timeout=20)
+    daemon.write(f"{folder}/marker.csv", "id\n9\n")
+    wait_table(emulator, f"in.c-{folder}.marker", [["id"], ["9"]])
+    assert emulator.stats()["files_prepared"] == prepared + 1  # only the new file
+    assert daemon.stop(signal.SIGINT) == 0

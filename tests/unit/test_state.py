@@ -1,0 +1,68 @@
+"""The ledger on a real SQLite file: migrations, the life of a row, and a database from the future."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from keboola_sync.csvfile import Fingerprint
+from keboola_sync.errors import ConfigError
+from keboola_sync.state import SCHEMA_VERSION, Ledger
+
+FP = Fingerprint(size=10, mtime_ns=123, inode=7)
+
+
+def test_a_load_moves_from_uploaded_to_in_flight_to_synced(tmp_path):
+    ledger = Ledger(tmp_path / "s.db")
+    ledger.record_uploaded("a/b.csv", "in.c-a.b", FP, "h1", ("id",), file_id=42, kind="create")
+    ledger.record_job_started("a/b.csv", 9)
+    row = ledger.get("a/b.csv")
+    assert row is not None and row.in_flight and row.file_id == 42 and row.pending == FP
+    assert [r.path for r in ledger.in_flight()] == ["a/b.csv"]
+
+    ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), rows=3, nbytes=10, seconds=0.5)
+    row = ledger.get("a/b.csv")
+    assert row is not None
+    assert (row.state, row.seen, row.sha256, row.columns, row.rows, row.job_id) == (
+        "synced", FP, "h1", ("id",), 3, None)
+    assert ledger.in_flight() == []
+    assert ledger.owner_of_table("in.c-a.b") == "a/b.csv"
+    ledger.close()
+
+    reopened = Ledger(tmp_path / "s.db")
+    assert reopened.get("a/b.csv") == row
+    assert reopened.integrity_ok()
+
+
+def test_skipped_and_failed_rows_keep_the_error_and_the_version_judged(tmp_path):
+    ledger = Ledger(tmp_path / "s.db")
+    ledger.record_skipped("x/y.csv", None, FP, None, "x/y.csv: not UTF-8. Save it as UTF-8")
+    row = ledger.get("x/y.csv")
+    assert row is not None and (row.state, row.seen, row.error) == ("skipped", FP, "x/y.csv: not UTF-8. Save it as UTF-8")
+    ledger.record_failed("x/y.csv", "in.c-x.y", FP, "h", "HTTP 503", retry_at=100.0)
+    row = ledger.get("x/y.csv")
+    assert row is not None and (row.state, row.attempts, row.next_retry_at) == ("failed", 1, 100.0)
+
+
+def test_forgetting_a_table_makes_its_files_load_again(tmp_path):
+    ledger = Ledger(tmp_path / "s.db")
+    ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), 1, 1, 0.1)
+    ledger.forget_table("in.c-a.b")
+    row = ledger.get("a/b.csv")
+    assert row is not None and row.seen is None and row.state == "pending"
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    Ledger(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(ConfigError) as info:
+        Ledger(path)
+    assert info.value.key == "state.path" and "newer" in str(info.value)
+
+
+def test_readonly_ledger_of_a_missing_file_is_empty_and_creates_nothing(tmp_path):
+    ledger = Ledger(tmp_path / "none" / "s.db", readonly=True)
+    assert ledger.all() == []
+    assert not (tmp_path / "none").exists()
