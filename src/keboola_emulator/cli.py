@@ -1,0 +1,105 @@
+"""`keboola-emulator`: parse flags, start both servers, print the READY line, run until SIGTERM.
+
+The READY line is a fixed interface (architecture.md §1): exactly
+`READY api=http://127.0.0.1:P s3=http://127.0.0.1:Q`, flushed, once both ports listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from keboola_emulator.faults import FaultSettings
+
+DESCRIPTION = """\
+A local emulator of the Keboola Storage API (/v2/storage/...) plus S3-compatible file storage
+(moto) on a second port. Point kbcstorage at the API URL and set AWS_ENDPOINT_URL_S3 to the
+S3 URL. Prints `READY api=... s3=...` on stdout when both listen; stops on SIGTERM/SIGINT.
+
+Fault flags (also at run time: GET/POST /_emulator/faults, POST /_emulator/faults/reset;
+counters at GET /_emulator/stats). Faults apply to /v2/storage requests only, never to
+/_emulator/*.
+"""
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="keboola-emulator", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (0 = pick a free one)")
+    p.add_argument("--s3-port", type=int, default=0, help="S3 port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--token", default="local-dev-token",
+                   help="the accepted master token (default: local-dev-token); others get 401")
+    p.add_argument("--readonly-token", default=None,
+                   help="also accept this token with read-only rights (canManageBuckets=false, writes -> 403)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="keep buckets, tables, files, jobs and S3 objects here across restarts "
+                        "(default: a temporary directory removed at exit)")
+    p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
+    p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
+    f = p.add_argument_group("faults")
+    f.add_argument("--fail-rate", type=_rate, default=0.0,
+                   help="fraction R of API requests answered 500, 502 or 503 (503 = maintenance, Retry-After)")
+    f.add_argument("--rate-limit-rate", type=_rate, default=0.0,
+                   help="fraction R of API requests answered 429 with Retry-After: 1")
+    f.add_argument("--drop-rate", type=_rate, default=0.0,
+                   help="fraction R of API requests whose connection is closed without any response")
+    f.add_argument("--latency-ms", type=_non_negative, default=0,
+                   help="add N milliseconds before every API request is handled")
+    f.add_argument("--job-seconds", type=_non_negative, default=0.0,
+                   help="every job lasts at least N seconds (stays `processing`)")
+    f.add_argument("--fail-jobs", type=_rate, default=0.0,
+                   help="fraction R of jobs end in `error` with code storage.jobs.internalError")
+    f.add_argument("--s3-bandwidth-mbps", type=_non_negative, default=0.0,
+                   help="cap total S3 upload throughput at N megabits/s (0 = unlimited)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
+
+    faults = FaultSettings(fail_rate=args.fail_rate, rate_limit_rate=args.rate_limit_rate,
+                           drop_rate=args.drop_rate, latency_ms=int(args.latency_ms),
+                           job_seconds=args.job_seconds, fail_jobs=args.fail_jobs,
+                           s3_bandwidth_mbps=args.s3_bandwidth_mbps)
+    server = EmulatorServer(Options(port=args.port, s3_port=args.s3_port, token=args.token,
+                                    readonly_token=args.readonly_token, data_dir=args.data_dir,
+                                    faults=faults, seed=args.seed))
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    server.start()
+    print(f"READY api={server.api_url} s3={server.s3_url}", flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""Fault injection and counters: the knobs reliability tests and benchmarks turn.
+
+Faults never apply to `/_emulator/*` (the control plane) — a test must always be able to turn
+them off again. The knobs are read on every request, so a POST to `/_emulator/faults` takes
+effect at once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from typing import Any, BinaryIO
+
+# Chosen for injected job failures; the real service's code for a transient internal job
+# error is UNCONFIRMED (keboola-storage-api.md has none) — documented in docs/emulator.md.
+JOB_FAILURE_CODE = "storage.jobs.internalError"
+JOB_FAILURE_MESSAGE = (
+    "Internal error occurred while processing the job. Please try again. (injected by keboola-emulator)"
+)
+
+
+@dataclass
+class FaultSettings:
+    fail_rate: float = 0.0  # fraction of /v2/storage requests answered 500/502/503
+    rate_limit_rate: float = 0.0  # fraction answered 429 + Retry-After: 1
+    drop_rate: float = 0.0  # fraction whose connection is closed without a response
+    latency_ms: int = 0  # delay added before every API request is handled
+    job_seconds: float = 0.0  # minimum duration of every job
+    fail_jobs: float = 0.0  # fraction of jobs that end in `error` with JOB_FAILURE_CODE
+    s3_bandwidth_mbps: float = 0.0  # cap on S3 upload throughput, megabits/s; 0 = unlimited
+
+    def validate(self) -> None:
+        for name in ("fail_rate", "rate_limit_rate", "drop_rate", "fail_jobs"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        for name in ("latency_ms", "job_seconds", "s3_bandwidth_mbps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+
+
+_FIELD_TYPES = {f.name: (int if f.type == "int" else float) for f in fields(FaultSettings)}
+
+
+class Faults:
+    """Thread-safe holder of the current FaultSettings plus the random draws that use them."""
+
+    def __init__(self, initial: FaultSettings, seed: int | None = None) -> None:
+        initial.validate()
+        self._initial = FaultSettings(**asdict(initial))
+        self._current = FaultSettings(**asdict(initial))
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self.bandwidth = TokenBucket(lambda: self.current().s3_bandwidth_mbps)
+
+    def current(self) -> FaultSettings:
+        with self._lock:
+            return FaultSettings(**asdict(self._current))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self.current())
+
+    def merge(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """POST /_emulator/faults: unknown keys and bad values are rejected, nothing half-applied."""
+        unknown = sorted(set(changes) - set(_FIELD_TYPES))
+        if unknown:
+            raise ValueError(f"unknown fault keys {unknown}; known: {sorted(_FIELD_TYPES)}")
+        with self._lock:
+            candidate = asdict(self._current)
+            for key, value in changes.items():
+                try:
+                    candidate[key] = _FIELD_TYPES[key](value)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{key} must be a number, got {value!r}") from exc
+            settings = FaultSettings(**candidate)
+            settings.validate()
+            self._current = settings
+            return asdict(settings)
+
+    def reset(self) -> dict[str, Any]:
+        """Back to no faults at all (not to the CLI flags): tests expect a clean slate."""
+        with self._lock:
+            self._current = FaultSettings()
+            return asdict(self._current)
+
+    def draw(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < rate
+
+    def choice(self, options: tuple[int, ...]) -> int:
+        with self._lock:
+            return self._random.choice(options)
+
+
+class TokenBucket:
+    """A global byte-rate limiter shared by all S3 uploads (the cap is for the whole emulator)."""
+
+    def __init__(self, rate_mbps: Any) -> None:
+        self._rate_mbps = rate_mbps
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._last = time.monotonic()
+
+    def consume(self, nbytes: int) -> None:
+        mbps = self._rate_mbps()
+        if mbps <= 0 or nbytes <= 0:
+            return
+        rate = mbps * 125_000.0  # megabits/s -> bytes/s
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(rate * 0.25, self._tokens + (now - self._last) * rate)
+            self._last = now
+            self._tokens -= nbytes
+            wait = -self._tokens / rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)  # throttling an upload is the point of this knob
+
+
+class ThrottledInput:
+    """Wraps a WSGI input stream: counts the bytes read and enforces the bandwidth cap."""
+
+    def __init__(self, stream: BinaryIO, bucket: TokenBucket, on_bytes: Any) -> None:
+        self._stream = stream
+        self._bucket = bucket
+        self._on_bytes = on_bytes
+
+    def _account(self, data: bytes) -> bytes:
+        if data:
+            self._on_bytes(len(data))
+            self._bucket.consume(len(data))
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            out = bytearray()
+            while chunk := self.read(1 << 20):
+                out += chunk
+            return bytes(out)
+        return self._account(self._stream.read(min(size, 1 << 20)))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._account(self._stream.readline(size))
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.readline, b"")
+
+
+class Stats:
+    """Counters tests assert on (GET /_emulator/stats)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.jobs: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        self.files_prepared = 0
+        self.s3_put_bytes = 0
+        self.s3_requests: Counter[str] = Counter()
+
+    def count_request(self, key: str) -> None:
+        with self._lock:
+            self.requests[key] += 1
+
+    def count_job(self, operation: str) -> None:
+        with self._lock:
+            self.jobs[operation] += 1
+
+    def count_fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults_injected[kind] += 1
+
+    def count_file_prepared(self) -> None:
+        with self._lock:
+            self.files_prepared += 1
+
+    def count_s3(self, method: str) -> None:
+        with self._lock:
+            self.s3_requests[method] += 1
+
+    def add_s3_bytes(self, n: int) -> None:
+        with self._lock:
+            self.s3_put_bytes += n
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": dict(self.requests),
+                "jobs": dict(self.jobs),
+                "files_prepared": self.files_prepared,
+                "s3_put_bytes": self.s3_put_bytes,
+                "s3_requests": dict(self.s3_requests),
+                "faults_injected": dict(self.faults_injected),
+            }

@@ -1,0 +1,338 @@
+"""What each job does: create a table from a file, import, export, drop a table or a bucket.
+
+Registered with the JobRunner; a failure raises JobError with the real code (§4.2, §4.5.2, §5.2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from keboola_emulator import model
+from keboola_emulator.context import Context
+from keboola_emulator.csvimport import CsvStream, Dialect, decompressed, is_gzip_name, sanitize_header
+from keboola_emulator.errors import JobError
+from keboola_emulator.s3 import FILES_BUCKET
+from keboola_emulator.views import bucket_json, table_json
+
+COLUMNS_NOT_MATCH = "csvImport.columnsNotMatch"
+
+
+def register(ctx: Context) -> None:
+    ctx.jobs.register("tableCreate", lambda job: create_table(ctx, job))
+    ctx.jobs.register("tableImport", lambda job: import_table(ctx, job))
+    ctx.jobs.register("tableExport", lambda job: export_table(ctx, job))
+    ctx.jobs.register("tableDrop", lambda job: drop_table(ctx, job))
+    ctx.jobs.register("bucketDelete", lambda job: delete_bucket(ctx, job))
+
+
+# -- sources ---------------------------------------------------------------------------------------
+class Source:
+    """The bytes of a Storage file as one or more decompressed streams (slices, §5.2)."""
+
+    def __init__(self, ctx: Context, file_id: Any) -> None:
+        try:
+            fid = int(file_id)
+        except (TypeError, ValueError):
+            fid = -1
+        f = ctx.store.get_file(fid)
+        if f is None:
+            raise JobError("storage.files.notFound", f"File {file_id} not found.")
+        self.file = f
+        self._ctx = ctx
+        self.in_bytes = 0
+        self.compressed = False
+        if f["is_sliced"]:
+            self._slices = self._manifest_slices()
+        else:
+            size = ctx.s3.object_size(f["s3_key"])
+            if size is None:
+                raise JobError("storage.fileNotUploaded",
+                               f"File {f['id']} ({f['name']}) was not uploaded. Upload its content to the "
+                               "file storage before you use it for a table load.")
+            self._slices = [(f["s3_key"], f["name"])]
+
+    def _manifest_slices(self) -> list[tuple[str, str]]:
+        manifest_key = self.file["s3_key"] + "manifest"
+        reader = self._ctx.s3.open_object(manifest_key)
+        if reader is None:
+            raise JobError("storage.manifestFileMissing",
+                           f"Manifest file {manifest_key} of sliced file {self.file['id']} not found.")
+        with reader:
+            try:
+                entries = json.loads(reader.read().decode("utf-8"))["entries"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JobError("storage.manifestFileMissing", f"Invalid manifest {manifest_key}: {exc}") from exc
+        slices = []
+        prefix = f"s3://{FILES_BUCKET}/"
+        for entry in entries:
+            url = str(entry.get("url", ""))
+            key = url[len(prefix):] if url.startswith(prefix) else None
+            if key is None or self._ctx.s3.object_size(key) is None:
+                raise JobError("storage.importFileMissing", f"Load error: file {url} referenced in manifest "
+                               f"of file {self.file['id']} does not exist.")
+            slices.append((key, key.rsplit("/", 1)[-1]))
+        return slices
+
+    def streams(self, stack: ExitStack) -> Iterator[BinaryIO]:
+        for key, name in self._slices:
+            raw = self._ctx.s3.open_object(key)
+            if raw is None:
+                raise JobError("storage.importFileMissing", f"Load error: file {key} does not exist.")
+            stack.enter_context(raw)
+            self.in_bytes += self._ctx.s3.object_size(key) or 0
+            self.compressed = self.compressed or is_gzip_name(name)
+            yield stack.enter_context(closing(decompressed(raw, name)))  # type: ignore[arg-type]
+
+    def metrics(self) -> dict[str, Any]:
+        """§4.5 job metrics: inCompressed by the .gz name, inBytes = uploaded size."""
+        return {"inCompressed": self.compressed, "inBytes": self.in_bytes,
+                "inBytesUncompressed": 0 if self.compressed else self.in_bytes}
+
+
+def _rows_of(streams: Iterator[BinaryIO], dialect: Dialect, header_given: list[str] | None,
+             width_holder: list[int]) -> tuple[list[str] | None, Iterator[list[str]]]:
+    """Header from `header_given` or the first record of the first stream; rows from all streams.
+
+    Slices after the first carry no header (§5.2: slices are parts of one headerless export).
+    """
+    first = next(streams, None)
+    if first is None:
+        return header_given, iter(())
+    stream = CsvStream(first, dialect)
+    header = header_given if header_given is not None else stream.header()
+
+    def rows() -> Iterator[list[str]]:
+        width = width_holder[0]
+        yield from stream.rows(width)
+        for more in streams:
+            yield from CsvStream(more, dialect).rows(width)
+
+    return header, rows()
+
+
+def _dialect(params: dict[str, Any]) -> Dialect:
+    return Dialect(params.get("delimiter", ","), params.get("enclosure", '"'), params.get("escapedBy", ""))
+
+
+# -- tableCreate -----------------------------------------------------------------------------------
+def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = job["operation_params"]["params"]
+    bucket_id, name = params["_bucketId"], params["name"]
+    table_id = f"{bucket_id}.{name}"
+    bucket = ctx.store.get_bucket(bucket_id)
+    if bucket is None:
+        raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
+    if ctx.store.get_table(table_id) is not None:
+        raise JobError("storage.buckets.tableAlreadyExists",
+                       f'The table "{name}" in the bucket already has the same display name "{name}".')
+    source = Source(ctx, job["operation_params"]["source"]["fileId"])
+    dialect = _dialect(params)
+    with ExitStack() as stack:
+        width = [0]
+        header, rows = _rows_of(source.streams(stack), dialect, params.get("columns") or None, width)
+        if not header:
+            raise JobError("storage.tables.validation.noColumns",
+                           "No columns found in the CSV file. The first row must be a header.")
+        columns = sanitize_header(header)
+        width[0] = len(columns)
+        pk = list(params.get("primaryKey") or [])
+        bad = [c for c in pk if c not in columns]
+        if bad:
+            raise JobError("storage.tables.validation.invalidPrimaryKeyColumns",
+                           f"Primary key columns {', '.join(bad)} are not present in the table columns "
+                           f"({', '.join(columns)}).")
+        # the data file is built first; the catalog row appears only when the load succeeded
+        with ctx.store.write() as c:
+            data_file = ctx.store.next_data_file(c)
+        path = ctx.store.root / "tables" / data_file
+        try:
+            with closing(model.open_data(path)) as conn:
+                conn.execute("BEGIN")
+                model.create_data_table(conn, len(columns), [columns.index(p) for p in pk])
+                n = model.load_rows(conn, old_width=len(columns), new_width=len(columns),
+                                    target_indexes=list(range(len(columns))), rows=rows, full=True,
+                                    has_pk=bool(pk))
+                rows_count = model.count_rows(conn) if pk else n
+                conn.execute("COMMIT")
+        except BaseException:
+            _remove(path)
+            raise
+    when = model.now()
+    table = {"id": table_id, "bucket_id": bucket_id, "name": name, "display_name": name, "columns": columns,
+             "primary_key": pk, "created": when, "last_import_date": when, "last_change_date": when,
+             "rows_count": rows_count, "data_size_bytes": model.file_size(path), "data_file": data_file}
+    with ctx.store.write() as c:
+        if c.execute("SELECT 1 FROM tables WHERE id = ?", (table_id,)).fetchone():
+            _remove(path)
+            raise JobError("storage.buckets.tableAlreadyExists",
+                           f'The table "{name}" in the bucket already has the same display name "{name}".')
+        if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
+            _remove(path)
+            raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
+        ctx.store.insert_table(c, table)
+        c.execute("UPDATE buckets SET last_change_date = ? WHERE id = ?", (when, bucket_id))
+    stored = ctx.store.get_table(table_id)
+    assert stored is not None
+    fresh_bucket = ctx.store.get_bucket(bucket_id) or bucket
+    # §4.2: job results = the new table (kbcstorage reads results.id)
+    return table_json(stored, ctx.api_url, bucket=bucket_json(fresh_bucket, ctx.api_url)), source.metrics()
+
+
+# -- tableImport -----------------------------------------------------------------------------------
+def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    params = job["operation_params"]["params"]
+    table_id = job["table_id"]
+    table = ctx.store.get_table(table_id)
+    if table is None:
+        raise JobError("storage.tables.notFound", f'The table "{table_id}" was not found.')
+    source = Source(ctx, job["operation_params"]["source"]["fileId"])
+    dialect = _dialect(params)
+    expected: list[str] = table["columns"]
+    given = params.get("columns") or None
+    if given is None and params.get("withoutHeaders"):
+        given = list(expected)
+    incremental = bool(params.get("incremental"))
+    with ExitStack() as stack:
+        width = [0]
+        header, rows = _rows_of(source.streams(stack), dialect, given, width)
+        file_columns = sanitize_header(header) if header else []
+        missing = [c for c in expected if c not in file_columns]  # case-sensitive, as Snowflake (§4.5.2)
+        if missing:
+            raise JobError(
+                COLUMNS_NOT_MATCH,
+                f"Some columns are missing in the csv file. Missing columns: {','.join(missing)}. Expected "
+                f"columns: {','.join(expected)}. Please check if the expected delimiter "
+                f'"{dialect.delimiter}" is used in the csv file.',
+                results={"missingColumns": missing, "expectedColumns": expected},
+            )
+        extra = [c for c in file_columns if c not in expected]
+        clash = [c for c in extra if c.lower() in {e.lower() for e in expected}]
+        if clash:
+            raise JobError(COLUMNS_NOT_MATCH, f"Columns {', '.join(clash)} differ from existing table columns "
+                           "only in letter case.", results={"missingColumns": [], "expectedColumns": expected})
+        new_columns = expected + extra  # §4.5.1: new columns are appended at the end
+        width[0] = len(file_columns)
+        path = ctx.store.data_path(table)
+        with closing(model.open_data(path)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
+                                    target_indexes=[new_columns.index(c) for c in file_columns], rows=rows,
+                                    full=not incremental, has_pk=bool(table["primary_key"]))
+                rows_count = n if not incremental and not table["primary_key"] else model.count_rows(conn)
+                conn.execute("COMMIT")  # §4.5.1: a failed full load leaves the old rows (transaction)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    when = model.now()
+    size = model.file_size(path)
+    ctx.store.update_table_after_load(table_id, new_columns, rows_count, size, when)
+    results = {  # §4.5 success results
+        "importedColumns": file_columns,
+        "warnings": [],
+        "transaction": None,
+        "totalRowsCount": rows_count,
+        "totalDataSizeBytes": size,
+        "importedRowsCount": n,
+    }
+    return results, source.metrics()
+
+
+# -- tableExport -----------------------------------------------------------------------------------
+def export_table(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
+    """Writes an RFC CSV without header (§4.6 output dialect) as a sliced file with one slice, like
+    Snowflake exports; kbcstorage's export_to_file adds the header itself."""
+    params = job["operation_params"]["params"]
+    table = ctx.store.get_table(job["table_id"])
+    if table is None:
+        raise JobError("storage.tables.notFound", f'The table "{job["table_id"]}" was not found.')
+    columns = params.get("columns") or table["columns"]
+    unknown = [c for c in columns if c not in table["columns"]]
+    if unknown:
+        raise JobError("storage.tables.validation", f"Columns {', '.join(unknown)} not found in the table.")
+    indexes = [table["columns"].index(c) for c in columns]
+    gz = bool(params.get("gzip"))
+    file_row = ctx.store.insert_file({
+        "name": f"{table['id']}.csv" + (".gz" if gz else ""), "created": model.now(), "size_bytes": None,
+        "tags": ["table-export"], "is_public": 0, "is_sliced": 1, "is_encrypted": 1, "is_permanent": 0,
+        "content_type": None, "run_id": job["run_id"], "creator_token_id": job["creator_token_id"],
+        "key_template": f"exp-15/{_project()}/table-exports/{table['id'].replace('.', '/')}/{{id}}/",
+    })
+    slice_name = f"{file_row['id']}_{table['name']}.part0000.csv" + (".gz" if gz else "")
+    slice_key = file_row["s3_key"] + slice_name
+    where = _where(params, table)
+    fd, tmp = tempfile.mkstemp(prefix="keboola-emulator-export-")
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as raw, ExitStack() as stack:
+            out: BinaryIO = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb")) if gz else raw
+            buf = bytearray()
+            for row in model.select_rows(ctx.store.data_path(table), indexes, where, params.get("limit")):
+                buf += (",".join('"' + v.replace('"', '""') + '"' for v in row) + "\n").encode("utf-8")
+                if len(buf) > 1 << 20:
+                    out.write(buf)
+                    buf.clear()
+            out.write(buf)
+        size = ctx.s3.put_object_from_file(slice_key, Path(tmp))
+    finally:
+        _remove(Path(tmp))
+    manifest = {"entries": [{"url": f"s3://{FILES_BUCKET}/{slice_key}", "mandatory": True}]}
+    ctx.s3.put_bytes(file_row["s3_key"] + "manifest", json.dumps(manifest).encode())
+    ctx.store.set_file_size(file_row["id"], size)
+    return {"file": {"id": file_row["id"]}, "cacheHit": False}
+
+
+def _where(params: dict[str, Any], table: dict[str, Any]) -> tuple[int, str, list[str]] | None:
+    column = params.get("whereColumn")
+    if not column:
+        return None
+    if column not in table["columns"]:
+        raise JobError("storage.tables.validation", f"Column {column} not found in the table.")
+    return table["columns"].index(column), params.get("whereOperator") or "eq", list(params.get("whereValues") or [])
+
+
+def _project() -> int:
+    from keboola_emulator.tokens import PROJECT_ID
+
+    return PROJECT_ID
+
+
+# -- drops -----------------------------------------------------------------------------------------
+def drop_table(ctx: Context, job: dict[str, Any]) -> None:
+    table = ctx.store.delete_table_row(job["table_id"])
+    if table is None:
+        raise JobError("storage.tables.notFound", f'The table "{job["table_id"]}" was not found.')
+    _remove(ctx.store.data_path(table))
+    return None
+
+
+def delete_bucket(ctx: Context, job: dict[str, Any]) -> None:
+    params = job["operation_params"]["params"]
+    bucket_id = params["_bucketId"]
+    with ctx.store.write() as c:
+        if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
+            raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
+        count = c.execute("SELECT COUNT(*) FROM tables WHERE bucket_id = ?", (bucket_id,)).fetchone()[0]
+        if count and not params.get("force"):
+            raise JobError("buckets.deleteNotEmpty",
+                           f"Only empty buckets can be deleted. There are {count} tables in the bucket.")
+        tables = ctx.store.delete_bucket_rows(c, bucket_id)
+    for t in tables:
+        _remove(ctx.store.data_path(t))
+    return None
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    shutil.rmtree(path.with_suffix(".d"), ignore_errors=True)

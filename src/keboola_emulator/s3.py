@@ -1,0 +1,265 @@
+"""The file-storage side: moto's S3 server app, in this process, on its own port.
+
+Why moto and not our own S3: clients (boto3 single PUT, the transfer manager's multipart uploads,
+presigned GETs) must meet a real S3 protocol implementation. What we add around it:
+- the Keboola files bucket is created at start;
+- a WSGI wrapper counts uploaded bytes and enforces the `s3_bandwidth_mbps` fault;
+- multipart completion is made streaming (moto joins all parts in one bytes object, which for a
+  5 GB upload means 10 GB of RAM) — see `_complete_multipart_streaming`;
+- with --data-dir, every stored object is mirrored to disk and re-seeded into moto at start.
+Jobs read objects straight from moto's backend in chunks (`open_object`), never the whole value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore.config import Config
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_server.werkzeug_app import create_backend_app
+from moto.s3 import models as s3_models
+from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
+from moto.s3.models import FakeKey, S3Backend, s3_backends
+from moto.utilities.utils import md5_hash
+
+from keboola_emulator.faults import Faults, Stats, ThrottledInput
+
+log = logging.getLogger(__name__)
+
+FILES_BUCKET = "kbc-sapi-files"  # §5.1 example bucket name
+REGION = "us-east-1"
+CHUNK = 1 << 20
+
+
+def backend() -> S3Backend:
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_id: str,
+                                  body: Iterable[tuple[int, str]]) -> FakeKey | None:
+    """Same contract as moto's `complete_multipart_upload`, but parts are copied chunk by chunk."""
+    import codecs
+
+    bucket = self.get_bucket(bucket_name)
+    multipart = bucket.multiparts[multipart_id]
+    checksum_builder = s3_models.MultipartChecksumBuilder(
+        multipart.metadata.get("x-amz-checksum-algorithm"), multipart.metadata.get("x-amz-checksum-type")
+    )
+    decode_hex = codecs.getdecoder("hex_codec")
+    parts, md5s, last = [], bytearray(), None
+    for pn, etag in body:
+        part = multipart.parts.get(pn)
+        if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
+            raise InvalidPart()
+        if last is not None and last.contentsize < s3_models.S3_UPLOAD_PART_MIN_SIZE:
+            raise EntityTooSmall()
+        md5s.extend(decode_hex(part.etag.replace('"', ""))[0])  # type: ignore[arg-type]
+        checksum_builder.addPart(part.value)  # one part at a time in memory
+        parts.append(part)
+        last = part
+    if not parts:
+        raise MalformedXML()
+    del bucket.multiparts[multipart_id]
+    full_etag = md5_hash()
+    full_etag.update(bytes(md5s))
+    key = self.put_object(
+        bucket_name, multipart.key_name, b"", storage=multipart.storage,
+        etag=f"{full_etag.hexdigest()}-{len(parts)}", encryption=multipart.sse_encryption,
+        kms_key_id=multipart.kms_key_id,
+    )
+    total = 0
+    with key.lock:
+        out = key._value_buffer
+        for part in parts:
+            with part.lock:
+                part._value_buffer.seek(0)
+                shutil.copyfileobj(part._value_buffer, out, CHUNK)
+            total += part.contentsize
+    key.contentsize = total
+    multipart.dispose()
+    key.set_metadata(multipart.metadata)
+    checksum = checksum_builder.build()
+    if checksum:
+        key.checksum_algorithm = multipart.metadata.get("x-amz-checksum-algorithm")
+        key.checksum_type, key.checksum_value, key.checksum_parts = checksum
+    self.put_object_tagging(key, multipart.tags)
+    self.put_object_acl(bucket_name=bucket_name, key_name=key.name, acl=multipart.acl,
+                        disable_notification=True)
+    return key
+
+
+S3Backend.complete_multipart_upload = _complete_multipart_streaming  # type: ignore[method-assign]
+
+
+class ObjectReader(io.RawIOBase):
+    """Reads a moto object in chunks, taking the key's lock per chunk (never the whole value)."""
+
+    def __init__(self, key: FakeKey) -> None:
+        self._key = key
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._key.lock:
+            self._key._value_buffer.seek(self._pos)
+            data = self._key._value_buffer.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n
+
+
+class S3Side:
+    """Owns the moto app and everything the API side needs from file storage."""
+
+    def __init__(self, faults: Faults, stats: Stats, mirror_dir: Path | None) -> None:
+        self._faults = faults
+        self._stats = stats
+        self._mirror = mirror_dir
+        self._mirror_lock = threading.Lock()
+        self.endpoint = ""  # set once the server listens
+        self.app = create_backend_app("s3")
+        self._presigner: Any = None
+        if FILES_BUCKET not in backend().buckets:
+            backend().create_bucket(FILES_BUCKET, REGION)
+        if self._mirror is not None:
+            self._reseed()
+
+    # -- WSGI ---------------------------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        self._stats.count_s3(method)
+        if method in ("PUT", "POST"):
+            environ["wsgi.input"] = ThrottledInput(environ["wsgi.input"], self._faults.bandwidth,
+                                                   self._stats.add_s3_bytes)
+        status_holder: list[str] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status_holder.append(status)
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, capture)
+        if self._mirror is not None and method in ("PUT", "POST", "DELETE"):
+            body = b"".join(result)  # moto's responses are small XML documents
+            if status_holder and status_holder[0][:1] == "2":
+                self._mirror_after(method, environ)
+            return [body]
+        return result
+
+    # -- objects ------------------------------------------------------------------------------
+    def get_key(self, key: str) -> FakeKey | None:
+        bucket = backend().buckets.get(FILES_BUCKET)
+        if bucket is None:
+            return None
+        return bucket.keys.get(key)
+
+    def open_object(self, key: str) -> io.BufferedReader | None:
+        fake = self.get_key(key)
+        if fake is None:
+            return None
+        return io.BufferedReader(ObjectReader(fake), buffer_size=CHUNK)
+
+    def object_size(self, key: str) -> int | None:
+        fake = self.get_key(key)
+        return None if fake is None else int(fake.contentsize)
+
+    def put_object_from_file(self, key: str, path: Path) -> int:
+        """Store a local file (an export) as an object without loading it into memory."""
+        fake = backend().put_object(FILES_BUCKET, key, b"")
+        with fake.lock, open(path, "rb") as src:
+            shutil.copyfileobj(src, fake._value_buffer, CHUNK)
+            size = fake._value_buffer.tell()
+        fake.contentsize = size
+        fake._etag = None  # recomputed lazily from the buffer
+        self._mirror_key(key)
+        return size
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        backend().put_object(FILES_BUCKET, key, data)
+        self._mirror_key(key)
+
+    def delete_prefix(self, prefix: str) -> None:
+        bucket = backend().buckets.get(FILES_BUCKET)
+        if bucket is None:
+            return
+        for name in [k for k in list(bucket.keys.keys()) if k.startswith(prefix)]:
+            backend().delete_object(FILES_BUCKET, name)
+            self._unmirror_key(name)
+
+    def presigned_get(self, key: str, expires: int = 3600) -> str:
+        """§5.1 `url`: a signed GET valid 1 h; here against the emulator's own S3 port."""
+        if self._presigner is None:
+            self._presigner = boto3.client(
+                "s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="emulator",
+                aws_secret_access_key="emulator",  # noqa: S106 - moto accepts any credentials
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+            )
+        return str(self._presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": FILES_BUCKET, "Key": key}, ExpiresIn=expires))
+
+    # -- persistence --------------------------------------------------------------------------
+    def _mirror_after(self, method: str, environ: dict[str, Any]) -> None:
+        path = unquote(environ.get("PATH_INFO", ""))
+        query = environ.get("QUERY_STRING", "")
+        prefix = f"/{FILES_BUCKET}/"
+        if not path.startswith(prefix):
+            return
+        key = path[len(prefix):]
+        if method == "DELETE" and "uploadId" not in query:
+            self._unmirror_key(key)
+        elif (method == "PUT" and "uploadId" not in query) or (method == "POST" and "uploadId=" in query):
+            self._mirror_key(key)
+
+    def _mirror_path(self, key: str) -> Path:
+        assert self._mirror is not None
+        target = (self._mirror / key).resolve()
+        if not str(target).startswith(str(self._mirror.resolve()) + os.sep):
+            raise ValueError(f"object key escapes the data dir: {key!r}")
+        return target
+
+    def _mirror_key(self, key: str) -> None:
+        if self._mirror is None:
+            return
+        reader = self.open_object(key)
+        if reader is None:
+            return
+        target = self._mirror_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part~")
+        with self._mirror_lock, reader, open(tmp, "wb") as out:
+            shutil.copyfileobj(reader, out, CHUNK)
+        os.replace(tmp, target)
+
+    def _unmirror_key(self, key: str) -> None:
+        if self._mirror is None:
+            return
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            self._mirror_path(key).unlink()
+
+    def _reseed(self) -> None:
+        assert self._mirror is not None
+        self._mirror.mkdir(parents=True, exist_ok=True)
+        count = 0
+        for path in self._mirror.rglob("*"):
+            if not path.is_file() or path.name.endswith(".part~"):
+                continue
+            key = path.relative_to(self._mirror).as_posix()
+            fake = backend().put_object(FILES_BUCKET, key, b"")
+            with fake.lock, open(path, "rb") as src:
+                shutil.copyfileobj(src, fake._value_buffer, CHUNK)
+                fake.contentsize = fake._value_buffer.tell()
+            fake._etag = None
+            count += 1
+        log.info("re-seeded %d S3 objects from %s", count, self._mirror)

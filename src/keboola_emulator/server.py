@@ -1,0 +1,97 @@
+"""Wiring: the API app and the S3 app on two threaded WSGI servers, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from keboola_emulator import operations
+from keboola_emulator.api import DropMiddleware, create_app
+from keboola_emulator.context import Context
+from keboola_emulator.faults import Faults, FaultSettings, Stats
+from keboola_emulator.jobs import JobRunner
+from keboola_emulator.model import Store
+from keboola_emulator.s3 import S3Side
+from keboola_emulator.tokens import TokenRegistry
+
+log = logging.getLogger(__name__)
+HOST = "127.0.0.1"
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Request lines at DEBUG (stderr), never headers — the token travels in a header."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s -> %s", self.command, self.path.split("?", 1)[0], code)
+
+    def log(self, type: str, message: str, *args: object) -> None:
+        if type == "error":
+            log.warning(message.rstrip(), *args)
+
+
+@dataclass
+class Options:
+    port: int = 0
+    s3_port: int = 0
+    token: str = "local-dev-token"  # noqa: S105 - the documented default of a local emulator
+    readonly_token: str | None = None
+    data_dir: Path | None = None
+    faults: FaultSettings | None = None
+    seed: int | None = None
+    job_workers: int = 8
+
+
+class EmulatorServer:
+    def __init__(self, options: Options) -> None:
+        self._options = options
+        self._tmp: str | None = None
+        if options.data_dir is not None:
+            root = options.data_dir
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            self._tmp = tempfile.mkdtemp(prefix="keboola-emulator-")
+            root = Path(self._tmp)
+        faults = Faults(options.faults or FaultSettings(), seed=options.seed)
+        stats = Stats()
+        store = Store(root)
+        s3 = S3Side(faults, stats, mirror_dir=(root / "s3") if options.data_dir is not None else None)
+        jobs = JobRunner(store, faults, stats, workers=options.job_workers)
+        self.ctx = Context(store=store, s3=s3, jobs=jobs, faults=faults, stats=stats,
+                           tokens=TokenRegistry(options.token, options.readonly_token))
+        operations.register(self.ctx)
+        self._api: BaseWSGIServer = make_server(HOST, options.port, DropMiddleware(create_app(self.ctx)),
+                                                threaded=True, request_handler=QuietHandler)
+        self._s3: BaseWSGIServer = make_server(HOST, options.s3_port, s3.wsgi, threaded=True,
+                                               request_handler=QuietHandler)
+        self._api.daemon_threads = True
+        self._s3.daemon_threads = True
+        self.api_url = f"http://{HOST}:{self._api.server_port}"
+        self.s3_url = f"http://{HOST}:{self._s3.server_port}"
+        self.ctx.api_url = self.api_url
+        s3.endpoint = self.s3_url
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for name, srv in (("api", self._api), ("s3", self._s3)):
+            t = threading.Thread(target=srv.serve_forever, name=f"serve-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        resumed = self.ctx.jobs.resume_unfinished()
+        if resumed:
+            log.info("resumed %d unfinished jobs", resumed)
+
+    def stop(self) -> None:
+        self._api.shutdown()
+        self._s3.shutdown()
+        self.ctx.jobs.shutdown()
+        self._api.server_close()
+        self._s3.server_close()
+        self.ctx.store.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,159 @@
+"""JSON shapes of Storage API resources, in one place (§3.2 bucket, §4.1 table, §5.1 file, §6.1 job)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from keboola_emulator.tokens import PROJECT_ID, REGION
+
+DEFAULT_BRANCH_ID = 1  # §8: the default branch answers both `default` and its numeric id
+
+
+def bucket_json(b: dict[str, Any], base_url: str, tables: list[dict[str, Any]] | None = None,
+                rows_count: int = 0, data_size: int = 0) -> dict[str, Any]:
+    """§3.2 shape. `tables` is a URL in list/create responses but a list in detail (conflict note)."""
+    return {
+        "uri": f"{base_url}/v2/storage/buckets/{b['id']}",
+        "id": b["id"],
+        "name": b["name"],
+        "displayName": b["display_name"],
+        "idBranch": DEFAULT_BRANCH_ID,
+        "stage": b["stage"],
+        "description": b["description"],
+        "tables": f"{base_url}/v2/storage/buckets/{b['id']}/tables" if tables is None else tables,
+        "created": b["created"],
+        "lastChangeDate": b["last_change_date"],
+        "updated": b["updated"],
+        "isReadOnly": False,
+        "dataSizeBytes": data_size,
+        "rowsCount": rows_count,
+        "isMaintenance": False,
+        "backend": b["backend"],
+        "sharing": None,
+        "hasExternalSchema": False,
+        "databaseName": None,
+        "path": f"KBC_PRJ_{PROJECT_ID}.{b['id']}",
+        "bucketSharingAllowed": True,
+        "color": b["color"],
+        "isLinkedBucket": False,
+        "backendPath": [f"KBC_PRJ_{PROJECT_ID}", b["id"]],
+        "owner": None,
+        "isSnowflakeSharedDatabase": False,
+        "attributes": [],
+        "metadata": [],
+    }
+
+
+def metadata_json(m: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(m["id"]), "key": m["key"], "value": m["value"], "provider": m["provider"],
+            "timestamp": m["timestamp"]}
+
+
+def table_json(t: dict[str, Any], base_url: str, *, bucket: dict[str, Any] | None,
+               include_columns: bool = True, metadata: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """§4.1 shape. `columns` lists user columns only; empty collections are `[]` (PHP style)."""
+    table_meta = [metadata_json(m) for m in (metadata or []) if m["column_name"] is None]
+    column_meta: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in metadata or []:
+        if m["column_name"] is not None:
+            column_meta[m["column_name"]].append(metadata_json(m))
+    out: dict[str, Any] = {
+        "uri": f"{base_url}/v2/storage/tables/{t['id']}",
+        "id": t["id"],
+        "name": t["name"],
+        "displayName": t["display_name"],
+        "transactional": False,
+        "primaryKey": t["primary_key"],
+        "indexType": None,
+        "indexKey": [],
+        "distributionType": None,
+        "distributionKey": [],
+        "syntheticPrimaryKeyEnabled": False,
+        "isAlias": False,
+        "isAliasable": True,
+        "isTyped": False,
+        "tableType": "table",
+        "timestampType": "MANAGED",
+        "path": f"/{t['id'].replace('.', '/')}",
+        "created": t["created"],
+        "lastImportDate": t["last_import_date"],
+        "lastChangeDate": t["last_change_date"],
+        "rowsCount": t["rows_count"],
+        "dataSizeBytes": t["data_size_bytes"],
+        "metadata": table_meta,
+        "columnMetadata": dict(column_meta) if column_meta else [],
+        "attributes": [],
+    }
+    if include_columns:
+        out["columns"] = t["columns"]
+    if bucket is not None:
+        out["bucket"] = bucket
+    return out
+
+
+def file_json(f: dict[str, Any], *, url: str, size: int | None, credentials: dict[str, Any] | None,
+              with_upload_params: bool = False) -> dict[str, Any]:
+    """§5.1/§5.4 shape; credentials + s3Path only with federationToken (§5.4)."""
+    out: dict[str, Any] = {
+        "id": f["id"],
+        "created": f["created"],
+        "name": f["name"],
+        "fileType": f["name"].rsplit(".", 1)[-1] if "." in f["name"] else "",
+        "isPublic": f["is_public"],
+        "isSliced": f["is_sliced"],
+        "isEncrypted": f["is_encrypted"],
+        "provider": "aws",
+        "region": REGION,
+        "sizeBytes": size,
+        "tags": f["tags"],
+        "maxAgeDays": None if f["is_permanent"] else 15,  # §5.4: 15 days, permanent -> null
+        "runId": f["run_id"],
+        "runIds": [f["run_id"]] if f["run_id"] else [],
+        "creatorToken": {"id": int(f["creator_token_id"]), "description": "keboola-emulator token"},
+        "url": url,
+        "isExpired": False,
+    }
+    if credentials is not None:
+        out["credentials"] = credentials
+        out["s3Path"] = {"bucket": credentials["_bucket"], "key": f["s3_key"]}
+        out["credentials"] = {k: v for k, v in credentials.items() if not k.startswith("_")}
+    if with_upload_params and credentials is not None:
+        params: dict[str, Any] = {
+            "bucket": credentials["_bucket"],
+            "key": f["s3_key"],
+            "acl": "private",
+            "credentials": out["credentials"],
+        }
+        if f["is_encrypted"]:
+            # §5.1: kbcstorage KeyErrors without it; literal value UNCONFIRMED (GO: AES256 or aws:kms)
+            params["x-amz-server-side-encryption"] = "AES256"
+        out["uploadParams"] = params
+        del out["s3Path"]
+        del out["credentials"]
+    return out
+
+
+def job_json(j: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """§6.1 shape; `error` only when the job failed; ids are integers."""
+    out: dict[str, Any] = {
+        "id": j["id"],
+        "status": j["status"],
+        "url": f"{base_url}/v2/storage/jobs/{j['id']}",
+        "tableId": j["table_id"],
+        "operationName": j["operation_name"],
+        "operationParams": {k: v for k, v in j["operation_params"].items() if not k.startswith("_")},
+        "createdTime": j["created"],
+        "startTime": j["start_time"],
+        "endTime": j["end_time"],
+        "runId": j["run_id"],
+        "results": j["results"],
+        "creatorToken": {"id": str(j["creator_token_id"]), "description": "keboola-emulator token"},
+        "metrics": j["metrics"],
+    }
+    params = out["operationParams"].get("params")
+    if isinstance(params, dict):
+        out["operationParams"]["params"] = {k: v for k, v in params.items() if not k.startswith("_")}
+    if j["status"] == "error" and j["error"]:
+        out["error"] = j["error"]
+    return out

@@ -1,0 +1,204 @@
+"""Test support: start the Keboola emulator as a real subprocess and talk to it over HTTP.
+
+Used by every test that touches Keboola. Stable API (other engineers depend on it):
+`Emulator`, `free_port`, `start_emulator`, `wait_for`, and the pytest fixtures `emulator`
+(one per session, faults reset after every test) and `make_emulator` (a factory; everything it
+starts is stopped at teardown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+DEFAULT_TOKEN = "local-dev-token"
+READY_TIMEOUT = 30.0
+# Dummies so boto3 never looks for real AWS credentials; the emulator's S3 (moto) accepts any.
+AWS_DUMMIES = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (tests pass it to --port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, message: str = "") -> T:
+    """Poll `predicate` until it returns something truthy and return that; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (AssertionError, OSError) as exc:  # e.g. the server not listening yet
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate!r}{detail}")
+        threading.Event().wait(interval)
+
+
+class Emulator:
+    """A running `keboola-emulator` subprocess."""
+
+    def __init__(self, *, token: str, data_dir: Path | None, extra_args: Sequence[str], port: int,
+                 s3_port: int) -> None:
+        self.token = token
+        self.data_dir = data_dir
+        self._extra_args = list(extra_args)
+        self._port = port
+        self._s3_port = s3_port
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.s3_url = f"http://127.0.0.1:{s3_port}"
+        self._proc: subprocess.Popen[str] | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix="keboola-emulator-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log_path = Path(self._log.name)
+        self._start()
+
+    def _start(self) -> None:
+        cmd = [sys.executable, "-m", "keboola_emulator", "--port", str(self._port), "--s3-port",
+               str(self._s3_port), "--token", self.token, *self._extra_args]
+        if self.data_dir is not None:
+            cmd += ["--data-dir", str(self.data_dir)]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        line = _read_line(self._proc, READY_TIMEOUT)
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"keboola-emulator did not start: {line!r}; log: {self.log_path.read_text()[-2000:]}")
+        parts = dict(p.split("=", 1) for p in line.split()[1:])
+        self.api_url, self.s3_url = parts["api"], parts["s3"]
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def env(self) -> dict[str, str]:
+        """What a daemon (or kbcstorage) needs to talk to this emulator."""
+        return {"KBC_STORAGE_API_HOST": self.api_url, "KBC_STORAGE_API_TOKEN": self.token,
+                "AWS_ENDPOINT_URL_S3": self.s3_url, **AWS_DUMMIES}
+
+    def client(self) -> Any:
+        """A real kbcstorage Client; sets AWS_ENDPOINT_URL_S3 (+ dummies) in os.environ for boto3."""
+        from kbcstorage.client import Client
+
+        os.environ["AWS_ENDPOINT_URL_S3"] = self.s3_url
+        for key, value in AWS_DUMMIES.items():
+            os.environ.setdefault(key, value)
+        return Client(self.api_url, self.token)
+
+    def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        req = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            self.api_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local emulator URL
+            return json.loads(resp.read() or b"null")
+
+    def set_faults(self, **faults: Any) -> None:
+        """Merge fault knobs (fail_rate, rate_limit_rate, drop_rate, latency_ms, job_seconds, fail_jobs,
+        s3_bandwidth_mbps); takes effect for the next request."""
+        self._control("POST", "/_emulator/faults", faults)
+
+    def reset_faults(self) -> None:
+        self._control("POST", "/_emulator/faults/reset")
+
+    def faults(self) -> dict[str, Any]:
+        return self._control("GET", "/_emulator/faults")  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, Any]:
+        return self._control("GET", "/_emulator/stats")  # type: ignore[no-any-return]
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM and wait (the emulator exits 0); SIGKILL if it hangs."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+        self.returncode = proc.returncode
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports and data dir."""
+        self.stop()
+        self._start()
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first stdout line, or '' if the process died / timed out (never blocks forever)."""
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline() if proc.stdout else ""),
+                              daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return out[0].strip() if out else ""
+
+
+def start_emulator(*, token: str = DEFAULT_TOKEN, data_dir: Path | str | None = None,
+                   extra_args: Sequence[str] = (), port: int | None = None) -> Emulator:
+    """Start an emulator subprocess on `port` (default: a free one) and wait for READY."""
+    return Emulator(token=token, data_dir=Path(data_dir) if data_dir is not None else None,
+                    extra_args=extra_args, port=port or free_port(), s3_port=free_port())
+
+
+_SESSION: Emulator | None = None
+
+
+@pytest.fixture
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """One emulator per test session (started on first use); faults are reset after every test.
+    Tests must use unique bucket names."""
+    global _SESSION
+    if _SESSION is None or not _SESSION.is_running():
+        _SESSION = start_emulator()
+        request.config.add_cleanup(_SESSION.close)
+    yield _SESSION
+    if _SESSION.is_running():
+        _SESSION.reset_faults()
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., Emulator]]:
+    """Factory with the signature of start_emulator; every emulator it starts is stopped at teardown."""
+    started: list[Emulator] = []
+
+    def factory(**kwargs: Any) -> Emulator:
+        emu = start_emulator(**kwargs)
+        started.append(emu)
+        return emu
+
+    yield factory
+    for emu in started:
+        emu.close()
