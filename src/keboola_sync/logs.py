@@ -22,7 +22,9 @@ from keboola_sync.errors import ConfigError
 
 REDACTED = "***"
 MIN_SECRET_LENGTH = 4  # shorter strings would blank out ordinary words
-NOISY_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "watchdog", "werkzeug", "kbcstorage")
+NOISY_LOGGERS = ("urllib3", "watchdog", "werkzeug", "kbcstorage")
+# The AWS SDK logs signed requests and temporary S3 credentials at DEBUG: never let it below WARNING.
+AWS_LOGGERS = ("botocore", "boto3", "s3transfer")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -138,6 +140,8 @@ def setup_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
     noisy_level = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(noisy_level)
+    for name in AWS_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def reset_logging() -> None:
