@@ -10,27 +10,9 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-TESTS = REPO / "tests"
-if str(TESTS) not in sys.path:  # `support.*` lives in tests/, like the other suites import it
-    sys.path.insert(0, str(TESTS))
-
-MAKE_BASE_IMAGE = REPO.parent / "shared" / "docker" / "make-base-image.sh"
-IMAGE = "keboola-sync:test"
-CONTAINER_UID = 10001  # the Dockerfile's `keboola` user
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI; on failure the assertion message carries its stderr."""
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return proc
+from dockerutil import IMAGE, MAKE_BASE_IMAGE, REPO, docker
 
 
 def report(request: pytest.FixtureRequest, line: str) -> None:
@@ -68,12 +50,3 @@ def image(docker_engine: None, request: pytest.FixtureRequest) -> str:
     report(request, f"image {IMAGE} built in {time.monotonic() - started:.1f} s: {size / 1e6:.0f} MB "
                     f"({(size - base) / 1e6:.0f} MB on top of the {base / 1e6:.0f} MB base image)")
     return IMAGE
-
-
-@pytest.fixture
-def container_names() -> Iterator[list[str]]:
-    """Names of containers a test starts; removed afterwards whatever happened."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        subprocess.run(["docker", "rm", "--force", "--volumes", name], capture_output=True, timeout=60)

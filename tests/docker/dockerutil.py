@@ -1,0 +1,26 @@
+"""Helpers shared by the Docker tests (a module of its own: test files cannot import a conftest)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+if str(TESTS) not in sys.path:  # `support.*` lives in tests/, like the other suites import it
+    sys.path.insert(0, str(TESTS))
+
+MAKE_BASE_IMAGE = REPO.parent / "shared" / "docker" / "make-base-image.sh"
+IMAGE = "keboola-sync:test"
+CONTAINER_UID = 10001  # the Dockerfile's `keboola` user
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI; on failure the test fails with its stderr."""
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc

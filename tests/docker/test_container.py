@@ -1,0 +1,262 @@
+"""The image built from this repository, run for real (issue 6).
+
+A container is started the way docker-compose.yml starts it (read-only /data bind mount of a host folder,
+logs and the config folder mounted, an env file), with `--network host` because CI's engine has no
+default bridge, and pointed at an emulator the test starts on the host. Everything it proves is read back
+from outside: tables through the real kbcstorage client, health through Docker's own healthcheck, the exit
+code through `docker inspect`, the ledger with sqlite3 from the bind-mounted state folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from dockerutil import CONTAINER_UID, REPO, docker
+from support.emulator import Emulator, start_emulator, wait_for
+
+import keboola_sync
+
+pytestmark = pytest.mark.docker
+
+STOP_GRACE_SECONDS = 45  # docker-compose.yml stop_grace_period
+SHUTDOWN_TIMEOUT_SECONDS = 10  # daemon.shutdown_timeout_seconds in the test config (< the grace period)
+
+# Short intervals so a test takes seconds; every other key keeps the default the image ships with
+# (/data, /state/state.db, /app/logs/keboola-sync.log, /state/health.json, /tmp/keboola-sync).
+TEST_CONFIG = {
+    "keboola": {"request_timeout_seconds": 5, "job_poll_max_seconds": 0.2},
+    "watch": {"stable_seconds": 0.5, "rescan_seconds": 5, "polling_interval_seconds": 0.3},
+    "retry": {"max_attempts": 2, "initial_backoff_seconds": 0.1, "max_backoff_seconds": 0.5,
+              "failed_retry_seconds": 2},
+    "daemon": {"heartbeat_seconds": 0.5, "health_max_age_seconds": 5, "keboola_max_silence_seconds": 3,
+               "shutdown_timeout_seconds": SHUTDOWN_TIMEOUT_SECONDS},
+    "logging": {"level": "DEBUG"},
+}
+
+
+def state_of(name: str) -> dict:
+    return json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
+
+
+def health_of(name: str) -> str:
+    health = state_of(name).get("Health") or {}
+    return health.get("Status", "none")
+
+
+def preview_rows(emulator: Emulator, table_id: str) -> list[dict[str, str]] | None:
+    """The table's rows as the real client reads them; None while the table does not exist yet."""
+    client = emulator.client()
+    try:
+        text = client.tables.preview(table_id)
+    except Exception:  # kbcstorage raises HTTPError/RuntimeError for "not found"; the wait tries again
+        return None
+    return sorted(csv.DictReader(io.StringIO(text)), key=lambda row: row["id"])
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("id,amount\n" + "".join(f"{a},{b}\n" for a, b in rows), encoding="utf-8")
+
+
+@dataclass
+class Deployment:
+    """One container and the host folders it sees, laid out like the compose project."""
+
+    name: str
+    emulator: Emulator
+    data: Path
+    logs: Path
+    state: Path
+    project: Path
+    env_file: Path
+
+    def exec(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+        return docker("exec", *(["--user", user] if user else []), self.name, *args, check=False)
+
+
+def compose_like_run_args(d: Deployment, image: str) -> list[str]:
+    """`docker run` flags equivalent to docker-compose.yml's service, on the host network for CI.
+
+    The only deliberate differences: /state is a bind mount (so the test can open the ledger) instead of
+    the named volume, the health interval is 1 s instead of 30 s, and no restart policy (the exit code of
+    the stop is what we check).
+    """
+    return [
+        "run", "--detach", "--name", d.name, "--network", "host",
+        "--env-file", str(d.env_file),
+        "--volume", f"{d.data}:/data:ro",
+        "--volume", f"{d.logs}:/app/logs",
+        "--volume", f"{d.project}:/config:ro",
+        "--volume", f"{d.state}:/state",
+        "--stop-timeout", str(STOP_GRACE_SECONDS),
+        "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
+        image,
+    ]
+
+
+def started(d: Deployment) -> bool:
+    """True once the daemon wrote its heartbeat; fails at once (with its output) if the container died."""
+    state = state_of(d.name)
+    if not state["Running"]:
+        out = docker("logs", "--tail", "40", d.name, check=False)
+        pytest.fail(f"container {d.name} exited {state['ExitCode']} at start:\n{out.stdout}{out.stderr}")
+    return (d.state / "health.json").exists()
+
+
+@pytest.fixture(scope="module")
+def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    root = tmp_path_factory.mktemp("deploy")
+    emulator = start_emulator()
+    d = Deployment(name=f"keboola-sync-test-{uuid.uuid4().hex[:8]}", emulator=emulator,
+                   data=root / "data", logs=root / "logs", state=root / "state", project=root / "project",
+                   env_file=root / "project" / ".env")
+    for folder in (d.data, d.logs, d.state, d.project):
+        folder.mkdir()
+    # The container user must be able to write logs and state (on a Mac, Docker Desktop maps ownership).
+    for folder in (d.logs, d.state):
+        os.chown(folder, CONTAINER_UID, CONTAINER_UID)
+    # World-writable on the host: only the :ro mount can stop the container from writing into /data.
+    d.data.chmod(0o777)
+    (d.project / "config.yaml").write_text(yaml.safe_dump(TEST_CONFIG), encoding="utf-8")
+    env = emulator.env()
+    d.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    d.env_file.chmod(0o600)
+    try:
+        docker(*compose_like_run_args(d, image))
+        wait_for(lambda: started(d), timeout=30, message=f"{d.name} to write its first heartbeat")
+        yield d
+    finally:
+        logs = docker("logs", "--tail", "60", d.name, check=False)
+        sys.stderr.write(f"\n--- last container output ({d.name}) ---\n{logs.stdout}{logs.stderr}\n")
+        docker("rm", "--force", d.name, check=False)
+        emulator.close()
+
+
+def test_hadolint_passes_on_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    proc = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_image_is_built_as_issue_6_asks(image: str) -> None:
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", image).stdout)
+    assert config["User"] == f"{CONTAINER_UID}:{CONTAINER_UID}"
+    assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
+    assert config["Cmd"] == ["keboola-sync", "run"]
+    assert config["StopSignal"] == "SIGTERM"
+    assert config["WorkingDir"] == "/app"
+    assert config["Healthcheck"]["Test"] == ["CMD", "keboola-sync", "health"]
+    # The label must follow the package: a stale default VERSION in the Dockerfile fails here.
+    assert config["Labels"]["org.opencontainers.image.version"] == keboola_sync.__version__
+    version = docker("run", "--rm", image, "keboola-sync", "--version")
+    assert version.stdout.strip() == f"keboola-sync {keboola_sync.__version__}"
+    # Final stage: no compiler, no pip cache, no build directory, no pip inside the app's venv.
+    leftovers = docker("run", "--rm", "--user", "0", image, "sh", "-c",
+                       "for t in gcc cc make; do command -v $t; done; "
+                       "ls -d /root/.cache/pip /app/.cache /build /opt/venv/bin/pip 2>/dev/null; true")
+    assert leftovers.stdout.strip() == ""
+
+
+def test_container_creates_bucket_and_table_for_a_folder_on_the_host(deployment: Deployment) -> None:
+    write_csv(deployment.data / "sales" / "orders.csv", [("1", "10"), ("2", "20")])
+
+    rows = wait_for(lambda: preview_rows(deployment.emulator, "in.c-sales.orders"), timeout=30)
+
+    assert rows == [{"id": "1", "amount": "10"}, {"id": "2", "amount": "20"}]
+    bucket = deployment.emulator.client().buckets.detail("in.c-sales")
+    assert bucket["id"] == "in.c-sales"
+
+
+def test_container_reloads_the_table_when_the_host_file_changes(deployment: Deployment) -> None:
+    path = deployment.data / "crm" / "contacts.csv"
+    write_csv(path, [("1", "a")])
+    wait_for(lambda: preview_rows(deployment.emulator, "in.c-crm.contacts") == [{"id": "1", "amount": "a"}],
+             timeout=30)
+
+    write_csv(path, [("1", "b"), ("2", "c"), ("3", "d")])
+
+    expected = [{"id": "1", "amount": "b"}, {"id": "2", "amount": "c"}, {"id": "3", "amount": "d"}]
+    wait_for(lambda: preview_rows(deployment.emulator, "in.c-crm.contacts") == expected, timeout=30)
+
+
+def test_container_reports_healthy_through_dockers_healthcheck(deployment: Deployment) -> None:
+    wait_for(lambda: health_of(deployment.name) == "healthy", timeout=30)
+    probe = state_of(deployment.name)["Health"]["Log"][-1]
+    assert probe["ExitCode"] == 0 and probe["Output"].startswith("ok"), probe
+
+
+def test_process_runs_as_the_non_root_user_and_cannot_write_to_data(deployment: Deployment) -> None:
+    assert deployment.exec("id", "-u").stdout.strip() == str(CONTAINER_UID)
+    # Not only `exec`: the daemon process itself (and tini, PID 1) run as that user.
+    uids = deployment.exec("sh", "-c", "for p in /proc/[0-9]*; do "
+                           "grep -qa keboola-sync $p/cmdline 2>/dev/null && awk '/^Uid:/{print $2}' $p/status; "
+                           "done; awk '/^Uid:/{print $2}' /proc/1/status").stdout.split()
+    assert uids and set(uids) == {str(CONTAINER_UID)}, uids
+
+    before = sorted(p.relative_to(deployment.data) for p in deployment.data.rglob("*"))
+    as_user = deployment.exec("touch", "/data/written-by-container")
+    as_root = deployment.exec("touch", "/data/written-by-root", user="0")
+
+    assert as_user.returncode != 0 and "Read-only file system" in as_user.stderr
+    assert as_root.returncode != 0 and "Read-only file system" in as_root.stderr  # the mount, not permissions
+    assert sorted(p.relative_to(deployment.data) for p in deployment.data.rglob("*")) == before
+
+
+def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_ledger(
+        deployment: Deployment) -> None:
+    # Runs last in this module: it stops the emulator and the container.
+    write_csv(deployment.data / "last" / "table.csv", [("1", "x")])
+    wait_for(lambda: preview_rows(deployment.emulator, "in.c-last.table") == [{"id": "1", "amount": "x"}],
+             timeout=30)
+    wait_for(lambda: health_of(deployment.name) == "healthy", timeout=30)
+
+    deployment.emulator.stop()
+
+    wait_for(lambda: health_of(deployment.name) == "unhealthy", timeout=30)
+    probe = state_of(deployment.name)["Health"]["Log"][-1]
+    assert probe["ExitCode"] == 1 and "Keboola" in probe["Output"], probe
+
+    started = time.monotonic()
+    docker("stop", "--time", str(STOP_GRACE_SECONDS), deployment.name, timeout=STOP_GRACE_SECONDS + 30)
+    took = time.monotonic() - started
+
+    final = state_of(deployment.name)
+    assert final["ExitCode"] == 0 and not final["OOMKilled"], final
+    assert took < STOP_GRACE_SECONDS, f"docker stop took {took:.1f} s: the daemon was killed, not stopped"
+
+    ledger = deployment.state / "state.db"
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # The ledger agrees with the folder: every CSV loaded, read by the same `status` command a user runs.
+    host_config = deployment.project / "host-status.yaml"
+    host_config.write_text(yaml.safe_dump({
+        "watch": {"path": str(deployment.data)}, "state": {"path": str(ledger)},
+        "daemon": {"health_file": str(deployment.state / "health.json")},
+        "logging": {"file": str(deployment.project / "status.log"), "console": False},
+        "upload": {"spool_dir": str(deployment.project / "spool")},
+    }), encoding="utf-8")
+    status = subprocess.run([str(Path(sys.executable).parent / "keboola-sync"), "--config", str(host_config),
+                             "--env-file", os.devnull, "status", "--json"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    rows = {row["file"]: row for row in map(json.loads, status.stdout.splitlines())}
+    assert {f: r["state"] for f, r in rows.items()} == {
+        "sales/orders.csv": "synced", "crm/contacts.csv": "synced", "last/table.csv": "synced"}
+    assert rows["crm/contacts.csv"]["rows"] == 3
+
+    log_text = (deployment.logs / "keboola-sync.log").read_text(encoding="utf-8")
+    assert "stopped" in log_text.splitlines()[-1]
+    assert deployment.emulator.token not in log_text
