@@ -1,0 +1,697 @@
+"""One streaming pass over a CSV: sniff the dialect, validate UTF-8, read the header, hash, spool.
+
+Why one pass: files can be many GB and the network, not the CPU, should set the pace of a load. Reading
+the file once, in 1 MiB chunks, keeps memory flat whatever the size and lets the expensive parts
+overlap: the gzip compression (python-isal, which releases the GIL) runs in a worker thread while the
+main thread hashes (hashlib releases the GIL on large buffers too) and validates UTF-8
+(`bytes.isascii()` skips decoding for pure-ASCII chunks).
+
+Why the checks: everything we can catch here is cheaper and clearer than a Keboola job error minutes
+later. A bad file raises `InvalidFile(display_path, problem, fix)`; a file that changed while we read
+it raises `FileChanged` (the writer is still busy: try again later, it is not the user's fault).
+Ragged rows are not checked (that needs a full CSV parse; Keboola reports them, §4.2).
+
+Nothing is ever written next to the source: spools go to `spool_dir` as a temp name + os.replace.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import os
+import queue
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from isal import isal_zlib
+
+from keboola_sync.errors import FileChanged, InvalidFile
+from keboola_sync.layout import MAX_COLUMN_NAME, sanitize_column_name, sanitize_name
+
+CHUNK_SIZE = 1 << 20  # 1 MiB: big enough for hashlib/isal to release the GIL, small enough to stay flat
+QUEUE_CHUNKS = 8  # chunks buffered between the reader and the compressor (bounds memory at ~8 MiB)
+MAX_HEADER_BYTES = 8 << 20  # a first record longer than this is not a header (unclosed quote?)
+ISAL_MAX_LEVEL = 3  # isal's levels are 0-3; config allows 0-9 (4-9 use zlib: smaller, much slower)
+UTF8_BOM = codecs.BOM_UTF8
+
+SAVE_AS_UTF8 = "Save it as UTF-8 (in Excel: File > Save As > 'CSV UTF-8 (Comma delimited)')."
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """Cheap identity of a file's content (rclone's size+mtime, plus the inode for atomic saves)."""
+    st = os.stat(path)
+    return Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """As Keboola's tables-async / import-async want it (§4.2): "" means none."""
+
+    delimiter: str
+    enclosure: str
+    escaped_by: str
+
+
+@dataclass(frozen=True)
+class CsvInfo:
+    dialect: Dialect
+    header: tuple[str, ...]  # raw header cells (BOM removed)
+    columns: tuple[str, ...]  # header after sanitize_column_name (what Keboola will store)
+    sha256: str  # of the file's bytes
+    size: int  # bytes read
+    fingerprint: Fingerprint  # stat before the pass (the pass verified it did not change)
+    has_bom: bool
+    warnings: tuple[str, ...]  # things Keboola would accept but the user probably did not mean
+
+
+@dataclass(frozen=True)
+class Spool:
+    path: Path  # in spool_dir; ends ".csv" or ".csv.gz" (Keboola gunzips by NAME, §4.6)
+    gzipped: bool
+    size: int  # bytes to upload
+
+    def discard(self) -> None:
+        """Delete the spool (after the upload, or when it is no longer needed)."""
+        self.path.unlink(missing_ok=True)
+
+
+ChunkHook = Callable[[int, int], None]  # (chunk index, bytes read so far): lets tests act mid-pass
+
+
+def inspect(
+    path: Path,
+    *,
+    sniff_bytes: int,
+    delimiters: str,
+    display_path: str,
+    _on_chunk: ChunkHook | None = None,
+) -> CsvInfo:
+    """Check the file and describe it, without writing anything."""
+    info, _ = _run_pass(
+        path,
+        sniff_bytes=sniff_bytes,
+        delimiters=delimiters,
+        display_path=display_path,
+        sink=None,
+        on_chunk=_on_chunk,
+    )
+    return info
+
+
+def inspect_and_spool(
+    path: Path,
+    *,
+    spool_dir: Path,
+    gzip_threshold_bytes: int,
+    gzip_level: int,
+    sniff_bytes: int,
+    delimiters: str,
+    display_path: str,
+    _on_chunk: ChunkHook | None = None,
+) -> tuple[CsvInfo, Spool]:
+    """Check the file and copy it to the spool in the same pass, gzipped when above the threshold.
+
+    The spool is a private, immutable copy: the upload cannot be corrupted by a later save of the
+    source, and the hash in CsvInfo is exactly the bytes in the spool (before compression).
+    """
+    size_hint = fingerprint(path).size
+    gzipped = size_hint > gzip_threshold_bytes
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    sink = _SpoolWriter(spool_dir, _spool_stem(path), gzipped, gzip_level)
+    try:
+        info, _ = _run_pass(
+            path,
+            sniff_bytes=sniff_bytes,
+            delimiters=delimiters,
+            display_path=display_path,
+            sink=sink,
+            on_chunk=_on_chunk,
+        )
+        spool = sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return info, spool
+
+
+# --- the pass -----------------------------------------------------------------------------------------
+def _run_pass(
+    path: Path,
+    *,
+    sniff_bytes: int,
+    delimiters: str,
+    display_path: str,
+    sink: _SpoolWriter | None,
+    on_chunk: ChunkHook | None,
+) -> tuple[CsvInfo, None]:
+    before = fingerprint(path)
+    try:
+        return _read_and_check(path, before, sniff_bytes, delimiters, display_path, sink, on_chunk)
+    except InvalidFile:
+        # A half-written file looks invalid (truncated UTF-8, unclosed quote): if it moved on, it is
+        # a change in progress, not a bad file.
+        _raise_if_changed(path, before, None, display_path)
+        raise
+
+
+def _read_and_check(
+    path: Path,
+    before: Fingerprint,
+    sniff_bytes: int,
+    delimiters: str,
+    display_path: str,
+    sink: _SpoolWriter | None,
+    on_chunk: ChunkHook | None,
+) -> tuple[CsvInfo, None]:
+    if before.size == 0:
+        raise InvalidFile(
+            display_path,
+            "the file is empty (0 bytes)",
+            "Write at least the header line (the column names); a header-only file creates an empty table.",
+        )
+    sha = hashlib.sha256()
+    utf8 = _Utf8Validator(path, display_path)
+    head = bytearray()
+    head_done = False
+    header_info: tuple[Dialect, tuple[str, ...], bool, list[str]] | None = None
+    total = 0
+    index = 0
+    with open(path, "rb") as handle:
+        if sink is not None:
+            sink.start()
+        while True:
+            chunk = handle.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            if sink is not None:
+                sink.put(chunk)  # compress/copy in the worker while we hash and validate here
+            if index == 0:
+                _check_magic(chunk, display_path)
+            sha.update(chunk)
+            utf8.feed(chunk, total)
+            total += len(chunk)
+            if not head_done:
+                head += chunk
+                if len(head) >= max(sniff_bytes, CHUNK_SIZE) or len(head) >= MAX_HEADER_BYTES:
+                    header_info = _try_header(bytes(head), False, sniff_bytes, delimiters, display_path)
+                    if header_info is not None:
+                        head_done = True
+                        head = bytearray()
+            if on_chunk is not None:
+                on_chunk(index, total)
+            index += 1
+        utf8.finish(total)
+        if not head_done:
+            header_info = _try_header(bytes(head), True, sniff_bytes, delimiters, display_path)
+        if sink is not None:
+            sink.finish()
+    assert header_info is not None
+    dialect, header, has_bom, warnings = header_info
+    _raise_if_changed(path, before, total, display_path)
+    columns = _check_columns(header, display_path)
+    info = CsvInfo(
+        dialect=dialect,
+        header=header,
+        columns=columns,
+        sha256=sha.hexdigest(),
+        size=total,
+        fingerprint=before,
+        has_bom=has_bom,
+        warnings=tuple(warnings),
+    )
+    return info, None
+
+
+def _raise_if_changed(path: Path, before: Fingerprint, bytes_read: int | None, display_path: str) -> None:
+    try:
+        after = fingerprint(path)
+    except FileNotFoundError:
+        raise FileChanged(f"{display_path}: the file was deleted or renamed while it was read") from None
+    if after != before or (bytes_read is not None and bytes_read != before.size):
+        raise FileChanged(
+            f"{display_path}: the file changed while it was read (size {before.size} -> {after.size},"
+            f" {bytes_read if bytes_read is not None else '?'} bytes read); it will be read again"
+        )
+
+
+# --- encoding and binary checks ------------------------------------------------------------------------
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook is one)",
+     "Open it in Excel and save it as 'CSV UTF-8 (Comma delimited)', or unzip it and use the CSV inside."),
+    (b"PK\x05\x06", "an empty ZIP archive", "Export the data as a UTF-8 CSV file."),
+    (b"\x1f\x8b", "a gzip-compressed file",
+     "Decompress it (e.g. gunzip) and put the plain .csv in the folder."),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) or other Office document",
+     "Open it in Excel and save it as 'CSV UTF-8 (Comma delimited)'."),
+    (b"%PDF", "a PDF document", "Export the data as a UTF-8 CSV file."),
+    (b"\x89PNG", "a PNG image", "Export the data as a UTF-8 CSV file."),
+    (b"GIF8", "a GIF image", "Export the data as a UTF-8 CSV file."),
+    (b"\xff\xd8\xff", "a JPEG image", "Export the data as a UTF-8 CSV file."),
+    (b"BZh", "a bzip2-compressed file", "Decompress it (bunzip2) and put the plain .csv in the folder."),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "Decompress it (unxz) and put the plain .csv in the folder."),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "Extract it and put the plain .csv in the folder."),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "Decompress it (unzstd) and put the plain .csv in the folder."),
+    (b"SQLite format 3\x00", "an SQLite database", "Export the table as a UTF-8 CSV file."),
+    (b"PAR1", "a Parquet file", "Export the data as a UTF-8 CSV file."),
+    (b"\xff\xfe\x00\x00", "UTF-32 encoded", SAVE_AS_UTF8),
+    (b"\x00\x00\xfe\xff", "UTF-32 encoded", SAVE_AS_UTF8),
+    (b"\xff\xfe", "UTF-16 encoded (it starts with a UTF-16 byte order mark)", SAVE_AS_UTF8),
+    (b"\xfe\xff", "UTF-16 encoded (it starts with a UTF-16 byte order mark)", SAVE_AS_UTF8),
+)  # fmt: skip
+
+
+def _check_magic(first: bytes, display_path: str) -> None:
+    for magic, kind, fix in _MAGIC:
+        if first.startswith(magic):
+            if "encoded" in kind:
+                raise InvalidFile(display_path, f"the file is {kind}; Keboola needs UTF-8", fix)
+            raise InvalidFile(display_path, f"the file is {kind}, not a CSV text file", fix)
+    sample = first[:4096]
+    nuls = sample.count(0)
+    if nuls and nuls >= len(sample) // 4:
+        odd = sample[1::2].count(0)
+        even = sample[0::2].count(0)
+        if max(odd, even) >= nuls * 0.9:
+            raise InvalidFile(
+                display_path,
+                "the file is UTF-16 encoded (every other byte is NUL); Keboola needs UTF-8",
+                SAVE_AS_UTF8,
+            )
+
+
+class _Utf8Validator:
+    """Validates the whole file as UTF-8 and rejects NUL bytes, chunk by chunk."""
+
+    def __init__(self, path: Path, display_path: str) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._path = path
+        self._display = display_path
+
+    def feed(self, chunk: bytes, offset: int) -> None:
+        if b"\x00" in chunk:
+            self._fail_nul(offset + chunk.index(b"\x00"))
+        pending = self._decoder.getstate()[0]
+        if not pending and chunk.isascii():
+            return  # pure ASCII is valid UTF-8: skip the decode
+        try:
+            self._decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            self._fail_utf8(offset - len(pending) + exc.start, exc)
+
+    def finish(self, total: int) -> None:
+        pending = self._decoder.getstate()[0]
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            self._fail_utf8(total - len(pending) + exc.start, exc)
+
+    def _fail_nul(self, position: int) -> None:
+        line = _line_of(self._path, position)
+        raise InvalidFile(
+            self._display,
+            f"the file contains a NUL byte (at byte {position}, line {line}), so it is binary or corrupt,"
+            " not a text CSV",
+            "Export the data again as a UTF-8 CSV file.",
+        )
+
+    def _fail_utf8(self, position: int, exc: UnicodeDecodeError) -> None:
+        bad = exc.object[exc.start : exc.start + 1]
+        line = _line_of(self._path, position)
+        guess = _guess_encoding(self._path, position)
+        raise InvalidFile(
+            self._display,
+            f"the file is not valid UTF-8: byte 0x{bad.hex().upper() or '??'} at byte {position}, line {line}"
+            f" ({exc.reason}){guess}",
+            SAVE_AS_UTF8,
+        )
+
+
+def _line_of(path: Path, position: int) -> int:
+    """1-based line number of a byte offset (only on the error path, so a second read is fine)."""
+    line = 1
+    remaining = position
+    try:
+        with open(path, "rb") as handle:
+            while remaining > 0:
+                block = handle.read(min(CHUNK_SIZE, remaining))
+                if not block:
+                    break
+                line += block.count(b"\n")
+                remaining -= len(block)
+    except OSError:
+        return 0
+    return line
+
+
+def _guess_encoding(path: Path, position: int) -> str:
+    """A hint for the message: which legacy encoding the bytes around the error look like."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, position - 64))
+            window = handle.read(128)
+    except OSError:
+        return ""
+    high = {b for b in window if b >= 0x80}
+    central = {0x8A, 0x8D, 0x8E, 0x9A, 0x9D, 0x9E, 0xC8, 0xD8, 0xE8, 0xEC, 0xF8, 0xF9, 0xEF, 0xE5}
+    if high & central:
+        return "; it looks like Windows-1250 (Central European)"
+    if high:
+        return "; it looks like Windows-1252 / Latin-1"
+    return ""
+
+
+# --- dialect and header ----------------------------------------------------------------------------------
+def _try_header(
+    head: bytes, eof: bool, sniff_bytes: int, delimiters: str, display_path: str
+) -> tuple[Dialect, tuple[str, ...], bool, list[str]] | None:
+    """Sniff and parse the header from the first bytes; None when more bytes are needed."""
+    has_bom = head.startswith(UTF8_BOM)
+    body = head[len(UTF8_BOM) :] if has_bom else head
+    if not body.strip(b"\r\n\t "):
+        if has_bom and not body:
+            raise InvalidFile(
+                display_path,
+                "the file has no content after its UTF-8 byte order mark",
+                "Write at least the header line (the column names).",
+            )
+        if eof:
+            raise InvalidFile(
+                display_path,
+                "the file has no header: it contains only blank lines",
+                "Put the column names on the first line.",
+            )
+    sample_bytes = body[:sniff_bytes]
+    sample_complete = eof and len(body) <= sniff_bytes
+    sample = sample_bytes.decode("utf-8", errors="replace")
+    if "\r" in sample and "\n" not in sample:
+        raise InvalidFile(
+            display_path,
+            "the lines end with a bare carriage return (CR, classic Mac line breaks); Keboola reads LF or"
+            " CRLF line breaks",
+            "Save it with Windows (CRLF) or Unix (LF) line breaks.",
+        )
+    dialect, warnings = sniff_dialect(sample, delimiters, complete=sample_complete)
+    text = body.decode("utf-8", errors="replace")
+    header = _parse_first_record(text, dialect, eof, display_path)
+    if header is None:
+        if len(head) >= MAX_HEADER_BYTES:
+            raise InvalidFile(
+                display_path,
+                f"the first record is longer than {MAX_HEADER_BYTES >> 20} MiB; it probably has a quote"
+                f" ({dialect.enclosure}) that is never closed",
+                "Check the quoting of the first line (the header).",
+            )
+        return None
+    if len(header) == 1:
+        cell = header[0]
+        others = [d for d in ",;\t|" if d in cell]
+        hint = f" (it contains {_show_delim(others[0])}: is that the delimiter?)" if others else ""
+        warnings.append(
+            f"the header has one column only{hint}; a file with several columns needs one of the"
+            f" delimiters {', '.join(_show_delim(d) for d in delimiters)}"
+        )
+    return dialect, header, has_bom, warnings
+
+
+def _parse_first_record(text: str, dialect: Dialect, eof: bool, display_path: str) -> tuple[str, ...] | None:
+    stream = io.StringIO(text, newline="")
+    reader = csv.reader(stream, **_csv_params(dialect), strict=True)
+    try:
+        record = next(reader, None)
+    except csv.Error as exc:
+        if not eof and "end of data" in str(exc):
+            return None  # the quoted field goes on past what we have read so far
+        if "field larger than field limit" in str(exc):
+            raise InvalidFile(
+                display_path,
+                f"a header value is longer than {csv.field_size_limit()} characters; the header probably"
+                f" has a quote ({dialect.enclosure}) that is never closed",
+                "Close the quote in the first line, or remove it.",
+            ) from None
+        if "end of data" in str(exc):
+            raise InvalidFile(
+                display_path,
+                f"the header has a quote ({dialect.enclosure}) that is never closed",
+                "Close the quote in the first line, or remove it.",
+            ) from None
+        raise InvalidFile(
+            display_path,
+            f"the header is not valid CSV ({exc})",
+            f"Check the quoting in the first line; a quote ({dialect.enclosure}) inside a value must be"
+            " doubled.",
+        ) from None
+    consumed = text[: stream.tell()]
+    if not eof and not consumed.endswith(("\n", "\r")):
+        return None  # the first line goes on past what we have read so far
+    if record is None or record == []:
+        raise InvalidFile(
+            display_path,
+            "the first line is empty, so the file has no header",
+            "Put the column names on the first line (remove the blank lines above them).",
+        )
+    return tuple(record)
+
+
+def _csv_params(dialect: Dialect) -> dict[str, object]:
+    params: dict[str, object] = {"delimiter": dialect.delimiter, "doublequote": True}
+    if dialect.enclosure:
+        params["quotechar"] = dialect.enclosure
+    else:
+        params["quoting"] = csv.QUOTE_NONE
+    if dialect.escaped_by:
+        params["escapechar"] = dialect.escaped_by
+    return params
+
+
+def sniff_dialect(sample: str, delimiters: str, *, complete: bool) -> tuple[Dialect, list[str]]:
+    """Pick the delimiter whose field counts are consistent over the sample's complete records.
+
+    csv.Sniffer alone is flaky on real files (it happily picks a letter or a space), so we only choose
+    among the configured delimiters and score each by how many records agree with the header's field
+    count, then by that count. `complete` says the sample is the whole file.
+    """
+    warnings: list[str] = []
+    text = sample
+    if not complete:
+        cut = max(text.rfind("\n"), text.rfind("\r"))
+        text = text[: cut + 1] if cut > 0 else text
+    enclosure = _sniff_enclosure(text, delimiters)
+    best: tuple[float, int, int] | None = None
+    chosen = delimiters[0] if delimiters else ","
+    for order, delim in enumerate(delimiters):
+        counts = _field_counts(text, delim, enclosure, drop_last=not complete)
+        if not counts or counts[0] < 2:
+            continue
+        agree = sum(1 for c in counts if c == counts[0]) / len(counts)
+        score = (agree, counts[0], -order)
+        if best is None or score > best:
+            best = score
+            chosen = delim
+    escaped_by = ""
+    if f"\\{enclosure}" in text and f"{enclosure}{enclosure}" not in text:
+        warnings.append(
+            f"quotes inside values look escaped with a backslash (\\{enclosure}); Keboola expects them"
+            f" doubled ({enclosure}{enclosure}), so those rows may load wrongly"
+        )
+    elif f"\\{chosen}" in text and '"' not in text and "'" not in text:
+        # MySQL-style export: no quoting at all, delimiters inside values escaped with a backslash.
+        # Keboola takes either an enclosure or escapedBy, not both (§4.2).
+        escaped_by, enclosure = "\\", ""
+    return Dialect(delimiter=chosen, enclosure=enclosure, escaped_by=escaped_by), warnings
+
+
+def _field_counts(text: str, delim: str, enclosure: str, *, drop_last: bool, limit: int = 2000) -> list[int]:
+    params = _csv_params(Dialect(delim, enclosure, ""))
+    counts: list[int] = []
+    try:
+        for record in csv.reader(io.StringIO(text, newline=""), **params):
+            if record:  # blank lines are not records
+                counts.append(len(record))
+            if len(counts) >= limit:
+                return counts
+    except csv.Error:
+        pass
+    if drop_last and len(counts) > 1:
+        counts.pop()  # the sample may end inside the last record
+    return counts
+
+
+def _sniff_enclosure(text: str, delimiters: str) -> str:
+    """'"' unless the file clearly encloses values in single quotes and never in double quotes."""
+    delims = re.escape(delimiters)
+    starts = f"(?:^|[{delims}])"
+    ends = f"(?=[{delims}]|\r?$)"
+    double = len(re.findall(f'{starts}"[^"]*"{ends}', text, flags=re.MULTILINE))
+    single = len(re.findall(f"{starts}'[^']*'{ends}", text, flags=re.MULTILINE))
+    lines = max(1, text.count("\n"))
+    if double == 0 and single >= 2 and single >= lines // 2:
+        return "'"
+    return '"'
+
+
+def _show_delim(delim: str) -> str:
+    return {"\t": "tab", " ": "space"}.get(delim, repr(delim))
+
+
+def _check_columns(header: tuple[str, ...], display_path: str) -> tuple[str, ...]:
+    """Keboola's column names for the header (§4.4), or InvalidFile for names Keboola refuses."""
+    columns: list[str] = []
+    seen: dict[str, int] = {}
+    for number, cell in enumerate(header, start=1):
+        if not cell.strip():
+            trailing = number == len(header) and number > 1
+            raise InvalidFile(
+                display_path,
+                f"column {number} of the header has no name"
+                + (" (the first line ends with a delimiter)" if trailing else ""),
+                "Remove the delimiter at the end of the first line."
+                if trailing
+                else "Give every column a name in the first line.",
+            )
+        column = sanitize_column_name(cell)
+        if not column:
+            raise InvalidFile(
+                display_path,
+                f"column {number} of the header ({cell!r}) has no letters or digits Keboola can use in a column"
+                " name",
+                "Rename the column using Latin letters, digits or '_'.",
+            )
+        if len(column) > MAX_COLUMN_NAME:
+            raise InvalidFile(
+                display_path,
+                f"column {number} of the header is {len(column)} characters long as a Keboola column name"
+                f" ({column[:40]}...); Keboola accepts at most {MAX_COLUMN_NAME}",
+                f"Shorten the column name to at most {MAX_COLUMN_NAME} characters.",
+            )
+        key = column.lower()
+        if key in seen:
+            first = seen[key]
+            same = header[first - 1] == cell
+            raise InvalidFile(
+                display_path,
+                f"columns {first} ({header[first - 1]!r}) and {number} ({cell!r}) of the header"
+                + (" have the same name" if same else f" are the same column for Keboola ({column!r})"),
+                "Give every column a different name (Keboola ignores case and turns characters other than"
+                " letters, digits and '_' into '_').",
+            )
+        seen[key] = number
+        columns.append(column)
+    return tuple(columns)
+
+
+# --- the spool ---------------------------------------------------------------------------------------------
+def _spool_stem(path: Path) -> str:
+    stem = path.name
+    for suffix in (".gz", ".csv", ".tsv", ".txt"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return sanitize_name(stem)[:60] or "data"
+
+
+class _SpoolWriter:
+    """Copies or compresses chunks into a temp file in a worker thread; commit = fsync-free rename."""
+
+    def __init__(self, spool_dir: Path, stem: str, gzipped: bool, level: int) -> None:
+        self.spool_dir = spool_dir
+        self.stem = stem
+        self.gzipped = gzipped
+        self.level = level
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".part", dir=spool_dir)
+        self._tmp = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb", buffering=0)
+        self._written = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="keboola-sync-spool", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def finish(self) -> None:
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _work(self) -> None:
+        compressor = _compressor(self.level) if self.gzipped else None
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                break
+            if self._error is not None:
+                continue  # keep draining so the reader never blocks on a dead worker
+            try:
+                data = compressor.compress(chunk) if compressor is not None else chunk
+                if data:
+                    self._file.write(data)
+                    self._written += len(data)
+            except BaseException as exc:  # re-raised in the reader's thread
+                self._error = exc
+        if compressor is not None and self._error is None:
+            try:
+                tail = compressor.flush()
+                self._file.write(tail)
+                self._written += len(tail)
+            except BaseException as exc:
+                self._error = exc
+
+    def commit(self) -> Spool:
+        self._file.close()
+        suffix = ".csv.gz" if self.gzipped else ".csv"
+        fd, final = tempfile.mkstemp(prefix=f"{self.stem}-", suffix=suffix, dir=self.spool_dir)
+        os.close(fd)
+        os.replace(self._tmp, final)
+        return Spool(path=Path(final), gzipped=self.gzipped, size=self._written)
+
+    def abort(self) -> None:
+        try:
+            self._stop()
+        finally:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+class _ZlibGzip:
+    """zlib at levels 4-9 (isal stops at 3): for users who trade speed for a smaller upload."""
+
+    def __init__(self, level: int) -> None:
+        import zlib
+
+        self._c = zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def compress(self, data: bytes) -> bytes:
+        return self._c.compress(data)
+
+    def flush(self) -> bytes:
+        return self._c.flush()
+
+
+def _compressor(level: int) -> isal_zlib._Compress | _ZlibGzip:
+    if level <= ISAL_MAX_LEVEL:
+        # wbits=31: a gzip container (header + CRC), which Keboola gunzips because the name ends .gz
+        return isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
+    return _ZlibGzip(level)
