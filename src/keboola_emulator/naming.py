@@ -21,7 +21,9 @@ _TRANSLIT = str.maketrans(
         "ı": "i", "€": "EUR",
     }
 )
-_DROPPED = re.compile(r"[`'\"^~\x00-\x1f\x7f]")  # toAscii drops these instead of replacing them
+# toAscii first removes control characters (keeping tab, LF, CR) and U+007F-U+009F; quotes, `^`
+# and `~` already in the input survive it (only ones produced by transliteration are dropped).
+_DROPPED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_WORD = re.compile(r"[^A-Za-z0-9_]+")
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DISPLAY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -37,7 +39,7 @@ def sanitize_column_name(raw: str) -> str:
 
 
 def _to_ascii_keep_unknown(text: str) -> str:
-    """Like to_ascii, but characters with no ASCII form become a separator, as iconv's `?`."""
+    """toAscii (UTILS): decompose, drop combining marks; no ASCII form -> `?` (iconv), a separator."""
     text = _DROPPED.sub("", text.translate(_TRANSLIT))
     out: list[str] = []
     for ch in unicodedata.normalize("NFKD", text):

@@ -69,7 +69,6 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
         last = part
     if not parts:
         raise MalformedXML()
-    del bucket.multiparts[multipart_id]
     full_etag = md5_hash()
     full_etag.update(bytes(md5s))
     key = self.put_object(
@@ -86,7 +85,7 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
                 shutil.copyfileobj(part._value_buffer, out, CHUNK)
             total += part.contentsize
     key.contentsize = total
-    multipart.dispose()
+    del bucket.multiparts[multipart_id]  # moto's MultipartDict disposes the parts on delete
     key.set_metadata(multipart.metadata)
     checksum = checksum_builder.build()
     if checksum:

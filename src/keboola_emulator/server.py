@@ -79,7 +79,8 @@ class EmulatorServer:
 
     def start(self) -> None:
         for name, srv in (("api", self._api), ("s3", self._s3)):
-            t = threading.Thread(target=srv.serve_forever, name=f"serve-{name}", daemon=True)
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve-{name}",
+                                 daemon=True)
             t.start()
             self._threads.append(t)
         resumed = self.ctx.jobs.resume_unfinished()
