@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import json
 import os
 import shutil
@@ -18,7 +19,14 @@ from typing import Any, BinaryIO
 
 from keboola_emulator import model
 from keboola_emulator.context import Context
-from keboola_emulator.csvimport import CsvStream, Dialect, decompressed, is_gzip_name, sanitize_header
+from keboola_emulator.csvimport import (
+    CsvStream,
+    Dialect,
+    decompressed,
+    is_gzip_name,
+    load_errors,
+    sanitize_header,
+)
 from keboola_emulator.errors import JobError
 from keboola_emulator.s3 import FILES_BUCKET
 from keboola_emulator.views import bucket_json, table_json
@@ -98,25 +106,32 @@ class Source:
                 "inBytesUncompressed": 0 if self.compressed else self.in_bytes}
 
 
-def _rows_of(streams: Iterator[BinaryIO], dialect: Dialect, header_given: list[str] | None,
-             width_holder: list[int]) -> tuple[list[str] | None, Iterator[list[str]]]:
-    """Header from `header_given` or the first record of the first stream; rows from all streams.
+class Records:
+    """Header plus all records of a (possibly sliced) source, as one lazy C-level iterator.
 
     Slices after the first carry no header (§5.2: slices are parts of one headerless export).
+    `stream` is the slice being read, for error messages.
     """
-    first = next(streams, None)
-    if first is None:
-        return header_given, iter(())
-    stream = CsvStream(first, dialect)
-    header = header_given if header_given is not None else stream.header()
 
-    def rows() -> Iterator[list[str]]:
-        width = width_holder[0]
-        yield from stream.rows(width)
-        for more in streams:
-            yield from CsvStream(more, dialect).rows(width)
+    def __init__(self, streams: Iterator[BinaryIO], dialect: Dialect, header_given: list[str] | None) -> None:
+        self.stream: CsvStream | None = None
+        self._streams = streams
+        self._dialect = dialect
+        first = next(streams, None)
+        if first is None:
+            self.header = header_given
+            self.rows: Iterator[list[str]] = iter(())
+            return
+        self.stream = CsvStream(first, dialect)
+        self.header = header_given if header_given is not None else self.stream.header()
+        self.rows = itertools.chain.from_iterable(self._readers())
 
-    return header, rows()
+    def _readers(self) -> Iterator[Iterator[list[str]]]:
+        assert self.stream is not None
+        yield self.stream.reader
+        for more in self._streams:
+            self.stream = CsvStream(more, self._dialect)
+            yield self.stream.reader
 
 
 def _dialect(params: dict[str, Any]) -> Dialect:
@@ -137,13 +152,12 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     source = Source(ctx, job["operation_params"]["source"]["fileId"])
     dialect = _dialect(params)
     with ExitStack() as stack:
-        width = [0]
-        header, rows = _rows_of(source.streams(stack), dialect, params.get("columns") or None, width)
+        records = Records(source.streams(stack), dialect, params.get("columns") or None)
+        header = records.header
         if not header:
             raise JobError("storage.tables.validation.noColumns",
                            "No columns found in the CSV file. The first row must be a header.")
         columns = sanitize_header(header)
-        width[0] = len(columns)
         pk = list(params.get("primaryKey") or [])
         bad = [c for c in pk if c not in columns]
         if bad:
@@ -158,9 +172,10 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
             with closing(model.open_data(path)) as conn:
                 conn.execute("BEGIN")
                 model.create_data_table(conn, len(columns), [columns.index(p) for p in pk])
-                n = model.load_rows(conn, old_width=len(columns), new_width=len(columns),
-                                    target_indexes=list(range(len(columns))), rows=rows, full=True,
-                                    has_pk=bool(pk))
+                with load_errors(records):
+                    n = model.load_rows(conn, old_width=len(columns), new_width=len(columns),
+                                        target_indexes=list(range(len(columns))), rows=records.rows, full=True,
+                                        has_pk=bool(pk))
                 rows_count = model.count_rows(conn) if pk else n
                 conn.execute("COMMIT")
         except BaseException:
@@ -202,8 +217,8 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
         given = list(expected)
     incremental = bool(params.get("incremental"))
     with ExitStack() as stack:
-        width = [0]
-        header, rows = _rows_of(source.streams(stack), dialect, given, width)
+        records = Records(source.streams(stack), dialect, given)
+        header = records.header
         file_columns = sanitize_header(header) if header else []
         missing = [c for c in expected if c not in file_columns]  # case-sensitive, as Snowflake (§4.5.2)
         if missing:
@@ -220,14 +235,14 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
             raise JobError(COLUMNS_NOT_MATCH, f"Columns {', '.join(clash)} differ from existing table columns "
                            "only in letter case.", results={"missingColumns": [], "expectedColumns": expected})
         new_columns = expected + extra  # §4.5.1: new columns are appended at the end
-        width[0] = len(file_columns)
         path = ctx.store.data_path(table)
         with closing(model.open_data(path)) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
-                                    target_indexes=[new_columns.index(c) for c in file_columns], rows=rows,
-                                    full=not incremental, has_pk=bool(table["primary_key"]))
+                with load_errors(records):
+                    n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
+                                        target_indexes=[new_columns.index(c) for c in file_columns],
+                                        rows=records.rows, full=not incremental, has_pk=bool(table["primary_key"]))
                 rows_count = n if not incremental and not table["primary_key"] else model.count_rows(conn)
                 conn.execute("COMMIT")  # §4.5.1: a failed full load leaves the old rows (transaction)
             except BaseException:
