@@ -316,3 +316,31 @@ def test_sniff_respects_configured_delimiters() -> None:
 def test_backslash_escaped_quotes_get_a_warning(tmp_path: Path) -> None:
     info = run_inspect(write(tmp_path, b'id,text\n1,"say \\"hi\\" now"\n'))
     assert any("backslash" in w for w in info.warnings)
+
+
+@pytest.mark.parametrize(
+    "position",
+    [9, 65535, 65536, 65537, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 2 * 1024 * 1024 + 65536 + 3],
+)
+def test_invalid_utf8_is_located_exactly_across_slice_and_chunk_boundaries(tmp_path: Path, position: int) -> None:
+    line = "1,Žluťoučký kůň úpěl\n".encode()  # multi-byte characters straddle every boundary somewhere
+    data = bytearray(b"id,text\n" + line * (position // len(line) + 10))
+    data[position] = 0xFF  # never valid in UTF-8
+    path = write(tmp_path, bytes(data))
+    with pytest.raises(InvalidFile) as err:
+        run_inspect(path)
+    # Where Python's own decoder says the first bad sequence starts (the lead byte when 0xFF cut a
+    # character in half) is where our chunked, sliced validation must say it is.
+    with pytest.raises(UnicodeDecodeError) as reference:
+        bytes(data).decode("utf-8")
+    start = reference.value.start
+    assert start in (position, position - 1, position - 2)
+    expected_line = data[:start].count(b"\n") + 1
+    assert f"byte 0x{data[start]:02X} at byte {start}, line {expected_line}" in err.value.problem
+
+
+def test_truncated_character_at_a_slice_boundary_is_fine_when_completed(tmp_path: Path) -> None:
+    head = b"id,text\n1,"
+    pad = b"a" * (65536 - len(head) - 1)
+    data = head + pad + "ž".encode() + b"\n"  # ž starts at byte 65535 and ends at 65536
+    assert run_inspect(write(tmp_path, data)).size == len(data)

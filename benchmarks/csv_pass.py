@@ -1,0 +1,184 @@
+"""Benchmark: csvfile's one streaming pass against the floor (read + isal level-1 compress).
+
+    .venv/bin/python benchmarks/csv_pass.py            # 1 GiB CSV, 3 runs each, prints a table
+    .venv/bin/python benchmarks/csv_pass.py --size-mb 200 --runs 1   # quicker
+
+Issue 7 target: inspect_and_spool (gzip) within 1.3x of the floor, memory flat. The CSV is generated in
+a temp directory (never in the repo) and read from the page cache, so both sides measure CPU, not the
+disk. Each measurement runs in a fresh subprocess so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHUNK = 1 << 20
+FIRST = ["Jan", "Petra", "Tomáš", "Lucie", "Jiří", "Eva", "Martin", "Zuzana", "Ondřej", "Kateřina", "John", "Anna"]
+LAST = ["Novák", "Svobodová", "Dvořák", "Černá", "Procházka", "Kučerová", "Smith", "Horák", "Němcová", "Marek"]
+CITY = ["Praha", "Brno", "Ostrava", "Plzeň", "České Budějovice", "Hradec Králové", "Ústí nad Labem", "Olomouc"]
+STATUS = ["open", "closed", "pending", "cancelled", "shipped"]
+NOTES = ["", "", "", "Doručit po 16:00", 'VIP, "priority" customer', "call first; then email", "n/a"]
+
+
+def _block(seed: int, start_id: int, target: int) -> bytes:
+    """Rows of an order export: ids, dates, names with diacritics, quoted text, amounts."""
+    rnd = random.Random(seed)
+    lines = []
+    size = 0
+    order_id = start_id
+    while size < target:
+        first, last = rnd.choice(FIRST), rnd.choice(LAST)
+        note = rnd.choice(NOTES)
+        note = '"' + note.replace('"', '""') + '"' if any(c in note for c in ',"') else note
+        line = (
+            f"{order_id},{rnd.randint(1, 99999)},2024-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}"
+            f" {rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:{rnd.randint(0, 59):02d},"
+            f"{first} {last},{first.lower()}.{rnd.randint(1, 999)}@example.com,{rnd.choice(CITY)},"
+            f"{rnd.choice(STATUS)},{rnd.randint(1, 20)},{rnd.uniform(1, 50000):.2f},CZK,{note}\n"
+        )
+        lines.append(line)
+        size += len(line.encode())
+        order_id += 1
+    return "".join(lines).encode()
+
+
+def generate(path: Path, size_bytes: int) -> None:
+    header = b"order_id,customer_id,created_at,customer_name,email,city,status,quantity,amount,currency,note\n"
+    blocks = [_block(seed, seed * 10_000_000, 4 << 20) for seed in range(8)]
+    rnd = random.Random(42)
+    written = 0
+    with open(path, "wb") as handle:
+        handle.write(header)
+        written += len(header)
+        while written < size_bytes:
+            block = rnd.choice(blocks)
+            block = block[: size_bytes - written]
+            cut = block.rfind(b"\n") + 1 or len(block)
+            handle.write(block[:cut])
+            written += cut
+            if cut == 0:
+                break
+
+
+# --- measurements (each in its own process) ------------------------------------------------------------
+def measure_floor(path: Path) -> dict[str, float]:
+    from isal import isal_zlib
+
+    start = time.perf_counter()
+    compressor = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31)
+    out = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            out += len(compressor.compress(chunk))
+    out += len(compressor.flush())
+    return {"seconds": time.perf_counter() - start, "out_bytes": out}
+
+
+def measure_spool(path: Path, spool_dir: Path, gzip: bool) -> dict[str, float]:
+    from keboola_sync.csvfile import inspect_and_spool
+
+    start = time.perf_counter()
+    info, spool = inspect_and_spool(
+        path,
+        spool_dir=spool_dir,
+        gzip_threshold_bytes=0 if gzip else 1 << 62,
+        gzip_level=1,
+        sniff_bytes=65536,
+        delimiters=",;\t|",
+        display_path=path.name,
+    )
+    seconds = time.perf_counter() - start
+    out = spool.size
+    spool.discard()
+    return {"seconds": seconds, "out_bytes": out, "columns": len(info.columns)}
+
+
+def measure_inspect(path: Path) -> dict[str, float]:
+    from keboola_sync.csvfile import inspect
+
+    start = time.perf_counter()
+    inspect(path, sniff_bytes=65536, delimiters=",;\t|", display_path=path.name)
+    return {"seconds": time.perf_counter() - start, "out_bytes": 0}
+
+
+def _child(kind: str, path: Path, spool_dir: Path) -> None:
+    if kind == "floor":
+        result = measure_floor(path)
+    elif kind == "spool-gzip":
+        result = measure_spool(path, spool_dir, gzip=True)
+    elif kind == "spool-copy":
+        result = measure_spool(path, spool_dir, gzip=False)
+    else:
+        result = measure_inspect(path)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def run_child(kind: str, path: Path, spool_dir: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path), str(spool_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1024, help="size of the generated CSV (MiB)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement; the best is reported")
+    parser.add_argument("--tmp", type=Path, default=None, help="where to generate the CSV (default: system temp)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="keboola-sync-bench-", dir=args.tmp))
+    try:
+        csv_path = work / "orders.csv"
+        spool_dir = work / "spool"
+        start = time.perf_counter()
+        generate(csv_path, args.size_mb << 20)
+        size = csv_path.stat().st_size
+        print(f"generated {size / 1e6:.0f} MB CSV in {time.perf_counter() - start:.1f} s ({csv_path})")
+        run_child("floor", csv_path, spool_dir)  # warm the page cache
+        rows = []
+        for kind, label in (
+            ("floor", "floor: read + isal level-1 compress"),
+            ("spool-gzip", "inspect_and_spool, gzip level 1"),
+            ("spool-copy", "inspect_and_spool, plain copy"),
+            ("inspect", "inspect (no spool)"),
+        ):
+            results = [run_child(kind, csv_path, spool_dir) for _ in range(args.runs)]
+            best = min(results, key=lambda r: r["seconds"])
+            rows.append((label, best, max(r["peak_rss_mb"] for r in results)))
+        floor_seconds = rows[0][1]["seconds"]
+        print()
+        print(f"{'pass':<40} {'seconds':>8} {'MB/s':>8} {'x floor':>8} {'out MB':>8} {'peak RSS MB':>12}")
+        for label, best, rss in rows:
+            mbps = size / 1e6 / best["seconds"]
+            ratio = best["seconds"] / floor_seconds
+            out_mb = best["out_bytes"] / 1e6
+            print(f"{label:<40} {best['seconds']:>8.2f} {mbps:>8.0f} {ratio:>8.2f} {out_mb:>8.0f} {rss:>12.0f}")
+        cpu = os.cpu_count()
+        print(f"\n{size / 1e6:.0f} MB CSV, best of {args.runs}, {cpu} CPUs, Python {sys.version.split()[0]};"
+              " target: inspect_and_spool gzip <= 1.3x floor")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
