@@ -6,6 +6,9 @@
 # Two stages so the final image holds only the interpreter, tini and a ready virtualenv: no compiler,
 # no pip cache, no build tools. Every runtime dependency comes pinned from requirements.txt.
 ARG PYTHON_IMAGE=python:3.12-slim
+# The runtime stage's base; it must carry the builder's Python (the venv links to that interpreter).
+# Only tests change it: they build on a tini-less copy of the base to prove the tini install below.
+ARG RUNTIME_IMAGE=${PYTHON_IMAGE}
 
 # --- builder: a virtualenv with the pinned dependencies and the package itself ---------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -28,7 +31,7 @@ RUN pip install --no-cache-dir --no-deps . \
     && pip uninstall --yes pip setuptools
 
 # --- runtime -----------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE}
+FROM ${RUNTIME_IMAGE}
 # Keep in step with pyproject.toml (tests/docker checks the built label against keboola_sync.__version__).
 ARG VERSION=0.1.0
 ARG REVISION=unknown

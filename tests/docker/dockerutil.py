@@ -22,5 +22,5 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     """Run the docker CLI; on failure the test fails with its stderr."""
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
-        pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+        pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

@@ -171,6 +171,27 @@ def test_image_is_built_as_issue_6_asks(image: str) -> None:
     assert leftovers.stdout.strip() == ""
 
 
+def test_image_builds_with_tini_on_a_base_that_lacks_it(image: str) -> None:
+    """The official python:3.12-slim has no tini, CI's stand-in has it: derive a tini-less base from the
+    stand-in and build the unchanged Dockerfile's runtime stage on it (the builder stage comes from the
+    cache), so the path a Mac user's build takes is one CI proves."""
+    base, tag = "python:3.12-slim-without-tini", "keboola-sync:test-without-tini"
+    helper = f"strip-tini-{uuid.uuid4().hex[:8]}"
+    try:
+        docker("run", "--name", helper, "--network", "host", "--entrypoint", "sh", "python:3.12-slim", "-c",
+               "dpkg --purge tini >/dev/null && ! test -e /usr/bin/tini")
+        docker("commit", helper, base)
+        docker("build", "--network", "host", "--build-arg", f"RUNTIME_IMAGE={base}", "--tag", tag, str(REPO),
+               timeout=600)
+        assert docker("run", "--rm", "--entrypoint", "sh", base, "-c", "command -v tini || echo none").stdout.strip() \
+            == "none"
+        assert docker("run", "--rm", tag, "tini", "--version").stdout.startswith("tini version")
+        assert docker("run", "--rm", tag, "keboola-sync", "--version").returncode == 0
+    finally:
+        docker("rm", "--force", helper, check=False)
+        docker("rmi", "--force", tag, base, check=False)
+
+
 def test_container_creates_bucket_and_table_for_a_folder_on_the_host(deployment: Deployment) -> None:
     write_csv(deployment.data / "sales" / "orders.csv", [("1", "10"), ("2", "20")])
 
