@@ -188,7 +188,7 @@ def _read_and_check(
     utf8 = _Utf8Validator(path, display_path)
     head = bytearray()
     head_done = False
-    header_info: tuple[Dialect, tuple[str, ...], bool, list[str]] | None = None
+    header_info: tuple[Dialect, tuple[str, ...], tuple[str, ...], bool, list[str]] | None = None
     total = 0
     index = 0
     with open(path, "rb") as handle:
@@ -221,9 +221,8 @@ def _read_and_check(
         if sink is not None:
             sink.finish()
     assert header_info is not None
-    dialect, header, has_bom, warnings = header_info
+    dialect, header, columns, has_bom, warnings = header_info
     _raise_if_changed(path, before, total, display_path)
-    columns = _check_columns(header, display_path)
     info = CsvInfo(
         dialect=dialect,
         header=header,
@@ -384,7 +383,7 @@ def _guess_encoding(path: Path, position: int) -> str:
 # --- dialect and header ----------------------------------------------------------------------------------
 def _try_header(
     head: bytes, eof: bool, sniff_bytes: int, delimiters: str, display_path: str
-) -> tuple[Dialect, tuple[str, ...], bool, list[str]] | None:
+) -> tuple[Dialect, tuple[str, ...], tuple[str, ...], bool, list[str]] | None:
     """Sniff and parse the header from the first bytes; None when more bytes are needed."""
     has_bom = head.startswith(UTF8_BOM)
     body = head[len(UTF8_BOM) :] if has_bom else head
@@ -431,7 +430,9 @@ def _try_header(
             f"the header has one column only{hint}; a file with several columns needs one of the"
             f" delimiters {', '.join(_show_delim(d) for d in delimiters)}"
         )
-    return dialect, header, has_bom, warnings
+    # Checked as soon as the header is known, so a bad header fails before a 5 GB file is read.
+    columns = _check_columns(header, display_path)
+    return dialect, header, columns, has_bom, warnings
 
 
 def _parse_first_record(text: str, dialect: Dialect, eof: bool, display_path: str) -> tuple[str, ...] | None:

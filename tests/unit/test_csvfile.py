@@ -344,3 +344,11 @@ def test_truncated_character_at_a_slice_boundary_is_fine_when_completed(tmp_path
     pad = b"a" * (65536 - len(head) - 1)
     data = head + pad + "ž".encode() + b"\n"  # ž starts at byte 65535 and ends at 65536
     assert run_inspect(write(tmp_path, data)).size == len(data)
+
+
+def test_a_bad_header_fails_before_the_rest_of_a_big_file_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, b"id,name,name\n" + b"1,abcdefghij,k\n" * 400_000)  # ~6 MiB
+    chunks: list[int] = []
+    with pytest.raises(InvalidFile, match="same name"):
+        run_inspect_with_hook(path, lambda index, _read: chunks.append(index))
+    assert chunks == []  # failed while handling the first 1 MiB chunk
