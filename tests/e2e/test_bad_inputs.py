@@ -1,0 +1,401 @@
+"""Every bad input gets a clear answer (issue 5): the corpus of bad files, names and filesystem oddities.
+
+Design for speed: every file-level entry lives in ONE watched folder built by a module-scoped fixture,
+which runs ONE `sync --once` and ONE `status --json` against its own emulator; each entry then has its
+own parametrised test asserting the promised outcome:
+
+* its log line: exactly one line naming the file, the problem and the fix (WARNING/ERROR for a file that
+  is skipped or loaded with a warning, INFO for a file that is ignored on purpose);
+* its `status` row state (skipped / synced), or no row at all for ignored files;
+* that a valid file in the same folder was still loaded;
+* and, once for the module, that `sync --once` exits 1 because something was skipped.
+
+What the daemon catches itself (cheap, in the one streaming pass of csvfile.py, before any upload):
+encodings, NUL bytes, binary and compressed files, empty files, header problems, CR-only line ends,
+names. What only Keboola can tell (it needs a full parse): ragged rows and broken quoting in the data,
+reported as the job error Keboola returns (keboola-storage-api.md §4.2, §7.2 `invalidCsv`) -> skipped
+with Keboola's message. What Keboola would accept although the user probably did not mean it (a wrong
+delimiter read as one wide column): loaded, with a warning.
+
+Entries that need their own process (timing, Keboola state, tokens, URLs) are separate tests below.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.daemon import Daemon, table_rows
+from support.emulator import Emulator, start_emulator
+
+VALID = "id,name\n1,Alice\n2,Bob\n"
+VALID_ROWS = [["id", "name"], ["1", "Alice"], ["2", "Bob"]]
+SAVE_AS_UTF8 = "Save it as UTF-8"
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+# --------------------------------------------------------------------------------------------------
+# The corpus: one Entry per bad input, with the outcome we promise.
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One bad input and its promised outcome.
+
+    `state` is the `status` row state, or None when the file is ignored (no row at all).
+    `line` are substrings the one log line about the file must contain (its problem and its fix);
+    `level` is that line's level. `table`/`rows`: the table the file must (or, with rows=None and
+    state != synced, must not) produce. `folder_ok`: the entry's folder maps to a bucket, so a valid
+    sibling file there must be loaded.
+    """
+
+    id: str
+    path: str  # relative to the watched folder; the name in `status` and in the log
+    make: Callable[[Path, Path], None]  # (watched folder, a scratch dir outside it)
+    state: str | None
+    line: tuple[str, ...]
+    level: str = "WARNING"
+    table: str | None = None
+    rows: list[list[str]] | None = None
+    folder_ok: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write(data: bytes | str) -> Callable[[Path, Path], None]:
+    payload = data.encode() if isinstance(data, str) else data
+
+    def make(path: Path, scratch: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload)
+
+    return make
+
+
+def at(rel: str, data: bytes | str) -> tuple[str, Callable[[Path, Path], None]]:
+    maker = write(data)
+
+    def make(watch: Path, scratch: Path) -> None:
+        maker(watch / rel, scratch)
+
+    return rel, make
+
+
+def big_with_bad_byte_at_end(size: int = 5 << 20) -> bytes:
+    """A multi-MB valid ASCII CSV with one Latin-1 byte in its last megabyte (the pass must read to the end)."""
+    row = b"123456,some plain ascii text for padding\n"
+    body = bytearray(b"id,text\n")
+    while len(body) < size:
+        body += row
+    body += b"999999,Z\xfcrich\n"  # 0xFC = u-umlaut in Latin-1, invalid as UTF-8
+    body += row * 100
+    return bytes(body)
+
+
+def zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data.csv", VALID)
+    return buffer.getvalue()
+
+
+def one_100mb_line() -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        path = watch / "st" / "one_long_line.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        block = b"x" * (1 << 20)
+        with path.open("wb") as handle:
+            for _ in range(100):
+                handle.write(block)
+    return make
+
+
+def symlink(rel: str, target: str | Callable[[Path, Path], str]) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        path = watch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target(watch, scratch) if callable(target) else target)
+    return make
+
+
+def outside_target(watch: Path, scratch: Path) -> str:
+    secret = scratch / "outside-secret.csv"
+    secret.write_text("id,secret\n1,do not load me\n")
+    return str(secret)
+
+
+def nested_dir(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).mkdir(parents=True, exist_ok=True)
+        (watch / rel / "inner.csv").write_text(VALID)
+    return make
+
+
+def columns_header(count: int) -> str:
+    names = [f"c{i}" for i in range(count)]
+    return ",".join(names) + "\n" + ",".join(str(i) for i in range(count)) + "\n"
+
+
+LONG_STEM = "a" * 100
+
+ENTRIES: list[Entry] = [
+    # --- encodings -------------------------------------------------------------------------------
+    Entry("latin1", *at("enc/latin1.csv", "id,city\n1,Zürich\n".encode("latin-1")), "skipped",
+          ("enc/latin1.csv", "not valid UTF-8", "line 2", "Latin-1", SAVE_AS_UTF8)),
+    Entry("windows1250", *at("enc/cp1250.csv", "id,mesto\n1,Plzeň\n2,Žďár nad Sázavou\n".encode("cp1250")),
+          "skipped", ("enc/cp1250.csv", "not valid UTF-8", "Windows-1250", SAVE_AS_UTF8)),
+    Entry("utf16_bom", *at("enc/utf16_bom.csv", "id,name\n1,Zoë\n".encode("utf-16")), "skipped",
+          ("enc/utf16_bom.csv", "UTF-16", "Keboola needs UTF-8", SAVE_AS_UTF8)),
+    Entry("utf16_no_bom", *at("enc/utf16le.csv", "id,name\n1,Zoë\n".encode("utf-16-le")), "skipped",
+          ("enc/utf16le.csv", "UTF-16", "Keboola needs UTF-8", SAVE_AS_UTF8)),
+    Entry("utf16_be_no_bom", *at("enc/utf16be.csv", "id,name\n1,Zoë\n".encode("utf-16-be")), "skipped",
+          ("enc/utf16be.csv", "UTF-16", SAVE_AS_UTF8)),
+    Entry("utf32", *at("enc/utf32.csv", "id,name\n1,Zoë\n".encode("utf-32")), "skipped",
+          ("enc/utf32.csv", "UTF-32", SAVE_AS_UTF8)),
+    Entry("utf8_bom_is_valid", *at("enc/bom.csv", b"\xef\xbb\xbfid,name\n1,Zo\xc3\xab\n"), "synced", (),
+          table="in.c-enc.bom", rows=[["id", "name"], ["1", "Zoë"]]),
+    Entry("bad_byte_in_last_megabyte", *at("enc/big_bad_tail.csv", big_with_bad_byte_at_end()), "skipped",
+          ("enc/big_bad_tail.csv", "not valid UTF-8", "0xFC", "line ", SAVE_AS_UTF8)),
+    Entry("nul_bytes", *at("enc/nul.csv", b"id,name\n1,Al\x00ice\n"), "skipped",
+          ("enc/nul.csv", "NUL byte", "line 2", "Export the data again as a UTF-8 CSV")),
+    Entry("utf8_truncated_at_end", *at("enc/truncated.csv", "id,name\n1,Zoë\n2,Ž".encode()[:-1]), "skipped",
+          ("enc/truncated.csv", "not valid UTF-8", SAVE_AS_UTF8)),
+    # --- structure -------------------------------------------------------------------------------
+    Entry("empty_file", *at("st/empty.csv", b""), "skipped",
+          ("st/empty.csv", "empty (0 bytes)", "Write at least the header line")),
+    Entry("blank_lines_only", *at("st/blank.csv", "\n\n\n"), "skipped",
+          ("st/blank.csv", "no header", "column names on the first line")),
+    Entry("header_only_is_valid", *at("st/header_only.csv", "id,name\n"), "synced", (),
+          table="in.c-st.header_only", rows=[["id", "name"]]),
+    Entry("blank_header_cell", *at("st/blank_cell.csv", "id,,name\n1,2,3\n"), "skipped",
+          ("st/blank_cell.csv", "column 2 of the header has no name", "Give every column a name")),
+    Entry("header_ends_with_delimiter", *at("st/trailing_delim.csv", "id,name,\n1,a,\n"), "skipped",
+          ("st/trailing_delim.csv", "column 3 of the header has no name", "Remove the delimiter at the end")),
+    Entry("duplicate_column", *at("st/dup.csv", "id,name,name\n1,a,b\n"), "skipped",
+          ("st/dup.csv", "columns 2 ('name') and 3 ('name')", "same name", "Give every column a different name")),
+    Entry("duplicate_after_sanitising", *at("st/dup_sanitised.csv", "id,a b,a_b\n1,x,y\n"), "skipped",
+          ("st/dup_sanitised.csv", "'a b'", "'a_b'", "same column for Keboola", "different name")),
+    Entry("duplicate_ignoring_case", *at("st/dup_case.csv", "id,Name,name\n1,x,y\n"), "skipped",
+          ("st/dup_case.csv", "'Name'", "'name'", "same column for Keboola", "Keboola ignores case")),
+    Entry("column_longer_than_64", *at("st/long_column.csv", "id," + "c" * 70 + "\n1,2\n"), "skipped",
+          ("st/long_column.csv", "70 characters long", "at most 64", "Shorten the column name")),
+    Entry("column_without_letters", *at("st/symbols.csv", "id,$$$\n1,2\n"), "skipped",
+          ("st/symbols.csv", "column 2", "no letters or digits", "Rename the column")),
+    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1900)), "synced", (),
+          table="in.c-st.wide"),
+    Entry("ragged_more_cells", *at("st/ragged_more.csv", "id,name\n1,a\n2,b,extra\n"), "skipped",
+          ("st/ragged_more.csv", "Keboola refused the file", "Number of columns in file (3)",
+           "table (2)", "invalidCsv", "Fix the file")),
+    Entry("ragged_fewer_cells", *at("st/ragged_fewer.csv", "id,name,city\n1,a,b\n2,c\n"), "skipped",
+          ("st/ragged_fewer.csv", "Keboola refused the file", "Number of columns in file (2)",
+           "table (3)", "Fix the file")),
+    Entry("unclosed_quote_in_header", *at("st/quote_header.csv", 'id,"name\n1,a\n2,b\n'), "skipped",
+          ("st/quote_header.csv", "quote", "never closed", "Close the quote in the first line")),
+    Entry("unclosed_quote_in_data", *at("st/quote_data.csv", 'id,name\n1,"Alice\n2,Bob\n'), "skipped",
+          ("st/quote_data.csv", "Keboola refused the file", "Fix the file")),
+    Entry("cr_only_line_ends", *at("st/cr_only.csv", "id,name\r1,a\r2,b\r"), "skipped",
+          ("st/cr_only.csv", "bare carriage return", "Save it with Windows (CRLF) or Unix (LF) line breaks")),
+    Entry("mixed_lf_crlf_is_valid", *at("st/mixed_endings.csv", "id,name\r\n1,a\n2,b\r\n3,c\n"), "synced", (),
+          table="in.c-st.mixed_endings", rows=[["id", "name"], ["1", "a"], ["2", "b"], ["3", "c"]]),
+    Entry("binary_png", *at("st/picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4), "skipped",
+          ("st/picture.csv", "a PNG image, not a CSV text file", "Export the data as a UTF-8 CSV")),
+    Entry("binary_random_bytes", *at("st/random.csv", bytes((i * 7919 + 13) % 256 for i in range(4096))),
+          "skipped", ("st/random.csv", "NUL byte", "not a text CSV", "Export the data again")),
+    Entry("zip_renamed_to_csv", *at("st/export.csv", zip_bytes()), "skipped",
+          ("st/export.csv", "a ZIP archive", "save it as 'CSV UTF-8")),
+    Entry("gzip_renamed_to_csv", *at("st/packed.csv", b"\x1f\x8b\x08\x00" + b"\x00" * 40), "skipped",
+          ("st/packed.csv", "gzip-compressed", "Decompress it")),
+    Entry("xlsx_renamed_to_csv", *at("st/old_excel.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512),
+          "skipped", ("st/old_excel.csv", "old Excel (.xls)", "CSV UTF-8")),
+    Entry("csv_gz_is_ignored", *at("st/archive.csv.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 40), None,
+          ("ignoring st/archive.csv.gz", "compressed CSVs are not loaded", "decompress it"), level="INFO"),
+    Entry("wrong_delimiter_warns", *at("st/colon.csv", "id:name:city\n1:a:b\n2:c:d\n"), "synced",
+          ("st/colon.csv", "the header has one column only", "one of the delimiters"),
+          table="in.c-st.colon", rows=[["id_name_city"], ["1:a:b"], ["2:c:d"]]),
+    # --- names -----------------------------------------------------------------------------------
+    Entry("folder_and_file_with_spaces_and_diacritics", *at("Prodej ČR/Obrat 2024.csv", VALID), "synced",
+          ("Prodej ČR/Obrat 2024.csv", "is loaded as table in.c-Prodej_CR.Obrat_2024",
+           "only letters, digits, - and _"), table="in.c-Prodej_CR.Obrat_2024", rows=VALID_ROWS),
+    Entry("dots_in_file_name", *at("names/my.data.v2.csv", VALID), "synced",
+          ("names/my.data.v2.csv", "is loaded as table in.c-names.my_data_v2"),
+          table="in.c-names.my_data_v2", rows=VALID_ROWS),
+    Entry("emoji_in_file_name", *at("names/🚀 launch.csv", VALID), "synced",
+          ("names/🚀 launch.csv", "is loaded as table in.c-names.launch"),
+          table="in.c-names.launch", rows=VALID_ROWS),
+    Entry("leading_underscore", *at("names/_private.csv", VALID), "synced",
+          ("names/_private.csv", "is loaded as table in.c-names.private"),
+          table="in.c-names.private", rows=VALID_ROWS),
+    Entry("leading_dash", *at("names/-draft.csv", VALID), "synced",
+          ("names/-draft.csv", "is loaded as table in.c-names.draft"), table="in.c-names.draft", rows=VALID_ROWS),
+    Entry("uppercase_extension", *at("names/REPORT.CSV", VALID), "synced", (),
+          table="in.c-names.REPORT", rows=VALID_ROWS),
+    Entry("file_name_too_long", *at(f"names/{LONG_STEM}.csv", VALID), "skipped",
+          (f"names/{LONG_STEM}.csv", "100 characters long", "at most 96", "Rename it")),
+    Entry("file_name_without_letters", *at("names/🎉.csv", VALID), "skipped",
+          ("names/🎉.csv", "no letters or digits Keboola accepts", "Rename it")),
+    Entry("folder_name_without_letters", *at("📊/data.csv", VALID), "skipped",
+          ("📊/data.csv", "the folder name '📊' has no letters or digits", "Rename it"), folder_ok=False),
+    Entry("folder_with_leading_underscore", *at("_internal/data.csv", VALID), "synced",
+          ("_internal/data.csv", "is loaded as table in.c-internal.data"),
+          table="in.c-internal.data", rows=VALID_ROWS),
+    Entry("two_names_one_table", *at("clash/a b.csv", VALID), "skipped",
+          ("maps to table in.c-clash.a_b", "already loads", "Rename one of the two files"),
+          extra={"partner": "clash/a_b.csv"}),
+    Entry("folder_named_x_csv", "names/x.csv/", nested_dir("names/x.csv"), None,
+          ("ignoring names/x.csv/", "folders inside folders are not synced"), level="INFO"),
+    Entry("csv_in_the_root_folder", *at("root.csv", VALID), None,
+          ("ignoring root.csv", "CSV files directly in the watched folder are not synced", "put them in a folder"),
+          level="INFO", folder_ok=False),
+    Entry("office_lock_file_is_silent", *at("names/~$REPORT.csv", b"\x00\x01lock"), None, (), level="NONE"),
+    # --- filesystem ------------------------------------------------------------------------------
+    Entry("symlink_inside_is_loaded", "fs/alias.csv", symlink("fs/alias.csv", "valid.csv"), "synced", (),
+          table="in.c-fs.alias", rows=VALID_ROWS),
+    Entry("symlink_outside_is_not_followed", "fs/outside.csv", symlink("fs/outside.csv", outside_target),
+          "skipped", ("fs/outside.csv", "points outside the watched folder", "not followed",
+                      "Copy the file into the folder")),
+]
+
+ENTRY_IDS = [e.id for e in ENTRIES]
+
+
+def test_corpus_is_big_enough():
+    """Issue 5 asks for at least 40 bad inputs (the separate tests below add more)."""
+    assert len(ENTRIES) >= 40
+    assert len(set(ENTRY_IDS)) == len(ENTRY_IDS)
+
+
+# --------------------------------------------------------------------------------------------------
+# One sync --once over the whole corpus.
+
+
+@dataclass
+class CorpusRun:
+    daemon: Daemon
+    emulator: Emulator
+    returncode: int
+    stdout: str
+    stderr: str
+    status: dict[str, dict[str, Any]]
+    log_lines: list[str]
+    seconds: float
+
+
+LINE = re.compile(r"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def level_of(line: str) -> str:
+    match = LINE.match(line)
+    return match.group(1) if match else ""
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory):
+    import time
+
+    emulator = start_emulator()
+    try:
+        tmp = tmp_path_factory.mktemp("corpus")
+        scratch = tmp / "scratch"
+        scratch.mkdir()
+        daemon = Daemon(tmp, emulator, {"logging": {"level": "INFO"}})
+        folders: set[str] = set()
+        for entry in ENTRIES:
+            entry.make(daemon.watch, scratch)
+            if "/" in entry.path.rstrip("/") and entry.folder_ok:
+                folders.add(entry.path.split("/", 1)[0])
+        (daemon.watch / "clash" / "a_b.csv").write_text(VALID)
+        folders.add("good")
+        for folder in folders:
+            (daemon.watch / folder).mkdir(exist_ok=True)
+            (daemon.watch / folder / "valid.csv").write_text(VALID)
+        started = time.monotonic()
+        result = daemon.run("sync", "--once", timeout=300)
+        seconds = time.monotonic() - started
+        status = daemon.run("status", "--json")
+        assert status.returncode == 0, status.stderr
+        rows = {json.loads(line)["file"]: json.loads(line) for line in status.stdout.splitlines() if line.strip()}
+        yield CorpusRun(daemon, emulator, result.returncode, result.stdout, result.stderr, rows,
+                        daemon.log().splitlines(), seconds)
+    finally:
+        emulator.close()
+
+
+def test_sync_once_exits_1_and_the_daemon_survives_the_corpus(corpus: CorpusRun):
+    assert corpus.returncode == 1, corpus.stderr[-3000:]
+    log = "\n".join(corpus.log_lines)
+    assert "Traceback" not in log and "Traceback" not in corpus.stderr
+    assert "sync --once done:" in log
+    # Everything the corpus should load was loaded in one run of a few seconds' work per file.
+    print(f"corpus sync --once: {corpus.seconds:.1f} s for {len(ENTRIES)} entries")
+
+
+def lines_about(corpus: CorpusRun, needle: str, levels: tuple[str, ...]) -> list[str]:
+    return [ln for ln in corpus.log_lines if needle in ln and level_of(ln) in levels]
+
+
+BUCKETS = {"Prodej ČR": "in.c-Prodej_CR", "_internal": "in.c-internal"}
+
+
+def bucket_for(folder: str) -> str:
+    return BUCKETS.get(folder, f"in.c-{folder}")
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=ENTRY_IDS)
+def test_corpus_entry(entry: Entry, corpus: CorpusRun):
+    path = entry.path
+    if "partner" in entry.extra:
+        # Two files, one table: whichever is looked at second is skipped, naming the first.
+        lines = lines_about(corpus, "maps to table", ("WARNING", "ERROR"))
+        assert len(lines) == 1, lines
+        loser = path if f"skipped {path}:" in lines[0] else entry.extra["partner"]
+        winner = entry.extra["partner"] if loser == path else path
+        assert f"skipped {loser}:" in lines[0] and f"which {winner} already loads" in lines[0], lines[0]
+        path = loser
+        assert corpus.status[winner]["state"] == "synced"
+        assert table_rows(corpus.emulator, "in.c-clash.a_b") == VALID_ROWS
+    row = corpus.status.get(path.rstrip("/"))
+    # 1. the status row
+    if entry.state is None:
+        assert row is None, f"{path} is ignored, so status lists no row for it: {row}"
+    else:
+        assert row is not None, f"no status row for {path}: {sorted(corpus.status)}"
+        assert row["state"] == entry.state, row
+        if entry.state == "skipped":
+            assert row["error"], row
+    # 2. exactly one log line naming the file, the problem and the fix
+    if entry.level == "NONE":
+        assert not [ln for ln in corpus.log_lines if path in ln], "junk files are ignored silently"
+    elif entry.line:
+        levels = ("INFO",) if entry.level == "INFO" else ("WARNING", "ERROR")
+        lines = lines_about(corpus, path, levels)
+        if entry.level == "INFO":
+            lines = [ln for ln in lines if "ignoring" in ln]
+        assert len(lines) == 1, f"expected one {entry.level} line about {path}, got {lines}"
+        for part in entry.line:
+            assert part in lines[0], f"{part!r} missing from: {lines[0]}"
+        if entry.state == "skipped":
+            assert row is not None and row["error"] in lines[0], (row, lines[0])
+    else:
+        problems = lines_about(corpus, path, ("WARNING", "ERROR"))
+        assert problems == [], problems
+    # 3. the table: loaded as promised, or never created
+    if entry.table is not None:
+        if entry.rows is not None:
+            assert table_rows(corpus.emulator, entry.table) == entry.rows
+        else:
+            detail = corpus.emulator.client().tables.detail(entry.table)
+            assert detail["rowsCount"] >= 1
+    # 4. the valid file next to it was still loaded
+    folder = path.split("/", 1)[0] if entry.folder_ok and "/" in path.rstrip("/") else "good"
+    assert table_rows(corpus.emulator, f"{bucket_for(folder)}.valid") == VALID_ROWS
+    assert corpus.status[f"{folder}/valid.csv"]["state"] == "synced"
