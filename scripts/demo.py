@@ -46,7 +46,7 @@ def main() -> int:
         f"daemon:\n  health_file: {WORK / 'health.json'}\n"
         f"logging:\n  file: {ROOT / 'logs' / 'demo.log'}\n"
     )
-    env = dict(os.environ, KBC_STORAGE_API_TOKEN="local-dev-token", KBC_STORAGE_API_HOST=urls["api"],
+    env = dict(os.environ, KBC_STORAGE_API_TOKEN="local-dev-token", KBC_STORAGE_API_HOST=urls["api"],  # noqa: S106
                AWS_ENDPOINT_URL_S3=urls["s3"])
     print(f"daemon: watching {DATA}; log in logs/demo.log; status: "
           f"KBC_STORAGE_API_HOST={urls['api']} keboola-sync --config {config} status")

@@ -90,7 +90,13 @@ def _run(config: Config, *, once: bool) -> int:
         log.warning("%s", warning)
     daemon = Daemon(config)
     daemon.install_signal_handlers()
-    return daemon.run(once=once)
+    code = daemon.run(once=once)
+    if daemon.abandon.is_set():
+        # An abandoned upload may still sit in boto3's (non-daemon) transfer threads; the ledger is
+        # closed and consistent, so leave now instead of waiting for them at interpreter exit.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _check(config: Config) -> int:

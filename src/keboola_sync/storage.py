@@ -443,12 +443,13 @@ class Storage:
     # -- jobs --------------------------------------------------------------------------------------
 
     def find_job_for_file(self, file_id: int, table_id: str | None = None) -> int | None:
-        """The newest create/import job that used this file, if any (GET jobs, §6.1). Used before any
-        re-send of an import whose answer was lost, so an import is never sent twice blindly."""
+        """The newest create/import job that used this file and did not fail, if any (GET jobs, §6.1).
+        Used before any re-send of an import whose answer was lost, so an import is never sent twice
+        blindly; a job that ended in `error` loaded nothing, so it does not count."""
         jobs = self._retrying("listing jobs", self._jobs.list)
         for job in jobs or []:
             source = (job.get("operationParams") or {}).get("source") or {}
-            if str(source.get("fileId")) != str(file_id):
+            if str(source.get("fileId")) != str(file_id) or job.get("status") == "error":
                 continue
             if job.get("operationName") not in ("tableImport", "tableCreate"):
                 continue

@@ -250,8 +250,8 @@ class SyncService:
             job_id = None
             if file_id is None:
                 file_id = self.storage.upload(spool.path, label=rel_path)
-            else:
-                # A kept upload: an import for it may have been sent just before a crash.
+            elif round_no == 0:
+                # An upload kept from an earlier run: an import for it may have been sent just before a crash.
                 job_id = self.storage.find_job_for_file(file_id, target.table_id)
             self.ledger.record_uploaded(rel_path, target.table_id, info.fingerprint, info.sha256, info.columns,
                                         file_id, kind)

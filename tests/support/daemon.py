@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from support.emulator import Emulator, wait_for
 
 FAST_CONFIG: dict[str, dict[str, Any]] = {
@@ -146,9 +147,10 @@ def table_rows(emulator: Emulator, table_id: str) -> list[list[str]] | None:
     table does not exist."""
     import requests
 
-    client = emulator.client()
+    tables = emulator.client().tables
     try:
-        text = client.tables.preview(table_id, limit=1000)
+        # Tables.preview() has no `limit` (default 100 rows); the same SDK call with the API's limit (max 1000).
+        text = tables._get_raw(f"{tables.base_url}/{table_id}/data-preview", params={"limit": 1000}).text
     except requests.HTTPError as exc:
         if exc.response is not None and exc.response.status_code == 404:
             return None

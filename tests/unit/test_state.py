@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+
 from keboola_sync.csvfile import Fingerprint
 from keboola_sync.errors import ConfigError
 from keboola_sync.state import SCHEMA_VERSION, Ledger
@@ -38,7 +39,8 @@ def test_skipped_and_failed_rows_keep_the_error_and_the_version_judged(tmp_path)
     ledger = Ledger(tmp_path / "s.db")
     ledger.record_skipped("x/y.csv", None, FP, None, "x/y.csv: not UTF-8. Save it as UTF-8")
     row = ledger.get("x/y.csv")
-    assert row is not None and (row.state, row.seen, row.error) == ("skipped", FP, "x/y.csv: not UTF-8. Save it as UTF-8")
+    assert row is not None
+    assert (row.state, row.seen, row.error) == ("skipped", FP, "x/y.csv: not UTF-8. Save it as UTF-8")
     ledger.record_failed("x/y.csv", "in.c-x.y", FP, "h", "HTTP 503", retry_at=100.0)
     row = ledger.get("x/y.csv")
     assert row is not None and (row.state, row.attempts, row.next_retry_at) == ("failed", 1, 100.0)

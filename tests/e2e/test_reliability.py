@@ -1,0 +1,229 @@
+"""Nothing lost, nothing half-loaded, nothing loaded twice (issue 4): real processes, real signals, the
+emulator's fault injection. Every wait is a condition with a timeout."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+
+from support.daemon import csv_rows, table_rows, wait_table
+from support.emulator import wait_for
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def jobs_per_table(emulator, prefix: str) -> Counter[str]:
+    """Create/import jobs per table, read through the real API (GET /v2/storage/jobs)."""
+    jobs = emulator.client().jobs
+    listing = jobs._get(jobs.base_url, params={"limit": 1000})
+    return Counter(
+        j["tableId"] for j in listing
+        if j.get("operationName") in ("tableImport", "tableCreate") and str(j.get("tableId", "")).startswith(prefix)
+    )
+
+
+def test_flaky_keboola_every_file_ends_up_loaded(daemon_factory, emulator):
+    folder = f"chaos{uid()}"
+    daemon = daemon_factory({"upload": {"concurrency": 8}, "retry": {"max_attempts": 12}})
+    files = {f"{folder}/t{i:02d}.csv": f"id,value\n{i},{'v' * i}\n" for i in range(50)}
+    for rel, text in files.items():
+        daemon.write(rel, text)
+    emulator.set_faults(fail_rate=0.2, rate_limit_rate=0.05, drop_rate=0.05, latency_ms=100, fail_jobs=0.1)
+    daemon.start()
+    daemon.wait_log(f"created {folder}/", count=len(files), timeout=120)
+    emulator.reset_faults()
+    for rel, text in files.items():
+        wait_table(emulator, f"in.c-{folder}.{rel.split('/')[1].removesuffix('.csv')}", csv_rows(text))
+    assert daemon.alive
+    log = daemon.log()
+    assert "retrying in" in log  # each failure says what happens next
+    injected = emulator.stats()["faults_injected"]
+    assert sum(injected.values()) > 20, injected
+    assert daemon.stop() == 0
+
+
+def test_three_second_latency_is_not_a_timeout(daemon_factory, emulator):
+    folder = f"slow{uid()}"
+    daemon = daemon_factory({"keboola": {"request_timeout_seconds": 10}})
+    daemon.write(f"{folder}/a.csv", "id\n1\n")
+    emulator.set_faults(latency_ms=3000)
+    result = daemon.run("sync", "--once", timeout=180)
+    assert result.returncode == 0, daemon.log()[-2000:]
+    emulator.reset_faults()
+    assert table_rows(emulator, f"in.c-{folder}.a") == [["id"], ["1"]]
+
+
+def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_factory, emulator):
+    rng = random.Random(4)
+    folder = f"kill{uid()}"
+    daemon = daemon_factory({"upload": {"concurrency": 2}})
+    emulator.set_faults(job_seconds=0.3)
+    names = [f"f{i}" for i in range(6)]
+    versions: Counter[str] = Counter()
+    content: dict[str, str] = {}
+
+    def rewrite(name: str) -> None:
+        versions[name] += 1
+        rows = "".join(f"{versions[name]},{name},{r}\n" for r in range(rng.randint(1, 30)))
+        content[name] = "version,name,row\n" + rows
+        daemon.write(f"{folder}/{name}.csv", content[name])
+
+    for name in names:
+        rewrite(name)
+    for trial in range(20):
+        for name in rng.sample(names, 2):
+            rewrite(name)
+        stats = emulator.stats()
+        base_prepared, base_jobs = stats["files_prepared"], sum(stats["jobs"].values())
+        daemon.start()
+        moment = rng.choice(["started", "prepared", "job", "loaded"])
+        n = rng.randint(1, 2)
+        if moment == "started":
+            daemon.wait_log("watching with", count=trial + 1)
+        elif moment == "prepared":
+            goal = base_prepared + n
+            wait_for(lambda goal=goal: emulator.stats()["files_prepared"] >= goal, timeout=30)
+        elif moment == "job":
+            goal = base_jobs + n
+            wait_for(lambda goal=goal: sum(emulator.stats()["jobs"].values()) >= goal, timeout=30)
+        else:
+            goal = base_jobs + n
+            wait_for(lambda goal=goal: sum(emulator.stats()["jobs"].values()) >= goal, timeout=30)
+            daemon.wait_log("-> in.c-", count=daemon.log().count("-> in.c-") + 1)
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait(timeout=10)
+
+    emulator.reset_faults()
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 0, daemon.log()[-3000:]
+    for name in names:
+        assert table_rows(emulator, f"in.c-{folder}.{name}") == csv_rows(content[name]), name
+    loads = jobs_per_table(emulator, f"in.c-{folder}.")
+    for name in names:
+        assert loads[f"in.c-{folder}.{name}"] <= versions[name], (name, loads, versions)
+
+
+def test_a_file_being_appended_is_never_loaded_partially(daemon_factory, emulator):
+    folder = f"append{uid()}"
+    daemon = daemon_factory({"watch": {"stable_seconds": 1.0}})
+    daemon.start()
+    daemon.wait_log("watching with")
+    path = daemon.watch / folder / "growing.csv"
+    path.parent.mkdir()
+    table = f"in.c-{folder}.growing"
+    seen_counts: set[int] = set()
+    done = threading.Event()
+
+    def rows_count() -> int | None:
+        try:
+            return emulator.client().tables.detail(table)["rowsCount"]
+        except OSError:  # 404 until the table exists
+            return None
+
+    def observe() -> None:
+        while not done.wait(0.1):
+            count = rows_count()
+            if count is not None:
+                seen_counts.add(count)
+
+    observer = threading.Thread(target=observe, daemon=True)
+    observer.start()
+    total = 0
+    deadline = time.monotonic() + 10
+    with path.open("w") as f:
+        f.write("id,payload\n")
+        while time.monotonic() < deadline:
+            f.write("".join(f"{total + i},{'x' * 20}\n" for i in range(10)))
+            f.flush()
+            total += 10
+            done.wait(0.05)  # the writer's pace: a chunk every 50 ms, faster than stable_seconds
+    wait_for(lambda: rows_count() == total, timeout=30, message="the complete file loaded")
+    done.set()
+    observer.join(timeout=5)
+    assert seen_counts <= {total}, f"partial loads seen: {sorted(seen_counts)} (final {total})"
+    assert daemon.stop() == 0
+
+
+def test_a_thousand_rewrites_give_a_handful_of_loads(daemon_factory, emulator):
+    folder = f"burst{uid()}"
+    daemon = daemon_factory({"watch": {"stable_seconds": 0.5}})
+    daemon.start()
+    daemon.wait_log("watching with")
+    (daemon.watch / folder).mkdir()
+    path = daemon.watch / folder / "hot.csv"
+    deadline = time.monotonic() + 10
+    for i in range(1000):
+        text = f"id,i\n1,{i}\n"
+        if i % 2:
+            daemon.write(f"{folder}/hot.csv", text)  # atomic save (temp + rename)
+        else:
+            path.write_text(text)  # in-place save
+        left = deadline - time.monotonic()
+        threading.Event().wait(max(0.0, left / (1000 - i) - 0.001))
+    wait_table(emulator, f"in.c-{folder}.hot", [["id", "i"], ["1", "999"]])
+    loads = jobs_per_table(emulator, f"in.c-{folder}.")[f"in.c-{folder}.hot"]
+    assert 1 <= loads <= 5, loads
+    assert daemon.stop() == 0
+
+
+def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daemon_factory, emulator):
+    folder = f"term{uid()}"
+    daemon = daemon_factory({"daemon": {"shutdown_timeout_seconds": 2},
+                             "upload": {"gzip_threshold_mb": 1000, "multipart_threshold_mb": 5,
+                                        "multipart_chunk_mb": 5}})
+    rows = "".join(f"{i},{uuid.uuid4().hex}{uuid.uuid4().hex}\n" for i in range(80_000))  # ~6 MB
+    daemon.write(f"{folder}/large.csv", "id,payload\n" + rows)
+    emulator.set_faults(s3_bandwidth_mbps=4)  # ~12 s for the upload
+    daemon.start()
+    daemon.wait_log("uploading", timeout=30)
+    started = time.monotonic()
+    assert daemon.stop(timeout=20) == 0
+    assert time.monotonic() - started < 2 + 5, "exits within the shutdown timeout (plus start-up slack)"
+    assert "abandon" in daemon.log()
+    emulator.reset_faults()
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 0, daemon.log()[-2000:]
+    assert emulator.client().tables.detail(f"in.c-{folder}.large")["rowsCount"] == 80_000
+
+
+def test_sigterm_while_a_job_runs_lets_it_finish(daemon_factory, emulator):
+    folder = f"job{uid()}"
+    daemon = daemon_factory({"daemon": {"shutdown_timeout_seconds": 15}})
+    daemon.write(f"{folder}/a.csv", "id\n1\n")
+    emulator.set_faults(job_seconds=2)
+    jobs_before = sum(emulator.stats()["jobs"].values())
+    daemon.start()
+    wait_for(lambda: sum(emulator.stats()["jobs"].values()) > jobs_before, timeout=30)
+    assert daemon.stop() == 0
+    assert "created " + f"{folder}/a.csv" in daemon.log()
+    assert daemon.run("status").stdout.count("synced") == 1
+
+
+def test_missing_folder_pauses_and_resumes_and_deleting_never_deletes_remotely(daemon_factory, emulator):
+    folder = f"mount{uid()}"
+    daemon = daemon_factory({"watch": {"rescan_seconds": 0.5}})
+    daemon.write(f"{folder}/a.csv", "id\n1\n")
+    daemon.write(f"{folder}/b.csv", "id\n2\n")
+    daemon.start()
+    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"in.c-{folder}.b", [["id"], ["2"]])
+
+    os.remove(daemon.watch / folder / "b.csv")
+    aside = daemon.tmp / "unmounted"
+    os.rename(daemon.watch, aside)  # the volume goes away
+    daemon.wait_log("pausing")
+    wait_for(lambda: daemon.run("health").returncode == 1, timeout=20)
+    os.rename(aside, daemon.watch)
+    daemon.wait_log("resuming")
+    daemon.write(f"{folder}/a.csv", "id\n3\n")
+    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["3"]])
+    assert table_rows(emulator, f"in.c-{folder}.b") == [["id"], ["2"]]  # deleted locally, kept remotely
+    wait_for(lambda: daemon.run("health").returncode == 0, timeout=20)
+    assert daemon.stop() == 0
