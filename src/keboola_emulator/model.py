@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,25 @@ def now() -> str:
     return datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+POOL_KEEP = 8  # idle catalog connections kept open
+
+
+class _Rows(list):  # type: ignore[type-arg]
+    def fetchone(self) -> Any:
+        return self[0] if self else None
+
+
+class _Reader:
+    """`store.read().execute(sql, args)`: runs on a pooled connection, returns fetched rows."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Rows:
+        with self._store._pooled() as c:
+            return _Rows(c.execute(sql, args).fetchall())
+
+
 def _row(r: sqlite3.Row | None) -> dict[str, Any] | None:
     return dict(r) if r is not None else None
 
@@ -72,50 +92,66 @@ class Store:
         self.root = root
         (root / "tables").mkdir(parents=True, exist_ok=True)
         self._path = root / "catalog.sqlite"
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        self._conn().executescript(CATALOG_SCHEMA)
+        # A small pool, not thread-locals: werkzeug starts a thread per request, and a connection per
+        # thread would pile up (and their page caches) under 50 concurrent clients.
+        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+        with self._pooled() as c:
+            c.executescript(CATALOG_SCHEMA)
         with self.write() as c:
             for name, first in (("files", FIRST_FILE_ID), ("jobs", FIRST_JOB_ID)):
                 if c.execute("SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)).fetchone() is None:
                     c.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, first))
 
     # -- connections -------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=60)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
+    def _new_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=60)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        with self._opened_lock:
+            self._opened.append(conn)
         return conn
+
+    @contextmanager
+    def _pooled(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._new_connection()
+        try:
+            yield conn
+        finally:
+            if self._pool.qsize() < POOL_KEEP:
+                self._pool.put(conn)
+            else:
+                with self._opened_lock:
+                    self._opened.remove(conn)
+                conn.close()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: check-then-insert (e.g. bucket exists?) is atomic."""
-        c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
+        with self._pooled() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
 
-    def read(self) -> sqlite3.Connection:
-        return self._conn()
+    def read(self) -> _Reader:
+        return _Reader(self)
 
     def close(self) -> None:
-        with self._all_lock:
-            for conn in self._all:
+        with self._opened_lock:
+            for conn in self._opened:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
-            self._all.clear()
+            self._opened.clear()
 
     # -- buckets -----------------------------------------------------------------------------
     def list_buckets(self) -> list[dict[str, Any]]:

@@ -21,10 +21,16 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
-import boto3
-from botocore.config import Config
+# moto keeps each object in a SpooledTemporaryFile that stays in RAM up to ~5 MB; every load
+# leaves a Storage file behind (kept 15 days, §5.4), so cap the in-memory part at 256 KiB and let
+# bigger objects live on disk. Must be set before moto creates any key.
+os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(256 * 1024))
+
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import create_backend_app
 from moto.s3 import models as s3_models
@@ -38,7 +44,8 @@ log = logging.getLogger(__name__)
 
 FILES_BUCKET = "kbc-sapi-files"  # §5.1 example bucket name
 REGION = "us-east-1"
-CHUNK = 1 << 20
+CHUNK = 256 * 1024
+_PRESIGN_CREDENTIALS = Credentials("emulator", "emulator")  # moto accepts any signature
 
 
 def backend() -> S3Backend:
@@ -130,7 +137,6 @@ class S3Side:
         self._mirror_lock = threading.Lock()
         self.endpoint = ""  # set once the server listens
         self.app = create_backend_app("s3")
-        self._presigner: Any = None
         if FILES_BUCKET not in backend().buckets:
             backend().create_bucket(FILES_BUCKET, REGION)
         if self._mirror is not None:
@@ -198,15 +204,15 @@ class S3Side:
             self._unmirror_key(name)
 
     def presigned_get(self, key: str, expires: int = 3600) -> str:
-        """§5.1 `url`: a signed GET valid 1 h; here against the emulator's own S3 port."""
-        if self._presigner is None:
-            self._presigner = boto3.client(
-                "s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id="emulator",
-                aws_secret_access_key="emulator",  # noqa: S106 - moto accepts any credentials
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-            )
-        return str(self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": FILES_BUCKET, "Key": key}, ExpiresIn=expires))
+        """§5.1 `url`: a signed GET valid 1 h, against the emulator's own S3 port.
+
+        Signed with botocore's SigV4 query signer directly: a full boto3 client would load the
+        S3 service model (~14 MB of RSS) just to sign a URL.
+        """
+        url = f"{self.endpoint}/{FILES_BUCKET}/{quote(key, safe='/~')}"
+        request = AWSRequest(method="GET", url=url)
+        S3SigV4QueryAuth(_PRESIGN_CREDENTIALS, "s3", REGION, expires=expires).add_auth(request)
+        return str(request.url)
 
     # -- persistence --------------------------------------------------------------------------
     def _mirror_after(self, method: str, environ: dict[str, Any]) -> None:
