@@ -23,12 +23,12 @@ from types import FrameType
 
 from . import __version__
 from .config import Config
-from .csvfile import Fingerprint, fingerprint
+from .csvfile import Fingerprint
 from .errors import ConfigError
 from .layout import Ignored, Rejected, Target, is_ignored_name
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError, TokenInfo, TokenRejected
-from .sync import Outcome, SyncService
+from .sync import Outcome, SyncService, observe
 from .watcher import Watcher
 
 log = logging.getLogger("keboola_sync.daemon")
@@ -145,10 +145,7 @@ class Scheduler:
         with self._lock:
             items = list(self._candidates.items())
         for rel_path, cand in items:
-            try:
-                fp = fingerprint(self.root / rel_path)
-            except OSError:
-                fp = None
+            fp = observe(self.root / rel_path)
             with self._lock:
                 if rel_path not in self._candidates:
                     continue
@@ -313,8 +310,10 @@ class Scheduler:
             try:
                 st = entry.stat(follow_symlinks=True)
                 fp = Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
-            except OSError:
-                self.notify(rel_path)  # let sync report the problem (loop, permission) once
+            except OSError:  # a broken link or no permission: sync reports it once per version
+                fp = observe(self.root / rel_path)
+                if fp is not None and self.service.needs_work(rel_path, fp, records.get(rel_path), now):
+                    self.notify(rel_path)
                 continue
             if isinstance(target, Rejected) or self.service.needs_work(rel_path, fp, records.get(rel_path), now):
                 with self._lock:

@@ -44,6 +44,20 @@ class Outcome:
     table_id: str | None = None
 
 
+def observe(path: Path) -> Fingerprint | None:
+    """The fingerprint the scheduler and rescans compare: the file's, or, when the file cannot be
+    reached (a dangling link, a link loop, no permission), the directory entry's own, so a broken entry
+    is reported once and again only when it changes. None when nothing is there."""
+    try:
+        return fingerprint(path)
+    except OSError:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
 def is_inside(path: Path, root: Path) -> bool:
     """True when `path`, symlinks resolved, stays inside `root` (we never follow links out of it)."""
     try:
@@ -123,10 +137,11 @@ class SyncService:
         path = self.root / rel_path
         try:
             fp = fingerprint(path)
-        except FileNotFoundError:
-            return Outcome(rel_path, "gone", "deleted before it could be loaded")
         except OSError as exc:
-            return self._skip(rel_path, None, None, None, self._os_problem(rel_path, exc))
+            entry = observe(path)
+            if entry is None:
+                return Outcome(rel_path, "gone", "deleted before it could be loaded")
+            return self._skip(rel_path, None, entry, None, self._os_problem(rel_path, exc))
         if isinstance(target, Rejected):
             return self._skip(rel_path, None, fp, None, f"{rel_path}: {target.problem}. {target.fix}")
         if not is_inside(path, self.root):
@@ -171,8 +186,6 @@ class SyncService:
                 # A touch (or a copy of the same bytes): Keboola already holds this content.
                 self.ledger.record_unchanged(rel_path, target.table_id, info.fingerprint)
                 return Outcome(rel_path, "unchanged", "content unchanged", target.table_id)
-            for warning in info.warnings:
-                log.warning("%s: %s", rel_path, warning, extra={"file": rel_path})
             return self._load_checked(rel_path, path, target, info, spool, record, started)
         finally:
             spool.path.unlink(missing_ok=True)
@@ -186,15 +199,19 @@ class SyncService:
             return Outcome(rel_path, "abandoned", str(exc), target.table_id)
         except JobFailed as exc:
             if exc.kind == "content":
+                # One line: Keboola's refusal, with what our inspection suspected as the likely cause.
+                cause = f"; probably because {'; '.join(info.warnings)}" if info.warnings else ""
                 return self._skip(rel_path, target.table_id, info.fingerprint, info.sha256,
-                                  f"{rel_path}: Keboola refused the file: {exc} ({exc.code}). Fix the file; "
-                                  "it is loaded again when it changes")
+                                  f"{rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
+                                  "file; it is loaded again when it changes")
             return self._fail(rel_path, target.table_id, info, str(exc))
         except StorageError as exc:
             return self._fail(rel_path, target.table_id, info, str(exc))
         if isinstance(outcome, Outcome):
             return outcome
         outcome, kind = outcome
+        for warning in info.warnings:  # loaded, but perhaps not as the user meant: say so
+            log.warning("%s: %s", rel_path, warning, extra={"file": rel_path})
         seconds = time.monotonic() - started
         rows = outcome.rows
         columns = outcome.columns or info.columns
@@ -329,6 +346,9 @@ class SyncService:
             return f"{rel_path}: cannot be read (permission denied). Make it readable: chmod a+r '{rel_path}'"
         if exc.errno == errno.ELOOP:
             return f"{rel_path}: a symbolic link loop. Replace the link with the file itself"
+        if exc.errno == errno.ENOENT:
+            return (f"{rel_path}: a symbolic link that points nowhere (its target does not exist). "
+                    "Replace the link with the file itself")
         return f"{rel_path}: cannot be read ({exc.strerror or exc}). Check the file and the mount"
 
     # -- start-up ----------------------------------------------------------------------------------

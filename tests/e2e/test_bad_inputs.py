@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shutil
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -33,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import Daemon, table_rows
-from support.emulator import Emulator, start_emulator
+
+from support.daemon import Daemon, table_rows, wait_table
+from support.emulator import Emulator, start_emulator, wait_for
 
 VALID = "id,name\n1,Alice\n2,Bob\n"
 VALID_ROWS = [["id", "name"], ["1", "Alice"], ["2", "Bob"]]
@@ -399,3 +403,182 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     folder = path.split("/", 1)[0] if entry.folder_ok and "/" in path.rstrip("/") else "good"
     assert table_rows(corpus.emulator, f"{bucket_for(folder)}.valid") == VALID_ROWS
     assert corpus.status[f"{folder}/valid.csv"]["state"] == "synced"
+
+
+# --------------------------------------------------------------------------------------------------
+# Entries that need their own process: timing, the filesystem changing under a load, Keboola state.
+
+
+def status_rows(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    result = daemon.run("status", "--json")
+    assert result.returncode == 0, result.stderr
+    return {json.loads(ln)["file"]: json.loads(ln) for ln in result.stdout.splitlines() if ln.strip()}
+
+
+def problem_lines(daemon: Daemon, needle: str) -> list[str]:
+    return [ln for ln in daemon.log().splitlines() if needle in ln and level_of(ln) in ("WARNING", "ERROR")]
+
+
+def test_file_empty_at_first_and_filled_a_second_later_is_loaded_once(daemon_factory, emulator):
+    """A writer that creates the file and fills it a second later (stable_seconds 2): never judged empty."""
+    folder = f"late{uid()}"
+    daemon = daemon_factory({"watch": {"stable_seconds": 2}})
+    (daemon.watch / folder).mkdir()
+    daemon.start()
+    daemon.wait_log("watching with")
+    path = daemon.watch / folder / "late.csv"
+    path.write_bytes(b"")
+    # The input itself: the writer pauses one second before writing the content (not a wait for a condition).
+    threading.Event().wait(1.0)
+    with path.open("ab") as handle:
+        handle.write(VALID.encode())
+    wait_table(emulator, f"in.c-{folder}.late", VALID_ROWS)
+    assert problem_lines(daemon, f"{folder}/late.csv") == []
+    assert emulator.stats()["jobs"].get("tableImport", 0) == 0 or "loaded" not in daemon.log()
+    assert daemon.stop() == 0
+
+
+def test_empty_file_is_skipped_then_picked_up_as_soon_as_it_is_filled(daemon_factory, emulator):
+    folder = f"fill{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/orders.csv", b"")
+    daemon.start()
+    line = daemon.wait_log(f"skipped {folder}/orders.csv")
+    assert "empty (0 bytes)" in line
+    wait_for(lambda: status_rows(daemon)[f"{folder}/orders.csv"]["state"] == "skipped", timeout=10)
+    daemon.write(f"{folder}/orders.csv", VALID)
+    wait_table(emulator, f"in.c-{folder}.orders", VALID_ROWS)
+    wait_for(lambda: status_rows(daemon)[f"{folder}/orders.csv"]["state"] == "synced", timeout=10)
+    assert len(problem_lines(daemon, f"{folder}/orders.csv")) == 1  # the one skip line, said once
+    assert daemon.stop() == 0
+
+
+def test_file_deleted_between_the_event_and_the_load_is_forgotten_quietly(daemon_factory, emulator):
+    folder = f"gone{uid()}"
+    daemon = daemon_factory({"watch": {"stable_seconds": 1}})
+    (daemon.watch / folder).mkdir()
+    daemon.start()
+    daemon.wait_log("watching with")
+    daemon.write(f"{folder}/brief.csv", VALID)
+    (daemon.watch / folder / "brief.csv").unlink()
+    daemon.write(f"{folder}/marker.csv", VALID)
+    wait_table(emulator, f"in.c-{folder}.marker", VALID_ROWS)
+    assert table_rows(emulator, f"in.c-{folder}.brief") is None
+    assert problem_lines(daemon, "brief.csv") == []
+    assert f"{folder}/brief.csv" not in status_rows(daemon)
+    assert daemon.alive
+    assert daemon.stop() == 0
+
+
+def test_folder_renamed_while_its_file_loads(daemon_factory, emulator):
+    """The load in flight finishes (nothing in Keboola is deleted); the renamed folder becomes a new bucket."""
+    old, new = f"ren{uid()}", f"ren{uid()}"
+    daemon = daemon_factory()
+    emulator.set_faults(job_seconds=1.5)
+    daemon.write(f"{old}/data.csv", VALID)
+    client = emulator.client()
+    daemon.start()
+    wait_for(lambda: any(j.get("tableId", "").startswith(f"in.c-{old}") or
+                         (j.get("operationName") == "tableCreate" and f"c-{old}" in json.dumps(j))
+                         for j in client.jobs.list()), timeout=20, message="the create job of data.csv")
+    os.rename(daemon.watch / old, daemon.watch / new)
+    emulator.reset_faults()
+    wait_table(emulator, f"in.c-{new}.data", VALID_ROWS)
+    wait_table(emulator, f"in.c-{old}.data", VALID_ROWS)  # the finished load stays: deleting never touches Keboola
+    assert "Traceback" not in daemon.log() + daemon.output()
+    wait_for(lambda: set(status_rows(daemon)) >= {f"{new}/data.csv"} and f"{old}/data.csv" not in status_rows(daemon),
+             timeout=10)
+    assert daemon.stop() == 0
+
+
+def test_folder_deleted_while_its_file_loads(daemon_factory, emulator):
+    folder = f"del{uid()}"
+    daemon = daemon_factory()
+    emulator.set_faults(job_seconds=1.5)
+    daemon.write(f"{folder}/data.csv", VALID)
+    daemon.write(f"keep{folder}/data.csv", VALID)
+    client = emulator.client()
+    daemon.start()
+    wait_for(lambda: any(f"c-{folder}" in json.dumps(j) for j in client.jobs.list()), timeout=20,
+             message="the create job of data.csv")
+    shutil.rmtree(daemon.watch / folder)
+    emulator.reset_faults()
+    wait_table(emulator, f"in.c-keep{folder}.data", VALID_ROWS)
+    wait_for(lambda: daemon.log().count("data.csv ->") >= 2 or table_rows(emulator, f"in.c-{folder}.data"),
+             timeout=20, message="the load in flight to end")
+    assert daemon.alive
+    assert "Traceback" not in daemon.log() + daemon.output()
+    assert f"{folder}/data.csv" not in status_rows(daemon)
+    assert daemon.stop() == 0
+
+
+def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
+    folder = f"tdel{uid()}"
+    table = f"in.c-{folder}.orders"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/orders.csv", VALID)
+    assert daemon.run("sync", "--once").returncode == 0
+    emulator.client().tables.delete(table)
+    assert table_rows(emulator, table) is None
+    daemon.write(f"{folder}/orders.csv", "id,name\n3,Carol\n")
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 0, daemon.log()[-3000:]
+    assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
+    lines = problem_lines(daemon, table)
+    assert len(lines) == 1 and "no longer exists in Keboola; creating it again" in lines[0], lines
+
+
+# --------------------------------------------------------------------------------------------------
+# Keboola: tokens and stack URLs. Start-up problems exit 2 with a message that names what to fix.
+
+
+def assert_startup_error(result, *parts: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    text = result.stdout + result.stderr
+    for part in parts:
+        assert part in text, f"{part!r} missing from:\n{text}"
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("token", ["not-the-token", "local-dev-token-expired", "x" * 200])
+def test_invalid_or_expired_token_stops_start_up(daemon_factory, token):
+    daemon = daemon_factory(env={"KBC_STORAGE_API_TOKEN": token})
+    daemon.write(f"tok{uid()}/a.csv", VALID)
+    for command in (("sync", "--once"), ("check",)):
+        result = daemon.run(*command)
+        assert_startup_error(result, "KBC_STORAGE_API_TOKEN", "refused the token", "storage.tokenInvalid")
+        assert token not in result.stdout + result.stderr
+
+
+def test_missing_token_stops_start_up(daemon_factory):
+    daemon = daemon_factory(env={"KBC_STORAGE_API_TOKEN": ""})
+    result = daemon.run("sync", "--once")
+    assert_startup_error(result, "KBC_STORAGE_API_TOKEN is not set", ".env")
+
+
+def test_token_without_write_permission_stops_start_up(daemon_factory, make_emulator):
+    emulator = make_emulator(extra_args=["--readonly-token", "read-only-token-1234"])
+    daemon = daemon_factory(emulator_=emulator, env={"KBC_STORAGE_API_TOKEN": "read-only-token-1234"})
+    daemon.write(f"ro{uid()}/a.csv", VALID)
+    assert_startup_error(daemon.run("sync", "--once"), "KBC_STORAGE_API_TOKEN", "can neither create buckets",
+                         "Full access to all buckets")
+    check = daemon.run("check")
+    assert_startup_error(check, "can neither create buckets")
+    assert emulator.client().buckets.list() == []
+
+
+def test_stack_url_that_is_not_keboola_stops_start_up(daemon_factory, emulator):
+    # The emulator's S3 port: a live HTTP server that is not a Keboola Storage API.
+    daemon = daemon_factory({"keboola": {"url": emulator.s3_url}})
+    for command in (("sync", "--once"), ("check",)):
+        assert_startup_error(daemon.run(*command), "keboola.url", emulator.s3_url)
+
+
+def test_stack_url_that_is_not_reachable_stops_start_up(daemon_factory):
+    from support.emulator import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    daemon = daemon_factory({"keboola": {"url": url}})
+    for command in (("sync", "--once"), ("check",)):
+        assert_startup_error(daemon.run(*command, timeout=60), "keboola.url", f"cannot reach Keboola at {url}",
+                             "KBC_STORAGE_API_HOST")
