@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TRUE_STRINGS = {"1", "true", "True", "TRUE", "yes", "on"}
 DROP_FLAG = "keboola_emulator.drop"
+LOST_FLAG = "keboola_emulator.lost"
 PREVIEW_MAX = 1000  # §4.7
 
 
@@ -107,6 +108,8 @@ def create_app(ctx: Context) -> Flask:
         rule = request.url_rule.rule if request.url_rule is not None else "<unknown>"
         ctx.stats.count_request(f"{request.method} {rule}")
         settings = ctx.faults.current()
+        if not settings.applies_to(path):
+            return _authenticated()
         if settings.latency_ms > 0:
             ctx.stats.count_fault("latency")
             time.sleep(settings.latency_ms / 1000.0)  # the latency fault is a real delay by design
@@ -128,6 +131,12 @@ def create_app(ctx: Context) -> Flask:
             err = ApiError(429, "tooManyRequests", "Too many requests (injected by keboola-emulator).")
             return Response(json.dumps(err.body()), status=429, mimetype="application/json",
                             headers={"Retry-After": "1"})
+        if ctx.faults.draw(settings.lost_response_rate):
+            ctx.stats.count_fault("lost_response")
+            request.environ[LOST_FLAG] = True  # handled normally; DropMiddleware then drops the answer
+        return _authenticated()
+
+    def _authenticated() -> None:
         if request.endpoint in ("index", "index_slash") or request.method == "OPTIONS":
             return None
         g.token = authenticate()
@@ -622,12 +631,15 @@ class DropMiddleware:
         if not environ.get("PATH_INFO", "").startswith("/v2/"):
             return self._app(environ, start_response)
         body = self._app(environ, capture)
-        if environ.get(DROP_FLAG):
+        if environ.get(LOST_FLAG):
+            for _ in body:  # the work is done (and, for a job, queued) before the answer is lost
+                pass
+        if environ.get(DROP_FLAG) or environ.get(LOST_FLAG):
             sock = environ.get("werkzeug.socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-            raise ConnectionAbortedError("connection dropped by the drop_rate fault")
+            raise ConnectionAbortedError("connection dropped by the drop_rate / lost_response_rate fault")
         status, headers, exc_info = captured[0]
         start_response(status, headers, exc_info)
         return body

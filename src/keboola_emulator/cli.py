@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction R of jobs end in `error` with code storage.jobs.internalError")
     f.add_argument("--s3-bandwidth-mbps", type=_non_negative, default=0.0,
                    help="cap total S3 upload throughput at N megabits/s (0 = unlimited)")
+    f.add_argument("--lost-response-rate", type=_rate, default=0.0,
+                   help="fraction R of API requests that are fully processed, then their connection is "
+                        "closed without the response (a lost answer: did my import POST happen?)")
+    f.add_argument("--fault-path", action="append", default=[], metavar="SUBSTRING",
+                   help="limit request faults to paths containing SUBSTRING (repeatable; default: all)")
     return p
 
 
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     faults = FaultSettings(fail_rate=args.fail_rate, rate_limit_rate=args.rate_limit_rate,
                            drop_rate=args.drop_rate, latency_ms=int(args.latency_ms),
                            job_seconds=args.job_seconds, fail_jobs=args.fail_jobs,
-                           s3_bandwidth_mbps=args.s3_bandwidth_mbps)
+                           s3_bandwidth_mbps=args.s3_bandwidth_mbps, lost_response_rate=args.lost_response_rate,
+                           paths=tuple(args.fault_path))
     server = EmulatorServer(Options(port=args.port, s3_port=args.s3_port, token=args.token,
                                     readonly_token=args.readonly_token, data_dir=args.data_dir,
                                     faults=faults, seed=args.seed))

@@ -31,9 +31,15 @@ class FaultSettings:
     job_seconds: float = 0.0  # minimum duration of every job
     fail_jobs: float = 0.0  # fraction of jobs that end in `error` with JOB_FAILURE_CODE
     s3_bandwidth_mbps: float = 0.0  # cap on S3 upload throughput, megabits/s; 0 = unlimited
+    # Extensions beyond issue 2's list:
+    lost_response_rate: float = 0.0  # request fully processed, then the connection closed (§9.4)
+    paths: tuple[str, ...] = ()  # request faults only hit paths containing one of these; () = all
+
+    def applies_to(self, path: str) -> bool:
+        return not self.paths or any(p in path for p in self.paths)
 
     def validate(self) -> None:
-        for name in ("fail_rate", "rate_limit_rate", "drop_rate", "fail_jobs"):
+        for name in ("fail_rate", "rate_limit_rate", "drop_rate", "fail_jobs", "lost_response_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
@@ -42,7 +48,17 @@ class FaultSettings:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
 
-_FIELD_TYPES = {f.name: (int if f.type == "int" else float) for f in fields(FaultSettings)}
+def _paths(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value] if value else []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(value)
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    f.name: (int if f.type == "int" else _paths if f.name == "paths" else float) for f in fields(FaultSettings)
+}
 
 
 class Faults:
@@ -61,7 +77,7 @@ class Faults:
             return FaultSettings(**asdict(self._current))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self.current())
+        return _jsonable(self.current())
 
     def merge(self, changes: dict[str, Any]) -> dict[str, Any]:
         """POST /_emulator/faults: unknown keys and bad values are rejected, nothing half-applied."""
@@ -74,17 +90,17 @@ class Faults:
                 try:
                     candidate[key] = _FIELD_TYPES[key](value)
                 except (TypeError, ValueError) as exc:
-                    raise ValueError(f"{key} must be a number, got {value!r}") from exc
+                    raise ValueError(f"{key}: bad value {value!r} ({exc})") from exc
             settings = FaultSettings(**candidate)
             settings.validate()
             self._current = settings
-            return asdict(settings)
+            return _jsonable(settings)
 
     def reset(self) -> dict[str, Any]:
         """Back to no faults at all (not to the CLI flags): tests expect a clean slate."""
         with self._lock:
             self._current = FaultSettings()
-            return asdict(self._current)
+            return _jsonable(self._current)
 
     def draw(self, rate: float) -> bool:
         if rate <= 0:
@@ -95,6 +111,12 @@ class Faults:
     def choice(self, options: tuple[int, ...]) -> int:
         with self._lock:
             return self._random.choice(options)
+
+
+def _jsonable(settings: FaultSettings) -> dict[str, Any]:
+    out = asdict(settings)
+    out["paths"] = list(settings.paths)
+    return out
 
 
 class TokenBucket:

@@ -6,6 +6,7 @@ import pytest
 import requests
 from emulator_helpers import unique
 from kbcstorage.client import Client
+
 from support.emulator import Emulator
 
 

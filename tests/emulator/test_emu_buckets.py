@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 from emulator_helpers import create_table_job, unique, write
+
 from support.emulator import Emulator
 
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 from boto3.s3.transfer import TransferConfig
 from emulator_helpers import finished_job, new_bucket, preview_rows, write
+
 from support.emulator import Emulator
 
 

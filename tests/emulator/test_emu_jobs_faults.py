@@ -10,6 +10,7 @@ import pytest
 import requests
 from emulator_helpers import finished_job, new_bucket, write
 from kbcstorage.base import Endpoint
+
 from support.emulator import Emulator, wait_for
 
 
@@ -135,7 +136,29 @@ def test_faults_endpoint_validates_merges_and_resets(emulator: Emulator) -> None
     merged = emulator.faults()
     assert merged["latency_ms"] == 5 and merged["job_seconds"] == 0.5
     emulator.reset_faults()
-    assert set(emulator.faults().values()) == {0}
+    reset = emulator.faults()
+    assert reset.pop("paths") == [] and set(reset.values()) == {0}
+
+
+def test_lost_response_does_the_work_but_drops_the_answer(emulator: Emulator) -> None:
+    """§9.4: a POST whose answer is lost may have happened; a retry then meets alreadyExists."""
+    client = emulator.client()
+    name = f"lost-{time.monotonic_ns()}"
+    emulator.set_faults(lost_response_rate=1.0, paths=["/buckets"])
+    with pytest.raises(requests.ConnectionError):
+        client.buckets.create(name)
+    assert client.tokens.verify()["id"]  # other paths are not faulted
+    emulator.reset_faults()
+    assert client.buckets.detail(f"in.c-{name}")["id"] == f"in.c-{name}"
+    with pytest.raises(requests.HTTPError) as info:
+        client.buckets.create(name)
+    assert info.value.response.json()["code"] == "storage.buckets.alreadyExists"
+
+
+def test_paths_limit_request_faults(emulator: Emulator) -> None:
+    emulator.set_faults(fail_rate=1.0, paths=["/files"])
+    assert raw_get(emulator, "/v2/storage/buckets").status_code == 200
+    assert raw_get(emulator, "/v2/storage/files").status_code in (500, 502, 503)
 
 
 def test_stats_count_requests_by_route_template(emulator: Emulator, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 from emulator_helpers import create_table_job, load_job, preview_rows, write
+
 from support.emulator import free_port
 
 FAULT_FLAGS = ["--fail-rate", "--rate-limit-rate", "--drop-rate", "--latency-ms", "--job-seconds", "--fail-jobs",

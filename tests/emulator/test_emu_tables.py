@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from emulator_helpers import create_table_job, load_job, new_bucket, preview_rows, write
+
 from support.emulator import Emulator
 
 
