@@ -80,3 +80,23 @@ def test_without_data_dir_nothing_survives(make_emulator) -> None:  # type: igno
     emu.client().buckets.create("gone")
     emu.restart()
     assert emu.client().buckets.list() == []
+
+
+def test_unfinished_job_runs_again_after_restart(make_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from support.emulator import wait_for
+
+    emu = make_emulator(data_dir=tmp_path / "state")
+    client = emu.client()
+    bucket_id = client.buckets.create("resume")["id"]
+    file_id = client.files.upload_file(str(write(tmp_path / "r.csv", "id\n1\n2\n")))
+    emu.set_faults(job_seconds=60)
+    job = client.tables.create_raw(bucket_id=bucket_id, name="t", data_file_id=file_id)
+    wait_for(lambda: client.jobs.detail(job["id"])["status"] == "processing", timeout=10, message="processing")
+    with pytest.raises(requests.HTTPError):
+        client.tables.detail(f"{bucket_id}.t")  # a job's work is visible only when it is done
+    emu.restart()  # faults are not persisted: the resumed job runs at once
+    client = emu.client()
+    done = wait_for(lambda: (d := client.jobs.detail(job["id"]))["status"] in ("success", "error") and d,
+                    timeout=20, message="the resumed job")
+    assert done["status"] == "success"
+    assert client.tables.detail(f"{bucket_id}.t")["rowsCount"] == 2
