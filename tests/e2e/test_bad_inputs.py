@@ -226,6 +226,8 @@ ENTRIES: list[Entry] = [
     Entry("wrong_delimiter_warns", *at("st/colon.csv", "id:name:city\n1:a:b\n2:c:d\n"), "synced",
           ("st/colon.csv", "the header has one column only", "one of the delimiters"),
           table="in.c-st.colon", rows=[["id_name_city"], ["1:a:b"], ["2:c:d"]]),
+    Entry("backslash_escaped_quotes_warn", *at("st/backslash.csv", 'id,note\n1,"say \\"hi\\" now"\n2,plain\n'),
+          "skipped", ("st/backslash.csv", "Keboola refused the file", "escaped with a backslash", "doubled")),
     # --- names -----------------------------------------------------------------------------------
     Entry("folder_and_file_with_spaces_and_diacritics", *at("Prodej ČR/Obrat 2024.csv", VALID), "synced",
           ("Prodej ČR/Obrat 2024.csv", "is loaded as table in.c-Prodej_CR.Obrat_2024",
@@ -267,6 +269,10 @@ ENTRIES: list[Entry] = [
     Entry("symlink_outside_is_not_followed", "fs/outside.csv", symlink("fs/outside.csv", outside_target),
           "skipped", ("fs/outside.csv", "points outside the watched folder", "not followed",
                       "Copy the file into the folder")),
+    Entry("symlink_loop", "fs/loop.csv", symlink("fs/loop.csv", "loop.csv"), "skipped",
+          ("fs/loop.csv", "symbolic link loop", "Replace the link with the file itself")),
+    Entry("dangling_symlink", "fs/dangling.csv", symlink("fs/dangling.csv", "does-not-exist.csv"), "skipped",
+          ("fs/dangling.csv", "points nowhere", "target does not exist", "Replace the link with the file itself")),
 ]
 
 ENTRY_IDS = [e.id for e in ENTRIES]
