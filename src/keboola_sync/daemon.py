@@ -104,7 +104,9 @@ class Scheduler:
         self._queue: queue.Queue[str] = queue.Queue()
         self._busy = 0
         self._folders_pending: set[str] = set()
-        self._events_seen: set[str] = set()
+        self._events_seen: set[str] = set()     # paths announced by an event since the last full scan
+        self._running: set[str] = set()         # paths being loaded now
+        self._last_scan_wall: float | None = None
         self._noted_ignored: set[str] = set()
         self.counters = Counters()
         self.paused: str | None = None
@@ -164,6 +166,7 @@ class Scheduler:
                     continue
                 del self._candidates[rel_path]
                 self._in_flight.add(table_key)
+                self._running.add(rel_path)
                 self._busy += 1
             self._queue.put(rel_path)
 
@@ -195,6 +198,7 @@ class Scheduler:
             finally:
                 with self._lock:
                     self._in_flight.discard(table_key)
+                    self._running.discard(rel_path)
                     self._busy -= 1
                     self._idle.notify_all()
 
@@ -245,7 +249,7 @@ class Scheduler:
             return f"the watched folder {root} is empty although files were synced from it (unmounted volume?)"
         return None
 
-    def full_scan(self, *, watcher: Watcher | None = None, started_wall: float = 0.0) -> None:
+    def full_scan(self, *, watcher: Watcher | None = None) -> None:
         """Stat every CSV; hint those that need work. Never reads a file, never calls Keboola, so a
         restart over 10,000 unchanged files finishes in seconds."""
         problem = self.folder_health()
@@ -262,9 +266,10 @@ class Scheduler:
                 watcher.start()
         records = {r.path: r for r in self.service.ledger.all()}
         missed: list[str] = []
+        now_wall = time.time()
         with self._lock:
             events_seen, self._events_seen = self._events_seen, set()
-        now_wall = time.time()
+            since, self._last_scan_wall = self._last_scan_wall, now_wall
         try:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except OSError as exc:
@@ -277,7 +282,7 @@ class Scheduler:
                 folder = entry.name
                 if not self._ensure_folder(folder):
                     continue
-                self._scan_files(folder, records, events_seen, now_wall, started_wall, missed)
+                self._scan_files(folder, records, events_seen, now_wall, since, missed)
             else:
                 self._note_ignored(entry.name)
         if missed and watcher is not None and watcher.mode == "native" and self.config.watch.observer == "auto":
@@ -287,10 +292,12 @@ class Scheduler:
 
     def scan_folder(self, folder: str) -> None:
         records = {r.path: r for r in self.service.ledger.all() if r.path.startswith(folder + "/")}
-        self._scan_files(folder, records, set(), time.time(), 0.0, [])
+        self._scan_files(folder, records, set(), time.time(), None, [])
 
     def _scan_files(self, folder: str, records: dict, events_seen: set[str], now_wall: float,
-                    started_wall: float, missed: list[str]) -> None:
+                    since: float | None, missed: list[str]) -> None:
+        """Hint every file that needs work. A file changed since the previous full scan (and settled)
+        that no event announced and nobody is loading is a missed event: the watcher may need polling."""
         try:
             entries = list(os.scandir(self.root / folder))
         except OSError as exc:
@@ -317,9 +324,10 @@ class Scheduler:
                 continue
             if isinstance(target, Rejected) or self.service.needs_work(rel_path, fp, records.get(rel_path), now):
                 with self._lock:
-                    known = rel_path in self._candidates
-                if (not known and started_wall and rel_path not in events_seen
-                        and started_wall < st.st_mtime < now_wall - 2 * self.config.watch.stable_seconds - 1):
+                    known = rel_path in self._candidates or rel_path in self._running
+                settled = now_wall - 2 * self.config.watch.stable_seconds - 1
+                if not known and since is not None and rel_path not in events_seen \
+                        and since < st.st_mtime < settled:
                     missed.append(rel_path)
                 self.notify(rel_path)
 
@@ -428,11 +436,10 @@ class Daemon:
                                   on_overflow=lambda: self._rescan_now.set())
                 log.info("watching with %s observer: %s", watcher.mode, watcher.reason)
                 watcher.start()
-            started_wall = time.time()
-            scheduler.full_scan(watcher=watcher, started_wall=started_wall)
+            scheduler.full_scan(watcher=watcher)
             if once:
                 return self._run_once(scheduler, ledger)
-            self._loop(scheduler, watcher, storage, health, started_wall)
+            self._loop(scheduler, watcher, storage, health)
             return self._shutdown(scheduler, watcher, health)
         finally:
             ledger.close()
@@ -464,8 +471,7 @@ class Daemon:
     def _tick_seconds(self) -> float:
         return max(0.05, min(0.5, self.config.watch.stable_seconds / 4))
 
-    def _loop(self, scheduler: Scheduler, watcher: Watcher | None, storage: Storage, health: Health,
-              started_wall: float) -> None:
+    def _loop(self, scheduler: Scheduler, watcher: Watcher | None, storage: Storage, health: Health) -> None:
         cfg = self.config
         tick = self._tick_seconds()
         next_scan = time.monotonic() + self._jittered(cfg.watch.rescan_seconds)
@@ -476,7 +482,7 @@ class Daemon:
             now = time.monotonic()
             if self._rescan_now.is_set() or now >= next_scan:
                 self._rescan_now.clear()
-                scheduler.full_scan(watcher=watcher, started_wall=started_wall)
+                scheduler.full_scan(watcher=watcher)
                 # While paused (folder missing), look again soon so the daemon resumes promptly.
                 next_scan = now + (cfg.watch.polling_interval_seconds if scheduler.paused
                                    else self._jittered(cfg.watch.rescan_seconds))
