@@ -5,6 +5,7 @@ in model/operations. Sections cited are from /work/shared/keboola-storage-api.md
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import socket
@@ -163,6 +164,21 @@ def create_app(ctx: Context) -> Flask:
         if not token.can_manage_buckets:
             raise ApiError(403, "accessDenied", "You don't have access to the resource.")
         return token
+
+    @app.after_request
+    def _gzip(response: Response) -> Response:
+        """Like the real API, honour `Accept-Encoding: gzip` (kbcstorage always sends it, §1.1)."""
+        if (response.status_code < 200 or response.status_code in (204, 304) or response.direct_passthrough
+                or "gzip" not in request.headers.get("Accept-Encoding", "")
+                or response.headers.get("Content-Encoding")):
+            return response
+        data = response.get_data()
+        if len(data) < 512:
+            return response
+        response.set_data(gzip.compress(data, compresslevel=1))
+        response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        return response
 
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError) -> Response:

@@ -79,3 +79,12 @@ def test_branch_prefix_default_and_numeric_id(emulator: Emulator) -> None:
         assert r.status_code == 200 and r.json()["id"] == bucket_id
     r = requests.get(f"{emulator.api_url}/v2/storage/branch/999/buckets", headers=headers, timeout=10)
     assert r.status_code == 404
+
+
+def test_large_answers_are_gzipped_when_asked(emulator: Emulator) -> None:
+    r = requests.get(f"{emulator.api_url}/v2/storage/tokens/verify", timeout=10,
+                     headers={"X-StorageApi-Token": emulator.token, "Accept-Encoding": "gzip"})
+    assert r.headers["Content-Encoding"] == "gzip" and r.json()["owner"]["id"]
+    plain = requests.get(f"{emulator.api_url}/v2/storage/tokens/verify", timeout=10,
+                         headers={"X-StorageApi-Token": emulator.token, "Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
