@@ -9,11 +9,13 @@ the newest content. Workers are daemon threads, so a stuck network call can neve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import queue
 import random
+import re
 import signal
 import threading
 import time
@@ -88,6 +90,22 @@ def check_folder(path: Path) -> None:
         raise StartupError("watch.path", f"{path} is not a folder. Point watch.path at a folder")
     if not os.access(path, os.R_OK | os.X_OK):
         raise StartupError("watch.path", f"the watched folder {path} cannot be read. Fix its permissions")
+
+
+# Spool files csvfile.py makes (mkstemp: a stem, "-", 8 random characters, then the ending).
+SPOOL_NAME = re.compile(r"^\.?.+-[A-Za-z0-9_]{8}\.(part|csv|csv\.gz)$")
+
+
+def clean_spool(spool_dir: Path) -> None:
+    """Spools left behind by a killed process would fill the disk over time; only ours are removed."""
+    removed = 0
+    for entry in os.scandir(spool_dir):
+        if entry.is_file(follow_symlinks=False) and SPOOL_NAME.match(entry.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    if removed:
+        log.info("removed %d spool file(s) left in %s by an earlier run", removed, spool_dir)
 
 
 class Scheduler:
@@ -420,6 +438,7 @@ class Daemon:
         log.info("keboola-sync %s: project %s (%s), watching %s -> stage %s", __version__, info.project_name,
                  info.project_id, cfg.watch.path, cfg.keboola.stage)
         cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)
+        clean_spool(cfg.upload.spool_dir)
         ledger = Ledger(cfg.state.path)
         try:
             service = SyncService(cfg, storage, ledger)

@@ -227,3 +227,19 @@ def test_missing_folder_pauses_and_resumes_and_deleting_never_deletes_remotely(d
     assert table_rows(emulator, f"in.c-{folder}.b") == [["id"], ["2"]]  # deleted locally, kept remotely
     wait_for(lambda: daemon.run("health").returncode == 0, timeout=20)
     assert daemon.stop() == 0
+
+
+def test_spools_left_by_a_killed_run_are_removed_at_start(daemon_factory, emulator):
+    daemon = daemon_factory()
+    spool = daemon.tmp / "spool"
+    spool.mkdir()
+    leftovers = [spool / "orders-ab12cd34.csv.gz", spool / ".orders-zz99yy88.part", spool / "x-abcdefgh.csv"]
+    for path in leftovers:
+        path.write_text("old")
+    foreign = spool / "notes.txt"
+    foreign.write_text("not ours")
+    daemon.write(f"spool{uid()}/a.csv", "id\n1\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    assert not any(p.exists() for p in leftovers)
+    assert foreign.exists()
+    assert "removed 3 spool file(s)" in daemon.log()
