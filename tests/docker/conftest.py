@@ -6,22 +6,11 @@ not build, every Docker test FAILS with the reason: a machine without Docker mus
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import sys
 import time
 
 import pytest
-from dockerutil import IMAGE, MAKE_BASE_IMAGE, REPO, docker
-
-
-def report(request: pytest.FixtureRequest, line: str) -> None:
-    """Print past pytest's capture: the image size and build time belong in the CI log."""
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
-    with ctx:
-        sys.stderr.write(f"\n[docker] {line}\n")
-        sys.stderr.flush()
+from dockerutil import IMAGE, MAKE_BASE_IMAGE, REPO, docker, report
 
 
 @pytest.fixture(scope="session")

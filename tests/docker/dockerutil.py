@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,12 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     if check and proc.returncode != 0:
         pytest.fail(f"docker {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def report(request: pytest.FixtureRequest, line: str) -> None:
+    """Print past pytest's capture: the image size and build time belong in the CI log."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+    with ctx:
+        sys.stderr.write(f"\n[docker] {line}\n")
+        sys.stderr.flush()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dockerutil import CONTAINER_UID, REPO, docker
+
 from support.emulator import wait_for
 
 pytestmark = pytest.mark.docker

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dockerutil import CONTAINER_UID, REPO, docker
-from support.emulator import Emulator, start_emulator, wait_for
+from dockerutil import CONTAINER_UID, REPO, docker, report
 
 import keboola_sync
+from support.emulator import Emulator, start_emulator, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -238,7 +238,7 @@ def test_process_runs_as_the_non_root_user_and_cannot_write_to_data(deployment: 
 
 
 def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_ledger(
-        deployment: Deployment) -> None:
+        deployment: Deployment, request: pytest.FixtureRequest) -> None:
     # Runs last in this module: it stops the emulator and the container.
     write_csv(deployment.data / "last" / "table.csv", [("1", "x")])
     wait_for(lambda: preview_rows(deployment.emulator, "in.c-last.table") == [{"id": "1", "amount": "x"}],
@@ -246,8 +246,10 @@ def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_le
     wait_for(lambda: health_of(deployment.name) == "healthy", timeout=30)
 
     deployment.emulator.stop()
+    stopped_at = time.monotonic()
 
     wait_for(lambda: health_of(deployment.name) == "unhealthy", timeout=30)
+    unhealthy_after = time.monotonic() - stopped_at
     probe = state_of(deployment.name)["Health"]["Log"][-1]
     assert probe["ExitCode"] == 1 and "Keboola" in probe["Output"], probe
 
@@ -258,6 +260,9 @@ def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_le
     final = state_of(deployment.name)
     assert final["ExitCode"] == 0 and not final["OOMKilled"], final
     assert took < STOP_GRACE_SECONDS, f"docker stop took {took:.1f} s: the daemon was killed, not stopped"
+    report(request, f"unhealthy {unhealthy_after:.1f} s after Keboola went away (silence limit "
+                    f"{TEST_CONFIG['daemon']['keboola_max_silence_seconds']} s, 1 s health interval); "
+                    f"docker stop: exit 0 after {took:.1f} s (grace {STOP_GRACE_SECONDS} s)")
 
     ledger = deployment.state / "state.db"
     with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
