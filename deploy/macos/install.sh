@@ -87,6 +87,7 @@ case "$MODE" in
     exit 0 ;;
   render)
     [[ -n $WATCH ]] || die "--render-only needs --watch FOLDER"
+    [[ -d $WATCH ]] && WATCH=$(absolute "$WATCH")
     render_plist
     render_config
     exit 0 ;;
