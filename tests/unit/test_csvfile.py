@@ -172,7 +172,8 @@ def test_two_spools_of_one_file_do_not_collide(tmp_path: Path) -> None:
     assert first.path.exists() and second.path.exists()
 
 
-def test_append_during_the_pass_raises_file_changed(tmp_path: Path) -> None:
+def test_append_during_the_pass_raises_file_changed(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(csvfile, "CHUNK_SIZE", 1 << 20)
     data = b"id,name\n" + b"1,abcdefghij\n" * 300_000  # ~3.9 MiB: four chunks
     path = write(tmp_path, data)
     spool_dir = tmp_path / "spool"
@@ -320,7 +321,7 @@ def test_backslash_escaped_quotes_get_a_warning(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "position",
-    [9, 65535, 65536, 65537, 1024 * 1024 - 1, 1024 * 1024, 1024 * 1024 + 1, 2 * 1024 * 1024 + 65536 + 3],
+    [9, 65535, 65536, 65537, 1024 * 1024, 2 * 1024 * 1024 + 65536 + 3, (4 << 20) - 1, 4 << 20, (4 << 20) + 1],
 )
 def test_invalid_utf8_is_located_exactly_across_slice_and_chunk_boundaries(tmp_path: Path, position: int) -> None:
     line = "1,Žluťoučký kůň úpěl\n".encode()  # multi-byte characters straddle every boundary somewhere
@@ -351,4 +352,4 @@ def test_a_bad_header_fails_before_the_rest_of_a_big_file_is_read(tmp_path: Path
     chunks: list[int] = []
     with pytest.raises(InvalidFile, match="same name"):
         run_inspect_with_hook(path, lambda index, _read: chunks.append(index))
-    assert chunks == []  # failed while handling the first 1 MiB chunk
+    assert chunks == []  # failed while handling the first chunk
