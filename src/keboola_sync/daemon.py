@@ -497,6 +497,7 @@ class Daemon:
         next_beat = 0.0
         keepalive_every = max(cfg.daemon.heartbeat_seconds, cfg.daemon.keboola_max_silence_seconds / 3)
         next_keepalive = time.monotonic() + keepalive_every
+        keepalive: threading.Thread | None = None
         while not self.stop.is_set():
             now = time.monotonic()
             if self._rescan_now.is_set() or now >= next_scan:
@@ -506,14 +507,12 @@ class Daemon:
                 next_scan = now + (cfg.watch.polling_interval_seconds if scheduler.paused
                                    else self._jittered(cfg.watch.rescan_seconds))
             scheduler.tick()
-            if now >= next_keepalive:
+            if now >= next_keepalive and not (keepalive and keepalive.is_alive()):
                 next_keepalive = now + keepalive_every
-                last = storage.last_contact or 0
-                if time.time() - last > keepalive_every:
-                    try:
-                        storage.verify_token()
-                    except (StorageError, Abandoned) as exc:
-                        log.warning("Keboola is not answering: %s", exc)
+                if time.time() - (storage.last_contact or 0) > keepalive_every:
+                    # In its own thread: a hanging network must not stall the scheduler or the heartbeat.
+                    keepalive = threading.Thread(target=self._ping, args=(storage,), name="keepalive", daemon=True)
+                    keepalive.start()
             if now >= next_beat:
                 next_beat = now + cfg.daemon.heartbeat_seconds
                 c = scheduler.counters
@@ -521,6 +520,13 @@ class Daemon:
                              paused=scheduler.paused, pending=scheduler.pending_count, loaded=c.loaded,
                              failed=c.failed, skipped=c.skipped)
             self.stop.wait(tick)
+
+    @staticmethod
+    def _ping(storage: Storage) -> None:
+        try:
+            storage.ping()
+        except StorageError as exc:
+            log.warning("Keboola is not answering: %s", exc)
 
     @staticmethod
     def _jittered(seconds: float) -> float:

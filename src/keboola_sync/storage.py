@@ -340,6 +340,14 @@ class Storage:
             file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
         )
 
+    def ping(self) -> None:
+        """One token check, no retries: the idle keepalive behind the health report (any answer from
+        Keboola refreshes `last_contact`). Raises StorageError when Keboola does not answer."""
+        try:
+            self._tokens.verify()
+        except Exception as exc:
+            raise translate(exc, "checking Keboola") from exc
+
     def bucket_exists(self, bucket_id: str) -> bool:
         try:
             self._retrying(f"reading bucket {bucket_id}", lambda: self._buckets.detail(bucket_id))

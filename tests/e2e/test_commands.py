@@ -54,3 +54,15 @@ def test_health_follows_the_heartbeat(daemon_factory):
 def test_version(daemon_factory):
     result = daemon_factory().run("--version")
     assert result.returncode == 0 and result.stdout.startswith("keboola-sync ")
+
+
+def test_health_turns_unhealthy_when_keboola_stops_answering(daemon_factory, make_emulator):
+    private = make_emulator()
+    daemon = daemon_factory({"daemon": {"keboola_max_silence_seconds": 2}}, emulator_=private)
+    daemon.start()
+    wait_for(lambda: daemon.run("health").returncode == 0, timeout=20)
+    private.stop()
+    wait_for(lambda: daemon.run("health").returncode == 1, timeout=20)
+    assert "no successful contact with Keboola" in daemon.run("health").stdout
+    assert daemon.alive  # an unreachable Keboola never kills the daemon
+    assert daemon.stop() == 0
