@@ -419,8 +419,15 @@ def _try_header(
             "Save it with Windows (CRLF) or Unix (LF) line breaks.",
         )
     dialect, warnings = sniff_dialect(sample, delimiters, complete=sample_complete)
-    text = body.decode("utf-8", errors="replace")
-    header = _parse_first_record(text, dialect, eof, display_path)
+    # Parse from a small prefix first: headers are short, and decoding the whole 4 MiB head into a
+    # str (and a StringIO copy) for every file would cost tens of MB of memory for nothing.
+    header = None
+    for limit in (64 << 10, 1 << 20, len(body)):
+        prefix = body[:limit]
+        whole = len(prefix) == len(body)
+        header = _parse_first_record(prefix.decode("utf-8", errors="replace"), dialect, eof and whole, display_path)
+        if header is not None or whole:
+            break
     if header is None:
         if len(head) >= MAX_HEADER_BYTES:
             raise InvalidFile(
