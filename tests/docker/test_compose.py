@@ -21,7 +21,9 @@ from dockerutil import CONTAINER_UID, REPO, docker
 
 from support.emulator import wait_for
 
-pytestmark = pytest.mark.docker
+# The first test of a session also starts the engine and builds the image (minutes on a cold machine),
+# and pytest-timeout counts fixture setup: 300 s (pyproject) is too tight for that one.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 LOCAL = ("-f", "docker-compose.yml", "-f", "docker-compose.local.yml")
 DEFAULT_SHUTDOWN = yaml.safe_load((REPO / "config.yaml.example").read_text())["daemon"]["shutdown_timeout_seconds"]

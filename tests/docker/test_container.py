@@ -30,7 +30,9 @@ from dockerutil import CONTAINER_UID, REPO, docker, report
 import keboola_sync
 from support.emulator import Emulator, start_emulator, wait_for
 
-pytestmark = pytest.mark.docker
+# The first test of a session also starts the engine and builds the image (minutes on a cold machine),
+# and pytest-timeout counts fixture setup: 300 s (pyproject) is too tight for that one.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 STOP_GRACE_SECONDS = 45  # docker-compose.yml stop_grace_period
 SHUTDOWN_TIMEOUT_SECONDS = 10  # daemon.shutdown_timeout_seconds in the test config (< the grace period)
