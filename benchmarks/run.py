@@ -1,0 +1,137 @@
+"""The benchmarks of issue 7 in one command: prints a table and the machine, writes JSON.
+
+    .venv/bin/python benchmarks/run.py            # full sizes (1 GB, 5 GB, 10,000 files, ...)
+    .venv/bin/python benchmarks/run.py --quick    # scaled down: a few minutes
+    .venv/bin/python benchmarks/run.py --only 2 --only 4
+
+Data is generated into a temporary folder outside the repository (or --work DIR) and removed at the
+end unless --keep. Results go to benchmarks/results/<utc-time>.json (gitignored).
+What each number means and what limits it: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import large_files
+import small_files
+from harness import REPO, machine
+from result import Result, fmt
+
+
+@dataclass(frozen=True)
+class Sizes:
+    big_mb: int  # benchmarks 1 and 2
+    huge_mb: int  # benchmark 3
+    latency_samples: int  # benchmark 4
+    unchanged_files: int  # benchmark 5 (in 100 folders)
+    idle_seconds: float  # benchmark 5
+    dropped_files: int  # benchmark 6
+
+
+FULL = Sizes(big_mb=1000, huge_mb=5000, latency_samples=30, unchanged_files=10_000, idle_seconds=20,
+             dropped_files=1000)
+QUICK = Sizes(big_mb=100, huge_mb=500, latency_samples=10, unchanged_files=1000, idle_seconds=10,
+              dropped_files=300)
+
+
+def _plan(sizes: Sizes, work: Path) -> dict[int, Callable[[], Result | list[Result]]]:
+    cache: dict[int, large_files.Generated] = {}
+
+    def big(mb: int) -> large_files.Generated:
+        if mb not in cache:
+            cache[mb] = large_files.generate(work, mb, f"orders{mb}")
+        return cache[mb]
+
+    return {
+        1: lambda: large_files.bench_capped(work, big(sizes.big_mb)),
+        2: lambda: large_files.bench_uncapped(work, big(sizes.big_mb)),
+        3: lambda: large_files.bench_rss(work, big(sizes.huge_mb)),
+        4: lambda: small_files.bench_latency(work, sizes.latency_samples),
+        5: lambda: small_files.bench_unchanged(work, sizes.unchanged_files, sizes.idle_seconds),
+        6: lambda: small_files.bench_dropped(work, sizes.dropped_files),
+    }
+
+
+def _table(results: list[Result]) -> str:
+    head = ("#", "benchmark", "ours", "baseline", "ratio", "target", "result")
+    rows = []
+    for r in results:
+        base = f"{fmt(r.baseline, r.unit)} ({r.baseline_name})" if r.baseline is not None else "-"
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        rows.append((str(r.number), r.name, fmt(r.ours, r.unit), base, ratio, r.target, r.verdict))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    line = " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+    out = [line, "-+-".join("-" * w for w in widths)]
+    out += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="scaled-down sizes (a few minutes in total)")
+    p.add_argument("--only", type=int, action="append", choices=range(1, 7), metavar="N",
+                   help="run only benchmark N (repeatable)")
+    p.add_argument("--work", type=Path, default=None, help="where to generate data (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the generated data")
+    args = p.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    work = args.work or Path(tempfile.mkdtemp(prefix="keboola-sync-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if REPO in work.resolve().parents or work.resolve() == REPO:
+        p.error("--work must be outside the repository (generated data is never committed)")
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM, Python {info['python']}, "
+          f"{info['os']}, load {info['load_at_start']}, commit {info['git']}")
+    print(f"mode: {'quick' if args.quick else 'full'} {asdict(sizes)}; data in {work}", flush=True)
+    plan = _plan(sizes, work)
+    results: list[Result] = []
+    started = time.monotonic()
+    try:
+        for number in sorted(set(args.only or plan)):
+            t0 = time.monotonic()
+            print(f"[{number}] running...", flush=True)
+            try:
+                outcome = plan[number]()
+                batch = outcome if isinstance(outcome, list) else [outcome]
+            except Exception as exc:  # one broken benchmark must not hide the others
+                traceback.print_exc()
+                batch = [Result(number, f"benchmark {number}", "", None, None, "", None, "", None,
+                                error=f"{type(exc).__name__}: {exc}")]
+            for result in batch:
+                results.append(result)
+                print(f"[{number}] {result.verdict} after {time.monotonic() - t0:.0f} s: {result.name}: "
+                      f"ours {fmt(result.ours, result.unit)}" + "".join(f"\n    - {n}" for n in result.notes)
+                      + (f"\n    ! {result.error}" if result.error else ""), flush=True)
+    finally:
+        if not args.keep and args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(_table(results))
+    print(f"\ntotal {time.monotonic() - started:.0f} s; command: python benchmarks/run.py"
+          + (" --quick" if args.quick else "") + "".join(f" --only {n}" for n in (args.only or [])))
+    out_dir = REPO / "benchmarks" / "results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir / f"{stamp}{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps({"machine": info, "mode": "quick" if args.quick else "full", "sizes": asdict(sizes),
+                               "results": [asdict(r) | {"verdict": r.verdict} for r in results]},
+                              indent=2, default=str))
+    print(f"JSON: {out}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
