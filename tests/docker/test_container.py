@@ -34,7 +34,6 @@ from support.emulator import Emulator, start_emulator, wait_for
 # and pytest-timeout counts fixture setup: 300 s (pyproject) is too tight for that one.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
-STOP_GRACE_SECONDS = 45  # docker-compose.yml stop_grace_period
 SHUTDOWN_TIMEOUT_SECONDS = 10  # daemon.shutdown_timeout_seconds in the test config (< the grace period)
 
 # Short intervals so a test takes seconds; every other key keeps the default the image ships with
@@ -85,26 +84,41 @@ class Deployment:
     state: Path
     project: Path
     env_file: Path
+    stop_grace_seconds: int = 0
 
     def exec(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
         return docker("exec", *(["--user", user] if user else []), self.name, *args, check=False)
 
 
 def compose_like_run_args(d: Deployment, image: str) -> list[str]:
-    """`docker run` flags equivalent to docker-compose.yml's service, on the host network for CI.
+    """`docker run` flags read from the real docker-compose.yml (`docker-compose config` of a copy in
+    d.project, with WATCH_DIR pointing at d.data), so the container starts as compose would start it.
 
-    The only deliberate differences: /state is a bind mount (so the test can open the ledger) instead of
-    the named volume, the health interval is 1 s instead of 30 s, and no restart policy (the exit code of
-    the stop is what we check).
+    Deliberate differences, each for the test: the host network (CI's engine has no default bridge), /state
+    bind-mounted from d.state instead of the named volume (so the test can open the ledger), a 1 s health
+    interval instead of 30 s (the command is the image's, which equals compose's: see test_compose), and no
+    restart policy (the exit code of the stop is what we check).
     """
+    shutil.copy(REPO / "docker-compose.yml", d.project / "docker-compose.yml")
+    proc = subprocess.run(["docker-compose", "--project-name", d.name, "config"], cwd=d.project,
+                          env={**os.environ, "KEBOOLA_SYNC_IMAGE": image}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    service = yaml.safe_load(proc.stdout)["services"]["keboola-sync"]
+    grace = service["stop_grace_period"]
+    assert grace.endswith("s"), grace
+    d.stop_grace_seconds = int(grace[:-1])
+    assert service["image"] == image
+    volumes: list[str] = []
+    for volume in service["volumes"]:
+        target = volume.split(":")[1]
+        volumes += ["--volume", f"{d.state}:{target}" if target == "/state" else volume]
+    assert [v.split(":")[1] for v in volumes[1::2]] == ["/data", "/app/logs", "/config", "/state"], volumes
     return [
         "run", "--detach", "--name", d.name, "--network", "host",
-        "--env-file", str(d.env_file),
-        "--volume", f"{d.data}:/data:ro",
-        "--volume", f"{d.logs}:/app/logs",
-        "--volume", f"{d.project}:/config:ro",
-        "--volume", f"{d.state}:/state",
-        "--stop-timeout", str(STOP_GRACE_SECONDS),
+        "--env-file", str(d.env_file),  # compose: env_file: .env
+        *volumes,
+        "--stop-timeout", str(d.stop_grace_seconds),
         "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
         image,
     ]
@@ -123,10 +137,12 @@ def started(d: Deployment) -> bool:
 def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("deploy")
     emulator = start_emulator()
+    # The compose project folder holds config.yaml, .env and logs/; the watched folder and the state
+    # folder live elsewhere on the host, as a user's WATCH_DIR and Docker's volume would.
     d = Deployment(name=f"keboola-sync-test-{uuid.uuid4().hex[:8]}", emulator=emulator,
-                   data=root / "data", logs=root / "logs", state=root / "state", project=root / "project",
-                   env_file=root / "project" / ".env")
-    for folder in (d.data, d.logs, d.state, d.project):
+                   data=root / "data", logs=root / "project" / "logs", state=root / "state",
+                   project=root / "project", env_file=root / "project" / ".env")
+    for folder in (d.data, d.project, d.logs, d.state):
         folder.mkdir()
     # The container user must be able to write logs and state (on a Mac, Docker Desktop maps ownership).
     for folder in (d.logs, d.state):
@@ -134,7 +150,7 @@ def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     # World-writable on the host: only the :ro mount can stop the container from writing into /data.
     d.data.chmod(0o777)
     (d.project / "config.yaml").write_text(yaml.safe_dump(TEST_CONFIG), encoding="utf-8")
-    env = emulator.env()
+    env = {**emulator.env(), "WATCH_DIR": str(d.data)}
     d.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
     d.env_file.chmod(0o600)
     try:
@@ -256,15 +272,16 @@ def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_le
     assert probe["ExitCode"] == 1 and "Keboola" in probe["Output"], probe
 
     started = time.monotonic()
-    docker("stop", "--time", str(STOP_GRACE_SECONDS), deployment.name, timeout=STOP_GRACE_SECONDS + 30)
+    grace = deployment.stop_grace_seconds
+    docker("stop", "--time", str(grace), deployment.name, timeout=grace + 30)
     took = time.monotonic() - started
 
     final = state_of(deployment.name)
     assert final["ExitCode"] == 0 and not final["OOMKilled"], final
-    assert took < STOP_GRACE_SECONDS, f"docker stop took {took:.1f} s: the daemon was killed, not stopped"
+    assert took < grace, f"docker stop took {took:.1f} s: the daemon was killed, not stopped"
     report(request, f"unhealthy {unhealthy_after:.1f} s after Keboola went away (silence limit "
                     f"{TEST_CONFIG['daemon']['keboola_max_silence_seconds']} s, 1 s health interval); "
-                    f"docker stop: exit 0 after {took:.1f} s (grace {STOP_GRACE_SECONDS} s)")
+                    f"docker stop: exit 0 after {took:.1f} s (grace {grace} s)")
 
     ledger = deployment.state / "state.db"
     with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
