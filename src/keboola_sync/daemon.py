@@ -119,7 +119,8 @@ class Scheduler:
         self._lock = threading.Lock()
         self._candidates: dict[str, _Candidate] = {}
         self._in_flight: set[str] = set()        # table ids being loaded
-        self._queue: queue.Queue[str] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, str]] = queue.Queue()  # ("file", rel_path) | ("folder", name)
+        self._folder_jobs: set[str] = set()
         self._busy = 0
         self._folders_pending: set[str] = set()
         self._events_seen: set[str] = set()     # paths announced by an event since the last full scan
@@ -158,8 +159,9 @@ class Scheduler:
         with self._lock:
             folders, self._folders_pending = self._folders_pending, set()
         for folder in sorted(folders):
-            if self._ensure_folder(folder):
-                self.scan_folder(folder)
+            if not self.service.folder_ignored(folder):
+                self._queue_folder(folder)
+                self.scan_folder(folder)  # files moved in with a folder may bring no events of their own
         now = time.monotonic()
         stable = self.config.watch.stable_seconds
         with self._lock:
@@ -186,22 +188,42 @@ class Scheduler:
                 self._in_flight.add(table_key)
                 self._running.add(rel_path)
                 self._busy += 1
-            self._queue.put(rel_path)
+            self._queue.put(("file", rel_path))
 
-    def _ensure_folder(self, folder: str) -> bool:
-        """False only for folders that are not synced at all (hidden ones); a failure to create the
-        bucket now is retried when its files load."""
+    def _queue_folder(self, folder: str) -> None:
+        """Bucket creation for a new folder runs on a worker too: Keboola calls never block the loop."""
+        if self.service.bucket_known(folder):
+            return
+        with self._lock:
+            if folder in self._folder_jobs:
+                return
+            self._folder_jobs.add(folder)
+            self._busy += 1
+        self._queue.put(("folder", folder))
+
+    def _ensure_folder(self, folder: str) -> None:
         try:
-            return self.service.ensure_folder(folder) is not None or not self.service.folder_ignored(folder)
+            if not self._stop.is_set():
+                self.service.ensure_folder(folder)
         except Abandoned:
-            return False
+            pass
         except StorageError as exc:
-            log.error("cannot create the bucket for folder %s: %s; trying again with its files", folder, exc)
-            return True
+            log.error("cannot create the bucket for folder %s: %s; trying again at the next rescan or load",
+                      folder, exc, extra={"folder": folder})
+        except Exception:  # the daemon never dies of one folder
+            log.exception("unexpected error while creating the bucket for folder %s", folder)
+        finally:
+            with self._lock:
+                self._folder_jobs.discard(folder)
+                self._busy -= 1
+                self._idle.notify_all()
 
     def _work(self) -> None:
         while True:
-            rel_path = self._queue.get()
+            kind, rel_path = self._queue.get()
+            if kind == "folder":
+                self._ensure_folder(rel_path)
+                continue
             target = self.service.target_for(rel_path)
             table_key = target.table_id if isinstance(target, Target) else rel_path
             try:
@@ -298,8 +320,9 @@ class Scheduler:
                 if is_ignored_name(entry.name, self.config.watch.ignore_patterns):
                     continue
                 folder = entry.name
-                if not self._ensure_folder(folder):
+                if self.service.folder_ignored(folder):
                     continue
+                self._queue_folder(folder)
                 self._scan_files(folder, records, events_seen, now_wall, since, missed)
             else:
                 self._note_ignored(entry.name)
@@ -418,9 +441,14 @@ class Daemon:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals == 1:
+            timeout = self.config.daemon.shutdown_timeout_seconds
             log.info("received %s: finishing loads in flight (up to %.0f s), starting nothing new",
-                     signal.Signals(signum).name, self.config.daemon.shutdown_timeout_seconds)
+                     signal.Signals(signum).name, timeout)
             self.stop.set()
+            # Whatever is still waiting on Keboola when the time is up gives up (the ledger keeps the job).
+            timer = threading.Timer(timeout, self.abandon.set)
+            timer.daemon = True
+            timer.start()
         else:
             log.warning("second signal: stopping now; the next start finishes what was in flight")
             self.abandon.set()
@@ -442,7 +470,13 @@ class Daemon:
         ledger = Ledger(cfg.state.path)
         try:
             service = SyncService(cfg, storage, ledger)
-            service.resolve_in_flight()
+            try:
+                service.resolve_in_flight()
+            except Abandoned:
+                log.info("stopped while resolving loads of the previous run; the next start goes on")
+                return 0
+            if self.stop.is_set():
+                return 0
             scheduler = Scheduler(cfg, service, self.stop)
             scheduler.start_workers()
             health = Health(cfg)

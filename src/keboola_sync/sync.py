@@ -24,7 +24,7 @@ from .csvfile import CsvInfo, Fingerprint, Spool, fingerprint, inspect_and_spool
 from .errors import FileChanged, InvalidFile
 from .layout import Ignored, Rejected, Target, classify, classify_folder
 from .state import FileRecord, Ledger
-from .storage import Abandoned, JobFailed, JobOutcome, Storage, StorageError, StorageTerminal
+from .storage import Abandoned, JobFailed, JobOutcome, Storage, StorageError
 
 log = logging.getLogger("keboola_sync.sync")
 
@@ -111,6 +111,12 @@ class SyncService:
         self.ledger.record_bucket(bucket_id, folder)
         self._buckets.add(bucket_id)
         return bucket_id
+
+    def bucket_known(self, folder: str) -> bool:
+        """Already created or checked (this run or recorded in the ledger): no Keboola call needed."""
+        result = classify_folder(folder, stage=self.config.keboola.stage,
+                                 on_invalid_name=self.config.mapping.on_invalid_name)
+        return not isinstance(result, tuple) or result[1] in self._buckets
 
     def folder_ignored(self, folder: str) -> bool:
         """Hidden and junk folders are not synced at all (their files are not even looked at)."""
@@ -366,7 +372,7 @@ class SyncService:
                     with contextlib.suppress(JobFailed):  # its error is read from the job below
                         self.storage.wait_for_job(record.job_id, what=f"load of {record.path}")
                     job = self.storage.job_status(record.job_id)
-            except (StorageTerminal, Abandoned):
+            except Abandoned:
                 raise
             except StorageError as exc:
                 log.warning("cannot resolve job %s of %s yet: %s", record.job_id, record.path, exc)
