@@ -430,6 +430,13 @@ def _try_header(
             break
     if header is None:
         if len(head) >= MAX_HEADER_BYTES:
+            if b"\n" not in body and b"\r" not in body:
+                raise InvalidFile(
+                    display_path,
+                    f"the first record is longer than {MAX_HEADER_BYTES >> 20} MiB and has no line break, so it"
+                    " is not a header line",
+                    "Check that the file is a CSV with the column names on the first line.",
+                )
             raise InvalidFile(
                 display_path,
                 f"the first record is longer than {MAX_HEADER_BYTES >> 20} MiB; it probably has a quote"
@@ -438,19 +445,25 @@ def _try_header(
             )
         return None
     if len(header) == 1:
+        # A one-column table is fine ("id"); one column whose name holds a separator-like character is
+        # what a wrong or unsupported delimiter looks like, which Keboola would accept as one wide column.
         cell = header[0]
-        others = [d for d in ",;\t|" if d in cell]
-        hint = f" (it contains {_show_delim(others[0])}: is that the delimiter?)" if others else ""
-        warnings.append(
-            f"the header has one column only{hint}; a file with several columns needs one of the"
-            f" delimiters {', '.join(_show_delim(d) for d in delimiters)}"
-        )
+        others = [d for d in ",;\t|:^~#" if d in cell]
+        if others:
+            warnings.append(
+                f"the header has one column only (it contains {_show_delim(others[0])}: is that the delimiter?);"
+                f" a file with several columns needs one of the delimiters"
+                f" {', '.join(_show_delim(d) for d in delimiters)}"
+            )
     # Checked as soon as the header is known, so a bad header fails before a 5 GB file is read.
     columns = _check_columns(header, display_path)
     return dialect, header, columns, has_bom, warnings
 
 
 def _parse_first_record(text: str, dialect: Dialect, eof: bool, display_path: str) -> tuple[str, ...] | None:
+    """The header, or None when `text` ends before the first record does (read more and try again)."""
+    if not eof and "\n" not in text and "\r" not in text:
+        return None  # not even one line yet: a prefix of it would be a truncated header
     stream = io.StringIO(text, newline="")
     reader = csv.reader(stream, **_csv_params(dialect), strict=True)
     try:
