@@ -236,17 +236,38 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                            "only in letter case.", results={"missingColumns": [], "expectedColumns": expected})
         new_columns = expected + extra  # §4.5.1: new columns are appended at the end
         path = ctx.store.data_path(table)
-        with closing(model.open_data(path)) as conn:
-            conn.execute("BEGIN IMMEDIATE")
+        targets = [new_columns.index(c) for c in file_columns]
+        has_pk = bool(table["primary_key"])
+        if incremental:
+            with closing(model.open_data(path)) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    with load_errors(records):
+                        n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
+                                            target_indexes=targets, rows=records.rows, full=False, has_pk=has_pk)
+                    rows_count = model.count_rows(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        else:
+            # §4.5.1 full load = truncate + load. Built as a fresh file swapped in at the end: as fast
+            # as a create, and a failed load leaves the old rows untouched (the swap never happens).
+            fresh = path.with_name(path.name + ".loading")
+            _remove(fresh)
             try:
-                with load_errors(records):
-                    n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
-                                        target_indexes=[new_columns.index(c) for c in file_columns],
-                                        rows=records.rows, full=not incremental, has_pk=bool(table["primary_key"]))
-                rows_count = n if not incremental and not table["primary_key"] else model.count_rows(conn)
-                conn.execute("COMMIT")  # §4.5.1: a failed full load leaves the old rows (transaction)
+                with closing(model.open_data(fresh)) as conn:
+                    conn.execute("BEGIN")
+                    model.create_data_table(conn, len(new_columns),
+                                            [new_columns.index(c) for c in table["primary_key"]])
+                    with load_errors(records):
+                        n = model.load_rows(conn, old_width=len(new_columns), new_width=len(new_columns),
+                                            target_indexes=targets, rows=records.rows, full=False, has_pk=has_pk)
+                    rows_count = model.count_rows(conn) if has_pk else n
+                    conn.execute("COMMIT")
+                os.replace(fresh, path)
             except BaseException:
-                conn.execute("ROLLBACK")
+                _remove(fresh)
                 raise
     when = model.now()
     size = model.file_size(path)

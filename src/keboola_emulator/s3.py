@@ -12,7 +12,11 @@ Jobs read objects straight from moto's backend in chunks (`open_object`), never 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import gc
+import hashlib
 import io
 import logging
 import os
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 FILES_BUCKET = "kbc-sapi-files"  # §5.1 example bucket name
 REGION = "us-east-1"
 CHUNK = 256 * 1024
+BIG_BODY = 1 << 20
 _PRESIGN_CREDENTIALS = Credentials("emulator", "emulator")  # moto accepts any signature
 
 
@@ -62,6 +67,7 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
     checksum_builder = s3_models.MultipartChecksumBuilder(
         multipart.metadata.get("x-amz-checksum-algorithm"), multipart.metadata.get("x-amz-checksum-type")
     )
+    full_object = _FullObjectChecksum.wanted(multipart.metadata)
     decode_hex = codecs.getdecoder("hex_codec")
     parts, md5s, last = [], bytearray(), None
     for pn, etag in body:
@@ -71,7 +77,10 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
         if last is not None and last.contentsize < s3_models.S3_UPLOAD_PART_MIN_SIZE:
             raise EntityTooSmall()
         md5s.extend(decode_hex(part.etag.replace('"', ""))[0])  # type: ignore[arg-type]
-        checksum_builder.addPart(part.value)  # one part at a time in memory
+        if full_object is not None:
+            full_object.update(part.value)  # moto's builder would keep the whole object in RAM
+        else:
+            checksum_builder.addPart(part.value)  # composite: one small digest per part
         parts.append(part)
         last = part
     if not parts:
@@ -94,7 +103,7 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
     key.contentsize = total
     del bucket.multiparts[multipart_id]  # moto's MultipartDict disposes the parts on delete
     key.set_metadata(multipart.metadata)
-    checksum = checksum_builder.build()
+    checksum = full_object.build(len(parts)) if full_object is not None else checksum_builder.build()
     if checksum:
         key.checksum_algorithm = multipart.metadata.get("x-amz-checksum-algorithm")
         key.checksum_type, key.checksum_value, key.checksum_parts = checksum
@@ -102,6 +111,33 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
     self.put_object_acl(bucket_name=bucket_name, key_name=key.name, acl=multipart.acl,
                         disable_notification=True)
     return key
+
+
+class _FullObjectChecksum:
+    """A FULL_OBJECT multipart checksum computed part by part (same algorithms and fallbacks as
+    moto's `compute_checksum`: without crc32c/awscrt installed, moto itself falls back to CRC32)."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self._crc = 0
+        self._hash = hashlib.sha1(usedforsecurity=False) if algorithm == "SHA1" else (
+            hashlib.sha256(usedforsecurity=False) if algorithm == "SHA256" else None)
+
+    @classmethod
+    def wanted(cls, metadata: Any) -> _FullObjectChecksum | None:
+        algorithm = metadata.get("x-amz-checksum-algorithm") or "CRC64NVME"
+        kind = metadata.get("x-amz-checksum-type") or ("FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE")
+        return cls(algorithm) if kind == "FULL_OBJECT" else None
+
+    def update(self, data: bytes) -> None:
+        if self._hash is not None:
+            self._hash.update(data)
+        else:
+            self._crc = binascii.crc32(data, self._crc)
+
+    def build(self, parts: int) -> tuple[str, str, int]:
+        digest = self._hash.digest() if self._hash is not None else self._crc.to_bytes(4, "big")
+        return "FULL_OBJECT", base64.b64encode(digest).decode(), 1
 
 
 S3Backend.complete_multipart_upload = _complete_multipart_streaming  # type: ignore[method-assign]
@@ -156,6 +192,11 @@ class S3Side:
             return start_response(status, headers, exc_info)
 
         result = self.app(environ, capture)
+        if int(environ.get("CONTENT_LENGTH") or 0) >= BIG_BODY:
+            # moto/werkzeug leave the request body in reference cycles; without a collection each
+            # multi-MB part stays in RAM until the cyclic GC happens to run (RSS grew with file size).
+            result = list(result)
+            gc.collect()
         if self._mirror is not None and method in ("PUT", "POST", "DELETE"):
             body = b"".join(result)  # moto's responses are small XML documents
             if status_holder and status_holder[0][:1] == "2":
