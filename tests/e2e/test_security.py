@@ -162,31 +162,32 @@ def test_readable_env_and_config_files_are_warned_about(daemon_factory):
 
 
 def test_symlinks_never_lead_outside_the_watched_folder(daemon_factory, emulator, tmp_path):
-    folder = f"link{uid()}"
+    u = uid()
+    folder, secret, relative, leak = f"link{u}", f"secret{u}", f"relative{u}", f"leak{u}"
     daemon = daemon_factory()
     outside = tmp_path / "outside"
     (outside / "secrets").mkdir(parents=True)
     (outside / "secret.csv").write_text("id,secret\n1,OUTSIDE-FILE-CONTENT\n")
-    (outside / "secrets" / "data.csv").write_text("id,secret\n1,OUTSIDE-FOLDER-CONTENT\n")
+    (outside / "secrets" / f"{leak}.csv").write_text("id,secret\n1,OUTSIDE-FOLDER-CONTENT\n")
     daemon.write(f"{folder}/good.csv", VALID)
-    (daemon.watch / folder / "secret.csv").symlink_to(outside / "secret.csv")
-    (daemon.watch / folder / "relative.csv").symlink_to(Path("..") / ".." / ".." / "outside" / "secret.csv")
+    (daemon.watch / folder / f"{secret}.csv").symlink_to(outside / "secret.csv")
+    (daemon.watch / folder / f"{relative}.csv").symlink_to(Path("..") / ".." / ".." / "outside" / "secret.csv")
     (daemon.watch / f"{folder}x").symlink_to(outside / "secrets", target_is_directory=True)  # a bucket-level link
     (daemon.watch / folder / "inner").symlink_to(outside / "secrets", target_is_directory=True)
 
     assert daemon.run("sync", "--once").returncode == 1
     assert table_rows(emulator, f"in.c-{folder}.good") == VALID_ROWS
-    for name in ("secret", "relative"):
+    for name in (secret, relative):
         assert table_rows(emulator, f"in.c-{folder}.{name}") is None
         line = next(ln for ln in daemon.log().splitlines() if f"skipped {folder}/{name}.csv" in ln)
         assert "points outside the watched folder" in line and "Copy the file into the folder" in line
-    assert table_rows(emulator, f"in.c-{folder}x.data") is None
+    assert table_rows(emulator, f"in.c-{folder}x.{leak}") is None
     assert not any(b["id"] == f"in.c-{folder}x" for b in emulator.client().buckets.list())
-    # The outside content never reached Keboola's file storage.
+    # The outside content never reached Keboola's file storage (spool and upload names start with the table name).
     uploaded = [f["name"] for f in emulator.client().files.list(limit=1000)]
-    assert not any(n.startswith(("secret", "relative", "data")) for n in uploaded), uploaded
+    assert not any(n.startswith((secret, relative, leak)) for n in uploaded), uploaded
     rows = {r["file"]: r for r in map(json.loads, daemon.run("status", "--json").stdout.splitlines())}
-    assert rows[f"{folder}/secret.csv"]["state"] == "skipped"
+    assert rows[f"{folder}/{secret}.csv"]["state"] == "skipped"
 
 
 def listing(root: Path) -> dict[str, tuple[str, int, int, int]]:
