@@ -127,6 +127,7 @@ class Scheduler:
         self._running: set[str] = set()         # paths being loaded now
         self._last_scan_wall: float | None = None
         self._noted_ignored: set[str] = set()
+        self._unreadable_folders: dict[str, str] = {}
         self.counters = Counters()
         self.paused: str | None = None
         self._workers = [threading.Thread(target=self._work, name=f"load-{i}", daemon=True)
@@ -342,8 +343,13 @@ class Scheduler:
         try:
             entries = list(os.scandir(self.root / folder))
         except OSError as exc:
-            log.warning("cannot list folder %s: %s", folder, exc)
+            problem = f"folder {folder} cannot be read ({exc.strerror or exc}); its files are not synced"
+            if self._unreadable_folders.get(folder) != problem:
+                self._unreadable_folders[folder] = problem
+                log.warning("%s. Make it readable: chmod a+rx '%s'", problem, folder, extra={"folder": folder})
             return
+        if self._unreadable_folders.pop(folder, None):
+            log.info("folder %s can be read again", folder, extra={"folder": folder})
         now = time.time()
         for entry in entries:
             rel_path = f"{folder}/{entry.name}"

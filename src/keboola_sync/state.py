@@ -70,6 +70,11 @@ MIGRATIONS: dict[int, str] = {
 STATES = ("synced", "pending", "failed", "skipped")
 
 
+def unreadable_ledger(path: Path, exc: Exception) -> str:
+    return (f"cannot open the state database {path}: {exc}. Move it aside (the next run re-checks every file "
+            "against Keboola and reloads only what differs) or point state.path at the right file")
+
+
 @dataclass(frozen=True)
 class FileRecord:
     path: str
@@ -150,6 +155,10 @@ class Ledger:
                 self._migrate()
             else:
                 self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+                try:
+                    self._conn.execute("SELECT count(*) FROM files").fetchone()
+                except sqlite3.Error as exc:
+                    raise ConfigError("state.path", unreadable_ledger(path, exc)) from exc
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,9 +167,9 @@ class Ledger:
                 # NORMAL is durable across process crashes in WAL mode; only a power loss may drop
                 # the last transactions, which the next start re-checks by hash anyway.
                 self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
             except (OSError, sqlite3.Error) as exc:
-                raise ConfigError("state.path", f"cannot open the state database {path}: {exc}") from exc
-            self._migrate()
+                raise ConfigError("state.path", unreadable_ledger(path, exc)) from exc
         self._conn.row_factory = sqlite3.Row
 
     def _migrate(self) -> None:

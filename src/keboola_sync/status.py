@@ -59,7 +59,8 @@ def collect(config: Config) -> list[dict[str, Any]]:
                 current = None
             if record.job_id is not None:
                 row["state"] = "pending"
-            elif record.seen == current or current is None:
+            elif record.seen is None or record.seen == current or current is None:
+                # (no fingerprint: judged without reading it, e.g. unreadable; the state stands as recorded)
                 row["state"] = record.state
             if row["state"] == "synced":
                 row["error"] = None

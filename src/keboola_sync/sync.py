@@ -24,7 +24,16 @@ from .csvfile import CsvInfo, Fingerprint, Spool, fingerprint, inspect_and_spool
 from .errors import FileChanged, InvalidFile
 from .layout import Ignored, Rejected, Target, classify, classify_folder
 from .state import FileRecord, Ledger
-from .storage import Abandoned, JobFailed, JobOutcome, Storage, StorageError
+from .storage import (
+    MISSING_TARGET_CODES,
+    Abandoned,
+    JobFailed,
+    JobOutcome,
+    NotFound,
+    Storage,
+    StorageError,
+    TokenRejected,
+)
 
 log = logging.getLogger("keboola_sync.sync")
 
@@ -144,10 +153,11 @@ class SyncService:
         try:
             fp = fingerprint(path)
         except OSError as exc:
-            entry = observe(path)
-            if entry is None:
+            if observe(path) is None:
                 return Outcome(rel_path, "gone", "deleted before it could be loaded")
-            return self._skip(rel_path, None, entry, None, self._os_problem(rel_path, exc))
+            # No fingerprint is remembered: fixing permissions or a link changes no size or mtime, so
+            # the file is looked at again on every rescan (one failed open), logged only once.
+            return self._skip(rel_path, None, None, None, self._os_problem(rel_path, exc))
         if isinstance(target, Rejected):
             return self._skip(rel_path, None, fp, None, f"{rel_path}: {target.problem}. {target.fix}")
         if not is_inside(path, self.root):
@@ -186,7 +196,7 @@ class SyncService:
         except FileNotFoundError:
             return Outcome(rel_path, "gone", "deleted before it could be loaded", target.table_id)
         except OSError as exc:
-            return self._skip(rel_path, target.table_id, fp, None, self._os_problem(rel_path, exc))
+            return self._skip(rel_path, target.table_id, None, None, self._os_problem(rel_path, exc))
         try:
             if record is not None and record.state == "synced" and record.sha256 == info.sha256:
                 # A touch (or a copy of the same bytes): Keboola already holds this content.
@@ -211,6 +221,11 @@ class SyncService:
                                   f"{rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
                                   "file; it is loaded again when it changes")
             return self._fail(rel_path, target.table_id, info, str(exc))
+        except TokenRejected as exc:
+            return self._fail(rel_path, target.table_id, info,
+                              f"{exc}. Keboola refused the token: it was revoked or has expired (or "
+                              "KBC_STORAGE_API_HOST is another stack). Put a valid KBC_STORAGE_API_TOKEN in .env "
+                              "and restart keboola-sync")
         except StorageError as exc:
             return self._fail(rel_path, target.table_id, info, str(exc))
         if isinstance(outcome, Outcome):
@@ -279,11 +294,18 @@ class SyncService:
             self.ledger.record_uploaded(rel_path, target.table_id, info.fingerprint, info.sha256, info.columns,
                                         file_id, kind)
             if job_id is None:
-                if kind == "create":
-                    job_id = self.storage.start_create_table(target.bucket_id, target.table_name, file_id,
-                                                             info.dialect)
-                else:
-                    job_id = self.storage.start_full_load(target.table_id, file_id, info.dialect)
+                try:
+                    if kind == "create":
+                        job_id = self.storage.start_create_table(target.bucket_id, target.table_name, file_id,
+                                                                 info.dialect)
+                    else:
+                        job_id = self.storage.start_full_load(target.table_id, file_id, info.dialect)
+                except NotFound as exc:
+                    if exc.code not in MISSING_TARGET_CODES:
+                        raise
+                    last_error = exc
+                    self._target_vanished(rel_path, target, exc)
+                    continue
             self.ledger.record_job_started(rel_path, job_id)
             try:
                 outcome = self.storage.wait_for_job(job_id, what=f"{kind} {target.table_id}")
@@ -296,10 +318,7 @@ class SyncService:
                     file_id = None
                     continue
                 if exc.kind == "missing":
-                    log.warning("%s: %s; the bucket or table vanished, creating it again", rel_path, exc,
-                                extra={"file": rel_path})
-                    self._buckets.discard(target.bucket_id)
-                    self.ledger.forget_bucket(target.bucket_id)
+                    self._target_vanished(rel_path, target, exc)
                     continue
                 if exc.kind == "transient":
                     log.warning("%s: %s; retrying the import from the uploaded file", rel_path, exc,
@@ -317,6 +336,14 @@ class SyncService:
         assert last_error is not None
         raise last_error
 
+    def _target_vanished(self, rel_path: str, target: Target, exc: StorageError) -> None:
+        """The bucket (or table) was deleted in Keboola behind our back: create it again (§7.2 codes)."""
+        what = "bucket " + target.bucket_id if exc.code == "storage.buckets.notFound" else "table " + target.table_id
+        log.warning("%s no longer exists in Keboola; creating it again for %s", what, rel_path,
+                    extra={"file": rel_path, "table": target.table_id})
+        self._buckets.discard(target.bucket_id)
+        self.ledger.forget_bucket(target.bucket_id)
+
     def _reusable_file_id(self, record: FileRecord | None, info: CsvInfo) -> int | None:
         """A failed or interrupted load of the same content kept its Keboola file: import it again
         instead of uploading again, while the file is still valid (§5.4: 15-day expiry)."""
@@ -333,9 +360,11 @@ class SyncService:
 
     def _skip(self, rel_path: str, table_id: str | None, fp: Fingerprint | None, sha256: str | None,
               message: str) -> Outcome:
-        """Invalid as it is: one WARNING line, then silence until the file changes."""
+        """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes."""
+        previous = self.ledger.get(rel_path)
         self.ledger.record_skipped(rel_path, table_id, fp, sha256, message)
-        log.warning("skipped %s", message, extra={"file": rel_path, "outcome": "skipped"})
+        if previous is None or previous.state != "skipped" or previous.error != message or previous.seen != fp:
+            log.warning("skipped %s", message, extra={"file": rel_path, "outcome": "skipped"})
         return Outcome(rel_path, "skipped", message, table_id)
 
     def _fail(self, rel_path: str, table_id: str | None, info: CsvInfo | None, message: str) -> Outcome:
