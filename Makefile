@@ -17,7 +17,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
 
 test: lint  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=20
 
 run:  ## the daemon in Docker on WATCH_DIR, with your token from .env
 	@test -f .env || { cp .env.example .env; echo "Created .env: put your KBC_STORAGE_API_TOKEN in it, then run 'make run' again."; exit 1; }
