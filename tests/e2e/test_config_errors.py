@@ -227,13 +227,21 @@ def blocked_dir(project: Project) -> Path:
     ("upload", "spool_dir", ""),
     ("daemon", "health_file", "health.json"),
 ])
-def test_unwritable_directories_stop_start_up(project: Project, section: str, key: str, leaf: str):
+def test_unwritable_directories_stop_start_up(project: Project, section: str, key: str, leaf: str, capsys,
+                                              monkeypatch):
     path = blocked_dir(project) / leaf if leaf else blocked_dir(project)
     project.write({section: {key: str(path)}})
-    check = assert_exit_2(project.run("check"), f"{section}.{key}", str(blocked_dir(project)))
-    assert f"FAIL {section}.{key}" in check or f"FAIL {section}.{key}:" in check, check
+    check = assert_exit_2(project.main("check", capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}",
+                          str(blocked_dir(project)))
+    assert f"FAIL {section}.{key}" in check, check
     if key != "health_file":  # `run`/`sync` write the heartbeat later and only warn if they cannot
-        assert_exit_2(project.run("sync", "--once"), f"{section}.{key}", "Point", "writable")
+        assert_exit_2(project.main("sync", "--once", capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}",
+                      "Point", "writable")
+
+
+def test_unwritable_log_directory_stops_the_real_process(project: Project):
+    project.write({"logging": {"file": str(blocked_dir(project) / "keboola-sync.log")}})
+    assert_exit_2(project.run("sync", "--once"), "logging.file", str(blocked_dir(project)), "writable")
 
 
 @pytest.mark.parametrize(("section", "key"), [("state", "path"), ("logging", "file"), ("upload", "spool_dir"),
