@@ -105,7 +105,7 @@ def inspect(
     _on_chunk: ChunkHook | None = None,
 ) -> CsvInfo:
     """Check the file and describe it, without writing anything."""
-    info, _ = _run_pass(
+    return _run_pass(
         path,
         sniff_bytes=sniff_bytes,
         delimiters=delimiters,
@@ -113,7 +113,6 @@ def inspect(
         sink=None,
         on_chunk=_on_chunk,
     )
-    return info
 
 
 def inspect_and_spool(
@@ -137,7 +136,7 @@ def inspect_and_spool(
     spool_dir.mkdir(parents=True, exist_ok=True)
     sink = _SpoolWriter(spool_dir, _spool_stem(path), gzipped, gzip_level)
     try:
-        info, _ = _run_pass(
+        info = _run_pass(
             path,
             sniff_bytes=sniff_bytes,
             delimiters=delimiters,
@@ -161,7 +160,7 @@ def _run_pass(
     display_path: str,
     sink: _SpoolWriter | None,
     on_chunk: ChunkHook | None,
-) -> tuple[CsvInfo, None]:
+) -> CsvInfo:
     before = fingerprint(path)
     try:
         return _read_and_check(path, before, sniff_bytes, delimiters, display_path, sink, on_chunk)
@@ -180,7 +179,7 @@ def _read_and_check(
     display_path: str,
     sink: _SpoolWriter | None,
     on_chunk: ChunkHook | None,
-) -> tuple[CsvInfo, None]:
+) -> CsvInfo:
     if before.size == 0:
         raise InvalidFile(
             display_path,
@@ -235,7 +234,7 @@ def _read_and_check(
         has_bom=has_bom,
         warnings=tuple(warnings),
     )
-    return info, None
+    return info
 
 
 def _raise_if_changed(path: Path, before: Fingerprint, bytes_read: int | None, display_path: str) -> None:
