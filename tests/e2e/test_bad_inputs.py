@@ -422,6 +422,25 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     assert corpus.status[f"{folder}/valid.csv"]["state"] == "synced"
 
 
+def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
+    """Runs after the per-entry tests (same module fixture): fixing a skipped file is all it takes."""
+    daemon, emulator = corpus.daemon, corpus.emulator
+    fixed = {"enc/latin1.csv": "id,city\n1,Zürich\n", "st/empty.csv": "id,name\n1,a\n",
+             "st/ragged_more.csv": "id,name\n1,a\n2,b\n", "st/dup_case.csv": "id,Name,name2\n1,x,y\n"}
+    for rel, text in fixed.items():
+        daemon.write(rel, text)
+    result = daemon.run("sync", "--once", timeout=300)
+    assert result.returncode == 1  # the rest of the corpus is still bad
+    rows = status_rows(daemon)
+    for rel, text in fixed.items():
+        assert rows[rel]["state"] == "synced", rows[rel]
+        table = f"in.c-{rel.split('/')[0]}.{rel.split('/')[1].removesuffix('.csv')}"
+        expected = [list(r.split(",")) for r in text.strip().split("\n")]
+        assert table_rows(emulator, table) == [expected[0], *sorted(expected[1:])]
+    # Nothing that was already judged is looked at again, let alone logged again.
+    assert daemon.log().count("skipped enc/cp1250.csv") == 1
+
+
 # --------------------------------------------------------------------------------------------------
 # Entries that need their own process: timing, the filesystem changing under a load, Keboola state.
 
