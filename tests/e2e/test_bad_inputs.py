@@ -219,6 +219,8 @@ ENTRIES: list[Entry] = [
           ("st/cr_only.csv", "bare carriage return", "Save it with Windows (CRLF) or Unix (LF) line breaks")),
     Entry("mixed_lf_crlf_is_valid", *at("st/mixed_endings.csv", "id,name\r\n1,a\n2,b\r\n3,c\n"), "synced", (),
           table="in.c-st.mixed_endings", rows=[["id", "name"], ["1", "a"], ["2", "b"], ["3", "c"]]),
+    Entry("single_line_of_100mb", "st/one_long_line.csv", one_100mb_line(), "skipped",
+          ("st/one_long_line.csv", "first record is longer than 8 MiB")),
     Entry("binary_png", *at("st/picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4), "skipped",
           ("st/picture.csv", "a PNG image, not a CSV text file", "Export the data as a UTF-8 CSV")),
     Entry("binary_random_bytes", *at("st/random.csv", bytes((i * 7919 + 13) % 256 for i in range(4096))),
@@ -550,6 +552,21 @@ def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
     assert len(lines) == 1 and "no longer exists in Keboola; creating it again" in lines[0], lines
 
 
+def test_bucket_deleted_in_keboola_is_created_again(daemon_factory, emulator):
+    folder = f"bdel{uid()}"
+    table = f"in.c-{folder}.orders"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/orders.csv", VALID)
+    assert daemon.run("sync", "--once").returncode == 0
+    emulator.client().buckets.delete(f"in.c-{folder}", force=True)
+    daemon.write(f"{folder}/orders.csv", "id,name\n3,Carol\n")
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 0, daemon.log()[-3000:]
+    assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
+    assert any(b["id"] == f"in.c-{folder}" for b in emulator.client().buckets.list())
+    assert "Traceback" not in daemon.log()
+
+
 # --------------------------------------------------------------------------------------------------
 # Keboola: tokens and stack URLs. Start-up problems exit 2 with a message that names what to fix.
 
@@ -622,3 +639,79 @@ def run_unprivileged(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[
                           timeout=120, check=False)
 
 
+def test_file_and_folder_without_read_permission(daemon_factory, emulator):
+    folder = f"perm{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/good.csv", VALID)
+    locked = daemon.write(f"{folder}/locked.csv", VALID)
+    locked.chmod(0)
+    closed = daemon.watch / f"{folder}closed"
+    closed.mkdir()
+    (closed / "inside.csv").write_text(VALID)
+    closed.chmod(0)
+    try:
+        result = run_unprivileged(daemon, "sync", "--once")
+        assert result.returncode == 1, result.stderr
+        assert table_rows(emulator, f"in.c-{folder}.good") == VALID_ROWS
+        assert table_rows(emulator, f"in.c-{folder}.locked") is None
+        lines = problem_lines(daemon, f"{folder}/locked.csv")
+        assert len(lines) == 1, lines
+        assert "cannot be read (permission denied)" in lines[0] and f"chmod a+r '{folder}/locked.csv'" in lines[0]
+        folder_lines = problem_lines(daemon, f"{folder}closed")
+        assert len(folder_lines) == 1 and "ermission denied" in folder_lines[0], folder_lines
+        assert status_rows(daemon)[f"{folder}/locked.csv"]["state"] == "skipped"
+
+        # Doing what the message says is enough: the file is loaded on the next run.
+        locked.chmod(0o644)
+        result = run_unprivileged(daemon, "sync", "--once")
+        assert table_rows(emulator, f"in.c-{folder}.locked") == VALID_ROWS, daemon.log()[-2000:]
+    finally:
+        closed.chmod(0o755)
+        locked.chmod(0o644)
+
+
+def test_corrupt_ledger_is_a_clear_start_up_error(daemon_factory):
+    folder = f"ledger{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/a.csv", VALID)
+    assert daemon.run("sync", "--once").returncode == 0
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(str(daemon.state) + suffix).unlink(missing_ok=True)
+    daemon.state.write_bytes(b"not an SQLite database at all " * 64)
+    for command in (("status",), ("status", "--json"), ("sync", "--once")):
+        result = daemon.run(*command)
+        text = result.stdout + result.stderr
+        assert result.returncode == 2, (command, text)
+        assert "Traceback" not in text
+        assert "state.path" in text and str(daemon.state) in text and "Move it aside" in text, text
+
+
+def test_token_revoked_while_running(tmp_path, daemon_factory):
+    """The token stops working under a running daemon: each load fails with a line that says what to do,
+    the daemon keeps running, and health turns unhealthy only through its own checks."""
+    from support.emulator import Emulator, free_port
+
+    port, s3_port, data = free_port(), free_port(), tmp_path / "emu-data"
+    first = Emulator(token="tok-before-1234", data_dir=data, extra_args=(), port=port, s3_port=s3_port)
+    second = None
+    try:
+        folder = f"revoke{uid()}"
+        daemon = daemon_factory(emulator_=first)
+        daemon.write(f"{folder}/a.csv", VALID)
+        daemon.start()
+        wait_table(first, f"in.c-{folder}.a", VALID_ROWS)
+        daemon.wait_log(f"created {folder}/a.csv")
+        first.stop()
+        second = Emulator(token="tok-after-5678", data_dir=data, extra_args=(), port=port, s3_port=s3_port)
+        daemon.write(f"{folder}/a.csv", "id,name\n3,Carol\n")
+        line = daemon.wait_log(f"failed {folder}/a.csv")
+        failed = next(ln for ln in line.splitlines() if f"failed {folder}/a.csv" in ln)
+        assert "401" in failed or "refused the token" in failed, failed
+        assert "KBC_STORAGE_API_TOKEN" in failed, failed
+        assert "tok-before-1234" not in daemon.log()
+        assert daemon.alive
+        assert daemon.stop() == 0
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
