@@ -658,6 +658,8 @@ class _SpoolWriter:
         self._thread.start()
 
     def put(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error  # e.g. the spool disk is full: stop reading a big file at once
         self._queue.put(chunk)
 
     def finish(self) -> None:
@@ -682,17 +684,21 @@ class _SpoolWriter:
             try:
                 data = compressor.compress(chunk) if compressor is not None else chunk
                 if data:
-                    self._file.write(data)
-                    self._written += len(data)
+                    self._write(data)
             except BaseException as exc:  # re-raised in the reader's thread
                 self._error = exc
         if compressor is not None and self._error is None:
             try:
-                tail = compressor.flush()
-                self._file.write(tail)
-                self._written += len(tail)
+                self._write(compressor.flush())
             except BaseException as exc:
                 self._error = exc
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may be partial
+            written = self._file.write(view)
+            view = view[written:]
+        self._written += len(data)
 
     def commit(self) -> Spool:
         self._file.close()

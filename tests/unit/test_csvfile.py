@@ -353,3 +353,20 @@ def test_a_bad_header_fails_before_the_rest_of_a_big_file_is_read(tmp_path: Path
     with pytest.raises(InvalidFile, match="same name"):
         run_inspect_with_hook(path, lambda index, _read: chunks.append(index))
     assert chunks == []  # failed while handling the first chunk
+
+
+def test_a_failing_spool_write_stops_the_pass_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(csvfile, "CHUNK_SIZE", 1 << 20)
+    path = write(tmp_path, b"id,name\n" + b"1,abcdefghij\n" * 1_700_000)  # ~21 MiB: 21 chunks
+    spool_dir = tmp_path / "spool"
+
+    def disk_full(_self, _data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csvfile._SpoolWriter, "_write", disk_full)
+    chunks: list[int] = []
+    with pytest.raises(OSError, match="No space left"):
+        spool(path, spool_dir, _on_chunk=lambda index, _read: chunks.append(index))
+    assert list(spool_dir.iterdir()) == []
+    # The reader notices at its next hand-over, a few chunks later (the queue holds 3), not at the end.
+    assert len(chunks) < 20
