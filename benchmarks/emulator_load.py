@@ -293,7 +293,10 @@ def run_import(args: argparse.Namespace) -> bool:
         sampler = RssSampler(emu.pid)
         sampler.start()
         file_id = upload()
+        upload_peak = sampler.stop()
         rss_before_jobs = psutil.Process(emu.pid).memory_info().rss
+        sampler = RssSampler(emu.pid)
+        sampler.start()
         headers = {"X-StorageApi-Token": TOKEN}
         for label, url, data in (
             ("tables-async (create)", f"{emu.api}/v2/storage/buckets/{bucket_id}/tables-async",
@@ -313,7 +316,8 @@ def run_import(args: argparse.Namespace) -> bool:
     print(f"{'step':<28}{'seconds':>10}{'MB/s':>10}  result")
     for label, seconds, mb, note in results:
         print(f"{label:<28}{seconds:>10.1f}{mb / seconds:>10.1f}  {note}")
-    print(f"emulator RSS before the load jobs: {rss_before_jobs / 1e6:.0f} MB; peak over the run: {peak / 1e6:.0f} MB")
+    print(f"emulator RSS: peak during the upload {upload_peak / 1e6:.0f} MB, after it {rss_before_jobs / 1e6:.0f} MB, "
+          f"peak during the load jobs {peak / 1e6:.0f} MB")
     return all("error" not in r[3] for r in results)
 
 
