@@ -6,7 +6,7 @@
 #
 # Env: PYTHON (default: .venv/bin/python if present, else python3), SDK_TEST_FILES (override the list).
 # Prints a summary line:  SDK functional tests: P passed, F failed, E errors of N (X.X%)
-# Exit code: 0 when every selected test ran (pass or fail — the pytest wrapper judges the rate),
+# Exit code: 0 when >= 95 % passed (issue 2's bar), 1 below that,
 #            2 when the run itself could not happen (no sdist, emulator did not start, ...).
 set -euo pipefail
 
@@ -82,4 +82,5 @@ for c in failed + errors + skipped:
 rate = 100.0 * passed / total if total else 0.0
 print(f"SDK functional tests: {passed} passed, {len(failed)} failed, {len(errors)} errors, "
       f"{len(skipped)} skipped of {total} ({rate:.1f}%)")
+sys.exit(0 if total and rate >= 95.0 else 1)
 PY
