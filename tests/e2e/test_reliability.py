@@ -243,3 +243,23 @@ def test_spools_left_by_a_killed_run_are_removed_at_start(daemon_factory, emulat
     assert not any(p.exists() for p in leftovers)
     assert foreign.exists()
     assert "removed 3 spool file(s)" in daemon.log()
+
+
+def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, emulator):
+    """Keboola did the work but the answer never arrived (keboola-storage-api.md §9 item 4): the daemon
+    finds the job by its file id instead of sending the create or import again."""
+    folder = f"lost{uid()}"
+    daemon = daemon_factory()
+    for i in range(4):
+        daemon.write(f"{folder}/t{i}.csv", f"id\n{i}\n")
+    emulator.set_faults(lost_response_rate=1.0, paths=["/tables-async", "/import-async"])
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-3000:]
+    for i in range(4):
+        daemon.write(f"{folder}/t{i}.csv", f"id\n{i + 10}\n")
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-3000:]
+    emulator.reset_faults()
+    assert emulator.stats()["faults_injected"].get("lost_response", 0) >= 8
+    for i in range(4):
+        assert table_rows(emulator, f"in.c-{folder}.t{i}") == [["id"], [str(i + 10)]]
+    loads = jobs_per_table(emulator, f"in.c-{folder}.")
+    assert all(loads[f"in.c-{folder}.t{i}"] == 2 for i in range(4)), loads  # one create + one import each
