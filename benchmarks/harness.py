@@ -36,6 +36,8 @@ __all__ = ["Daemon", "Emulator", "LogTail", "RssSampler", "bench_daemon", "emula
 PRODUCTION: dict[str, dict[str, Any]] = {
     "keboola": {"request_timeout_seconds": 60, "job_timeout_seconds": 3600, "job_poll_max_seconds": 5},
     "watch": {"stable_seconds": 2, "rescan_seconds": 300, "polling_interval_seconds": 2, "observer": "auto"},
+    "upload": {"gzip_threshold_mb": 50, "gzip_level": 1, "concurrency": 4, "multipart_threshold_mb": 64,
+               "multipart_chunk_mb": 16, "multipart_concurrency": 4},
     "retry": {"max_attempts": 8, "initial_backoff_seconds": 1, "max_backoff_seconds": 60,
               "failed_retry_seconds": 300},
     "daemon": {"shutdown_timeout_seconds": 30, "heartbeat_seconds": 10, "health_max_age_seconds": 60,
