@@ -97,10 +97,13 @@ class SyncService:
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
+    def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
+        return classify_folder(folder, stage=self.config.keboola.stage,
+                               on_invalid_name=self.config.mapping.on_invalid_name)
+
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
-        result = classify_folder(folder, stage=self.config.keboola.stage,
-                                 on_invalid_name=self.config.mapping.on_invalid_name)
+        result = self._folder(folder)
         if isinstance(result, Ignored):
             return None
         if isinstance(result, Rejected):
@@ -123,14 +126,12 @@ class SyncService:
 
     def bucket_known(self, folder: str) -> bool:
         """Already created or checked (this run or recorded in the ledger): no Keboola call needed."""
-        result = classify_folder(folder, stage=self.config.keboola.stage,
-                                 on_invalid_name=self.config.mapping.on_invalid_name)
+        result = self._folder(folder)
         return not isinstance(result, tuple) or result[1] in self._buckets
 
     def folder_ignored(self, folder: str) -> bool:
         """Hidden and junk folders are not synced at all (their files are not even looked at)."""
-        result = classify_folder(folder, stage=self.config.keboola.stage,
-                                 on_invalid_name=self.config.mapping.on_invalid_name)
+        result = self._folder(folder)
         return isinstance(result, Ignored)
 
     # -- files -> tables -----------------------------------------------------------------------------
