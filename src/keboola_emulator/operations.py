@@ -10,7 +10,6 @@ import gzip
 import itertools
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
@@ -179,7 +178,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 rows_count = model.count_rows(conn) if pk else n
                 conn.execute("COMMIT")
         except BaseException:
-            _remove(path)
+            remove_data_file(path)
             raise
     when = model.now()
     table = {"id": table_id, "bucket_id": bucket_id, "name": name, "display_name": name, "columns": columns,
@@ -187,11 +186,11 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
              "rows_count": rows_count, "data_size_bytes": model.file_size(path), "data_file": data_file}
     with ctx.store.write() as c:
         if c.execute("SELECT 1 FROM tables WHERE id = ?", (table_id,)).fetchone():
-            _remove(path)
+            remove_data_file(path)
             raise JobError("storage.buckets.tableAlreadyExists",
                            f'The table "{name}" in the bucket already has the same display name "{name}".')
         if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
-            _remove(path)
+            remove_data_file(path)
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
         ctx.store.insert_table(c, table)
         c.execute("UPDATE buckets SET last_change_date = ? WHERE id = ?", (when, bucket_id))
@@ -254,7 +253,7 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
             # §4.5.1 full load = truncate + load. Built as a fresh file swapped in at the end: as fast
             # as a create, and a failed load leaves the old rows untouched (the swap never happens).
             fresh = path.with_name(path.name + ".loading")
-            _remove(fresh)
+            remove_data_file(fresh)
             try:
                 with closing(model.open_data(fresh)) as conn:
                     conn.execute("BEGIN")
@@ -267,7 +266,7 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                     conn.execute("COMMIT")
                 os.replace(fresh, path)
             except BaseException:
-                _remove(fresh)
+                remove_data_file(fresh)
                 raise
     when = model.now()
     size = model.file_size(path)
@@ -320,7 +319,7 @@ def export_table(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
             out.write(buf)
         size = ctx.s3.put_object_from_file(slice_key, Path(tmp))
     finally:
-        _remove(Path(tmp))
+        remove_data_file(Path(tmp))
     manifest = {"entries": [{"url": f"s3://{FILES_BUCKET}/{slice_key}", "mandatory": True}]}
     ctx.s3.put_bytes(file_row["s3_key"] + "manifest", json.dumps(manifest).encode())
     ctx.store.set_file_size(file_row["id"], size)
@@ -347,7 +346,7 @@ def drop_table(ctx: Context, job: dict[str, Any]) -> None:
     table = ctx.store.delete_table_row(job["table_id"])
     if table is None:
         raise JobError("storage.tables.notFound", f'The table "{job["table_id"]}" was not found.')
-    _remove(ctx.store.data_path(table))
+    remove_data_file(ctx.store.data_path(table))
     return None
 
 
@@ -363,12 +362,12 @@ def delete_bucket(ctx: Context, job: dict[str, Any]) -> None:
                            f"Only empty buckets can be deleted. There are {count} tables in the bucket.")
         tables = ctx.store.delete_bucket_rows(c, bucket_id)
     for t in tables:
-        _remove(ctx.store.data_path(t))
+        remove_data_file(ctx.store.data_path(t))
     return None
 
 
-def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + "-journal")):
+def remove_data_file(path: Path) -> None:
+    """A table's SQLite file and its leftovers (journal, half-built `.loading` copy)."""
+    for p in (path, path.with_name(path.name + "-journal"), path.with_name(path.name + ".loading")):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
-    shutil.rmtree(path.with_suffix(".d"), ignore_errors=True)
