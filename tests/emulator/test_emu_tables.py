@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from emulator_helpers import create_table_job, load_job, new_bucket, preview_rows, write
+from emulator_helpers import create_table_job, finished_job, load_job, new_bucket, preview_rows, write
 
 from support.emulator import Emulator
 
@@ -242,3 +242,20 @@ def test_sdk_load_raises_runtime_error_with_the_message(client: Any, tmp_path: P
     table_id = make_table(client, tmp_path, "id,name\n1,a\n")
     with pytest.raises(RuntimeError, match="Some columns are missing in the csv file"):
         client.tables.load(table_id, str(write(tmp_path / "bad.csv", "id\n1\n")))
+
+
+def test_import_without_headers_uses_table_columns(client: Any, tmp_path: Path) -> None:
+    table_id = make_table(client, tmp_path, "id,name\n1,a\n")
+    job = load_job(client, table_id, write(tmp_path / "n.csv", "2,b\n3,c\n"), without_headers=True)
+    assert job["status"] == "success" and job["results"]["importedRowsCount"] == 2
+    assert preview_rows(client, table_id) == ['"id","name"', '"2","b"', '"3","c"']
+
+
+def test_sdk_compressed_upload_loads(client: Any, tmp_path: Path) -> None:
+    """kbcstorage's upload_file(compress=True) names the Storage file `x.csv.gz` (§4.6, §9.7)."""
+    table_id = make_table(client, tmp_path, "id,name\n1,a\n")
+    file_id = client.files.upload_file(str(write(tmp_path / "c.csv", "id,name\n7,g\n")), compress=True)
+    assert client.files.detail(file_id)["name"] == "c.csv.gz"
+    job = finished_job(client, client.tables.load_raw(table_id=table_id, data_file_id=file_id))
+    assert job["status"] == "success" and job["metrics"]["inCompressed"] is True
+    assert preview_rows(client, table_id) == ['"id","name"', '"7","g"']
