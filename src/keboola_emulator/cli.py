@@ -45,33 +45,33 @@ def _non_negative(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="keboola-emulator", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=0, help="API port on 127.0.0.1 (0 = pick a free one)")
-    p.add_argument("--s3-port", type=int, default=0, help="S3 port on 127.0.0.1 (default: a free one)")
-    p.add_argument("--token", default="local-dev-token",
+    p.add_argument("--port", type=int, default=0, metavar="P", help="API port on 127.0.0.1 (0 = pick a free one)")
+    p.add_argument("--s3-port", type=int, default=0, metavar="Q", help="S3 port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--token", default="local-dev-token", metavar="T",
                    help="the accepted master token (default: local-dev-token); others get 401")
-    p.add_argument("--readonly-token", default=None,
+    p.add_argument("--readonly-token", default=None, metavar="T",
                    help="also accept this token with read-only rights (canManageBuckets=false, writes -> 403)")
-    p.add_argument("--data-dir", type=Path, default=None,
+    p.add_argument("--data-dir", type=Path, default=None, metavar="D",
                    help="keep buckets, tables, files, jobs and S3 objects here across restarts "
                         "(default: a temporary directory removed at exit)")
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
     p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
     f = p.add_argument_group("faults")
-    f.add_argument("--fail-rate", type=_rate, default=0.0,
+    f.add_argument("--fail-rate", type=_rate, default=0.0, metavar="R",
                    help="fraction R of API requests answered 500, 502 or 503 (503 = maintenance, Retry-After)")
-    f.add_argument("--rate-limit-rate", type=_rate, default=0.0,
+    f.add_argument("--rate-limit-rate", type=_rate, default=0.0, metavar="R",
                    help="fraction R of API requests answered 429 with Retry-After: 1")
-    f.add_argument("--drop-rate", type=_rate, default=0.0,
+    f.add_argument("--drop-rate", type=_rate, default=0.0, metavar="R",
                    help="fraction R of API requests whose connection is closed without any response")
-    f.add_argument("--latency-ms", type=_non_negative, default=0,
+    f.add_argument("--latency-ms", type=_non_negative, default=0, metavar="N",
                    help="add N milliseconds before every API request is handled")
-    f.add_argument("--job-seconds", type=_non_negative, default=0.0,
+    f.add_argument("--job-seconds", type=_non_negative, default=0.0, metavar="N",
                    help="every job lasts at least N seconds (stays `processing`)")
-    f.add_argument("--fail-jobs", type=_rate, default=0.0,
+    f.add_argument("--fail-jobs", type=_rate, default=0.0, metavar="R",
                    help="fraction R of jobs end in `error` with code storage.jobs.internalError")
-    f.add_argument("--s3-bandwidth-mbps", type=_non_negative, default=0.0,
+    f.add_argument("--s3-bandwidth-mbps", type=_non_negative, default=0.0, metavar="N",
                    help="cap total S3 upload throughput at N megabits/s (0 = unlimited)")
-    f.add_argument("--lost-response-rate", type=_rate, default=0.0,
+    f.add_argument("--lost-response-rate", type=_rate, default=0.0, metavar="R",
                    help="fraction R of API requests that are fully processed, then their connection is "
                         "closed without the response (a lost answer: did my import POST happen?)")
     f.add_argument("--fault-path", action="append", default=[], metavar="SUBSTRING",
