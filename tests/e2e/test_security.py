@@ -88,9 +88,10 @@ def test_the_token_appears_in_no_output(daemon_factory, make_emulator):
 
     # Keboola answering 500 to everything, then dropping connections: failed loads, retries, error lines.
     daemon.write(f"{folder}/good.csv", "id,name\n3,Carol\n")
-    emulator.set_faults(fail_rate=1.0)
-    assert run("sync under 500s", "sync", "--once", timeout=120).returncode in (1, 2)
-    emulator.set_faults(fail_rate=0.0, drop_rate=1.0)
+    emulator.set_faults(fail_rate=1.0, paths=["files/prepare"])  # the token verifies, every upload gets a 5xx
+    assert run("sync under 500s", "sync", "--once", timeout=120).returncode == 1
+    assert "failed (attempt 1/2)" in daemon.log() and f"failed {folder}/good.csv" in daemon.log()
+    emulator.set_faults(fail_rate=0.0, drop_rate=1.0, paths=[])
     assert run("check with dropped connections", "check", timeout=120).returncode == 2
     emulator.reset_faults()
 
@@ -251,3 +252,38 @@ def test_the_daemon_under_run_never_echoes_a_token_given_in_config(tmp_path: Pat
     assert result.returncode == 2
     assert "keboola.storage_api_token" in result.stderr and "KBC_STORAGE_API_TOKEN in .env" in result.stderr
     assert "tok-pasted-into-config-5678" not in result.stdout + result.stderr
+
+
+def echo_server(status: int, as_json: bool):
+    """A server that is not Keboola and echoes the token it receives back in its answers (a debugging
+    proxy, a misconfigured gateway): the daemon must not print what it is sent back verbatim."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            token = self.headers.get("X-StorageApi-Token", "")
+            if as_json:
+                body = json.dumps({"error": f"Invalid access token {token}", "code": "storage.tokenInvalid",
+                                   "echo": dict(self.headers)}).encode()
+                kind = "application/json"
+            else:
+                body = f"<html><body>Proxy error for {self.path} with token {token}</body></html>".encode()
+                kind = "text/html"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Echo-Token", token)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
