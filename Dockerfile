@@ -29,6 +29,9 @@ COPY src ./src
 # pip has already compiled every module to .pyc, so the non-root runtime never needs to write there.
 RUN pip install --no-cache-dir --no-deps . \
     && pip uninstall --yes pip setuptools
+# Marks the finished builder stage (not its dependency layer), so superseded ones can be pruned with
+# `docker image prune --filter label=keboola-sync.stage=builder` without losing the pip cache layer.
+LABEL keboola-sync.stage=builder
 
 # --- runtime -----------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}

@@ -30,10 +30,19 @@ def docker_engine(request: pytest.FixtureRequest) -> None:
 def image(docker_engine: None, request: pytest.FixtureRequest) -> str:
     """Build the image from the repository exactly as CI and a user would (no build args)."""
     started = time.monotonic()
+    previous = docker("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
     proc = subprocess.run(["docker", "build", "--network", "host", "--tag", IMAGE, str(REPO)],
                           capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         pytest.fail(f"docker build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    # Every source change leaves the last test image and builder stage behind (~650 MB); drop them, keep
+    # the cached dependency layer so the next build stays fast.
+    current = docker("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip()
+    if previous and previous != current:
+        docker("rmi", previous, check=False)
+    docker("build", "--network", "host", "--quiet", "--target", "builder", "--tag", f"{IMAGE}-builder", str(REPO),
+           timeout=300)  # all from cache; the tag keeps the current builder out of the prune below
+    docker("image", "prune", "--force", "--filter", "label=keboola-sync.stage=builder", check=False)
     size = int(docker("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
     base = int(docker("image", "inspect", "--format", "{{.Size}}", "python:3.12-slim").stdout.strip())
     report(request, f"image {IMAGE} built in {time.monotonic() - started:.1f} s: {size / 1e6:.0f} MB "
