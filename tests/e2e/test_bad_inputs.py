@@ -623,6 +623,26 @@ def test_stack_url_that_is_not_reachable_stops_start_up(daemon_factory):
                              "KBC_STORAGE_API_HOST")
 
 
+def test_names_are_refused_instead_of_renamed_when_configured(daemon_factory, emulator):
+    u = uid()
+    daemon = daemon_factory({"mapping": {"on_invalid_name": "reject"}})
+    daemon.write(f"ok{u}/my report.csv", VALID)
+    daemon.write(f"ok{u}/fine.csv", VALID)
+    daemon.write(f"bad folder{u}/data.csv", VALID)
+    assert daemon.run("sync", "--once").returncode == 1
+    assert table_rows(emulator, f"in.c-ok{u}.fine") == VALID_ROWS
+    assert table_rows(emulator, f"in.c-ok{u}.my_report") is None
+    assert not any(b["id"] == f"in.c-bad_folder{u}" for b in emulator.client().buckets.list())
+    file_line = problem_lines(daemon, f"ok{u}/my report.csv")
+    assert len(file_line) == 1, file_line
+    assert "not a valid Keboola table name" in file_line[0] and "Rename the file to 'my_report.csv'" in file_line[0]
+    assert "mapping.on_invalid_name: sanitize" in file_line[0]
+    folder_line = problem_lines(daemon, f"bad folder{u}/data.csv")
+    assert len(folder_line) == 1 and f"Rename the folder to 'bad_folder{u}'" in folder_line[0], folder_line
+    rows = status_rows(daemon)
+    assert rows[f"ok{u}/my report.csv"]["state"] == "skipped" and rows[f"bad folder{u}/data.csv"]["state"] == "skipped"
+
+
 # --------------------------------------------------------------------------------------------------
 # Permissions. The tests may run as root, which reads everything; `setpriv` drops the two capabilities
 # that let root ignore file modes, so the daemon meets the permission bits like any user would.
