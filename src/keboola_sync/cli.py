@@ -163,7 +163,7 @@ def _status(config: Config, *, as_json: bool) -> int:
 
 
 def _health(config: Config) -> int:
-    from .daemon import Health
+    from .health import Health
 
     healthy, why = Health.check(config)
     print(why)
