@@ -411,7 +411,9 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     else:
         problems = lines_about(corpus, path, ("WARNING", "ERROR"))
         assert problems == [], problems
-    # 3. the table: loaded as promised, or never created
+    # 3. the table: loaded as promised, or never created (a skipped file touches nothing in Keboola)
+    if entry.state == "skipped" and row is not None and row["table_id"] and "partner" not in entry.extra:
+        assert table_rows(corpus.emulator, row["table_id"]) is None
     if entry.table is not None:
         if entry.rows is not None:
             assert table_rows(corpus.emulator, entry.table) == entry.rows
@@ -441,6 +443,23 @@ def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
         assert table_rows(emulator, table) == [expected[0], *sorted(expected[1:])]
     # Nothing that was already judged is looked at again, let alone logged again.
     assert daemon.log().count("skipped enc/cp1250.csv") == 1
+
+
+def test_the_daemon_keeps_running_over_the_corpus(corpus: CorpusRun):
+    """`run` over the judged corpus: stays up and healthy, says nothing new about judged files, loads new ones."""
+    daemon, emulator = corpus.daemon, corpus.emulator
+    skipped_lines = daemon.log().count("skipped ")
+    daemon.start()
+    try:
+        daemon.wait_log("watching with")
+        daemon.write("good/after.csv", VALID)
+        wait_table(emulator, "in.c-good.after", VALID_ROWS)
+        wait_for(lambda: daemon.run("health").returncode == 0, timeout=20, message="a healthy daemon")
+        assert daemon.alive
+        assert daemon.log().count("skipped ") == skipped_lines
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
 
 
 # --------------------------------------------------------------------------------------------------
