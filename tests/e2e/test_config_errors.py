@@ -249,3 +249,21 @@ def test_unwritable_log_directory_stops_the_real_process(project: Project):
 def test_writing_inside_the_watched_folder_is_refused(project: Project, section: str, key: str):
     project.write({section: {key: str(project.watch / "sales" / "x.db")}})
     assert_exit_2(project.run("check"), f"{section}.{key}", "never writes into the watched folder")
+
+
+def test_unreadable_watched_folder(project: Project):
+    """The tests may run as root, which reads everything: `setpriv` drops the capabilities that ignore file
+    modes, so the daemon meets the permission bits like any other user."""
+    project.write()
+    project.watch.chmod(0)
+    try:
+        command = [sys.executable, "-m", "keboola_sync", "--config", str(project.config_path),
+                   "--env-file", str(project.tmp / "no.env"), "sync", "--once"]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("KBC_")}
+        environ["KBC_STORAGE_API_TOKEN"] = "tok-config-tests-1234"
+        result = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=False)
+        assert_exit_2(result, "watch.path", str(project.watch), "cannot be read", "permissions")
+    finally:
+        project.watch.chmod(0o755)
