@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the generated data")
     args = p.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    work = args.work or Path(tempfile.mkdtemp(prefix="keboola-sync-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="kbsync-issue7-run-"))
     work.mkdir(parents=True, exist_ok=True)
     if REPO in work.resolve().parents or work.resolve() == REPO:
         p.error("--work must be outside the repository (generated data is never committed)")

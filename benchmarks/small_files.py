@@ -116,7 +116,9 @@ def bench_unchanged(work: Path, count: int, idle_seconds: float) -> list[Result]
         seeded = daemon.run("sync", "--once", timeout=7200)
         seed_s = time.monotonic() - t0
         if seeded.returncode != 0:
-            raise RuntimeError(f"seeding sync --once exited {seeded.returncode}: {daemon.log()[-3000:]}")
+            log = daemon.log() if daemon.log_file.parent.exists() else "(log folder gone)"
+            raise RuntimeError(f"seeding sync --once exited {seeded.returncode}: {seeded.stderr[-2000:]}\n"
+                               f"{log[-3000:]}")
         before = emu.stats()
         if before["jobs"].get("tableCreate", 0) != count:
             raise RuntimeError(f"seeding ran {before['jobs']} jobs for {count} files")
