@@ -29,7 +29,7 @@ def clean_logging() -> Iterator[None]:
     root.setLevel(level)
     with logs._secrets_lock:
         logs._secrets.clear()
-    for name in logs.NOISY_LOGGERS:
+    for name in (*logs.NOISY_LOGGERS, *logs.AWS_LOGGERS):
         logging.getLogger(name).setLevel(logging.NOTSET)
 
 
