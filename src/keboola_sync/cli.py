@@ -18,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, load_config
 from .errors import ConfigError
-from .logs import setup_logging
+from .logs import add_secret, redact, setup_console_logging, setup_logging
 
 log = logging.getLogger("keboola_sync.cli")
 
@@ -62,11 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _load(args)
     except ConfigError as exc:
-        print(f"keboola-sync: configuration error: {exc}", file=sys.stderr)
+        _print(f"keboola-sync: configuration error: {exc}", err=True)
         return 2
+    if config.token:
+        add_secret(config.token)  # from here on nothing we print or log can show it
     try:
         if args.command in ("run", "sync"):
             return _run(config, once=args.command == "sync")
+        setup_console_logging()
         if args.command == "check":
             return _check(config)
         if args.command == "status":
@@ -74,8 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(config)
     except ConfigError as exc:
         log.error("%s", exc)
-        print(f"keboola-sync: {exc}", file=sys.stderr)
+        _print(f"keboola-sync: {exc}", err=True)
         return 2
+
+
+def _print(text: str, *, err: bool = False) -> None:
+    """Every line the CLI prints goes through the token redaction: an error from a server that is not
+    Keboola may echo the token back, and stdout/stderr are not log files we control."""
+    print(redact(text), file=sys.stderr if err else sys.stdout)
 
 
 def _run(config: Config, *, once: bool) -> int:
@@ -109,11 +118,11 @@ def _check(config: Config) -> int:
     def say(good: bool, text: str) -> None:
         nonlocal ok
         ok = ok and good
-        print(f"{'ok  ' if good else 'FAIL'} {text}")
+        _print(f"{'ok  ' if good else 'FAIL'} {text}")
 
     say(True, f"configuration: {config.source or 'defaults (no config file)'}")
     for warning in config.warnings:
-        print(f"warn {warning}")
+        _print(f"warn {warning}")
     try:
         check_folder(config.watch.path)
         folders = [e.name for e in os.scandir(config.watch.path) if e.is_dir() and not e.name.startswith(".")]
@@ -144,10 +153,10 @@ def _status(config: Config, *, as_json: bool) -> int:
     rows = collect(config)
     if as_json:
         for row in rows:
-            print(json.dumps(row))
+            _print(json.dumps(row))
         return 0
     if not rows:
-        print(f"no CSV files in {config.watch.path}")
+        _print(f"no CSV files in {config.watch.path}")
         return 0
     headers = ("FILE", "TABLE", "STATE", "LAST LOAD", "ROWS", "ERROR")
     table = [headers] + [
@@ -158,7 +167,7 @@ def _status(config: Config, *, as_json: bool) -> int:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
+        _print("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
     return 0
 
 
@@ -166,7 +175,7 @@ def _health(config: Config) -> int:
     from .health import Health
 
     healthy, why = Health.check(config)
-    print(why)
+    _print(why)
     return 0 if healthy else 1
 
 

@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
-from keboola_sync.errors import FileChanged, InvalidFile
+from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
 from keboola_sync.layout import MAX_COLUMN_NAME, sanitize_column_name, sanitize_name
 
 # 4 MiB reads: the compressor thread needs the GIL a few times per chunk, so fewer, bigger chunks mean
@@ -648,7 +648,11 @@ class _SpoolWriter:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".part", dir=spool_dir)
+        try:
+            spool_dir.mkdir(parents=True, exist_ok=True)  # a tmpfs cleaned by the OS comes back
+            fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".part", dir=spool_dir)
+        except OSError as exc:
+            raise SpoolError(spool_dir, exc) from exc
         self._tmp = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb", buffering=0)
         self._written = 0
@@ -685,11 +689,15 @@ class _SpoolWriter:
                 data = compressor.compress(chunk) if compressor is not None else chunk
                 if data:
                     self._write(data)
-            except BaseException as exc:  # re-raised in the reader's thread
+            except OSError as exc:  # re-raised in the reader's thread
+                self._error = SpoolError(self.spool_dir, exc)
+            except BaseException as exc:
                 self._error = exc
         if compressor is not None and self._error is None:
             try:
                 self._write(compressor.flush())
+            except OSError as exc:
+                self._error = SpoolError(self.spool_dir, exc)
             except BaseException as exc:
                 self._error = exc
 
@@ -701,11 +709,14 @@ class _SpoolWriter:
         self._written += len(data)
 
     def commit(self) -> Spool:
-        self._file.close()
         suffix = ".csv.gz" if self.gzipped else ".csv"
-        fd, final = tempfile.mkstemp(prefix=f"{self.stem}-", suffix=suffix, dir=self.spool_dir)
-        os.close(fd)
-        os.replace(self._tmp, final)
+        try:
+            self._file.close()
+            fd, final = tempfile.mkstemp(prefix=f"{self.stem}-", suffix=suffix, dir=self.spool_dir)
+            os.close(fd)
+            os.replace(self._tmp, final)
+        except OSError as exc:
+            raise SpoolError(self.spool_dir, exc) from exc
         return Spool(path=Path(final), gzipped=self.gzipped, size=self._written)
 
     def abort(self) -> None:

@@ -10,6 +10,7 @@ the newest content. Workers are daemon threads, so a stuck network call can neve
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -342,11 +343,16 @@ class Scheduler:
         that no event announced and nobody is loading is a missed event: the watcher may need polling."""
         try:
             entries = list(os.scandir(self.root / folder))
+        except (FileNotFoundError, NotADirectoryError):
+            log.debug("folder %s is gone (deleted or renamed); nothing in Keboola is touched", folder)
+            return
         except OSError as exc:
             problem = f"folder {folder} cannot be read ({exc.strerror or exc}); its files are not synced"
             if self._unreadable_folders.get(folder) != problem:
                 self._unreadable_folders[folder] = problem
-                log.warning("%s. Make it readable: chmod a+rx '%s'", problem, folder, extra={"folder": folder})
+                fix = (f"Make it readable: chmod a+rx '{folder}'" if exc.errno in (errno.EACCES, errno.EPERM)
+                       else "Check the folder and the mount")
+                log.warning("%s. %s", problem, fix, extra={"folder": folder})
             return
         if self._unreadable_folders.pop(folder, None):
             log.info("folder %s can be read again", folder, extra={"folder": folder})

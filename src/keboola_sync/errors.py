@@ -8,6 +8,8 @@ to fix the problem: what is wrong, where, and what to do.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class KeboolaSyncError(Exception):
     """Base of every error the daemon raises on purpose (anything else is a bug)."""
@@ -47,3 +49,16 @@ class InvalidFile(KeboolaSyncError):
 
 class FileChanged(KeboolaSyncError):
     """The file changed while we read it. Not an error: the writer is still busy, retry later."""
+
+
+class SpoolError(KeboolaSyncError):
+    """The upload spool (upload.spool_dir) cannot be written: disk full, folder gone or read-only. The
+    environment is at fault, not the CSV, so the load fails and is retried; the file is not skipped."""
+
+    def __init__(self, spool_dir: Path, cause: OSError) -> None:
+        self.spool_dir = spool_dir
+        self.cause = cause
+        super().__init__(
+            f"cannot write the upload spool in {spool_dir} ({cause.strerror or cause}). "
+            "Free disk space or fix upload.spool_dir"
+        )

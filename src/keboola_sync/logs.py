@@ -144,6 +144,20 @@ def setup_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def setup_console_logging(level: str = "WARNING") -> None:
+    """For the short commands (check, status, health): warnings from the rooms they use reach the
+    console through the same redacting formatter, never through Python's bare last-resort handler."""
+    reset_logging()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter())
+    setattr(handler, _MARK, True)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.getLevelName(level.upper()))
+    for name in (*NOISY_LOGGERS, *AWS_LOGGERS):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def reset_logging() -> None:
     """Remove and close the handlers setup_logging installed (for tests and a clean shutdown)."""
     root = logging.getLogger()

@@ -187,8 +187,12 @@ def translate(exc: Exception, what: str) -> StorageError:
             body = response.json()
         except ValueError:
             body = {}
-        message = body.get("error") or body.get("message") or response.reason or "no message"
-        code = body.get("code") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            body = {}
+        message = str(body.get("error") or body.get("message") or response.reason or "no message")
+        if len(message) > 300:  # a server that is not Keboola may answer with a whole page
+            message = message[:300] + "..."
+        code = body.get("code")
         status = response.status_code
         text = f"{what}: HTTP {status} {message}" + (f" ({code})" if code else "")
         if status in TRANSIENT_STATUSES or status >= 500:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .config import Config
 from .csvfile import CsvInfo, Fingerprint, Spool, fingerprint, inspect_and_spool
-from .errors import FileChanged, InvalidFile
+from .errors import FileChanged, InvalidFile, SpoolError
 from .layout import Ignored, Rejected, Target, classify, classify_folder
 from .state import FileRecord, Ledger
 from .storage import (
@@ -192,6 +192,8 @@ class SyncService:
             )
         except InvalidFile as exc:
             return self._skip(rel_path, target.table_id, fp, None, str(exc))
+        except SpoolError as exc:  # our disk, not the user's file: fail and retry, never skip
+            return self._fail(rel_path, target.table_id, None, str(exc))
         except FileChanged:
             return Outcome(rel_path, "changed", "changed while being read", target.table_id)
         except FileNotFoundError:

@@ -21,7 +21,7 @@ from keboola_sync.csvfile import (
     inspect_and_spool,
     sniff_dialect,
 )
-from keboola_sync.errors import FileChanged, InvalidFile
+from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
 
 DELIMS = ",;\t|"
 SNIFF = 65536
@@ -365,7 +365,8 @@ def test_a_failing_spool_write_stops_the_pass_and_leaves_nothing(tmp_path: Path,
 
     monkeypatch.setattr(csvfile._SpoolWriter, "_write", disk_full)
     chunks: list[int] = []
-    with pytest.raises(OSError, match="No space left"):
+    # A SpoolError, not an OSError: the daemon must blame its own disk, not the user's file.
+    with pytest.raises(SpoolError, match=r"No space left.*upload\.spool_dir"):
         spool(path, spool_dir, _on_chunk=lambda index, _read: chunks.append(index))
     assert list(spool_dir.iterdir()) == []
     # The reader notices at its next hand-over, a few chunks later (the queue holds 3), not at the end.
