@@ -287,3 +287,25 @@ def echo_server(status: int, as_json: bool):
     return server
 
 
+def test_a_server_that_echoes_the_token_cannot_make_the_daemon_print_it(daemon_factory):
+    token = f"tok-{uuid.uuid4()}"
+    leaks = []
+    for status, as_json in ((500, True), (403, True), (200, False)):
+        server = echo_server(status, as_json)
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            daemon = daemon_factory({"keboola": {"url": url}, "retry": {"max_attempts": 2}},
+                                    name=f"echo{status}{as_json}", env={"KBC_STORAGE_API_TOKEN": token})
+            daemon.write(f"echo{uid()}/a.csv", VALID)
+            for command in (("check",), ("sync", "--once")):
+                result = daemon.run(*command, timeout=60)
+                assert result.returncode == 2, (status, command, result.stdout, result.stderr)
+                for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+                    if token in text:
+                        leaks.append(f"{status} {command} {name}: {text[-300:]}")
+            if token in daemon.log():
+                leaks.append(f"{status} log")
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert leaks == [], "\n".join(leaks)
