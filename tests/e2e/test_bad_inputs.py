@@ -554,6 +554,7 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     assert f"{old}/data.csv" not in rows and f"{gone}/data.csv" not in rows
     assert daemon.alive
     assert "Traceback" not in daemon.log() + daemon.output()
+    assert problem_lines(daemon, gone) == []
     assert daemon.stop() == 0
 
 
