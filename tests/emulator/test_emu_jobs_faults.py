@@ -22,7 +22,7 @@ def test_job_goes_waiting_processing_success(emulator: Emulator, tmp_path: Path)
     client = emulator.client()
     bucket_id = new_bucket(client)
     file_id = client.files.upload_file(str(write(tmp_path / "a.csv", "a\n1\n")))
-    emulator.set_faults(job_seconds=1.5)
+    emulator.set_faults(job_seconds=3)  # the POST waits <= 1 s for a job; 2 s remain to see `processing`
     job = client.tables.create_raw(bucket_id=bucket_id, name="slow", data_file_id=file_id)
     assert job["status"] == "waiting" and isinstance(job["id"], int)
     assert job["url"].endswith(f"/v2/storage/jobs/{job['id']}")
