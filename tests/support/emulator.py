@@ -70,6 +70,7 @@ class Emulator:
         self.api_url = f"http://127.0.0.1:{port}"
         self.s3_url = f"http://127.0.0.1:{s3_port}"
         self._proc: subprocess.Popen[str] | None = None
+        self.returncode: int | None = None  # set by stop()
         self._log = tempfile.NamedTemporaryFile(prefix="keboola-emulator-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = Path(self._log.name)
         self._start()
