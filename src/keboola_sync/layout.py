@@ -185,6 +185,11 @@ def _csv_extension(name: str, extensions: tuple[str, ...]) -> str | None:
     return None
 
 
+# Files people drop meaning "this is my table": said once (notable), unlike any other non-CSV file.
+SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+TEXT_TABLE_ENDINGS = (".tsv", ".tab")  # not .txt: README.txt files are common and not tables
+
+
 def classify(
     rel_path: str,
     *,
@@ -217,6 +222,20 @@ def classify(
             return Ignored(
                 rel,
                 "compressed CSVs are not loaded; decompress it (keep the plain .csv in the folder)",
+                notable=True,
+            )
+        lower = name.lower()
+        if not is_dir and lower.endswith(SPREADSHEET_ENDINGS):
+            return Ignored(
+                rel,
+                "a spreadsheet, not a CSV; save it as 'CSV UTF-8 (Comma delimited)' (.csv) in this folder",
+                notable=True,
+            )
+        if not is_dir and lower.endswith(TEXT_TABLE_ENDINGS):
+            return Ignored(
+                rel,
+                "not a .csv file; rename it to .csv (tabs and semicolons are detected) or add its ending to"
+                " watch.csv_extensions",
                 notable=True,
             )
         return Ignored(rel, "a folder" if is_dir else "not a CSV file")
