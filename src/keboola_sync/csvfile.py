@@ -40,6 +40,8 @@ from keboola_sync.layout import MAX_COLUMN_NAME, sanitize_column_name, sanitize_
 CHUNK_SIZE = 4 << 20
 UTF8_SLICE = 64 << 10  # see _Utf8Validator.feed
 SHA_SLICE = 1 << 20  # a multiple of UTF8_SLICE
+# Excel writes (and reads) a first line `sep=;` naming the delimiter; Keboola would take it as the header.
+EXCEL_SEP_LINE = re.compile(rb"^sep=.?\r?\n", re.IGNORECASE)
 QUEUE_CHUNKS = 3  # chunks buffered between the reader and the compressor (bounds memory at ~12 MiB)
 MAX_HEADER_BYTES = 8 << 20  # a first record longer than this is not a header (unclosed quote?)
 ISAL_MAX_LEVEL = 3  # isal's levels are 0-3; config allows 0-9 (4-9 use zlib: smaller, much slower)
@@ -407,6 +409,14 @@ def _try_header(
                 "the file has no header: it contains only blank lines",
                 "Put the column names on the first line.",
             )
+    hint = EXCEL_SEP_LINE.match(body)
+    if hint:
+        shown = hint.group(0).decode("utf-8", errors="replace").strip()
+        raise InvalidFile(
+            display_path,
+            f"the first line is Excel's delimiter hint '{shown}', not the header",
+            "Remove that line: the column names must be on the first line (the delimiter is detected).",
+        )
     sample_bytes = body[:sniff_bytes]
     sample_complete = eof and len(body) <= sniff_bytes
     sample = sample_bytes.decode("utf-8", errors="replace")

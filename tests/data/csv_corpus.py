@@ -140,4 +140,5 @@ CASES: tuple[Case, ...] = (
     Case("unclosed-quote-in-header", lambda: b'id,"name\n1,a\n2,b\n', problem="never closed"),
     Case("junk-after-quote-in-header", lambda: b'id,"name"x,y\n1,2,3\n', problem="not valid CSV"),
     Case("cr-only-line-endings", lambda: b"id,name\r1,a\r2,b\r", problem="bare carriage return"),
+    Case("excel-sep-hint-line", lambda: b"sep=;\r\nid;name\r\n1;a\r\n", problem="Excel's delimiter hint 'sep=;'"),
 )  # fmt: skip
