@@ -127,6 +127,7 @@ class Scheduler:
         self._events_seen: set[str] = set()     # paths announced by an event since the last full scan
         self._running: set[str] = set()         # paths being loaded now
         self._last_scan_wall: float | None = None
+        self._scanned_once = False
         self._noted_ignored: set[str] = set()
         self._unreadable_folders: dict[str, str] = {}
         self.counters = Counters()
@@ -141,12 +142,18 @@ class Scheduler:
 
     # -- hints ---------------------------------------------------------------------------------------
 
-    def notify(self, rel_path: str, *, from_event: bool = False) -> None:
+    def notify(self, rel_path: str, *, from_event: bool = False, settled: Fingerprint | None = None) -> None:
+        """A hint that `rel_path` may need work. `settled`: the fingerprint of a file found at start-up
+        whose mtime is already older than stable_seconds; it is dispatched after one more identical stat
+        instead of a full stable window (a file still being written changes between the two stats, and
+        the one streaming pass checks its fingerprint again)."""
         with self._lock:
             if from_event:
                 self._events_seen.add(rel_path)
             if rel_path not in self._candidates:
-                self._candidates[rel_path] = _Candidate(fp=None, since=time.monotonic())
+                now = time.monotonic()
+                since = now - self.config.watch.stable_seconds if settled is not None else now
+                self._candidates[rel_path] = _Candidate(fp=settled, since=since)
 
     def notify_folder(self, folder: str) -> None:
         with self._lock:
@@ -328,6 +335,7 @@ class Scheduler:
                 self._scan_files(folder, records, events_seen, now_wall, since, missed)
             else:
                 self._note_ignored(entry.name)
+        self._scanned_once = True
         if missed and watcher is not None and watcher.mode == "native" and self.config.watch.observer == "auto":
             watcher.switch_to_polling(
                 f"a rescan found {len(missed)} changed file(s) that no file event announced "
@@ -382,7 +390,9 @@ class Scheduler:
                 if not known and since is not None and rel_path not in events_seen \
                         and since < st.st_mtime < settled:
                     missed.append(rel_path)
-                self.notify(rel_path)
+                first_scan = since is None and not self._scanned_once
+                old_enough = now_wall - st.st_mtime >= self.config.watch.stable_seconds
+                self.notify(rel_path, settled=fp if first_scan and old_enough else None)
 
     def _note_ignored(self, rel_path: str, reason: str | None = None) -> None:
         """Things a user may not expect to be ignored are said once, at INFO."""

@@ -500,7 +500,8 @@ class Storage:
     def wait_for_job(self, job_id: int, *, what: str) -> JobOutcome:
         """Poll until the job ends, within keboola.job_timeout_seconds. Raises JobFailed (with Keboola's
         code, which the SDK would drop, §9 item 6) or StorageTransient on the deadline."""
-        deadline = time.monotonic() + self._keboola.job_timeout_seconds
+        started = time.monotonic()
+        deadline = started + self._keboola.job_timeout_seconds
         pause = 0.1
         while True:
             job = self._retrying(f"{what}: polling job {job_id}", lambda: self._jobs.detail(job_id))
@@ -524,7 +525,10 @@ class Storage:
                 )
             if self.abandon.wait(pause):
                 raise Abandoned(f"{what}: stopped waiting for job {job_id} at shutdown")
-            pause = min(pause * 1.5, self._keboola.job_poll_max_seconds)
+            # Back off, but never past a tenth of the time the job has taken so far: a job is seen
+            # finished at most ~10 % late, and a long one still costs few polls.
+            elapsed = time.monotonic() - started
+            pause = min(pause * 1.5, self._keboola.job_poll_max_seconds, max(0.5, elapsed / 10))
 
     def job_status(self, job_id: int) -> dict[str, Any] | None:
         """The job as Keboola sees it, or None if it does not know it."""

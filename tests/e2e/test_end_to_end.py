@@ -142,3 +142,27 @@ def test_restart_does_not_reload_unchanged_files(daemon_factory, emulator):
     wait_table(emulator, f"in.c-{folder}.marker", [["id"], ["9"]])
     assert emulator.stats()["files_prepared"] == prepared + 1  # only the new file
     assert daemon.stop(signal.SIGINT) == 0
+
+
+def test_files_untouched_for_long_are_not_held_back_at_start_up(daemon_factory, emulator):
+    """A file whose mtime is older than stable_seconds when the daemon starts is loaded after one more
+    identical stat, not after a whole stable window; a fresh file still waits the window."""
+    import os
+    import time
+    from datetime import datetime
+
+    folder = f"old{uid()}"
+    daemon = daemon_factory({"watch": {"stable_seconds": 6}})
+    old = daemon.write(f"{folder}/old.csv", "id\n1\n")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    daemon.write(f"{folder}/fresh.csv", "id\n2\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    stamps = {}
+    for line in daemon.log().splitlines():
+        for key, needle in (("start", "keboola-sync 0."), ("old", f"{folder}/old.csv ->"),
+                            ("fresh", f"{folder}/fresh.csv ->")):
+            if needle in line:
+                stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    assert stamps["old"] - stamps["start"] < 6, stamps
+    assert stamps["fresh"] - stamps["start"] >= 6, stamps
