@@ -120,8 +120,10 @@ class Scheduler:
         self._lock = threading.Lock()
         self._candidates: dict[str, _Candidate] = {}
         self._in_flight: set[str] = set()        # table ids being loaded
-        self._queue: queue.Queue[tuple[str, str]] = queue.Queue()  # ("file", rel_path) | ("folder", name)
+        # ("file", rel_path) | ("folder", name) | ("tables", "")
+        self._queue: queue.Queue[tuple[str, str]] = queue.Queue()
         self._folder_jobs: set[str] = set()
+        self._table_check_queued = False
         self._busy = 0
         self._folders_pending: set[str] = set()
         self._events_seen: set[str] = set()     # paths announced by an event since the last full scan
@@ -210,6 +212,29 @@ class Scheduler:
             self._busy += 1
         self._queue.put(("folder", folder))
 
+    def _queue_table_check(self) -> None:
+        with self._lock:
+            if self._table_check_queued:
+                return
+            self._table_check_queued = True
+            self._busy += 1
+        self._queue.put(("tables", ""))
+
+    def _check_tables(self) -> None:
+        try:
+            if not self._stop.is_set():
+                for rel_path in self.service.tables_dropped_remotely():
+                    self.notify(rel_path)
+        except (StorageError, Abandoned) as exc:
+            log.warning("cannot list the tables in Keboola (%s); checking again at the next rescan", exc)
+        except Exception:  # the daemon never dies of a check
+            log.exception("unexpected error while checking the tables in Keboola")
+        finally:
+            with self._lock:
+                self._table_check_queued = False
+                self._busy -= 1
+                self._idle.notify_all()
+
     def _ensure_folder(self, folder: str) -> None:
         try:
             if not self._stop.is_set():
@@ -232,6 +257,9 @@ class Scheduler:
             kind, rel_path = self._queue.get()
             if kind == "folder":
                 self._ensure_folder(rel_path)
+                continue
+            if kind == "tables":
+                self._check_tables()
                 continue
             target = self.service.target_for(rel_path)
             table_key = target.table_id if isinstance(target, Target) else rel_path
@@ -336,6 +364,8 @@ class Scheduler:
             else:
                 self._note_ignored(entry.name)
         self._scanned_once = True
+        if any(r.state == "synced" for r in records.values()):
+            self._queue_table_check()  # tables deleted in Keboola behind our back come back
         if missed and watcher is not None and watcher.mode == "native" and self.config.watch.observer == "auto":
             watcher.switch_to_polling(
                 f"a rescan found {len(missed)} changed file(s) that no file event announced "

@@ -389,6 +389,23 @@ class SyncService:
                     "Replace the link with the file itself")
         return f"{rel_path}: cannot be read ({exc.strerror or exc}). Check the file and the mount"
 
+    def tables_dropped_remotely(self) -> list[str]:
+        """Paths whose table was deleted in Keboola although the file did not change: forget what the
+        table held so they load again. One list call; rows recorded after it started are not judged."""
+        asked_at = time.time()
+        remote = self.storage.list_table_ids()
+        paths = []
+        for record in self.ledger.all():
+            if record.state != "synced" or not record.table_id or record.table_id in remote:
+                continue
+            if (record.last_load_at or 0) >= asked_at or not (self.root / record.path).exists():
+                continue
+            log.warning("table %s was deleted in Keboola; loading %s again", record.table_id, record.path,
+                        extra={"file": record.path, "table": record.table_id})
+            self.ledger.forget_table(record.table_id)
+            paths.append(record.path)
+        return paths
+
     # -- start-up ----------------------------------------------------------------------------------
 
     def resolve_in_flight(self) -> None:

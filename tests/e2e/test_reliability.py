@@ -263,3 +263,18 @@ def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, emulato
         assert table_rows(emulator, f"in.c-{folder}.t{i}") == [["id"], [str(i + 10)]]
     loads = jobs_per_table(emulator, f"in.c-{folder}.")
     assert all(loads[f"in.c-{folder}.t{i}"] == 2 for i in range(4)), loads  # one create + one import each
+
+
+def test_a_table_dropped_in_keboola_comes_back_although_its_file_did_not_change(daemon_factory, emulator):
+    folder = f"drop{uid()}"
+    daemon = daemon_factory({"watch": {"rescan_seconds": 1}})
+    daemon.write(f"{folder}/a.csv", "id\n1\n")
+    daemon.write(f"{folder}/b.csv", "id\n2\n")
+    daemon.start()
+    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"in.c-{folder}.b", [["id"], ["2"]])
+    emulator.client().tables.delete(f"in.c-{folder}.a")
+    daemon.wait_log(f"table in.c-{folder}.a was deleted in Keboola; loading {folder}/a.csv again")
+    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    assert daemon.stop() == 0
+    assert jobs_per_table(emulator, f"in.c-{folder}.")[f"in.c-{folder}.b"] == 1  # b was never reloaded
