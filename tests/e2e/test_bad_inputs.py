@@ -198,6 +198,8 @@ ENTRIES: list[Entry] = [
           ("st/symbols.csv", "column 2", "no letters or digits", "Rename the column")),
     Entry("system_column_clash", *at("st/system.csv", "id,oid,oid_\n1,2,3\n"), "skipped",
           ("st/system.csv", "'oid'", "'oid_'", "same column for Keboola")),
+    Entry("excel_sep_hint_line", *at("st/excel_sep.csv", "sep=;\nid;name\n1;a\n"), "skipped",
+          ("st/excel_sep.csv", "sep=", "Remove")),
     Entry("semicolons_with_decimal_commas_are_valid", *at("st/decimal_commas.csv", "id;price\n1;3,50\n2;4,20\n"),
           "synced", (), table="in.c-st.decimal_commas", rows=[["id", "price"], ["1", "3,50"], ["2", "4,20"]]),
     Entry("excel_csv_utf8_export_is_valid",
@@ -275,6 +277,10 @@ ENTRIES: list[Entry] = [
     Entry("csv_in_the_root_folder", *at("root.csv", VALID), None,
           ("ignoring root.csv", "CSV files directly in the watched folder are not synced", "put them in a folder"),
           level="INFO", folder_ok=False),
+    Entry("excel_workbook_is_ignored_with_a_hint", *at("names/report.xlsx", zip_bytes()), None,
+          ("ignoring names/report.xlsx", "CSV"), level="INFO"),
+    Entry("tsv_file_is_ignored_with_a_hint", *at("names/export.tsv", "id\tname\n1\ta\n"), None,
+          ("ignoring names/export.tsv", "watch.csv_extensions"), level="INFO"),
     Entry("office_lock_file_is_silent", *at("names/~$REPORT.csv", b"\x00\x01lock"), None, (), level="NONE"),
     # --- filesystem ------------------------------------------------------------------------------
     Entry("symlink_inside_is_loaded", "fs/alias.csv", symlink("fs/alias.csv", "valid.csv"), "synced", (),
@@ -558,20 +564,19 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     assert daemon.stop() == 0
 
 
-def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
-    folder = f"tdel{uid()}"
+def test_table_deleted_in_keboola_while_its_file_is_unchanged_comes_back(daemon_factory, emulator):
+    folder = f"tgone{uid()}"
     table = f"in.c-{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
     emulator.client().tables.delete(table)
-    assert table_rows(emulator, table) is None
-    daemon.write(f"{folder}/orders.csv", "id,name\n3,Carol\n")
     result = daemon.run("sync", "--once")
     assert result.returncode == 0, daemon.log()[-3000:]
-    assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
+    assert table_rows(emulator, table) == VALID_ROWS
     lines = problem_lines(daemon, table)
-    assert len(lines) == 1 and "no longer exists in Keboola; creating it again" in lines[0], lines
+    assert len(lines) == 1, lines
+    assert "deleted in Keboola" in lines[0] or "no longer exists in Keboola" in lines[0], lines
 
 
 def test_bucket_deleted_in_keboola_is_created_again(daemon_factory, emulator):
