@@ -191,7 +191,7 @@ def run_load(args: argparse.Namespace) -> bool:
     fault_args = []
     for flag, value in (("--fail-rate", args.fail_rate), ("--rate-limit-rate", args.rate_limit_rate),
                         ("--drop-rate", args.drop_rate), ("--latency-ms", args.latency_ms),
-                        ("--fail-jobs", args.fail_jobs)):
+                        ("--fail-jobs", args.fail_jobs), ("--lost-response-rate", args.lost_response_rate)):
         if value:
             fault_args += [flag, str(value)]
     emu = start_emulator(fault_args)
@@ -201,7 +201,8 @@ def run_load(args: argparse.Namespace) -> bool:
     with tempfile.TemporaryDirectory(prefix="emulator-load-") as tmp:
         deadline = time.monotonic() + args.seconds
         threads = [threading.Thread(target=client_loop, args=(i, emu, deadline, tally, Path(tmp),
-                                                               args.drop_rate > 0), daemon=True)
+                                                               args.drop_rate > 0 or args.lost_response_rate > 0),
+                                daemon=True)
                    for i in range(args.clients)]
         started = time.monotonic()
         for t in threads:
@@ -330,6 +331,7 @@ def main() -> int:
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--latency-ms", type=int, default=0)
     p.add_argument("--fail-jobs", type=float, default=0.0)
+    p.add_argument("--lost-response-rate", type=float, default=0.0)
     p.add_argument("--import-mb", type=float, default=0.0, help="also measure import MB/s of a generated CSV")
     p.add_argument("--import-file", default=None, help="measure import MB/s of this CSV instead")
     p.add_argument("--part-mb", type=int, default=8, help="multipart part size for the import upload")
