@@ -96,6 +96,9 @@ class Spool:
 
 
 ChunkHook = Callable[[int, int], None]  # (chunk index, bytes read so far): lets tests act mid-pass
+# Called once, in the pass, as soon as the header is known: it may raise to stop the pass (a header the
+# caller will refuse), or start uploading the spool while the rest of the file is still compressed.
+HeaderHook = Callable[[Dialect, tuple[str, ...], "SpoolReader | None"], None]
 
 
 def inspect(
@@ -126,6 +129,7 @@ def inspect_and_spool(
     sniff_bytes: int,
     delimiters: str,
     display_path: str,
+    on_header: HeaderHook | None = None,
     _on_chunk: ChunkHook | None = None,
 ) -> tuple[CsvInfo, Spool]:
     """Check the file and copy it to the spool in the same pass, gzipped when above the threshold.
@@ -145,6 +149,7 @@ def inspect_and_spool(
             display_path=display_path,
             sink=sink,
             on_chunk=_on_chunk,
+            on_header=on_header,
         )
         spool = sink.commit()
     except BaseException:
@@ -162,10 +167,11 @@ def _run_pass(
     display_path: str,
     sink: _SpoolWriter | None,
     on_chunk: ChunkHook | None,
+    on_header: HeaderHook | None = None,
 ) -> CsvInfo:
     before = fingerprint(path)
     try:
-        return _read_and_check(path, before, sniff_bytes, delimiters, display_path, sink, on_chunk)
+        return _read_and_check(path, before, sniff_bytes, delimiters, display_path, sink, on_chunk, on_header)
     except InvalidFile:
         # A half-written file looks invalid (truncated UTF-8, unclosed quote): if it moved on, it is
         # a change in progress, not a bad file.
@@ -181,6 +187,7 @@ def _read_and_check(
     display_path: str,
     sink: _SpoolWriter | None,
     on_chunk: ChunkHook | None,
+    on_header: HeaderHook | None = None,
 ) -> CsvInfo:
     if before.size == 0:
         raise InvalidFile(
@@ -215,12 +222,16 @@ def _read_and_check(
                     if header_info is not None:
                         head_done = True
                         head = bytearray()
+                        if on_header is not None:
+                            on_header(header_info[0], header_info[2], sink.reader() if sink else None)
             if on_chunk is not None:
                 on_chunk(index, total)
             index += 1
         utf8.finish(total)
         if not head_done:
             header_info = _try_header(bytes(head), True, sniff_bytes, delimiters, display_path)
+            if on_header is not None and header_info is not None:
+                on_header(header_info[0], header_info[2], None)  # small file: nothing to overlap
         if sink is not None:
             sink.finish()
     assert header_info is not None
@@ -647,6 +658,35 @@ def _spool_stem(path: Path) -> str:
     return sanitize_name(stem)[:60] or "data"
 
 
+class SpoolReader:
+    """Reads the spool while the pass is still writing it, so the upload overlaps the compression.
+    `read` blocks until the bytes exist; it raises if the pass fails (the upload is then abandoned)."""
+
+    def __init__(self, writer: _SpoolWriter) -> None:
+        self._writer = writer
+        self._file = open(writer.tmp_path, "rb")  # noqa: SIM115 - closed by close(); survives the rename
+        self._pos = 0
+        self.name = writer.stem + (".csv.gz" if writer.gzipped else ".csv")
+
+    def read(self, size: int = -1) -> bytes:
+        writer = self._writer
+        with writer.progress:
+            while True:
+                if writer.failed is not None:
+                    raise OSError(f"the spool was abandoned: {writer.failed}")
+                available = writer.written - self._pos
+                if writer.done or (size >= 0 and available >= size):
+                    break
+                writer.progress.wait(0.5)
+            want = available if size < 0 else min(size, available)
+        data = self._file.read(want)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _SpoolWriter:
     """Copies or compresses chunks into a temp file in a worker thread; commit = fsync-free rename."""
 
@@ -666,6 +706,25 @@ class _SpoolWriter:
         self._tmp = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb", buffering=0)
         self._written = 0
+        # What a SpoolReader follows: bytes on disk so far, and whether the writer ended well or badly.
+        self.progress = threading.Condition()
+        self.written = 0
+        self.done = False
+        self.failed: BaseException | None = None
+
+    @property
+    def tmp_path(self) -> Path:
+        return self._tmp
+
+    def reader(self) -> SpoolReader:
+        return SpoolReader(self)
+
+    def _announce(self, *, done: bool = False, failed: BaseException | None = None) -> None:
+        with self.progress:
+            self.written = self._written
+            self.done = self.done or done
+            self.failed = self.failed or failed
+            self.progress.notify_all()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._work, name="keboola-sync-spool", daemon=True)
@@ -679,7 +738,9 @@ class _SpoolWriter:
     def finish(self) -> None:
         self._stop()
         if self._error is not None:
+            self._announce(failed=self._error)
             raise self._error
+        self._announce(done=True)
 
     def _stop(self) -> None:
         if self._thread is not None:
@@ -717,6 +778,7 @@ class _SpoolWriter:
             written = self._file.write(view)
             view = view[written:]
         self._written += len(data)
+        self._announce()
 
     def commit(self) -> Spool:
         suffix = ".csv.gz" if self.gzipped else ".csv"
@@ -730,6 +792,7 @@ class _SpoolWriter:
         return Spool(path=Path(final), gzipped=self.gzipped, size=self._written)
 
     def abort(self) -> None:
+        self._announce(failed=self._error or RuntimeError("the pass stopped"))
         try:
             self._stop()
         finally:

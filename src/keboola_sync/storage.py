@@ -413,7 +413,26 @@ class Storage:
         self._retrying(f"uploading {label}", lambda: self._upload_s3(prepared, spool, size, label))
         return int(prepared["id"])
 
-    def _upload_s3(self, prepared: dict[str, Any], spool: Path, size: int, label: str) -> None:
+    def upload_stream(self, reader: Any, *, name: str, size_hint: int, label: str) -> int:
+        """Upload from a spool that is still being written (csvfile.SpoolReader), overlapping the upload
+        with the compression. One attempt: on any failure the caller uploads the finished spool with the
+        full retry policy instead. AWS only (the other providers' SDK uploaders need a finished file)."""
+        prepared = self._retrying(
+            f"preparing the upload of {label}",
+            lambda: self._files.prepare_upload(name, size_bytes=None, tags=["keboola-sync"],
+                                               is_encrypted=True, federation_token=True),
+        )
+        if prepared.get("provider", "aws") != "aws" or "uploadParams" not in prepared:
+            raise StorageTerminal(f"uploading {label}: streaming needs the aws provider")
+        try:
+            self._upload_s3(prepared, reader, size_hint, label)
+        except Abandoned:
+            raise
+        except Exception as exc:
+            raise translate(exc, f"uploading {label} while compressing") from exc
+        return int(prepared["id"])
+
+    def _upload_s3(self, prepared: dict[str, Any], spool: Path | Any, size: int, label: str) -> None:
         """Multipart upload with parallel parts through boto3's transfer manager (no 5 GB ceiling).
         AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself."""
         params = prepared["uploadParams"]
@@ -445,8 +464,12 @@ class Storage:
             use_threads=True,
         )
         progress = UploadProgress(label, size, self._progress_seconds, self.abandon)
-        client.upload_file(str(spool), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
-                           Callback=progress)
+        if isinstance(spool, Path):
+            client.upload_file(str(spool), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
+                               Callback=progress)
+        else:  # a stream: s3transfer reads it part by part and sends parts in parallel
+            client.upload_fileobj(spool, params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
+                                  Callback=progress)
 
     def file_is_usable(self, file_id: int, uploaded_at: float | None) -> bool:
         """Can an import still read this Keboola file? False when it is near its 15-day expiry or gone."""

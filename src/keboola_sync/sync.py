@@ -15,12 +15,13 @@ import contextlib
 import errno
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .csvfile import CsvInfo, Fingerprint, Spool, fingerprint, inspect_and_spool
+from .csvfile import CsvInfo, Dialect, Fingerprint, Spool, SpoolReader, fingerprint, inspect_and_spool
 from .errors import FileChanged, InvalidFile, SpoolError
 from .layout import Ignored, Rejected, Target, classify, classify_folder
 from .state import FileRecord, Ledger
@@ -85,6 +86,7 @@ class SyncService:
         self.root = config.watch.path
         self._buckets = ledger.known_buckets()
         self._warned_folders: set[str] = set()
+        self._bucket_lock = threading.Lock()
 
     # -- classification ------------------------------------------------------------------------------
 
@@ -115,6 +117,12 @@ class SyncService:
         bucket_name, bucket_id = result
         if bucket_id in self._buckets:
             return bucket_id
+        with self._bucket_lock:  # a folder job and its first file may both get here: one checks, one skips
+            if bucket_id in self._buckets:
+                return bucket_id
+            return self._ensure_bucket(folder, bucket_name, bucket_id)
+
+    def _ensure_bucket(self, folder: str, bucket_name: str, bucket_id: str) -> str:
         _, created = self.storage.ensure_bucket(bucket_name, self.config.keboola.stage)
         if created:
             log.info("created bucket %s for folder %s", bucket_id, folder, extra={"bucket": bucket_id})
@@ -181,15 +189,9 @@ class SyncService:
 
     def _load(self, rel_path: str, path: Path, target: Target, fp: Fingerprint,
               record: FileRecord | None) -> Outcome:
-        cfg = self.config
         started = time.monotonic()
         try:
-            info, spool = inspect_and_spool(
-                path, spool_dir=cfg.upload.spool_dir,
-                gzip_threshold_bytes=int(cfg.upload.gzip_threshold_mb * 1024 * 1024),
-                gzip_level=cfg.upload.gzip_level, sniff_bytes=cfg.csv.sniff_bytes,
-                delimiters=cfg.csv.delimiters, display_path=rel_path,
-            )
+            info, spool, fresh_file_id = self._pass(rel_path, path, target, fp, record)
         except InvalidFile as exc:
             return self._skip(rel_path, target.table_id, fp, None, str(exc))
         except SpoolError as exc:  # our disk, not the user's file: fail and retry, never skip
@@ -205,14 +207,37 @@ class SyncService:
                 # A touch (or a copy of the same bytes): Keboola already holds this content.
                 self.ledger.record_unchanged(rel_path, target.table_id, info.fingerprint)
                 return Outcome(rel_path, "unchanged", "content unchanged", target.table_id)
-            return self._load_checked(rel_path, path, target, info, spool, record, started)
+            return self._load_checked(rel_path, path, target, info, spool, record, started, fresh_file_id)
         finally:
             spool.path.unlink(missing_ok=True)
 
-    def _load_checked(self, rel_path: str, path: Path, target: Target, info: CsvInfo, spool: Spool,
-                      record: FileRecord | None, started: float) -> Outcome:
+    def _pass(self, rel_path: str, path: Path, target: Target, fp: Fingerprint,
+              record: FileRecord | None) -> tuple[CsvInfo, Spool, int | None]:
+        """The one streaming pass over the file, with the upload overlapping it for big changed files."""
+        cfg = self.config
+        threshold = int(cfg.upload.gzip_threshold_mb * 1024 * 1024)
+        # A big new (or resized, so surely changed) file: upload while compressing. Same-size changes and
+        # touches take the plain path, so an unchanged file is never uploaded just to learn its hash.
+        overlap = None
+        if fp.size > threshold and (record is None or record.seen is None or record.seen.size != fp.size):
+            overlap = _Overlap(self, rel_path, target, fp.size)
         try:
-            outcome = self._load_remote(rel_path, target, info, spool, record)
+            info, spool = inspect_and_spool(
+                path, spool_dir=cfg.upload.spool_dir, gzip_threshold_bytes=threshold,
+                gzip_level=cfg.upload.gzip_level, sniff_bytes=cfg.csv.sniff_bytes,
+                delimiters=cfg.csv.delimiters, display_path=rel_path,
+                on_header=overlap.on_header if overlap else None,
+            )
+        except BaseException:
+            if overlap is not None:
+                overlap.result()  # the spool was abandoned, so the upload stops too; wait for it
+            raise
+        return info, spool, overlap.result() if overlap is not None else None
+
+    def _load_checked(self, rel_path: str, path: Path, target: Target, info: CsvInfo, spool: Spool,
+                      record: FileRecord | None, started: float, fresh_file_id: int | None) -> Outcome:
+        try:
+            outcome = self._load_remote(rel_path, target, info, spool, record, fresh_file_id)
         except Abandoned as exc:
             log.warning("%s: %s; the next start finishes it", rel_path, exc, extra={"file": rel_path})
             return Outcome(rel_path, "abandoned", str(exc), target.table_id)
@@ -261,20 +286,20 @@ class SyncService:
         return Outcome(rel_path, status, "", target.table_id)
 
     def _load_remote(self, rel_path: str, target: Target, info: CsvInfo, spool: Spool,
-                     record: FileRecord | None) -> tuple[JobOutcome, str] | Outcome:
+                     record: FileRecord | None, fresh_file_id: int | None) -> tuple[JobOutcome, str] | Outcome:
         """Bucket, header check, upload (or reuse of a kept upload), job, wait. Loops when Keboola says
         the uploaded file is gone (upload again) or the table vanished behind our back (create again)."""
         cfg = self.config
-        file_id = self._reusable_file_id(record, info)
+        kept = None if fresh_file_id is not None else self._reusable_file_id(record, info)
+        file_id = fresh_file_id or kept
         last_error: StorageError | None = None
         for round_no in range(MAX_LOAD_ROUNDS):
             if target.bucket_id not in self._buckets:
                 self.ensure_folder(target.folder)
             remote = self.storage.get_table(target.table_id)
             if remote is not None:
-                missing = [c for c in remote.columns if c not in info.columns]
-                extra = [c for c in info.columns if c not in remote.columns]
-                if missing or (extra and cfg.csv.on_header_change == "skip"):
+                missing, extra = self.header_difference(remote.columns, info.columns)
+                if self.header_refused(remote.columns, info.columns):
                     return self._skip(
                         rel_path, target.table_id, info.fingerprint, info.sha256,
                         f"{rel_path}: the header no longer matches table {target.table_id}"
@@ -291,7 +316,7 @@ class SyncService:
             job_id = None
             if file_id is None:
                 file_id = self.storage.upload(spool.path, label=rel_path)
-            elif round_no == 0:
+            elif round_no == 0 and kept is not None:
                 # An upload kept from an earlier run: an import for it may have been sent just before a crash.
                 job_id = self.storage.find_job_for_file(file_id, target.table_id)
             self.ledger.record_uploaded(rel_path, target.table_id, info.fingerprint, info.sha256, info.columns,
@@ -338,6 +363,16 @@ class SyncService:
             return outcome, kind
         assert last_error is not None
         raise last_error
+
+    @staticmethod
+    def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """(table columns the file lacks, file columns the table lacks); order does not matter, since
+        Keboola matches columns by name (§4.5.1)."""
+        return [c for c in table if c not in file], [c for c in file if c not in table]
+
+    def header_refused(self, table: tuple[str, ...], file: tuple[str, ...]) -> bool:
+        missing, extra = self.header_difference(table, file)
+        return bool(missing or (extra and self.config.csv.on_header_change == "skip"))
 
     def _target_vanished(self, rel_path: str, target: Target, exc: StorageError) -> None:
         """The bucket (or table) was deleted in Keboola behind our back: create it again (§7.2 codes)."""
@@ -437,3 +472,46 @@ class SyncService:
                          record.path, extra={"file": record.path, "outcome": "loaded"})
             else:
                 self.ledger.clear_in_flight(record.path)
+
+
+class _Overlap:
+    """Uploads a big file's gzip spool while the pass is still writing it (issue 7: the uplink, not the
+    CPU, should set the pace). Best effort: if anything goes wrong, the caller uploads the finished spool
+    with the full retry policy. Never starts when the header would be refused: nothing remote is touched
+    for a file that is going to be skipped."""
+
+    def __init__(self, service: SyncService, rel_path: str, target: Target, size: int) -> None:
+        self._service, self._rel_path, self._size = service, rel_path, size
+        self._thread: threading.Thread | None = None
+        self._file_id: int | None = None
+        try:
+            remote = service.storage.get_table(target.table_id)
+            self._remote_columns = remote.columns if remote is not None else None
+            self._known = True
+        except StorageError:
+            self._known = False  # Keboola is not answering: the plain path will retry and report
+
+    def on_header(self, dialect: Dialect, columns: tuple[str, ...], reader: SpoolReader | None) -> None:
+        if reader is None:
+            return
+        if not self._known or (self._remote_columns is not None
+                               and self._service.header_refused(self._remote_columns, columns)):
+            reader.close()
+            return
+        self._thread = threading.Thread(target=self._upload, args=(reader,), name="overlap-upload", daemon=True)
+        self._thread.start()
+
+    def _upload(self, reader: SpoolReader) -> None:
+        try:
+            self._file_id = self._service.storage.upload_stream(reader, name=reader.name, size_hint=self._size,
+                                                               label=self._rel_path)
+        except Exception as exc:  # the finished spool is uploaded the ordinary way instead
+            log.info("%s: uploading while compressing did not work (%s); uploading the finished file", self._rel_path,
+                     exc, extra={"file": self._rel_path})
+        finally:
+            reader.close()
+
+    def result(self) -> int | None:
+        if self._thread is not None:
+            self._thread.join()
+        return self._file_id

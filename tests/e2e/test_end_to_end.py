@@ -122,6 +122,14 @@ def test_large_file_is_gzipped_for_upload(daemon_factory, emulator):
     table = client.tables.detail(f"in.c-{folder}.large")
     assert table["rowsCount"] == 2000
     assert "gzip" in next(ln for ln in daemon.log().splitlines() if "large.csv ->" in ln)
+    assert "uploading the finished file" not in daemon.log()  # the upload overlapped the compression
+
+    # A big file whose header changed is skipped before anything is uploaded: nothing remote is touched.
+    prepared = emulator.stats()["files_prepared"]
+    daemon.write(f"{folder}/large.csv", "id,renamed\n" + "".join(f"{a},{b}\n" for a, b in rows[1:] * 2))
+    assert daemon.run("sync", "--once").returncode == 1
+    assert emulator.stats()["files_prepared"] == prepared
+    assert client.tables.detail(f"in.c-{folder}.large")["rowsCount"] == 2000
 
 
 def test_restart_does_not_reload_unchanged_files(daemon_factory, emulator):
