@@ -535,6 +535,25 @@ def test_file_deleted_between_the_event_and_the_load_is_forgotten_quietly(daemon
     assert daemon.stop() == 0
 
 
+def test_big_files_uploaded_during_the_pass_still_refuse_a_bad_tail(daemon_factory, emulator):
+    """Above upload.gzip_threshold_mb the upload overlaps the pass; an invalid byte in the last megabyte is
+    found only at the end, so what was uploaded must never be imported (the file is skipped, no table)."""
+    folder = f"bigbad{uid()}"
+    daemon = daemon_factory({"upload": {"gzip_threshold_mb": 1}})
+    daemon.write(f"{folder}/bad_tail.csv", big_with_bad_byte_at_end(6 << 20))
+    good = b"id,text\n" + b"".join(b"%d,some plain ascii text for padding\n" % i for i in range(160_000))
+    daemon.write(f"{folder}/good_big.csv", good)
+    assert daemon.run("sync", "--once", timeout=180).returncode == 1
+    lines = problem_lines(daemon, f"{folder}/bad_tail.csv")
+    assert len(lines) == 1 and "not valid UTF-8" in lines[0] and SAVE_AS_UTF8 in lines[0], lines
+    assert table_rows(emulator, f"in.c-{folder}.bad_tail") is None
+    info = [ln for ln in daemon.log().splitlines() if "bad_tail.csv" in ln and level_of(ln) == "INFO"]
+    jobs = [j for j in emulator.client().jobs.list() if "bad_tail" in json.dumps(j)]
+    assert jobs == [], jobs  # uploaded perhaps, but never imported
+    assert emulator.client().tables.detail(f"in.c-{folder}.good_big")["rowsCount"] == 160_000
+    assert status_rows(daemon)[f"{folder}/bad_tail.csv"]["state"] == "skipped"
+
+
 def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emulator):
     """Loads in flight finish (nothing in Keboola is ever deleted); a renamed folder becomes a new bucket,
     a deleted one is forgotten; the daemon keeps running without a traceback."""
