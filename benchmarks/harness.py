@@ -229,7 +229,10 @@ def _git_head() -> str:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=5, check=False)
-        return out.stdout.strip()
+        # The daemon runs from the working tree: say when src/ differs from the commit.
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        return out.stdout.strip() + (" (src/ modified)" if dirty else "")
     except OSError:
         return "unknown"
 
