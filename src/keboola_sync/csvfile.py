@@ -683,6 +683,11 @@ class SpoolReader:
         self._pos += len(data)
         return data
 
+    @property
+    def abandoned(self) -> bool:
+        """The pass stopped (bad file, file changed, spool trouble): whatever read this is moot."""
+        return self._writer.failed is not None
+
     def close(self) -> None:
         self._file.close()
 

@@ -506,8 +506,11 @@ class _Overlap:
             self._file_id = self._service.storage.upload_stream(reader, name=reader.name, size_hint=self._size,
                                                                label=self._rel_path)
         except Exception as exc:  # the finished spool is uploaded the ordinary way instead
-            log.info("%s: uploading while compressing did not work (%s); uploading the finished file", self._rel_path,
-                     exc, extra={"file": self._rel_path})
+            if reader.abandoned:  # the pass refused the file: its own outcome line says why
+                log.debug("%s: upload during the pass stopped with the pass", self._rel_path)
+            else:
+                log.info("%s: uploading while compressing did not work (%s); uploading the finished file",
+                         self._rel_path, exc, extra={"file": self._rel_path})
         finally:
             reader.close()
 
