@@ -3,8 +3,8 @@
 Ours is the real daemon (`keboola-sync sync --once`, a subprocess, production config) timed from
 process start to exit, so Python start-up, the token check, the streaming pass, the upload and the
 emulator's import job are all inside the number. Phases are read from outside, from the emulator's
-counters (`/_emulator/stats`, polled every 50 ms): `files/prepare` marks the end of the daemon's pass,
-the first job marks the end of the upload.
+counters (`/_emulator/stats`, polled every 50 ms): the first job marks the end of the upload;
+`files/prepare` marks the end of the pass only when the upload does not overlap it.
 
 The SDK baseline is kbcstorage 0.12.0 doing exactly what `Tables.create` does (Files.upload_file
 with compress=False: one PutObject; then tables-async), except that the job is polled every 0.1 s
@@ -170,8 +170,8 @@ def bench_capped(work: Path, data: Generated, mbps: float = 100) -> list[Result]
                       f"({details['compression_ratio']}x)"]),
         Result(1, f"{size}: start -> uploaded, import submitted", "s", ours_up, sdk_up, "kbcstorage, plain PUT",
                up_ratio, ">= 4x faster", up_ratio >= 4, details=details,
-               notes=[f"ours: process start {ours['load_start_s'] or 0:.1f} s -> load starts -> pass done "
-                      f"{ours['pass_done_s'] or 0:.1f} s -> upload done {ours_up:.1f} s"]),
+               notes=[f"ours: the load starts {ours['load_start_s'] or 0:.1f} s after the process, files/prepare at "
+                      f"{ours['pass_done_s'] or 0:.1f} s, import submitted at {ours_up:.1f} s"]),
     ]
 
 
@@ -197,8 +197,8 @@ def bench_uncapped(work: Path, data: Generated) -> list[Result]:
                       f"the daemon's load line says {ours['daemon_line_s'] or 0:.1f} s (pass + upload + job)"]),
         Result(2, f"{size}: load start -> uploaded, import submitted", "s", own, floor, "read + isal-compress",
                own_ratio, "<= 1.3x the floor", own_ratio is not None and own_ratio <= 1.3, details=details,
-               notes=[f"pass (hash, UTF-8, header, gzip spool) done {pass_s:.1f} s after the load started; "
-                      "the upload of the spool follows it, not overlapped"]),
+               notes=[f"files/prepare came {pass_s:.1f} s after the load started (the end of the pass when the "
+                      "upload follows it; just after the header check when the upload overlaps the pass)"]),
     ]
 
 
