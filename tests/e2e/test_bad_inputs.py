@@ -547,6 +547,7 @@ def test_big_files_uploaded_during_the_pass_still_refuse_a_bad_tail(daemon_facto
     lines = problem_lines(daemon, f"{folder}/bad_tail.csv")
     assert len(lines) == 1 and "not valid UTF-8" in lines[0] and SAVE_AS_UTF8 in lines[0], lines
     assert table_rows(emulator, f"in.c-{folder}.bad_tail") is None
+    assert not [ln for ln in daemon.log().splitlines() if "bad_tail.csv" in ln and "INFO" in ln]
     jobs = [j for j in emulator.client().jobs.list() if "bad_tail" in json.dumps(j)]
     assert jobs == [], jobs  # uploaded perhaps, but never imported
     assert emulator.client().tables.detail(f"in.c-{folder}.good_big")["rowsCount"] == 160_000
