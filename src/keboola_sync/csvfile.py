@@ -139,7 +139,7 @@ def inspect_and_spool(
     """
     size_hint = fingerprint(path).size
     gzipped = size_hint > gzip_threshold_bytes
-    spool_dir.mkdir(parents=True, exist_ok=True)
+    # _SpoolWriter creates spool_dir if it vanished, and raises SpoolError if it cannot.
     sink = _SpoolWriter(spool_dir, _spool_stem(path), gzipped, gzip_level)
     try:
         info = _run_pass(
@@ -683,6 +683,21 @@ class SpoolReader:
         self._pos += len(data)
         return data
 
+    def wait_for(self, end: int) -> tuple[int, bool]:
+        """Block until the spool holds `end` bytes or is complete: (bytes written, complete?)."""
+        writer = self._writer
+        with writer.progress:
+            while True:
+                if writer.failed is not None:
+                    raise OSError(f"the spool was abandoned: {writer.failed}")
+                if writer.done or writer.written >= end:
+                    return writer.written, writer.done
+                writer.progress.wait(0.5)
+
+    def window(self, start: int, length: int) -> _Window:
+        """A seekable, read-only view of [start, start + length) for one multipart part."""
+        return _Window(self._file.fileno(), start, length)
+
     @property
     def abandoned(self) -> bool:
         """The pass stopped (bad file, file changed, spool trouble): whatever read this is moot."""
@@ -690,6 +705,32 @@ class SpoolReader:
 
     def close(self) -> None:
         self._file.close()
+
+
+class _Window:
+    """What botocore needs of a part body (read, seek, tell), over a slice of the spool, read with pread
+    so several parts can be read at once from one descriptor and nothing is held in memory."""
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self._fd, self._start, self._length, self._pos = fd, start, length, 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._length - self._pos
+        size = left if size is None or size < 0 else min(size, left)
+        data = os.pread(self._fd, size, self._start + self._pos) if size > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return self._length
 
 
 class _SpoolWriter:

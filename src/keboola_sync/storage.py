@@ -11,11 +11,13 @@ leave this module.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -425,16 +427,16 @@ class Storage:
         if prepared.get("provider", "aws") != "aws" or "uploadParams" not in prepared:
             raise StorageTerminal(f"uploading {label}: streaming needs the aws provider")
         try:
-            self._upload_s3(prepared, reader, size_hint, label)
+            self._upload_s3_growing(prepared, reader, size_hint, label)
         except Abandoned:
             raise
         except Exception as exc:
             raise translate(exc, f"uploading {label} while compressing") from exc
         return int(prepared["id"])
 
-    def _upload_s3(self, prepared: dict[str, Any], spool: Path | Any, size: int, label: str) -> None:
-        """Multipart upload with parallel parts through boto3's transfer manager (no 5 GB ceiling).
-        AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself."""
+    def _s3(self, prepared: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+        """A boto3 S3 client with the prepare call's short-lived credentials, and the headers every
+        write must carry. AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself."""
         params = prepared["uploadParams"]
         creds = params["credentials"]
         client = boto3.client(
@@ -456,6 +458,12 @@ class Storage:
         if params.get("x-amz-server-side-encryption"):
             # Encrypted file keys are refused without the header (§5.1, PHPT AwsFileTest).
             extra["ServerSideEncryption"] = params["x-amz-server-side-encryption"]
+        return client, extra
+
+    def _upload_s3(self, prepared: dict[str, Any], spool: Path, size: int, label: str) -> None:
+        """Multipart upload with parallel parts through boto3's transfer manager (no 5 GB ceiling)."""
+        params = prepared["uploadParams"]
+        client, extra = self._s3(prepared)
         mib = 1024 * 1024
         transfer = TransferConfig(
             multipart_threshold=int(self._upload.multipart_threshold_mb * mib),
@@ -464,12 +472,53 @@ class Storage:
             use_threads=True,
         )
         progress = UploadProgress(label, size, self._progress_seconds, self.abandon)
-        if isinstance(spool, Path):
-            client.upload_file(str(spool), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
-                               Callback=progress)
-        else:  # a stream: s3transfer reads it part by part and sends parts in parallel
-            client.upload_fileobj(spool, params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
-                                  Callback=progress)
+        client.upload_file(str(spool), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
+                           Callback=progress)
+
+    def _upload_s3_growing(self, prepared: dict[str, Any], reader: Any, size: int, label: str) -> None:
+        """Multipart upload of a spool that is still being written: part n goes as soon as its bytes are
+        on disk. Parts are windows over the spool file read with pread, so memory stays flat (a stream
+        handed to boto3 would buffer up to ten parts in RAM)."""
+        params = prepared["uploadParams"]
+        bucket, key = params["bucket"], params["key"]
+        client, extra = self._s3(prepared)
+        chunk = int(self._upload.multipart_chunk_mb * 1024 * 1024)
+        progress = UploadProgress(label, size, self._progress_seconds, self.abandon)
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+
+        def send(number: int, start: int, length: int) -> dict[str, Any]:
+            body = reader.window(start, length)
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+            progress(length)
+            return {"PartNumber": number, "ETag": answer["ETag"]}
+
+        try:
+            with ThreadPoolExecutor(self._upload.multipart_concurrency, thread_name_prefix="part") as pool:
+                running: set[Future[dict[str, Any]]] = set()
+                done_parts: list[Future[dict[str, Any]]] = []
+                start, number = 0, 1
+                while True:
+                    written, finished = reader.wait_for(start + chunk)
+                    length = min(chunk, written - start)
+                    if length <= 0 and finished:
+                        break
+                    if len(running) >= self._upload.multipart_concurrency:
+                        completed, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in completed:
+                            future.result()  # a failed part fails the upload now
+                    if self.abandon.is_set():
+                        raise Abandoned(f"upload of {label} abandoned at shutdown")
+                    future = pool.submit(send, number, start, length)
+                    running.add(future)
+                    done_parts.append(future)
+                    start, number = start + length, number + 1
+                parts = [f.result() for f in done_parts]
+            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                             MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
 
     def file_is_usable(self, file_id: int, uploaded_at: float | None) -> bool:
         """Can an import still read this Keboola file? False when it is near its 15-day expiry or gone."""

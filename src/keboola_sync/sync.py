@@ -435,6 +435,8 @@ class SyncService:
                 continue
             if (record.last_load_at or 0) >= asked_at or not (self.root / record.path).exists():
                 continue
+            if observe(self.root / record.path) != record.seen:
+                continue  # changed as well: its load is on the way and will say the table is gone
             log.warning("table %s was deleted in Keboola; loading %s again", record.table_id, record.path,
                         extra={"file": record.path, "table": record.table_id})
             self.ledger.forget_table(record.table_id)
