@@ -583,6 +583,22 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     assert daemon.stop() == 0
 
 
+def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
+    folder = f"tdel{uid()}"
+    table = f"in.c-{folder}.orders"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/orders.csv", VALID)
+    assert daemon.run("sync", "--once").returncode == 0
+    emulator.client().tables.delete(table)
+    assert table_rows(emulator, table) is None
+    daemon.write(f"{folder}/orders.csv", "id,name\n3,Carol\n")
+    result = daemon.run("sync", "--once")
+    assert result.returncode == 0, daemon.log()[-3000:]
+    assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
+    lines = problem_lines(daemon, table)
+    assert len(lines) == 1 and "no longer exists in Keboola; creating it again" in lines[0], lines
+
+
 def test_table_deleted_in_keboola_while_its_file_is_unchanged_comes_back(daemon_factory, emulator):
     folder = f"tgone{uid()}"
     table = f"in.c-{folder}.orders"
@@ -783,3 +799,21 @@ def test_token_revoked_while_running(tmp_path, daemon_factory):
             second.close()
 
 
+def test_spool_directory_lost_while_running_fails_the_load_not_the_file(daemon_factory, emulator):
+    """An environment problem (the spool directory gone or unwritable, a full disk) is not the CSV's fault:
+    the file is `failed` (tried again later) with a line naming upload.spool_dir, never `skipped`."""
+    folder = f"spool{uid()}"
+    daemon = daemon_factory()
+    (daemon.watch / folder).mkdir()
+    daemon.start()
+    daemon.wait_log("watching with")
+    spool = daemon.tmp / "spool"
+    shutil.rmtree(spool)
+    spool.write_text("a file where the spool directory was\n")
+    daemon.write(f"{folder}/a.csv", VALID)
+    line = wait_for(lambda: problem_lines(daemon, f"{folder}/a.csv"), timeout=30, message="a line about a.csv")[0]
+    assert f"failed {folder}/a.csv" in line and "upload.spool_dir" in line, line
+    assert status_rows(daemon)[f"{folder}/a.csv"]["state"] == "failed"
+    spool.unlink()
+    wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
+    assert daemon.stop() == 0
