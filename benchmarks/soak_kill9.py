@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import json
 import random
 import signal
 import sys
@@ -108,6 +109,7 @@ def check(emu: Emulator, files: Files) -> list[str]:
             if rows != files.big_rows:
                 problems.append(f"{table} has {rows} rows, {rel} {files.big_rows}")
     loads: dict[str, list[str]] = defaultdict(list)
+    sources: dict[str, list[str]] = defaultdict(list)  # "job J file F" beside each hash, for the report
     failed = 0
     for job in sorted(jobs_of(emu), key=lambda j: int(j["id"])):
         if job.get("operationName") not in ("tableImport", "tableCreate"):
@@ -117,13 +119,16 @@ def check(emu: Emulator, files: Files) -> list[str]:
             continue
         file_id = ((job.get("operationParams") or {}).get("source") or {}).get("fileId")
         loads[job["tableId"]].append(_download_hash(emu, int(file_id)))
+        sources[job["tableId"]].append(f"job {job['id']} file {file_id}")
     for rel in files.names:
         table, written = files.table(rel), files.versions[rel]
         hashes = loads.get(table, [])
         twice = {h for h in hashes if hashes.count(h) > 1}
         if twice:
+            where = "; ".join(" and ".join(src for src, h in zip(sources[table], hashes, strict=True) if h == dup)
+                              for dup in sorted(twice))
             problems.append(f"{table}: {len(twice)} content(s) loaded more than once ({len(hashes)} loads, "
-                            f"{len(written)} versions written)")
+                            f"{len(written)} versions written): {where}")
         unknown = [h for h in hashes if h not in written]
         if unknown:
             problems.append(f"{table}: {len(unknown)} load(s) of content that was never written")
@@ -179,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
                 files.rewrite(rel)
         print(f"{cycles} cycles, {kills} kill -9; final start", flush=True)
         emu.reset_faults()
+        daemon.health_file.unlink(missing_ok=True)
         daemon.start()
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
         try:
+            # Started (signal handlers in place) and idle once: then the tables must match.
+            wait_for(lambda: _idle(daemon, pid), timeout=300, interval=0.1, message="the final start to be idle")
             wait_for(lambda: not check_quiet(emu, files), timeout=300, interval=0.5,
                      message="every table equal to its file")
         except AssertionError as exc:
@@ -195,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     print("OK: every table equals its file; nothing loaded twice" if not problems else
           f"{len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def _idle(daemon: Daemon, pid: int) -> bool:
+    try:
+        health = json.loads(daemon.health_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(health.get("pid") == pid and health.get("pending") == 0)
 
 
 def check_quiet(emu: Emulator, files: Files) -> list[str]:
