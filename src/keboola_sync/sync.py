@@ -219,7 +219,9 @@ class SyncService:
         # A big new (or resized, so surely changed) file: upload while compressing. Same-size changes and
         # touches take the plain path, so an unchanged file is never uploaded just to learn its hash.
         overlap = None
-        if fp.size > threshold and (record is None or record.seen is None or record.seen.size != fp.size):
+        changed_size = record is None or record.seen is None or record.seen.size != fp.size
+        kept_upload = record is not None and record.file_id is not None and record.pending == fp
+        if fp.size > threshold and changed_size and not kept_upload:
             overlap = _Overlap(self, rel_path, target, fp.size)
         try:
             info, spool = inspect_and_spool(
@@ -290,8 +292,10 @@ class SyncService:
         """Bucket, header check, upload (or reuse of a kept upload), job, wait. Loops when Keboola says
         the uploaded file is gone (upload again) or the table vanished behind our back (create again)."""
         cfg = self.config
-        kept = None if fresh_file_id is not None else self._reusable_file_id(record, info)
-        file_id = fresh_file_id or kept
+        # A kept upload of the same content (a crash or failure after an earlier upload) wins over a fresh
+        # one: an import of it may already have been sent, and only the kept id can be looked up.
+        kept = self._reusable_file_id(record, info)
+        file_id = kept or fresh_file_id
         last_error: StorageError | None = None
         for round_no in range(MAX_LOAD_ROUNDS):
             if target.bucket_id not in self._buckets:
