@@ -19,9 +19,12 @@ lint: setup
 test: lint  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker
 	$(BIN)/pytest -q -p no:cacheprovider --durations=20
 
+# Docker Desktop has Compose v2 (`docker compose`); older engines have docker-compose v1.
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
 run:  ## the daemon in Docker on WATCH_DIR, with your token from .env
-	@test -f .env || { cp .env.example .env; echo "Created .env: put your KBC_STORAGE_API_TOKEN in it, then run 'make run' again."; exit 1; }
-	docker compose up --build
+	@test -f .env || { cp .env.example .env; chmod 600 .env; echo "Created .env: put your KBC_STORAGE_API_TOKEN in it, then run 'make run' again."; exit 1; }
+	$(COMPOSE) up --build
 
 demo: setup  ## no Keboola account needed: the emulator and the daemon on ./data
 	$(BIN)/python scripts/demo.py
