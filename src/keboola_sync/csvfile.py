@@ -56,11 +56,14 @@ class Fingerprint:
     mtime_ns: int
     inode: int
 
+    @classmethod
+    def of(cls, st: os.stat_result) -> Fingerprint:
+        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
 
 def fingerprint(path: Path) -> Fingerprint:
     """Cheap identity of a file's content (rclone's size+mtime, plus the inode for atomic saves)."""
-    st = os.stat(path)
-    return Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+    return Fingerprint.of(os.stat(path))
 
 
 @dataclass(frozen=True)

@@ -407,7 +407,7 @@ class Scheduler:
                 continue
             try:
                 st = entry.stat(follow_symlinks=True)
-                fp = Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+                fp = Fingerprint.of(st)
             except OSError:  # a broken link or no permission: sync reports it once per version
                 fp = observe(self.root / rel_path)
                 if fp is not None and self.service.needs_work(rel_path, fp, records.get(rel_path), now):

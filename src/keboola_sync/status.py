@@ -54,7 +54,7 @@ def collect(config: Config) -> list[dict[str, Any]]:
             row.update(last_load_at=record.last_load_at, rows=record.rows, error=record.error)
             try:
                 st = os.stat(config.watch.path / rel_path)
-                current = Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+                current = Fingerprint.of(st)
             except OSError:
                 current = None
             if record.job_id is not None:

@@ -65,7 +65,7 @@ def observe(path: Path) -> Fingerprint | None:
             st = os.lstat(path)
         except OSError:
             return None
-        return Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+        return Fingerprint.of(st)
 
 
 def is_inside(path: Path, root: Path) -> bool:
