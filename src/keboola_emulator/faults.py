@@ -70,7 +70,8 @@ class Faults:
         self._current = FaultSettings(**asdict(initial))
         self._lock = threading.Lock()
         self._random = random.Random(seed)
-        self.bandwidth = TokenBucket(lambda: self.current().s3_bandwidth_mbps)
+        # Read per 1 MiB of every upload: the attribute, not a copy of all settings (`current()`).
+        self.bandwidth = TokenBucket(lambda: self._current.s3_bandwidth_mbps)
 
     def current(self) -> FaultSettings:
         with self._lock:

@@ -195,8 +195,10 @@ class S3Side:
         if int(environ.get("CONTENT_LENGTH") or 0) >= BIG_BODY:
             # moto/werkzeug leave the request body in reference cycles; without a collection each
             # multi-MB part stays in RAM until the cyclic GC happens to run (RSS grew with file size).
+            # The cycles are young: collecting generations 0-1 frees them as well as a full collection
+            # does, for ~1 ms instead of ~60 ms per part (a full one made S3 ingest CPU-bound).
             result = list(result)
-            gc.collect()
+            gc.collect(1)
         if self._mirror is not None and method in ("PUT", "POST", "DELETE"):
             body = b"".join(result)  # moto's responses are small XML documents
             if status_holder and status_holder[0][:1] == "2":
