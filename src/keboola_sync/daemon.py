@@ -474,6 +474,7 @@ class Daemon:
         cfg = self.config
         check_folder(cfg.watch.path)
         storage, info = connect(cfg, self.abandon)
+        storage.warm_up()
         log.info("keboola-sync %s: project %s (%s), watching %s -> stage %s", __version__, info.project_name,
                  info.project_id, cfg.watch.path, cfg.keboola.stage)
         cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 409, 423, 425, 429, 500, 502, 503, 504})
 # Files of Keboola file storage live 15 days (§5.4); reuse a kept file id only well within that.
 FILE_REUSE_SECONDS = 14 * 24 * 3600
+# S3 clients kept for reuse (one per set of upload credentials; see Storage._s3).
+S3_CLIENTS_KEPT = 4
 # Job error codes that mean "the file (or its header) is wrong": retrying the same content cannot help.
 CONTENT_ERROR_PREFIXES = ("csvImport.", "storage.tables.validation", "invalidCsv", "storage.validation")
 # Job error codes that mean "the uploaded file is gone or incomplete": upload again (§5.2, §7.2).
@@ -271,6 +274,22 @@ class Storage:
         self._tokens = Tokens(self.url, token)
         for endpoint in (self._buckets, self._tables, self._files, self._jobs, self._tokens):
             endpoint.requests = http  # the SDK's own 11-attempt retry loop is off; ours wraps calls
+        # Our own boto3 session, and clients made under a lock: boto3 documents that a Session is not
+        # thread-safe, and the load workers build clients concurrently.
+        self._boto = boto3.session.Session()
+        self._s3_clients: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._s3_clients_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load botocore's S3 model in the background (~0.2 s of CPU), so the first upload does not wait
+        for it. Harmless if it fails: the first upload then loads it itself."""
+
+        def build() -> None:
+            with contextlib.suppress(Exception), self._s3_clients_lock:
+                self._boto.client("s3", region_name="us-east-1", aws_access_key_id="warm-up",
+                                  aws_secret_access_key="warm-up")  # noqa: S106 - not a credential
+
+        threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
 
     def _contact(self) -> None:
         self.last_contact = time.time()
@@ -436,22 +455,25 @@ class Storage:
 
     def _s3(self, prepared: dict[str, Any]) -> tuple[Any, dict[str, str]]:
         """A boto3 S3 client with the prepare call's short-lived credentials, and the headers every
-        write must carry. AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself."""
+        write must carry. AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself.
+
+        Clients are kept per set of credentials (the last few): building one costs ~10 ms of CPU under
+        the GIL (event hooks, an SSL context, a connection pool), which was a sixth of the daemon's CPU
+        when many small files load at once. A stack that hands out the same credentials again reuses
+        the client and its open connections; one that hands out new ones per file pays as before."""
         params = prepared["uploadParams"]
         creds = params["credentials"]
-        client = boto3.client(
-            "s3",
-            region_name=prepared.get("region") or "us-east-1",
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds.get("SessionToken"),
-            config=botocore.config.Config(
-                connect_timeout=self._keboola.request_timeout_seconds,
-                read_timeout=self._keboola.request_timeout_seconds,
-                retries={"max_attempts": 3, "mode": "standard"},
-                max_pool_connections=max(10, self._upload.multipart_concurrency * 2),
-            ),
-        )
+        region = prepared.get("region") or "us-east-1"
+        key = (region, creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken") or "")
+        with self._s3_clients_lock:
+            client = self._s3_clients.get(key)
+            if client is not None:
+                self._s3_clients.move_to_end(key)
+            else:
+                client = self._new_s3_client(region, creds)
+                self._s3_clients[key] = client
+                while len(self._s3_clients) > S3_CLIENTS_KEPT:
+                    self._s3_clients.popitem(last=False)
         extra: dict[str, str] = {}
         if params.get("acl"):
             extra["ACL"] = params["acl"]
@@ -460,11 +482,35 @@ class Storage:
             extra["ServerSideEncryption"] = params["x-amz-server-side-encryption"]
         return client, extra
 
+    def _new_s3_client(self, region: str, creds: dict[str, Any]) -> Any:
+        return self._boto.client(
+            "s3",
+            region_name=region,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds.get("SessionToken"),
+            config=botocore.config.Config(
+                connect_timeout=self._keboola.request_timeout_seconds,
+                read_timeout=self._keboola.request_timeout_seconds,
+                retries={"max_attempts": 3, "mode": "standard"},
+                max_pool_connections=max(10, self._upload.multipart_concurrency * 2),
+                # Integrity is the CRC32 checksum botocore adds to every write; over TLS (every real
+                # stack) botocore skips the SHA-256 of the body anyway, so over the emulator's plain
+                # HTTP it would only cost CPU: a second hash of every uploaded byte.
+                s3={"payload_signing_enabled": False},
+            ),
+        )
+
     def _upload_s3(self, prepared: dict[str, Any], spool: Path, size: int, label: str) -> None:
         """Multipart upload with parallel parts through boto3's transfer manager (no 5 GB ceiling)."""
         params = prepared["uploadParams"]
         client, extra = self._s3(prepared)
         mib = 1024 * 1024
+        if size < self._upload.multipart_threshold_mb * mib:
+            # One PutObject, as the transfer manager would send, without its per-call thread pool.
+            with spool.open("rb") as body:
+                client.put_object(Bucket=params["bucket"], Key=params["key"], Body=body, **extra)
+            return
         transfer = TransferConfig(
             multipart_threshold=int(self._upload.multipart_threshold_mb * mib),
             multipart_chunksize=int(self._upload.multipart_chunk_mb * mib),
