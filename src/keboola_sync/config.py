@@ -143,6 +143,7 @@ class CsvConfig:
 class UploadConfig:
     gzip_threshold_mb: float = _opt(50.0, _non_negative)
     gzip_level: int = _opt(1, _between(0, 9))
+    gzip_threads: int = _opt(0, _between(0, 64))  # 0: one per CPU, at most 4
     concurrency: int = _opt(4, _at_least(1))
     multipart_threshold_mb: float = _opt(64.0, _at_least(5, " (S3 parts are at least 5 MB)"))
     multipart_chunk_mb: float = _opt(16.0, _at_least(5, " (S3 parts are at least 5 MB)"))

@@ -2,9 +2,11 @@
 
 Why one pass: files can be many GB and the network, not the CPU, should set the pace of a load. Reading
 the file once, in 4 MiB chunks, keeps memory flat whatever the size and lets the expensive parts
-overlap: the gzip compression (python-isal, which releases the GIL) runs in a worker thread while the
+overlap: the gzip compression (python-isal, which releases the GIL) runs on worker threads while the
 main thread hashes (hashlib releases the GIL on large buffers too) and validates UTF-8
-(`bytes.isascii()` skips decoding for pure-ASCII chunks).
+(`bytes.isascii()` skips decoding for pure-ASCII chunks). Compression is split into chunk-sized deflate
+blocks, each primed with the previous 32 KiB, as pigz does: one ordinary gzip member, compressed on as
+many cores as the machine has (see `_ParallelGzip`).
 
 Why the checks: everything we can catch here is cheaper and clearer than a Keboola job error minutes
 later. A bad file raises `InvalidFile(display_path, problem, fix)`; a file that changed while we read
@@ -23,9 +25,12 @@ import io
 import os
 import queue
 import re
+import struct
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -132,6 +137,7 @@ def inspect_and_spool(
     sniff_bytes: int,
     delimiters: str,
     display_path: str,
+    gzip_threads: int = 0,
     on_header: HeaderHook | None = None,
     _on_chunk: ChunkHook | None = None,
 ) -> tuple[CsvInfo, Spool]:
@@ -143,7 +149,7 @@ def inspect_and_spool(
     size_hint = fingerprint(path).size
     gzipped = size_hint > gzip_threshold_bytes
     # _SpoolWriter creates spool_dir if it vanished, and raises SpoolError if it cannot.
-    sink = _SpoolWriter(spool_dir, _spool_stem(path), gzipped, gzip_level)
+    sink = _SpoolWriter(spool_dir, _spool_stem(path), gzipped, gzip_level, gzip_threads)
     try:
         info = _run_pass(
             path,
@@ -739,12 +745,14 @@ class _Window:
 class _SpoolWriter:
     """Copies or compresses chunks into a temp file in a worker thread; commit = fsync-free rename."""
 
-    def __init__(self, spool_dir: Path, stem: str, gzipped: bool, level: int) -> None:
+    def __init__(self, spool_dir: Path, stem: str, gzipped: bool, level: int, threads: int = 0) -> None:
         self.spool_dir = spool_dir
         self.stem = stem
         self.gzipped = gzipped
         self.level = level
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._gzip = _ParallelGzip(level, threads) if gzipped else None
+        # Each entry: the chunk, and (gzip) the future of its compressed block, already running.
+        self._queue: queue.Queue[tuple[bytes, Future[bytes] | None] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         try:
@@ -782,7 +790,7 @@ class _SpoolWriter:
     def put(self, chunk: bytes) -> None:
         if self._error is not None:
             raise self._error  # e.g. the spool disk is full: stop reading a big file at once
-        self._queue.put(chunk)
+        self._queue.put((chunk, self._gzip.submit(chunk) if self._gzip is not None else None))
 
     def finish(self) -> None:
         self._stop()
@@ -796,26 +804,39 @@ class _SpoolWriter:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._gzip is not None:
+            self._gzip.close()
 
     def _work(self) -> None:
-        compressor = _compressor(self.level) if self.gzipped else None
+        """Writes blocks in file order: a copied chunk as is, a compressed one when its future is done."""
+        gzip = self._gzip
+        try:
+            if gzip is not None:
+                self._write(gzip.header())
+        except BaseException as exc:
+            self._error = SpoolError(self.spool_dir, exc) if isinstance(exc, OSError) else exc
         while True:
-            chunk = self._queue.get()
-            if chunk is None:
+            item = self._queue.get()
+            if item is None:
                 break
             if self._error is not None:
                 continue  # keep draining so the reader never blocks on a dead worker
+            chunk, block = item
             try:
-                data = compressor.compress(chunk) if compressor is not None else chunk
+                if block is not None and gzip is not None:
+                    gzip.account(chunk)
+                    data = block.result()
+                else:
+                    data = chunk
                 if data:
                     self._write(data)
             except OSError as exc:  # re-raised in the reader's thread
                 self._error = SpoolError(self.spool_dir, exc)
             except BaseException as exc:
                 self._error = exc
-        if compressor is not None and self._error is None:
+        if gzip is not None and self._error is None:
             try:
-                self._write(compressor.flush())
+                self._write(gzip.trailer())
             except OSError as exc:
                 self._error = SpoolError(self.spool_dir, exc)
             except BaseException as exc:
@@ -849,23 +870,69 @@ class _SpoolWriter:
             self._tmp.unlink(missing_ok=True)
 
 
-class _ZlibGzip:
-    """zlib at levels 4-9 (isal stops at 3): for users who trade speed for a smaller upload."""
-
-    def __init__(self, level: int) -> None:
-        import zlib
-
-        self._c = zlib.compressobj(level, zlib.DEFLATED, 31)
-
-    def compress(self, data: bytes) -> bytes:
-        return self._c.compress(data)
-
-    def flush(self) -> bytes:
-        return self._c.flush()
+# A gzip member header: magic, deflate, no flags, no mtime (the bytes depend on the data only), no extra
+# flags, OS "unknown" (RFC 1952 §2.3).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+DEFLATE_WINDOW = 32 << 10
+# An empty final deflate block (fixed Huffman, BFINAL=1, just the end-of-block code), as pigz ends with.
+DEFLATE_LAST_EMPTY_BLOCK = b"\x03\x00"
+MAX_GZIP_THREADS = 4
 
 
-def _compressor(level: int) -> isal_zlib._Compress | _ZlibGzip:
+class _ParallelGzip:
+    """One gzip member compressed on several threads, the way pigz does it.
+
+    Why: the compressor is the slowest part of the pass (about as fast as the disk on one core), and it
+    would otherwise leave the second core idle. Each chunk becomes raw deflate blocks of its own, primed
+    with the last 32 KiB of the data before it (so the ratio is what a single stream gets) and ended with
+    a sync flush (so the blocks simply concatenate). The header, CRC-32 and length are written around
+    them, so the result is an ordinary single-member .gz that every gunzip reads. isal and zlib release
+    the GIL while they compress, so the threads really run in parallel.
+    """
+
+    def __init__(self, level: int, threads: int) -> None:
+        self._level = level
+        workers = threads or min(os.cpu_count() or 1, MAX_GZIP_THREADS)
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="keboola-sync-gzip")
+        self._previous = b""  # the last DEFLATE_WINDOW bytes submitted, the next block's dictionary
+        self._crc = 0
+        self._size = 0
+
+    def submit(self, chunk: bytes) -> Future[bytes]:
+        """Start compressing `chunk`; called in file order, from one thread."""
+        dictionary = self._previous
+        self._previous = (dictionary + chunk)[-DEFLATE_WINDOW:] if len(chunk) < DEFLATE_WINDOW else (
+            chunk[-DEFLATE_WINDOW:]
+        )
+        return self._pool.submit(_deflate_block, chunk, dictionary, self._level)
+
+    def account(self, chunk: bytes) -> None:
+        """Add `chunk` to the trailer's CRC-32 and length; called in file order."""
+        self._crc = isal_zlib.crc32(chunk, self._crc)
+        self._size += len(chunk)
+
+    @staticmethod
+    def header() -> bytes:
+        return GZIP_HEADER
+
+    def trailer(self) -> bytes:
+        return DEFLATE_LAST_EMPTY_BLOCK + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _deflate_block(chunk: bytes, dictionary: bytes, level: int) -> bytes:
+    """Raw deflate of one chunk, primed with `dictionary`, ending on a byte boundary (sync flush).
+    Levels 0-3 use ISA-L; 4-9 use zlib, for users who trade speed for a smaller upload."""
     if level <= ISAL_MAX_LEVEL:
-        # wbits=31: a gzip container (header + CRC), which Keboola gunzips because the name ends .gz
-        return isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
-    return _ZlibGzip(level)
+        if dictionary:
+            compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15, 9, 0, dictionary)
+        else:
+            compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+        return compressor.compress(chunk) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+    if dictionary:
+        zcompressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    else:
+        zcompressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return zcompressor.compress(chunk) + zcompressor.flush(zlib.Z_SYNC_FLUSH)

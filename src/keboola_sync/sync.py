@@ -226,7 +226,8 @@ class SyncService:
         try:
             info, spool = inspect_and_spool(
                 path, spool_dir=cfg.upload.spool_dir, gzip_threshold_bytes=threshold,
-                gzip_level=cfg.upload.gzip_level, sniff_bytes=cfg.csv.sniff_bytes,
+                gzip_level=cfg.upload.gzip_level, gzip_threads=cfg.upload.gzip_threads,
+                sniff_bytes=cfg.csv.sniff_bytes,
                 delimiters=cfg.csv.delimiters, display_path=rel_path,
                 on_header=overlap.on_header if overlap else None,
             )

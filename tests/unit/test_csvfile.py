@@ -6,11 +6,13 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from isal import igzip
 
 from keboola_sync import csvfile
 from keboola_sync.csvfile import (
@@ -162,6 +164,35 @@ def test_spool_holds_exactly_the_file(tmp_path: Path, size: int, threshold: int,
     result.discard()
     assert not result.path.exists()
     result.discard()  # twice is fine
+
+
+@pytest.mark.parametrize("level", [0, 1, 3, 6])
+def test_parallel_gzip_is_one_plain_member_whatever_the_thread_count(tmp_path: Path, monkeypatch, level: int) -> None:
+    """pigz-style blocks: the same bytes from 1 or 3 threads, readable by gzip, isal and gunzip, with
+    the ratio of one stream (each block is primed with the 32 KiB before it)."""
+    monkeypatch.setattr(csvfile, "CHUNK_SIZE", 256 << 10)  # many blocks, and a 10 KiB tail block
+    rows = b"".join(b"%d,customer %d,%d.50,2024-01-%02d\n" % (i, i % 977, i % 313, i % 28 + 1) for i in range(60_000))
+    data = b"id,name,price,day\n" + rows[: (5 << 20) + 10_000 - 18]
+    path = write(tmp_path, data)
+    outputs = []
+    for threads in (1, 3):
+        _info, result = spool(path, tmp_path / f"spool{threads}", level=level, gzip_threads=threads)
+        outputs.append(result.path.read_bytes())
+    assert outputs[0] == outputs[1]
+    raw = outputs[0]
+    assert gzip.decompress(raw) == data
+    assert igzip.decompress(raw) == data
+    assert subprocess.run(["gzip", "-t", str(result.path)], check=False).returncode == 0
+    one_stream = len(gzip.compress(data, compresslevel=max(level, 1), mtime=0)) if level >= 4 else len(
+        igzip.compress(data, compresslevel=level)
+    )
+    assert len(raw) <= one_stream * 1.02
+
+
+def test_parallel_gzip_of_a_file_smaller_than_the_window(tmp_path: Path) -> None:
+    data = b"a,b\n1,2\n"
+    _info, result = spool(write(tmp_path, data), tmp_path / "spool", gzip_threads=2)
+    assert gzip.decompress(result.path.read_bytes()) == data
 
 
 def test_two_spools_of_one_file_do_not_collide(tmp_path: Path) -> None:
