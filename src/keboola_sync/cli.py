@@ -90,7 +90,9 @@ def _print(text: str, *, err: bool = False) -> None:
 def _run(config: Config, *, once: bool) -> int:
     from .config import check_writable_dir
     from .daemon import Daemon
+    from .memory import return_big_buffers_to_the_os
 
+    return_big_buffers_to_the_os()
     check_writable_dir(config.logging.file.parent, "logging.file")
     check_writable_dir(config.state.path.parent, "state.path")
     check_writable_dir(config.upload.spool_dir, "upload.spool_dir")
