@@ -204,7 +204,9 @@ def _read_and_check(
             "the file is empty (0 bytes)",
             "Write at least the header line (the column names); a header-only file creates an empty table.",
         )
-    sha = hashlib.sha256()
+    # With a spool, its writer thread hashes each chunk as it writes it (in file order, GIL released), so
+    # this thread only reads and checks UTF-8; without one (inspect), this thread hashes.
+    sha = sink.sha if sink is not None else hashlib.sha256()
     utf8 = _Utf8Validator(path, display_path)
     head = bytearray()
     head_done = False
@@ -222,7 +224,7 @@ def _read_and_check(
                 sink.put(chunk)  # compress/copy in the worker while we hash and validate here
             if index == 0:
                 _check_magic(chunk, display_path)
-            utf8.feed(chunk, total, sha)
+            utf8.feed(chunk, total, None if sink is not None else sha)
             total += len(chunk)
             if not head_done:
                 head += chunk
@@ -324,19 +326,20 @@ class _Utf8Validator:
         self._path = path
         self._display = display_path
 
-    def feed(self, chunk: bytes, offset: int, sha: hashlib._Hash) -> None:
-        """Validate `chunk` (at `offset` in the file) and add it to `sha`."""
+    def feed(self, chunk: bytes, offset: int, sha: hashlib._Hash | None) -> None:
+        """Validate `chunk` (at `offset` in the file) and add it to `sha`, if given."""
         if b"\x00" in chunk:
             self._fail_nul(offset + chunk.index(b"\x00"))
         if not self._decoder.getstate()[0] and chunk.isascii():
-            sha.update(chunk)  # pure ASCII is valid UTF-8: skip the decode
+            if sha is not None:
+                sha.update(chunk)  # pure ASCII is valid UTF-8: skip the decode
             return
         # Slices of 64 KiB: a big decode builds a big str through mmap (page faults); small ones reuse
         # heap memory and run about twice as fast, and ASCII slices are skipped. The hash is fed per
         # 1 MiB between the decodes: each update releases the GIL, so the compressor thread never
         # waits long for it, while few enough handoffs stay cheap on a busy machine.
         for start in range(0, len(chunk), UTF8_SLICE):
-            if start % SHA_SLICE == 0:
+            if sha is not None and start % SHA_SLICE == 0:
                 sha.update(chunk[start : start + SHA_SLICE])
             piece = chunk[start : start + UTF8_SLICE]
             pending = self._decoder.getstate()[0]
@@ -751,6 +754,7 @@ class _SpoolWriter:
         self.gzipped = gzipped
         self.level = level
         self._gzip = _ParallelGzip(level, threads) if gzipped else None
+        self.sha = hashlib.sha256()  # of the chunks as they come, i.e. of the source file
         # Each entry: the chunk, and (gzip) the future of its compressed block, already running.
         self._queue: queue.Queue[tuple[bytes, Future[bytes] | None] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._error: BaseException | None = None
@@ -823,6 +827,7 @@ class _SpoolWriter:
                 continue  # keep draining so the reader never blocks on a dead worker
             chunk, block = item
             try:
+                self.sha.update(chunk)
                 if block is not None and gzip is not None:
                     gzip.account(chunk)
                     data = block.result()
