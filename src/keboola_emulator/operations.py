@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import itertools
 import json
 import os
 import tempfile
@@ -21,6 +20,7 @@ from keboola_emulator.context import Context
 from keboola_emulator.csvimport import (
     CsvStream,
     Dialect,
+    RowBlocks,
     decompressed,
     is_gzip_name,
     load_errors,
@@ -106,7 +106,7 @@ class Source:
 
 
 class Records:
-    """Header plus all records of a (possibly sliced) source, as one lazy C-level iterator.
+    """Header plus all records of a (possibly sliced) source, read lazily slice by slice.
 
     Slices after the first carry no header (§5.2: slices are parts of one headerless export).
     `stream` is the slice being read, for error messages.
@@ -119,18 +119,19 @@ class Records:
         first = next(streams, None)
         if first is None:
             self.header = header_given
-            self.rows: Iterator[list[str]] = iter(())
             return
         self.stream = CsvStream(first, dialect)
         self.header = header_given if header_given is not None else self.stream.header()
-        self.rows = itertools.chain.from_iterable(self._readers())
 
-    def _readers(self) -> Iterator[Iterator[list[str]]]:
-        assert self.stream is not None
-        yield self.stream.reader
+    def blocks(self, width: int, size: int) -> Iterator[RowBlocks]:
+        """Each slice's records in blocks for model.load_rows; the next slice is opened only when
+        the previous one is used up, so `stream` always names the slice being read."""
+        if self.stream is None:
+            return
+        yield RowBlocks(self.stream, width, size)
         for more in self._streams:
             self.stream = CsvStream(more, self._dialect)
-            yield self.stream.reader
+            yield RowBlocks(self.stream, width, size)
 
 
 def _dialect(params: dict[str, Any]) -> Dialect:
@@ -173,7 +174,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 model.create_data_table(conn, len(columns), [columns.index(p) for p in pk])
                 with load_errors(records):
                     n = model.load_rows(conn, old_width=len(columns), new_width=len(columns),
-                                        target_indexes=list(range(len(columns))), rows=records.rows, full=True,
+                                        target_indexes=list(range(len(columns))), blocks=records.blocks, full=True,
                                         has_pk=bool(pk))
                 rows_count = model.count_rows(conn) if pk else n
                 conn.execute("COMMIT")
@@ -243,7 +244,7 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 try:
                     with load_errors(records):
                         n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
-                                            target_indexes=targets, rows=records.rows, full=False, has_pk=has_pk)
+                                            target_indexes=targets, blocks=records.blocks, full=False, has_pk=has_pk)
                     rows_count = model.count_rows(conn)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -261,7 +262,7 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                                             [new_columns.index(c) for c in table["primary_key"]])
                     with load_errors(records):
                         n = model.load_rows(conn, old_width=len(new_columns), new_width=len(new_columns),
-                                            target_indexes=targets, rows=records.rows, full=False, has_pk=has_pk)
+                                            target_indexes=targets, blocks=records.blocks, full=False, has_pk=has_pk)
                     rows_count = model.count_rows(conn) if has_pk else n
                     conn.execute("COMMIT")
                 os.replace(fresh, path)
