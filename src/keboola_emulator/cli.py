@@ -92,9 +92,26 @@ def _limit_malloc_arenas() -> None:
         pass  # not glibc: nothing to tune
 
 
+def _sqlite_without_memory_statistics() -> None:
+    """SQLite counts every allocation in global statistics under a global mutex (MEMSTATUS, on by
+    default); a table import makes several allocations per cell, and that bookkeeping was ~10 % of
+    an import's CPU. Nothing here reads the statistics (no soft heap limit, no
+    sqlite3_memory_used), so switch them off. sqlite3_config works only before SQLite initialises,
+    which importing Python's sqlite3 module does, hence here, before the server's imports; when it
+    is too late (or the library is not found) SQLite just keeps its default."""
+    if "_sqlite3" in sys.modules or sys.platform != "linux":  # variadic call: the Linux ABIs only
+        return
+    try:
+        sqlite = ctypes.CDLL("libsqlite3.so.0")  # the library Python's _sqlite3 links on Linux
+        sqlite.sqlite3_config(9, ctypes.c_int(0))  # SQLITE_CONFIG_MEMSTATUS, off
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _limit_malloc_arenas()
+    _sqlite_without_memory_statistics()
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
