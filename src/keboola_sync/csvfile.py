@@ -2,11 +2,11 @@
 
 Why one pass: files can be many GB and the network, not the CPU, should set the pace of a load. Reading
 the file once, in 4 MiB chunks, keeps memory flat whatever the size and lets the expensive parts
-overlap: the gzip compression (python-isal, which releases the GIL) runs on worker threads while the
-main thread hashes (hashlib releases the GIL on large buffers too) and validates UTF-8
-(`bytes.isascii()` skips decoding for pure-ASCII chunks). Compression is split into chunk-sized deflate
-blocks, each primed with the previous 32 KiB, as pigz does: one ordinary gzip member, compressed on as
-many cores as the machine has (see `_ParallelGzip`).
+overlap: the main thread only reads and validates UTF-8 (`bytes.isascii()` skips decoding for
+pure-ASCII chunks); the gzip compression (python-isal, which releases the GIL) runs on worker threads,
+and the spool writer hashes each chunk as it writes it (hashlib releases the GIL on large buffers too).
+Compression is split into chunk-sized deflate blocks, each primed with the previous 32 KiB, as pigz does:
+one ordinary gzip member, compressed on as many cores as the machine has (see `_ParallelGzip`).
 
 Why the checks: everything we can catch here is cheaper and clearer than a Keboola job error minutes
 later. A bad file raises `InvalidFile(display_path, problem, fix)`; a file that changed while we read
@@ -44,7 +44,6 @@ from keboola_sync.layout import MAX_COLUMN_NAME, sanitize_column_name, sanitize_
 # fewer waits; memory stays flat at a few chunks whatever the file size.
 CHUNK_SIZE = 4 << 20
 UTF8_SLICE = 64 << 10  # see _Utf8Validator.feed
-SHA_SLICE = 1 << 20  # a multiple of UTF8_SLICE
 # Excel writes (and reads) a first line `sep=;` naming the delimiter; Keboola would take it as the header.
 EXCEL_SEP_LINE = re.compile(rb"^sep=.?\r?\n", re.IGNORECASE)
 QUEUE_CHUNKS = 3  # chunks buffered between the reader and the compressor (bounds memory at ~12 MiB)
@@ -221,7 +220,7 @@ def _read_and_check(
             if not chunk:
                 break
             if sink is not None:
-                sink.put(chunk)  # compress/copy in the worker while we hash and validate here
+                sink.put(chunk)  # hashed, compressed and written on other threads while we validate here
             if index == 0:
                 _check_magic(chunk, display_path)
             utf8.feed(chunk, total, None if sink is not None else sha)
@@ -327,20 +326,17 @@ class _Utf8Validator:
         self._display = display_path
 
     def feed(self, chunk: bytes, offset: int, sha: hashlib._Hash | None) -> None:
-        """Validate `chunk` (at `offset` in the file) and add it to `sha`, if given."""
+        """Validate `chunk` (at `offset` in the file) and add it to `sha`, if given (when no spool writer
+        hashes it on its own thread)."""
         if b"\x00" in chunk:
             self._fail_nul(offset + chunk.index(b"\x00"))
+        if sha is not None:
+            sha.update(chunk)
         if not self._decoder.getstate()[0] and chunk.isascii():
-            if sha is not None:
-                sha.update(chunk)  # pure ASCII is valid UTF-8: skip the decode
-            return
+            return  # pure ASCII is valid UTF-8: skip the decode
         # Slices of 64 KiB: a big decode builds a big str through mmap (page faults); small ones reuse
-        # heap memory and run about twice as fast, and ASCII slices are skipped. The hash is fed per
-        # 1 MiB between the decodes: each update releases the GIL, so the compressor thread never
-        # waits long for it, while few enough handoffs stay cheap on a busy machine.
+        # heap memory and run about twice as fast, and ASCII slices are skipped.
         for start in range(0, len(chunk), UTF8_SLICE):
-            if sha is not None and start % SHA_SLICE == 0:
-                sha.update(chunk[start : start + SHA_SLICE])
             piece = chunk[start : start + UTF8_SLICE]
             pending = self._decoder.getstate()[0]
             if not pending and piece.isascii():
@@ -752,7 +748,6 @@ class _SpoolWriter:
         self.spool_dir = spool_dir
         self.stem = stem
         self.gzipped = gzipped
-        self.level = level
         self._gzip = _ParallelGzip(level, threads) if gzipped else None
         self.sha = hashlib.sha256()  # of the chunks as they come, i.e. of the source file
         # Each entry: the chunk, and (gzip) the future of its compressed block, already running.
