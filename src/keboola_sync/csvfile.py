@@ -807,40 +807,35 @@ class _SpoolWriter:
             self._gzip.close()
 
     def _work(self) -> None:
-        """Writes blocks in file order: a copied chunk as is, a compressed one when its future is done."""
+        """Writes blocks in file order: a copied chunk as is, a compressed one when its future is done.
+        After a failure it keeps draining the queue, so the reader never blocks on a dead worker."""
         gzip = self._gzip
-        try:
-            if gzip is not None:
-                self._write(gzip.header())
-        except BaseException as exc:
-            self._error = SpoolError(self.spool_dir, exc) if isinstance(exc, OSError) else exc
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            if self._error is not None:
-                continue  # keep draining so the reader never blocks on a dead worker
-            chunk, block = item
-            try:
-                self.sha.update(chunk)
-                if block is not None and gzip is not None:
-                    gzip.account(chunk)
-                    data = block.result()
-                else:
-                    data = chunk
-                if data:
-                    self._write(data)
-            except OSError as exc:  # re-raised in the reader's thread
-                self._error = SpoolError(self.spool_dir, exc)
-            except BaseException as exc:
-                self._error = exc
+        if gzip is not None:
+            self._guarded(self._write, gzip.header())
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                self._guarded(self._put_block, *item)
         if gzip is not None and self._error is None:
-            try:
-                self._write(gzip.trailer())
-            except OSError as exc:
-                self._error = SpoolError(self.spool_dir, exc)
-            except BaseException as exc:
-                self._error = exc
+            self._guarded(self._write, gzip.trailer())
+
+    def _put_block(self, chunk: bytes, block: Future[bytes] | None) -> None:
+        self.sha.update(chunk)
+        if block is not None and self._gzip is not None:
+            self._gzip.account(chunk)
+            data = block.result()
+        else:
+            data = chunk
+        if data:
+            self._write(data)
+
+    def _guarded(self, step: Callable[..., None], *args: object) -> None:
+        """Runs one step of the worker; a failure is kept and re-raised in the reader's thread."""
+        try:
+            step(*args)
+        except OSError as exc:
+            self._error = SpoolError(self.spool_dir, exc)
+        except BaseException as exc:
+            self._error = exc
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
