@@ -249,9 +249,7 @@ def main() -> int:
         flavor = "ASCII-only" if args.ascii else "Czech (diacritics in every row)"
         floor_seconds = min(r["seconds"] for r in results["floor"])
         print()
-        print(
-            f"{'pass':<38} {'seconds':>8} {'MB/s':>7} {'x floor':>8} {'CPU s':>6} {'out MB':>7} {'peak RSS MB':>12}"
-        )
+        print(f"{'pass':<38} {'seconds':>8} {'MB/s':>7} {'x floor':>8} {'CPU s':>6} {'out MB':>7} {'peak RSS MB':>12}")
         for kind, label in kinds:
             best = min(results[kind], key=lambda r: r["seconds"])
             rss = max(r["peak_rss_mb"] for r in results[kind])

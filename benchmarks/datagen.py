@@ -15,24 +15,105 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADER = ("order_id,created_at,customer_id,customer_name,email,country,sku,product,quantity,unit_price,"
-          "currency,status,channel,note\n")
+HEADER = (
+    "order_id,created_at,customer_id,customer_name,email,country,sku,product,quantity,unit_price,"
+    "currency,status,channel,note\n"
+)
 BLOCK_BYTES = 1 << 20
 POOL_BLOCKS = 32
 
-_FIRST = ("Jana", "Petr", "Anna", "Tomas", "Eva", "Martin", "Lucie", "Jakub", "Olivia", "Liam", "Noah", "Emma",
-          "Sofia", "Lukas", "Mia", "Ben", "Chloe", "Mateo", "Aiko", "Ravi", "Zuzana", "Pavel", "Ines", "Omar")
-_LAST = ("Novak", "Svoboda", "Dvorak", "Smith", "Johnson", "Garcia", "Muller", "Rossi", "Tanaka", "Kumar",
-         "Horak", "Kral", "Nguyen", "Silva", "Kowalski", "Jensen", "Dubois", "Fischer", "Martin", "Brown")
+_FIRST = (
+    "Jana",
+    "Petr",
+    "Anna",
+    "Tomas",
+    "Eva",
+    "Martin",
+    "Lucie",
+    "Jakub",
+    "Olivia",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Sofia",
+    "Lukas",
+    "Mia",
+    "Ben",
+    "Chloe",
+    "Mateo",
+    "Aiko",
+    "Ravi",
+    "Zuzana",
+    "Pavel",
+    "Ines",
+    "Omar",
+)
+_LAST = (
+    "Novak",
+    "Svoboda",
+    "Dvorak",
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Muller",
+    "Rossi",
+    "Tanaka",
+    "Kumar",
+    "Horak",
+    "Kral",
+    "Nguyen",
+    "Silva",
+    "Kowalski",
+    "Jensen",
+    "Dubois",
+    "Fischer",
+    "Martin",
+    "Brown",
+)
 _COUNTRIES = ("CZ", "SK", "DE", "AT", "PL", "US", "GB", "FR", "NL", "ES", "IT", "JP", "IN", "BR", "CA")
-_PRODUCTS = ("Espresso beans 1kg", "Ceramic mug", "Pour-over kettle", "Burr grinder", "Milk jug 600ml",
-             "Paper filters (100)", "Cold brew bottle", "Tamper 58mm", "Scale with timer", "Gift card",
-             "Tea sampler", "Descaler", "Travel tumbler", "Moka pot 6-cup", "Knock box")
+_PRODUCTS = (
+    "Espresso beans 1kg",
+    "Ceramic mug",
+    "Pour-over kettle",
+    "Burr grinder",
+    "Milk jug 600ml",
+    "Paper filters (100)",
+    "Cold brew bottle",
+    "Tamper 58mm",
+    "Scale with timer",
+    "Gift card",
+    "Tea sampler",
+    "Descaler",
+    "Travel tumbler",
+    "Moka pot 6-cup",
+    "Knock box",
+)
 _STATUSES = ("paid", "paid", "paid", "shipped", "shipped", "delivered", "refunded", "cancelled", "pending")
 _CHANNELS = ("web", "web", "app", "marketplace", "store", "phone")
 _CURRENCIES = ("EUR", "CZK", "USD", "GBP")
-_WORDS = ("please", "gift", "wrap", "deliver", "after", "5pm", "leave", "at", "door", "call", "before",
-          "fragile", "invoice", "company", "VAT", "second", "floor", "ring", "twice", "thanks", "urgent")
+_WORDS = (
+    "please",
+    "gift",
+    "wrap",
+    "deliver",
+    "after",
+    "5pm",
+    "leave",
+    "at",
+    "door",
+    "call",
+    "before",
+    "fragile",
+    "invoice",
+    "company",
+    "VAT",
+    "second",
+    "floor",
+    "ring",
+    "twice",
+    "thanks",
+    "urgent",
+)
 
 
 @dataclass(frozen=True)
@@ -50,19 +131,24 @@ class _World:
         self.customers = []
         for number in range(20_000):
             first, last = rng.choice(_FIRST), rng.choice(_LAST)
-            self.customers.append(f"C{number + 100_000:07d},{first} {last},"
-                                  f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@example.com,"
-                                  f"{rng.choice(_COUNTRIES)}")
-        self.products = [f"SKU-{rng.randint(1000, 9999)}-{rng.choice('ABCDEFGH')},{rng.choice(_PRODUCTS)}"
-                         for _ in range(400)]
+            self.customers.append(
+                f"C{number + 100_000:07d},{first} {last},"
+                f"{first.lower()}.{last.lower()}{rng.randint(1, 999)}@example.com,"
+                f"{rng.choice(_COUNTRIES)}"
+            )
+        self.products = [
+            f"SKU-{rng.randint(1000, 9999)}-{rng.choice('ABCDEFGH')},{rng.choice(_PRODUCTS)}" for _ in range(400)
+        ]
         self.prices = [rng.randint(99, 99_999) / 100 for _ in self.products]
 
 
 def _order(rng: random.Random, world: _World, order_id: int, when: int) -> str:
     """One order: one to four order lines sharing the order id, time, customer and status."""
     day, second = divmod(when, 86_400)
-    stamp = f"2026-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:" \
-            f"{second % 60:02d}Z"
+    stamp = (
+        f"2026-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:"
+        f"{second % 60:02d}Z"
+    )
     customer = rng.choice(world.customers)
     status, channel, currency = rng.choice(_STATUSES), rng.choice(_CHANNELS), rng.choice(_CURRENCIES)
     note = ""
@@ -71,8 +157,10 @@ def _order(rng: random.Random, world: _World, order_id: int, when: int) -> str:
     lines = []
     for _ in range(rng.choice((1, 1, 1, 2, 2, 3, 4))):
         item = rng.randrange(len(world.products))
-        lines.append(f"{order_id},{stamp},{customer},{world.products[item]},{rng.randint(1, 6)},"
-                     f"{world.prices[item]:.2f},{currency},{status},{channel},{note}\n")
+        lines.append(
+            f"{order_id},{stamp},{customer},{world.products[item]},{rng.randint(1, 6)},"
+            f"{world.prices[item]:.2f},{currency},{status},{channel},{note}\n"
+        )
     return "".join(lines)
 
 

@@ -57,16 +57,23 @@ class Emu:
 
 def start_emulator(extra: list[str]) -> Emu:
     log = open(Path(tempfile.gettempdir()) / "keboola-emulator-bench.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "keboola_emulator", "--port", "0", "--token", TOKEN, *extra],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keboola_emulator", "--port", "0", "--token", TOKEN, *extra],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.startswith("READY "):
         raise SystemExit(f"emulator did not start: {line!r} (see {log.name})")
     parts = dict(p.split("=", 1) for p in line.split()[1:])
     os.environ["AWS_ENDPOINT_URL_S3"] = parts["s3"]
-    for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(key, value)
     return Emu(proc, parts["api"], parts["s3"])
 
@@ -116,7 +123,8 @@ class Tally:
         if response is not None:
             text += " " + response.text[:300]
         injected = any(m in text for m in INJECTED_MARKERS) or (
-            drops_possible and isinstance(exc, requests.ConnectionError))
+            drops_possible and isinstance(exc, requests.ConnectionError)
+        )
         with self.lock:
             if injected:
                 self.injected[op] += 1
@@ -170,15 +178,20 @@ def client_loop(index: int, emu: Emu, deadline: float, tally: Tally, workdir: Pa
 
     while time.monotonic() < deadline and not timed("setup", setup):
         pass
-    ops = [("verify", 10, lambda: client.tokens.verify()),
-           ("bucket_detail", 10, lambda: client.buckets.detail(bucket_id)),
-           ("table_detail", 15, lambda: client.tables.detail(table_id)),
-           ("tables_list", 5, lambda: client.tables.list(include=["columns"])),
-           ("preview", 15, lambda: client.tables.preview(table_id)),
-           ("jobs_list", 5, lambda: client.jobs.list()),
-           ("files_list", 5, lambda: client.files.list(limit=10)),
-           ("upload_and_load", 10, lambda: (write_csv(rnd.randint(10, 2000)),
-                                            client.tables.load(table_id, str(csv_path)))[1])]
+    ops = [
+        ("verify", 10, lambda: client.tokens.verify()),
+        ("bucket_detail", 10, lambda: client.buckets.detail(bucket_id)),
+        ("table_detail", 15, lambda: client.tables.detail(table_id)),
+        ("tables_list", 5, lambda: client.tables.list(include=["columns"])),
+        ("preview", 15, lambda: client.tables.preview(table_id)),
+        ("jobs_list", 5, lambda: client.jobs.list()),
+        ("files_list", 5, lambda: client.files.list(limit=10)),
+        (
+            "upload_and_load",
+            10,
+            lambda: (write_csv(rnd.randint(10, 2000)), client.tables.load(table_id, str(csv_path)))[1],
+        ),
+    ]
     names = [o[0] for o in ops]
     weights = [o[1] for o in ops]
     fns = {o[0]: o[2] for o in ops}
@@ -189,9 +202,14 @@ def client_loop(index: int, emu: Emu, deadline: float, tally: Tally, workdir: Pa
 
 def run_load(args: argparse.Namespace) -> bool:
     fault_args = []
-    for flag, value in (("--fail-rate", args.fail_rate), ("--rate-limit-rate", args.rate_limit_rate),
-                        ("--drop-rate", args.drop_rate), ("--latency-ms", args.latency_ms),
-                        ("--fail-jobs", args.fail_jobs), ("--lost-response-rate", args.lost_response_rate)):
+    for flag, value in (
+        ("--fail-rate", args.fail_rate),
+        ("--rate-limit-rate", args.rate_limit_rate),
+        ("--drop-rate", args.drop_rate),
+        ("--latency-ms", args.latency_ms),
+        ("--fail-jobs", args.fail_jobs),
+        ("--lost-response-rate", args.lost_response_rate),
+    ):
         if value:
             fault_args += [flag, str(value)]
     emu = start_emulator(fault_args)
@@ -200,10 +218,14 @@ def run_load(args: argparse.Namespace) -> bool:
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="emulator-load-") as tmp:
         deadline = time.monotonic() + args.seconds
-        threads = [threading.Thread(target=client_loop, args=(i, emu, deadline, tally, Path(tmp),
-                                                               args.drop_rate > 0 or args.lost_response_rate > 0),
-                                daemon=True)
-                   for i in range(args.clients)]
+        threads = [
+            threading.Thread(
+                target=client_loop,
+                args=(i, emu, deadline, tally, Path(tmp), args.drop_rate > 0 or args.lost_response_rate > 0),
+                daemon=True,
+            )
+            for i in range(args.clients)
+        ]
         started = time.monotonic()
         for t in threads:
             t.start()
@@ -215,24 +237,33 @@ def run_load(args: argparse.Namespace) -> bool:
     code = emu.stop()
 
     total = sum(tally.ops.values())
-    print(f"\nLoad: {args.clients} clients x {args.seconds:.0f} s (ran {elapsed:.1f} s), faults: "
-          f"{' '.join(fault_args) or 'none'}")
+    print(
+        f"\nLoad: {args.clients} clients x {args.seconds:.0f} s (ran {elapsed:.1f} s), faults: "
+        f"{' '.join(fault_args) or 'none'}"
+    )
     print(f"{'operation':<18}{'ok':>8}{'injected err':>14}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
     for op in sorted(set(tally.ops) | set(tally.injected)):
         lat = sorted(tally.latencies.get(op, [0.0]))
         p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-        print(f"{op:<18}{tally.ops[op]:>8}{tally.injected[op]:>14}{statistics.median(lat) * 1000:>10.1f}"
-              f"{p95 * 1000:>10.1f}{lat[-1] * 1000:>10.1f}")
+        print(
+            f"{op:<18}{tally.ops[op]:>8}{tally.injected[op]:>14}{statistics.median(lat) * 1000:>10.1f}"
+            f"{p95 * 1000:>10.1f}{lat[-1] * 1000:>10.1f}"
+        )
     print(f"{'total':<18}{total:>8}{sum(tally.injected.values()):>14}   ({total / elapsed:.1f} ok ops/s)")
     print(f"\n{'metric':<44}{'value':>14}{'target':>12}")
-    rows = [("non-injected errors", len(tally.real_errors), "0"),
-            ("emulator peak RSS (MB)", f"{peak / 1e6:.1f}", "< 150"),
-            ("API requests served", sum(stats["requests"].values()), ""),
-            ("jobs run", sum(stats["jobs"].values()), ""),
-            ("S3 bytes uploaded", stats["s3_put_bytes"], ""),
-            ("faults injected (emulator count, w/o latency)",
-             sum(v for k, v in stats["faults_injected"].items() if k != "latency"), ""),
-            ("emulator exit code after SIGTERM", code, "0")]
+    rows = [
+        ("non-injected errors", len(tally.real_errors), "0"),
+        ("emulator peak RSS (MB)", f"{peak / 1e6:.1f}", "< 150"),
+        ("API requests served", sum(stats["requests"].values()), ""),
+        ("jobs run", sum(stats["jobs"].values()), ""),
+        ("S3 bytes uploaded", stats["s3_put_bytes"], ""),
+        (
+            "faults injected (emulator count, w/o latency)",
+            sum(v for k, v in stats["faults_injected"].items() if k != "latency"),
+            "",
+        ),
+        ("emulator exit code after SIGTERM", code, "0"),
+    ]
     for name, value, target in rows:
         print(f"{name:<44}{value!s:>14}{target:>12}")
     for line in tally.real_errors[:20]:
@@ -249,8 +280,10 @@ def generate_csv(path: Path, megabytes: float) -> int:
     with open(path, "w", buffering=1 << 20) as f:
         f.write("id,name,date,amount,note,country\n")
         while size < target:
-            chunk = "".join(f'{i},"customer {i}",2026-11-{i % 28 + 1:02d},{i % 1000}.{i % 100:02d},'
-                            f'"free text, with a comma",DE\n' for i in range(rows, rows + 10_000))
+            chunk = "".join(
+                f'{i},"customer {i}",2026-11-{i % 28 + 1:02d},{i % 1000}.{i % 100:02d},"free text, with a comma",DE\n'
+                for i in range(rows, rows + 10_000)
+            )
             f.write(chunk)
             size += len(chunk)
             rows += 10_000
@@ -285,9 +318,13 @@ def run_import(args: argparse.Namespace) -> bool:
             params = prepared["uploadParams"]
             s3 = boto3.client("s3", region_name="us-east-1")
             started = time.monotonic()
-            s3.upload_file(str(path), params["bucket"], params["key"],
-                           Config=TransferConfig(multipart_chunksize=args.part_mb * 1024 * 1024),
-                           ExtraArgs={"ServerSideEncryption": params["x-amz-server-side-encryption"]})
+            s3.upload_file(
+                str(path),
+                params["bucket"],
+                params["key"],
+                Config=TransferConfig(multipart_chunksize=args.part_mb * 1024 * 1024),
+                ExtraArgs={"ServerSideEncryption": params["x-amz-server-side-encryption"]},
+            )
             results.append(("S3 multipart upload", time.monotonic() - started, size_mb, ""))
             return int(prepared["id"])
 
@@ -300,16 +337,25 @@ def run_import(args: argparse.Namespace) -> bool:
         sampler.start()
         headers = {"X-StorageApi-Token": TOKEN}
         for label, url, data in (
-            ("tables-async (create)", f"{emu.api}/v2/storage/buckets/{bucket_id}/tables-async",
-             {"name": "big", "dataFileId": file_id}),
-            ("import-async (full load)", f"{emu.api}/v2/storage/tables/{bucket_id}.big/import-async",
-             {"dataFileId": file_id, "incremental": 0}),
+            (
+                "tables-async (create)",
+                f"{emu.api}/v2/storage/buckets/{bucket_id}/tables-async",
+                {"name": "big", "dataFileId": file_id},
+            ),
+            (
+                "import-async (full load)",
+                f"{emu.api}/v2/storage/tables/{bucket_id}.big/import-async",
+                {"dataFileId": file_id, "incremental": 0},
+            ),
         ):
             started = time.monotonic()
             job = requests.post(url, data=data, headers=headers, timeout=120).json()
             job = wait_job(emu.api, job["id"])
-            detail = job.get("error", {}).get("message", "") if job["status"] == "error" else (
-                f"{job['results'].get('totalRowsCount', job['results'].get('rowsCount', ''))} rows")
+            detail = (
+                job.get("error", {}).get("message", "")
+                if job["status"] == "error"
+                else (f"{job['results'].get('totalRowsCount', job['results'].get('rowsCount', ''))} rows")
+            )
             results.append((label, time.monotonic() - started, size_mb, f"{job['status']} {detail}"))
         peak = sampler.stop()
         emu.stop()
@@ -317,8 +363,10 @@ def run_import(args: argparse.Namespace) -> bool:
     print(f"{'step':<28}{'seconds':>10}{'MB/s':>10}  result")
     for label, seconds, mb, note in results:
         print(f"{label:<28}{seconds:>10.1f}{mb / seconds:>10.1f}  {note}")
-    print(f"emulator RSS: peak during the upload {upload_peak / 1e6:.0f} MB, after it {rss_before_jobs / 1e6:.0f} MB, "
-          f"peak during the load jobs {peak / 1e6:.0f} MB")
+    print(
+        f"emulator RSS: peak during the upload {upload_peak / 1e6:.0f} MB, after it {rss_before_jobs / 1e6:.0f} MB, "
+        f"peak during the load jobs {peak / 1e6:.0f} MB"
+    )
     return all("error" not in r[3] for r in results)
 
 

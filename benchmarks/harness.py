@@ -36,12 +36,21 @@ __all__ = ["Daemon", "Emulator", "LogTail", "RssSampler", "bench_daemon", "emula
 PRODUCTION: dict[str, dict[str, Any]] = {
     "keboola": {"request_timeout_seconds": 60, "job_timeout_seconds": 3600, "job_poll_max_seconds": 5},
     "watch": {"stable_seconds": 2, "rescan_seconds": 300, "polling_interval_seconds": 2, "observer": "auto"},
-    "upload": {"gzip_threshold_mb": 50, "gzip_level": 1, "concurrency": 4, "multipart_threshold_mb": 64,
-               "multipart_chunk_mb": 16, "multipart_concurrency": 4},
-    "retry": {"max_attempts": 8, "initial_backoff_seconds": 1, "max_backoff_seconds": 60,
-              "failed_retry_seconds": 300},
-    "daemon": {"shutdown_timeout_seconds": 30, "heartbeat_seconds": 10, "health_max_age_seconds": 60,
-               "keboola_max_silence_seconds": 900},
+    "upload": {
+        "gzip_threshold_mb": 50,
+        "gzip_level": 1,
+        "concurrency": 4,
+        "multipart_threshold_mb": 64,
+        "multipart_chunk_mb": 16,
+        "multipart_concurrency": 4,
+    },
+    "retry": {"max_attempts": 8, "initial_backoff_seconds": 1, "max_backoff_seconds": 60, "failed_retry_seconds": 300},
+    "daemon": {
+        "shutdown_timeout_seconds": 30,
+        "heartbeat_seconds": 10,
+        "health_max_age_seconds": 60,
+        "keboola_max_silence_seconds": 900,
+    },
     "logging": {"level": "INFO", "console": False, "progress_seconds": 5},
 }
 
@@ -135,8 +144,9 @@ class LogTail:
         self.lines.extend(new)
         return new
 
-    def wait(self, predicate: Callable[[str], bool], timeout: float, what: str,
-             alive: Callable[[], bool] | None = None) -> str:
+    def wait(
+        self, predicate: Callable[[str], bool], timeout: float, what: str, alive: Callable[[], bool] | None = None
+    ) -> str:
         """The first new line matching `predicate` (polled every 10 ms; AssertionError on timeout)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -150,8 +160,10 @@ class LogTail:
             threading.Event().wait(0.01)
 
 
-LOAD_LINE = re.compile(r"(created|loaded) (\S+) -> (\S+): (\S+) rows, ([\d.]+) MB(?:, gzip ([\d.]+) MB)?, "
-                       r"([\d.]+) s, ([\d.]+) MB/s")
+LOAD_LINE = re.compile(
+    r"(created|loaded) (\S+) -> (\S+): (\S+) rows, ([\d.]+) MB(?:, gzip ([\d.]+) MB)?, "
+    r"([\d.]+) s, ([\d.]+) MB/s"
+)
 
 
 @dataclass(frozen=True)
@@ -173,8 +185,16 @@ def parse_load_line(line: str) -> LoadLine | None:
     if not m:
         return None
     rows = int(m.group(4)) if m.group(4).isdigit() else None
-    return LoadLine(m.group(1), m.group(2), m.group(3), rows, float(m.group(5)),
-                    float(m.group(6)) if m.group(6) else None, float(m.group(7)), float(m.group(8)))
+    return LoadLine(
+        m.group(1),
+        m.group(2),
+        m.group(3),
+        rows,
+        float(m.group(5)),
+        float(m.group(6)) if m.group(6) else None,
+        float(m.group(7)),
+        float(m.group(8)),
+    )
 
 
 def jobs_of(emu: Emulator, page: int = 1000) -> list[dict[str, Any]]:
@@ -227,11 +247,21 @@ def machine() -> dict[str, Any]:
 
 def _git_head() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         # The daemon runs from the working tree: say when src/ differs from the commit.
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         return out.stdout.strip() + (" (src/ modified)" if dirty else "")
     except OSError:
         return "unknown"

@@ -87,8 +87,9 @@ def _cpu(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def run_daemon_once(tmp: Path, emu: Emulator, data: Generated, *, sample_rss: bool = False,
-                    timeout: float = 7200) -> dict[str, Any]:
+def run_daemon_once(
+    tmp: Path, emu: Emulator, data: Generated, *, sample_rss: bool = False, timeout: float = 7200
+) -> dict[str, Any]:
     """`sync --once` on a folder holding only `sales/orders.csv` (hard-linked from the generated file).
     Returns seconds, phases, the daemon's own load line and (optionally) the peak RSS."""
     daemon = bench_daemon(tmp, emu)
@@ -97,8 +98,9 @@ def run_daemon_once(tmp: Path, emu: Emulator, data: Generated, *, sample_rss: bo
     target.hardlink_to(data.path)
     phases = PhaseWatcher(emu)
     wall_start = time.time()
-    proc = subprocess.Popen(daemon.command("sync", "--once"), env=daemon.env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        daemon.command("sync", "--once"), env=daemon.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     phases.watch(proc.pid)
     sampler = RssSampler(proc.pid) if sample_rss else None
     if sampler:
@@ -183,19 +185,47 @@ def bench_capped(work: Path, data: Generated, mbps: float = 100) -> list[Result]
     sdk_up, ours_up = sdk["upload_done_s"], ours["upload_done_s"] or ours["seconds"]
     up_ratio = sdk_up / ours_up
     size = f"{data.size / MB:.0f} MB CSV, S3 capped at {mbps:.0f} Mbit/s"
-    details = {"ours": ours, "sdk": sdk, "file_mb": data.size / MB,
-               "compression_ratio": round(data.size / MB / ours["upload_mb"], 2) if ours["upload_mb"] else None}
+    details = {
+        "ours": ours,
+        "sdk": sdk,
+        "file_mb": data.size / MB,
+        "compression_ratio": round(data.size / MB / ours["upload_mb"], 2) if ours["upload_mb"] else None,
+    }
     return [
-        Result(1, f"{size}: saved -> table loaded", "s", ours["seconds"], sdk["seconds"],
-               "kbcstorage, plain PUT", ratio, ">= 4x faster", ratio >= 4, details=details,
-               notes=[f"the emulator's import job took {ours['job_s'] or 0:.0f} s (ours) / {sdk['job_s'] or 0:.0f} s "
-                      "(SDK) of that: the same for both, it caps this ratio",
-                      f"gzip shrank the upload {data.size / MB:.0f} -> {ours['upload_mb'] or 0:.0f} MB "
-                      f"({details['compression_ratio']}x)"]),
-        Result(1, f"{size}: start -> uploaded, import submitted", "s", ours_up, sdk_up, "kbcstorage, plain PUT",
-               up_ratio, ">= 4x faster", up_ratio >= 4, details=details,
-               notes=[f"ours: the load starts {ours['load_start_s'] or 0:.1f} s after the process, files/prepare at "
-                      f"{ours['pass_done_s'] or 0:.1f} s, import submitted at {ours_up:.1f} s"]),
+        Result(
+            1,
+            f"{size}: saved -> table loaded",
+            "s",
+            ours["seconds"],
+            sdk["seconds"],
+            "kbcstorage, plain PUT",
+            ratio,
+            ">= 4x faster",
+            ratio >= 4,
+            details=details,
+            notes=[
+                f"the emulator's import job took {ours['job_s'] or 0:.0f} s (ours) / {sdk['job_s'] or 0:.0f} s "
+                "(SDK) of that: the same for both, it caps this ratio",
+                f"gzip shrank the upload {data.size / MB:.0f} -> {ours['upload_mb'] or 0:.0f} MB "
+                f"({details['compression_ratio']}x)",
+            ],
+        ),
+        Result(
+            1,
+            f"{size}: start -> uploaded, import submitted",
+            "s",
+            ours_up,
+            sdk_up,
+            "kbcstorage, plain PUT",
+            up_ratio,
+            ">= 4x faster",
+            up_ratio >= 4,
+            details=details,
+            notes=[
+                f"ours: the load starts {ours['load_start_s'] or 0:.1f} s after the process, files/prepare at "
+                f"{ours['pass_done_s'] or 0:.1f} s, import submitted at {ours_up:.1f} s"
+            ],
+        ),
     ]
 
 
@@ -218,22 +248,55 @@ def bench_uncapped(work: Path, data: Generated) -> list[Result]:
     size = f"{data.size / MB:.0f} MB CSV, no cap"
     details = {"ours": ours, "floor_s": floor, "floor_mb_per_s": data.size / MB / floor}
     return [
-        Result(2, f"{size}: saved -> table loaded", "s", ours["seconds"], floor, "read + isal-compress",
-               ratio, "<= 1.3x the floor", ratio <= 1.3, details=details,
-               notes=[f"the emulator's import job took {ours['job_s'] or 0:.0f} s of {ours['seconds']:.1f} s; "
-                      f"the load started {ours['load_start_s'] or 0:.1f} s after the process did",
-                      f"the daemon's load line says {ours['daemon_line_s'] or 0:.1f} s (pass + upload + job)"]),
-        Result(2, f"{size}: load start -> uploaded, import submitted", "s", own, floor, "read + isal-compress",
-               own_ratio, "<= 1.3x the floor", own_ratio is not None and own_ratio <= 1.3, details=details,
-               notes=[f"files/prepare came {pass_s:.1f} s after the load started (the end of the pass when the "
-                      "upload follows it; just after the header check when the upload overlaps the pass)",
-                      f"CPU by the import's submission: daemon {ours['daemon_cpu_s']:.1f} s (start-up included), "
-                      f"emulator {ours['emulator_cpu_s']:.1f} s (S3 ingest of {ours['upload_mb'] or 0:.0f} MB: "
-                      f"MD5 per part, temp files), on {os.cpu_count()} cores"]),
-        Result(2, f"{size}: the streaming pass alone (check, hash, gzip to spool)", "s", pass_alone, floor,
-               "read + isal-compress", pass_alone / floor, "<= 1.3x the floor", pass_alone / floor <= 1.3,
-               details={"pass_alone_s": pass_alone, "floor_s": floor},
-               notes=["csvfile.inspect_and_spool in its own process (benchmarks/csv_pass.py), best of 2"]),
+        Result(
+            2,
+            f"{size}: saved -> table loaded",
+            "s",
+            ours["seconds"],
+            floor,
+            "read + isal-compress",
+            ratio,
+            "<= 1.3x the floor",
+            ratio <= 1.3,
+            details=details,
+            notes=[
+                f"the emulator's import job took {ours['job_s'] or 0:.0f} s of {ours['seconds']:.1f} s; "
+                f"the load started {ours['load_start_s'] or 0:.1f} s after the process did",
+                f"the daemon's load line says {ours['daemon_line_s'] or 0:.1f} s (pass + upload + job)",
+            ],
+        ),
+        Result(
+            2,
+            f"{size}: load start -> uploaded, import submitted",
+            "s",
+            own,
+            floor,
+            "read + isal-compress",
+            own_ratio,
+            "<= 1.3x the floor",
+            own_ratio is not None and own_ratio <= 1.3,
+            details=details,
+            notes=[
+                f"files/prepare came {pass_s:.1f} s after the load started (the end of the pass when the "
+                "upload follows it; just after the header check when the upload overlaps the pass)",
+                f"CPU by the import's submission: daemon {ours['daemon_cpu_s']:.1f} s (start-up included), "
+                f"emulator {ours['emulator_cpu_s']:.1f} s (S3 ingest of {ours['upload_mb'] or 0:.0f} MB: "
+                f"MD5 per part, temp files), on {os.cpu_count()} cores",
+            ],
+        ),
+        Result(
+            2,
+            f"{size}: the streaming pass alone (check, hash, gzip to spool)",
+            "s",
+            pass_alone,
+            floor,
+            "read + isal-compress",
+            pass_alone / floor,
+            "<= 1.3x the floor",
+            pass_alone / floor <= 1.3,
+            details={"pass_alone_s": pass_alone, "floor_s": floor},
+            notes=["csvfile.inspect_and_spool in its own process (benchmarks/csv_pass.py), best of 2"],
+        ),
     ]
 
 
@@ -243,10 +306,19 @@ def bench_rss(work: Path, data: Generated, limit_mb: float = 120) -> Result:
         ours = run_daemon_once(work / "b3-daemon", emu, data, sample_rss=True)
     peak = ours["peak_rss_mb"]
     return Result(
-        3, f"peak RSS loading a {data.size / MB:.0f} MB CSV", "MB", peak, None, "", None,
-        f"< {limit_mb:.0f} MB", peak is not None and peak < limit_mb, details={"ours": ours},
-        notes=[f"{ours['rss_samples']} samples every 50 ms over {ours['seconds']:.0f} s (daemon + children, "
-               "psutil RSS)"],
+        3,
+        f"peak RSS loading a {data.size / MB:.0f} MB CSV",
+        "MB",
+        peak,
+        None,
+        "",
+        None,
+        f"< {limit_mb:.0f} MB",
+        peak is not None and peak < limit_mb,
+        details={"ours": ours},
+        notes=[
+            f"{ours['rss_samples']} samples every 50 ms over {ours['seconds']:.0f} s (daemon + children, psutil RSS)"
+        ],
     )
 
 

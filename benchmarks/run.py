@@ -41,10 +41,8 @@ class Sizes:
     dropped_files: int  # benchmark 6
 
 
-FULL = Sizes(big_mb=1000, huge_mb=5000, latency_samples=30, unchanged_files=10_000, idle_seconds=20,
-             dropped_files=1000)
-QUICK = Sizes(big_mb=100, huge_mb=500, latency_samples=10, unchanged_files=1000, idle_seconds=10,
-              dropped_files=300)
+FULL = Sizes(big_mb=1000, huge_mb=5000, latency_samples=30, unchanged_files=10_000, idle_seconds=20, dropped_files=1000)
+QUICK = Sizes(big_mb=100, huge_mb=500, latency_samples=10, unchanged_files=1000, idle_seconds=10, dropped_files=300)
 
 
 def _plan(sizes: Sizes, work: Path) -> dict[int, Callable[[], Result | list[Result]]]:
@@ -82,8 +80,9 @@ def _table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="scaled-down sizes (a few minutes in total)")
-    p.add_argument("--only", type=int, action="append", choices=range(1, 7), metavar="N",
-                   help="run only benchmark N (repeatable)")
+    p.add_argument(
+        "--only", type=int, action="append", choices=range(1, 7), metavar="N", help="run only benchmark N (repeatable)"
+    )
     p.add_argument("--work", type=Path, default=None, help="where to generate data (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the generated data")
     args = p.parse_args(argv)
@@ -93,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if REPO in work.resolve().parents or work.resolve() == REPO:
         p.error("--work must be outside the repository (generated data is never committed)")
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM, Python {info['python']}, "
-          f"{info['os']}, load {info['load_at_start']}, commit {info['git']}")
+    print(
+        f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM, Python {info['python']}, "
+        f"{info['os']}, load {info['load_at_start']}, commit {info['git']}"
+    )
     print(f"mode: {'quick' if args.quick else 'full'} {asdict(sizes)}; data in {work}", flush=True)
     plan = _plan(sizes, work)
     results: list[Result] = []
@@ -108,27 +109,55 @@ def main(argv: list[str] | None = None) -> int:
                 batch = outcome if isinstance(outcome, list) else [outcome]
             except Exception as exc:  # one broken benchmark must not hide the others
                 traceback.print_exc()
-                batch = [Result(number, f"benchmark {number}", "", None, None, "", None, "", None,
-                                error=f"{type(exc).__name__}: {exc}")]
+                batch = [
+                    Result(
+                        number,
+                        f"benchmark {number}",
+                        "",
+                        None,
+                        None,
+                        "",
+                        None,
+                        "",
+                        None,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                ]
             for result in batch:
                 results.append(result)
-                print(f"[{number}] {result.verdict} after {time.monotonic() - t0:.0f} s: {result.name}: "
-                      f"ours {fmt(result.ours, result.unit)}" + "".join(f"\n    - {n}" for n in result.notes)
-                      + (f"\n    ! {result.error}" if result.error else ""), flush=True)
+                print(
+                    f"[{number}] {result.verdict} after {time.monotonic() - t0:.0f} s: {result.name}: "
+                    f"ours {fmt(result.ours, result.unit)}"
+                    + "".join(f"\n    - {n}" for n in result.notes)
+                    + (f"\n    ! {result.error}" if result.error else ""),
+                    flush=True,
+                )
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(_table(results))
-    print(f"\ntotal {time.monotonic() - started:.0f} s; command: python benchmarks/run.py"
-          + (" --quick" if args.quick else "") + "".join(f" --only {n}" for n in (args.only or [])))
+    print(
+        f"\ntotal {time.monotonic() - started:.0f} s; command: python benchmarks/run.py"
+        + (" --quick" if args.quick else "")
+        + "".join(f" --only {n}" for n in (args.only or []))
+    )
     out_dir = REPO / "benchmarks" / "results"
     out_dir.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = out_dir / f"{stamp}{'-quick' if args.quick else ''}.json"
-    out.write_text(json.dumps({"machine": info, "mode": "quick" if args.quick else "full", "sizes": asdict(sizes),
-                               "results": [asdict(r) | {"verdict": r.verdict} for r in results]},
-                              indent=2, default=str))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "mode": "quick" if args.quick else "full",
+                "sizes": asdict(sizes),
+                "results": [asdict(r) | {"verdict": r.verdict} for r in results],
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"JSON: {out}")
     return 0 if all(r.passed for r in results) else 1
 

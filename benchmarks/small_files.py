@@ -63,8 +63,9 @@ def bench_latency(work: Path, samples: int, size: int = 1_000_000) -> Result:
                 with open(path, "wb") as handle:  # an in-place save, as most editors and exports do
                     handle.write(data)
                 saved = time.monotonic()
-                tail.wait(lambda line: "latency/orders.csv" in _loads([line]), 120, f"load {i}",
-                          alive=lambda: daemon.alive)
+                tail.wait(
+                    lambda line: "latency/orders.csv" in _loads([line]), 120, f"load {i}", alive=lambda: daemon.alive
+                )
                 took = time.monotonic() - saved
                 if i == 0:
                     first = took  # bucket and table creation: reported apart
@@ -78,13 +79,27 @@ def bench_latency(work: Path, samples: int, size: int = 1_000_000) -> Result:
     median = statistics.median(times)
     target = stable + 1
     return Result(
-        4, f"latency of a 1 MB file, saved -> loaded ({samples} saves)", "s", median, None, "", None,
-        f"median <= stable_seconds + 1 = {target:.0f} s", median <= target,
-        details={"samples_s": [round(t, 3) for t in times], "first_create_s": first, "stable_seconds": stable,
-                 "p90_s": sorted(times)[int(0.9 * (len(times) - 1))], "max_s": max(times)},
-        notes=[f"min {min(times):.2f} s, p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.2f} s, max "
-               f"{max(times):.2f} s; of which {stable:.0f} s is the stable_seconds wait by design; first save "
-               f"(bucket + table creation) {first:.2f} s"],
+        4,
+        f"latency of a 1 MB file, saved -> loaded ({samples} saves)",
+        "s",
+        median,
+        None,
+        "",
+        None,
+        f"median <= stable_seconds + 1 = {target:.0f} s",
+        median <= target,
+        details={
+            "samples_s": [round(t, 3) for t in times],
+            "first_create_s": first,
+            "stable_seconds": stable,
+            "p90_s": sorted(times)[int(0.9 * (len(times) - 1))],
+            "max_s": max(times),
+        },
+        notes=[
+            f"min {min(times):.2f} s, p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.2f} s, max "
+            f"{max(times):.2f} s; of which {stable:.0f} s is the stable_seconds wait by design; first save "
+            f"(bucket + table creation) {first:.2f} s"
+        ],
     )
 
 
@@ -114,8 +129,12 @@ def _restart_to_idle(daemon: Daemon) -> tuple[float, float]:
     assert daemon.proc is not None
     pid = daemon.proc.pid
     try:
-        wait_for(lambda: (h := _health(daemon)) is not None and h.get("pid") == pid and h.get("pending") == 0,
-                 timeout=120, interval=0.01, message="the first idle heartbeat")
+        wait_for(
+            lambda: (h := _health(daemon)) is not None and h.get("pid") == pid and h.get("pending") == 0,
+            timeout=120,
+            interval=0.01,
+            message="the first idle heartbeat",
+        )
     except AssertionError:
         daemon.stop()
         raise
@@ -133,8 +152,9 @@ def bench_unchanged(work: Path, count: int, idle_seconds: float) -> list[Result]
         seed_s = time.monotonic() - t0
         if seeded.returncode != 0:
             log = daemon.log() if daemon.log_file.parent.exists() else "(log folder gone)"
-            raise RuntimeError(f"seeding sync --once exited {seeded.returncode}: {seeded.stderr[-2000:]}\n"
-                               f"{log[-3000:]}")
+            raise RuntimeError(
+                f"seeding sync --once exited {seeded.returncode}: {seeded.stderr[-2000:]}\n{log[-3000:]}"
+            )
         before = emu.stats()
         if before["jobs"].get("tableCreate", 0) != count:
             raise RuntimeError(f"seeding ran {before['jobs']} jobs for {count} files")
@@ -165,22 +185,55 @@ def bench_unchanged(work: Path, count: int, idle_seconds: float) -> list[Result]
     jobs = sum(after["jobs"].values()) - sum(before["jobs"].values())
     api_calls = sum(after["requests"].values()) - sum(before["requests"].values())
     idle_pct = 100 * (cpu1 - cpu0) / (w1 - w0)
-    shared = {"files": count, "seed_sync_once_s": seed_s, "seed_files_per_s": count / seed_s,
-              "uploads_after_restart": uploads, "jobs_after_restart": jobs, "api_requests_after_restart": api_calls,
-              "startup_cpu_s": startup_cpu, "idle_window_s": w1 - w0, "idle_cpu_s": cpu1 - cpu0,
-              "get_tables_s": list_s, "tables_listed": listed}
+    shared = {
+        "files": count,
+        "seed_sync_once_s": seed_s,
+        "seed_files_per_s": count / seed_s,
+        "uploads_after_restart": uploads,
+        "jobs_after_restart": jobs,
+        "api_requests_after_restart": api_calls,
+        "startup_cpu_s": startup_cpu,
+        "idle_window_s": w1 - w0,
+        "idle_cpu_s": cpu1 - cpu0,
+        "get_tables_s": list_s,
+        "tables_listed": listed,
+    }
     return [
-        Result(5, f"restart over {count:,} unchanged CSVs in 100 folders -> idle", "s", to_idle, None, "", None,
-               "< 5 s, 0 uploads", to_idle < 5 and uploads == 0 and jobs == 0, details=shared,
-               notes=[f"{uploads} uploads, {jobs} jobs, {api_calls} API requests after two restarts; "
-                      f"start-up used {startup_cpu:.1f} s CPU (Python imports + stat of every file)",
-                      f"seeding them with sync --once took {seed_s:.0f} s ({count / seed_s:.0f} files/s)",
-                      f"GET /v2/storage/tables ({listed:,} tables), which a rescan sends to notice tables dropped in "
-                      f"Keboola, took {list_s:.1f} s when sent from the benchmark afterwards"]),
-        Result(5, f"idle CPU over {w1 - w0:.0f} s, nothing changing ({count:,} files)", "% core", idle_pct, None,
-               "", None, "< 1% of a core", idle_pct < 1, details=shared,
-               notes=[f"{cpu1 - cpu0:.3f} s CPU in {w1 - w0:.1f} s; a rescan (every watch.rescan_seconds = 300 s) is "
-                      "not inside this window: it is the stat pass of the start-up CPU above, spread over 300 s"]),
+        Result(
+            5,
+            f"restart over {count:,} unchanged CSVs in 100 folders -> idle",
+            "s",
+            to_idle,
+            None,
+            "",
+            None,
+            "< 5 s, 0 uploads",
+            to_idle < 5 and uploads == 0 and jobs == 0,
+            details=shared,
+            notes=[
+                f"{uploads} uploads, {jobs} jobs, {api_calls} API requests after two restarts; "
+                f"start-up used {startup_cpu:.1f} s CPU (Python imports + stat of every file)",
+                f"seeding them with sync --once took {seed_s:.0f} s ({count / seed_s:.0f} files/s)",
+                f"GET /v2/storage/tables ({listed:,} tables), which a rescan sends to notice tables dropped in "
+                f"Keboola, took {list_s:.1f} s when sent from the benchmark afterwards",
+            ],
+        ),
+        Result(
+            5,
+            f"idle CPU over {w1 - w0:.0f} s, nothing changing ({count:,} files)",
+            "% core",
+            idle_pct,
+            None,
+            "",
+            None,
+            "< 1% of a core",
+            idle_pct < 1,
+            details=shared,
+            notes=[
+                f"{cpu1 - cpu0:.3f} s CPU in {w1 - w0:.1f} s; a rescan (every watch.rescan_seconds = 300 s) is "
+                "not inside this window: it is the stat pass of the start-up CPU above, spread over 300 s"
+            ],
+        ),
     ]
 
 
@@ -226,8 +279,11 @@ def bench_dropped(work: Path, count: int, folders: int = 10) -> Result:
         for f in range(folders):
             (daemon.watch / f"drop{f:02d}").mkdir()  # buckets made at start, as the baseline's are
         _start(daemon, tail)
-        wait_for(lambda: emu.stats()["requests"].get("POST /v2/storage/buckets", 0) >= folders, timeout=60,
-                 message="the buckets")
+        wait_for(
+            lambda: emu.stats()["requests"].get("POST /v2/storage/buckets", 0) >= folders,
+            timeout=60,
+            message="the buckets",
+        )
         start = time.monotonic()
         for path in staged:
             os.replace(path, daemon.watch / path.parent.name / path.name)
@@ -254,9 +310,18 @@ def bench_dropped(work: Path, count: int, folders: int = 10) -> Result:
     ours = count / seconds
     ratio = ours / baseline
     return Result(
-        6, f"{count:,} small CSVs dropped at once: all loaded", "files/s", ours, baseline,
-        f"emulator alone, {concurrency} workers", ratio, ">= 0.8x the emulator", ratio >= 0.8,
+        6,
+        f"{count:,} small CSVs dropped at once: all loaded",
+        "files/s",
+        ours,
+        baseline,
+        f"emulator alone, {concurrency} workers",
+        ratio,
+        ">= 0.8x the emulator",
+        ratio >= 0.8,
         details={"seconds": seconds, "files": count, "concurrency": concurrency},
-        notes=[f"all {count} loaded in {seconds:.1f} s (includes the {daemon.config['watch']['stable_seconds']} s "
-               "stable_seconds wait before the first load)"],
+        notes=[
+            f"all {count} loaded in {seconds:.1f} s (includes the {daemon.config['watch']['stable_seconds']} s "
+            "stable_seconds wait before the first load)"
+        ],
     )

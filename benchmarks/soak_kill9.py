@@ -125,17 +125,23 @@ def check(emu: Emulator, files: Files) -> list[str]:
         hashes = loads.get(table, [])
         twice = {h for h in hashes if hashes.count(h) > 1}
         if twice:
-            where = "; ".join(" and ".join(src for src, h in zip(sources[table], hashes, strict=True) if h == dup)
-                              for dup in sorted(twice))
-            problems.append(f"{table}: {len(twice)} content(s) loaded more than once ({len(hashes)} loads, "
-                            f"{len(written)} versions written): {where}")
+            where = "; ".join(
+                " and ".join(src for src, h in zip(sources[table], hashes, strict=True) if h == dup)
+                for dup in sorted(twice)
+            )
+            problems.append(
+                f"{table}: {len(twice)} content(s) loaded more than once ({len(hashes)} loads, "
+                f"{len(written)} versions written): {where}"
+            )
         unknown = [h for h in hashes if h not in written]
         if unknown:
             problems.append(f"{table}: {len(unknown)} load(s) of content that was never written")
         if hashes and hashes[-1] != written[-1]:
             problems.append(f"{table}: the last load is not the last version")
-    print(f"jobs: {sum(len(v) for v in loads.values())} successful loads over {len(loads)} tables, "
-          f"{failed} failed jobs; versions written: {sum(len(v) for v in files.versions.values())}")
+    print(
+        f"jobs: {sum(len(v) for v in loads.values())} successful loads over {len(loads)} tables, "
+        f"{failed} failed jobs; versions written: {sum(len(v) for v in files.versions.values())}"
+    )
     return problems
 
 
@@ -144,16 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=120, help="seconds of kill/restart cycles (default 120)")
     p.add_argument("--files", type=int, default=12, help="small CSVs (default 12)")
     p.add_argument("--folders", type=int, default=3, help="folders (buckets) they are spread over (default 3)")
-    p.add_argument("--big-mb", type=int, default=40,
-                   help="also one CSV of this size (gzipped, multipart upload); 0 = none (default 40)")
+    p.add_argument(
+        "--big-mb",
+        type=int,
+        default=40,
+        help="also one CSV of this size (gzipped, multipart upload); 0 = none (default 40)",
+    )
     p.add_argument("--job-seconds", type=float, default=0.3, help="emulator: every job lasts at least this")
     p.add_argument("--fail-rate", type=float, default=0.0, help="emulator: fraction of API requests failing")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: time)")
     args = p.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time())
     rng = random.Random(seed)
-    print(f"soak: seed {seed}, {args.duration:.0f} s, {args.files} files + "
-          f"{'a ' + str(args.big_mb) + ' MB file' if args.big_mb else 'no big file'}", flush=True)
+    print(
+        f"soak: seed {seed}, {args.duration:.0f} s, {args.files} files + "
+        f"{'a ' + str(args.big_mb) + ' MB file' if args.big_mb else 'no big file'}",
+        flush=True,
+    )
     extra = ["--job-seconds", str(args.job_seconds), "--fail-rate", str(args.fail_rate), "--seed", str(seed)]
     with tempfile.TemporaryDirectory(prefix="keboola-sync-soak-") as tmp, emulator(*extra) as emu:
         daemon = Daemon(Path(tmp) / "d", emu, SOAK_CONFIG)
@@ -177,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 daemon.proc.wait(timeout=10)
                 kills += 1
             else:
-                print(f"cycle {cycles}: the daemon exited by itself ({daemon.proc.returncode})\n"
-                      f"{daemon.log()[-2000:]}")
+                print(f"cycle {cycles}: the daemon exited by itself ({daemon.proc.returncode})\n{daemon.log()[-2000:]}")
                 return 1
             for rel in rng.sample(files.names, rng.randint(0, 2)):
                 files.rewrite(rel)
@@ -191,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # Started (signal handlers in place) and idle once: then the tables must match.
             wait_for(lambda: _idle(daemon, pid), timeout=300, interval=0.1, message="the final start to be idle")
-            wait_for(lambda: not check_quiet(emu, files), timeout=300, interval=0.5,
-                     message="every table equal to its file")
+            wait_for(
+                lambda: not check_quiet(emu, files), timeout=300, interval=0.5, message="every table equal to its file"
+            )
         except AssertionError as exc:
             print(exc)
         daemon.stop(signal.SIGTERM)
@@ -202,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"the final daemon exited {code} on SIGTERM")
     for problem in problems:
         print(f"PROBLEM: {problem}")
-    print("OK: every table equals its file; nothing loaded twice" if not problems else
-          f"{len(problems)} problem(s)")
+    print("OK: every table equals its file; nothing loaded twice" if not problems else f"{len(problems)} problem(s)")
     return 1 if problems else 0
 
 

@@ -34,18 +34,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         emulator = start_emulator()
         try:
-            daemon = Daemon(Path(tmp), emulator, {
-                "keboola": {"request_timeout_seconds": args.latency_ms / 1000 + 10},
-                "upload": {"concurrency": 16},
-                "retry": {"max_attempts": 12},
-                "logging": {"level": "INFO"},
-            })
+            daemon = Daemon(
+                Path(tmp),
+                emulator,
+                {
+                    "keboola": {"request_timeout_seconds": args.latency_ms / 1000 + 10},
+                    "upload": {"concurrency": 16},
+                    "retry": {"max_attempts": 12},
+                    "logging": {"level": "INFO"},
+                },
+            )
             content: dict[str, str] = {}
             versions: Counter[str] = Counter()
             started = time.monotonic()
             daemon.start()
-            emulator.set_faults(fail_rate=0.2, rate_limit_rate=0.05, drop_rate=0.05,
-                                latency_ms=args.latency_ms, fail_jobs=0.1)
+            emulator.set_faults(
+                fail_rate=0.2, rate_limit_rate=0.05, drop_rate=0.05, latency_ms=args.latency_ms, fail_jobs=0.1
+            )
             for round_no in range(args.rounds):
                 for i in range(args.files):
                     name = f"t{i:03d}"

@@ -28,7 +28,8 @@ def main() -> int:
     WORK.mkdir(exist_ok=True)
     emulator = subprocess.Popen(
         [sys.executable, "-m", "keboola_emulator", "--port", "0", "--data-dir", str(WORK / "emulator")],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert emulator.stdout is not None
     ready = emulator.stdout.readline().split()
@@ -46,12 +47,20 @@ def main() -> int:
         f"daemon:\n  health_file: {WORK / 'health.json'}\n"
         f"logging:\n  file: {ROOT / 'logs' / 'demo.log'}\n"
     )
-    env = dict(os.environ, KBC_STORAGE_API_TOKEN="local-dev-token", KBC_STORAGE_API_HOST=urls["api"],  # noqa: S106
-               AWS_ENDPOINT_URL_S3=urls["s3"])
-    print(f"daemon: watching {DATA}; log in logs/demo.log; status: "
-          f"KBC_STORAGE_API_HOST={urls['api']} keboola-sync --config {config} status")
-    daemon = subprocess.Popen([sys.executable, "-m", "keboola_sync", "--config", str(config),
-                               "--env-file", str(WORK / "none.env"), "run"], env=env)
+    env = dict(
+        os.environ,
+        KBC_STORAGE_API_TOKEN="local-dev-token",  # noqa: S106
+        KBC_STORAGE_API_HOST=urls["api"],
+        AWS_ENDPOINT_URL_S3=urls["s3"],
+    )
+    print(
+        f"daemon: watching {DATA}; log in logs/demo.log; status: "
+        f"KBC_STORAGE_API_HOST={urls['api']} keboola-sync --config {config} status"
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "keboola_sync", "--config", str(config), "--env-file", str(WORK / "none.env"), "run"],
+        env=env,
+    )
     try:
         return daemon.wait()
     except KeyboardInterrupt:

@@ -66,16 +66,26 @@ def create_app(ctx: Context) -> Flask:
             status = ctx.faults.choice((500, 502, 503))
             ctx.stats.count_fault(f"fail_{status}")
             if status == 503:  # §7.3 maintenance shape with Retry-After
-                return Response(json.dumps({"status": "maintenance", "reason": "Injected maintenance "
-                                            "(keboola-emulator)", "estimatedEndTime": model.now()}),
-                                status=503, mimetype="application/json", headers={"Retry-After": "1"})
+                return Response(
+                    json.dumps(
+                        {
+                            "status": "maintenance",
+                            "reason": "Injected maintenance (keboola-emulator)",
+                            "estimatedEndTime": model.now(),
+                        }
+                    ),
+                    status=503,
+                    mimetype="application/json",
+                    headers={"Retry-After": "1"},
+                )
             err = ApiError(status, "", "Internal Server Error occurred (injected by keboola-emulator).")
             return json_response(err.body(), status)
         if ctx.faults.draw(settings.rate_limit_rate):
             ctx.stats.count_fault("rate_limit")
             err = ApiError(429, "tooManyRequests", "Too many requests (injected by keboola-emulator).")
-            return Response(json.dumps(err.body()), status=429, mimetype="application/json",
-                            headers={"Retry-After": "1"})
+            return Response(
+                json.dumps(err.body()), status=429, mimetype="application/json", headers={"Retry-After": "1"}
+            )
         if ctx.faults.draw(settings.lost_response_rate):
             ctx.stats.count_fault("lost_response")
             request.environ[LOST_FLAG] = True  # handled normally; DropMiddleware then drops the answer
@@ -93,7 +103,7 @@ def create_app(ctx: Context) -> Flask:
         if not secret:
             auth = request.headers.get("Authorization", "")
             if auth.startswith("Bearer "):
-                secret = auth[len("Bearer "):].strip()
+                secret = auth[len("Bearer ") :].strip()
                 if request.headers.get("X-KBC-ProjectId") not in (None, str(PROJECT_ID)):
                     raise ApiError(403, "accessDenied", "You don't have access to the project.")
         if not secret:
@@ -106,9 +116,13 @@ def create_app(ctx: Context) -> Flask:
     @app.after_request
     def _gzip(response: Response) -> Response:
         """Like the real API, honour `Accept-Encoding: gzip` (kbcstorage always sends it, §1.1)."""
-        if (response.status_code < 200 or response.status_code in (204, 304) or response.direct_passthrough
-                or "gzip" not in request.headers.get("Accept-Encoding", "")
-                or response.headers.get("Content-Encoding")):
+        if (
+            response.status_code < 200
+            or response.status_code in (204, 304)
+            or response.direct_passthrough
+            or "gzip" not in request.headers.get("Accept-Encoding", "")
+            or response.headers.get("Content-Encoding")
+        ):
             return response
         data = response.get_data()
         if len(data) < 512:
@@ -137,10 +151,14 @@ def create_app(ctx: Context) -> Flask:
     def _index() -> Response:
         """§2.2: works without a valid token."""
         body: dict[str, Any] = {
-            "api": "storage", "version": "v2", "revision": "keboola-emulator",
-            "documentation": "https://keboola.docs.apiary.io/", "stack": url(ctx),
+            "api": "storage",
+            "version": "v2",
+            "revision": "keboola-emulator",
+            "documentation": "https://keboola.docs.apiary.io/",
+            "stack": url(ctx),
             "services": [{"id": "import", "url": url(ctx)}, {"id": "syrup", "url": url(ctx)}],
-            "features": [], "urlTemplates": {},
+            "features": [],
+            "urlTemplates": {},
             "components": [],
         }
         if request.args.get("exclude") == "components":

@@ -43,39 +43,98 @@ def _non_negative(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="keboola-emulator", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="keboola-emulator", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--port", type=int, default=0, metavar="P", help="API port on 127.0.0.1 (0 = pick a free one)")
     p.add_argument("--s3-port", type=int, default=0, metavar="Q", help="S3 port on 127.0.0.1 (default: a free one)")
-    p.add_argument("--token", default="local-dev-token", metavar="T",
-                   help="the accepted master token (default: local-dev-token); others get 401")
-    p.add_argument("--readonly-token", default=None, metavar="T",
-                   help="also accept this token with read-only rights (canManageBuckets=false, writes -> 403)")
-    p.add_argument("--data-dir", type=Path, default=None, metavar="D",
-                   help="keep buckets, tables, files, jobs and S3 objects here across restarts "
-                        "(default: a temporary directory removed at exit)")
+    p.add_argument(
+        "--token",
+        default="local-dev-token",
+        metavar="T",
+        help="the accepted master token (default: local-dev-token); others get 401",
+    )
+    p.add_argument(
+        "--readonly-token",
+        default=None,
+        metavar="T",
+        help="also accept this token with read-only rights (canManageBuckets=false, writes -> 403)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="D",
+        help="keep buckets, tables, files, jobs and S3 objects here across restarts "
+        "(default: a temporary directory removed at exit)",
+    )
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
     p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
     f = p.add_argument_group("faults")
-    f.add_argument("--fail-rate", type=_rate, default=0.0, metavar="R",
-                   help="fraction R of API requests answered 500, 502 or 503 (503 = maintenance, Retry-After)")
-    f.add_argument("--rate-limit-rate", type=_rate, default=0.0, metavar="R",
-                   help="fraction R of API requests answered 429 with Retry-After: 1")
-    f.add_argument("--drop-rate", type=_rate, default=0.0, metavar="R",
-                   help="fraction R of API requests whose connection is closed without any response")
-    f.add_argument("--latency-ms", type=_non_negative, default=0, metavar="N",
-                   help="add N milliseconds before every API request is handled")
-    f.add_argument("--job-seconds", type=_non_negative, default=0.0, metavar="N",
-                   help="every job lasts at least N seconds (stays `processing`)")
-    f.add_argument("--fail-jobs", type=_rate, default=0.0, metavar="R",
-                   help="fraction R of jobs end in `error` with code storage.jobs.internalError")
-    f.add_argument("--s3-bandwidth-mbps", type=_non_negative, default=0.0, metavar="N",
-                   help="cap total S3 upload throughput at N megabits/s (0 = unlimited)")
-    f.add_argument("--lost-response-rate", type=_rate, default=0.0, metavar="R",
-                   help="fraction R of API requests that are fully processed, then their connection is "
-                        "closed without the response (a lost answer: did my import POST happen?)")
-    f.add_argument("--fault-path", action="append", default=[], metavar="SUBSTRING",
-                   help="limit request faults to paths containing SUBSTRING (repeatable; default: all)")
+    f.add_argument(
+        "--fail-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="fraction R of API requests answered 500, 502 or 503 (503 = maintenance, Retry-After)",
+    )
+    f.add_argument(
+        "--rate-limit-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="fraction R of API requests answered 429 with Retry-After: 1",
+    )
+    f.add_argument(
+        "--drop-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="fraction R of API requests whose connection is closed without any response",
+    )
+    f.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="add N milliseconds before every API request is handled",
+    )
+    f.add_argument(
+        "--job-seconds",
+        type=_non_negative,
+        default=0.0,
+        metavar="N",
+        help="every job lasts at least N seconds (stays `processing`)",
+    )
+    f.add_argument(
+        "--fail-jobs",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="fraction R of jobs end in `error` with code storage.jobs.internalError",
+    )
+    f.add_argument(
+        "--s3-bandwidth-mbps",
+        type=_non_negative,
+        default=0.0,
+        metavar="N",
+        help="cap total S3 upload throughput at N megabits/s (0 = unlimited)",
+    )
+    f.add_argument(
+        "--lost-response-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="fraction R of API requests that are fully processed, then their connection is "
+        "closed without the response (a lost answer: did my import POST happen?)",
+    )
+    f.add_argument(
+        "--fault-path",
+        action="append",
+        default=[],
+        metavar="SUBSTRING",
+        help="limit request faults to paths containing SUBSTRING (repeatable; default: all)",
+    )
     return p
 
 
@@ -112,19 +171,36 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _limit_malloc_arenas()
     _sqlite_without_memory_statistics()
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
 
-    faults = FaultSettings(fail_rate=args.fail_rate, rate_limit_rate=args.rate_limit_rate,
-                           drop_rate=args.drop_rate, latency_ms=int(args.latency_ms),
-                           job_seconds=args.job_seconds, fail_jobs=args.fail_jobs,
-                           s3_bandwidth_mbps=args.s3_bandwidth_mbps, lost_response_rate=args.lost_response_rate,
-                           paths=tuple(args.fault_path))
-    server = EmulatorServer(Options(port=args.port, s3_port=args.s3_port, token=args.token,
-                                    readonly_token=args.readonly_token, data_dir=args.data_dir,
-                                    faults=faults, seed=args.seed))
+    faults = FaultSettings(
+        fail_rate=args.fail_rate,
+        rate_limit_rate=args.rate_limit_rate,
+        drop_rate=args.drop_rate,
+        latency_ms=int(args.latency_ms),
+        job_seconds=args.job_seconds,
+        fail_jobs=args.fail_jobs,
+        s3_bandwidth_mbps=args.s3_bandwidth_mbps,
+        lost_response_rate=args.lost_response_rate,
+        paths=tuple(args.fault_path),
+    )
+    server = EmulatorServer(
+        Options(
+            port=args.port,
+            s3_port=args.s3_port,
+            token=args.token,
+            readonly_token=args.readonly_token,
+            data_dir=args.data_dir,
+            faults=faults,
+            seed=args.seed,
+        )
+    )
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

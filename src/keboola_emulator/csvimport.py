@@ -57,10 +57,10 @@ class Dialect:
 
     def reader(self, text: io.TextIOBase) -> Iterator[list[str]]:
         if self.enclosure:
-            return csv.reader(text, delimiter=self.delimiter, quotechar=self.enclosure,
-                              doublequote=True, strict=True)
-        return csv.reader(text, delimiter=self.delimiter, quoting=csv.QUOTE_NONE,
-                          escapechar=self.escaped_by or None, strict=True)
+            return csv.reader(text, delimiter=self.delimiter, quotechar=self.enclosure, doublequote=True, strict=True)
+        return csv.reader(
+            text, delimiter=self.delimiter, quoting=csv.QUOTE_NONE, escapechar=self.escaped_by or None, strict=True
+        )
 
     def as_params(self) -> dict[str, str]:
         return {"delimiter": self.delimiter, "enclosure": self.enclosure, "escapedBy": self.escaped_by}
@@ -195,6 +195,7 @@ def load_errors(current: Any) -> Iterator[None]:
 
     `current` is the CsvStream being read (or a holder with `.stream`), for the record number.
     """
+
     def line() -> int:
         stream = getattr(current, "stream", current)
         return stream.line if stream is not None else 0
@@ -203,8 +204,11 @@ def load_errors(current: Any) -> Iterator[None]:
     try:
         yield
     except UnicodeDecodeError as exc:
-        raise JobError(INVALID_CSV, f"Invalid UTF-8 in the CSV file near record {line() + 1}: {exc.reason}. "
-                       "Keboola Storage accepts UTF-8 encoded files only.") from exc
+        raise JobError(
+            INVALID_CSV,
+            f"Invalid UTF-8 in the CSV file near record {line() + 1}: {exc.reason}. "
+            "Keboola Storage accepts UTF-8 encoded files only.",
+        ) from exc
     except csv.Error as exc:
         raise JobError(INVALID_CSV, f"Invalid CSV near record {line() + 1}: {exc}.") from exc
     except (OSError, EOFError) as exc:  # a corrupt or truncated .gz

@@ -20,13 +20,20 @@ from keboola_emulator.model import Store, now
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
-EMPTY_METRICS = {"inCompressed": False, "inBytes": 0, "inBytesUncompressed": 0,
-                 "outCompressed": False, "outBytes": 0, "outBytesUncompressed": 0}
+EMPTY_METRICS = {
+    "inCompressed": False,
+    "inBytes": 0,
+    "inBytesUncompressed": 0,
+    "outCompressed": False,
+    "outBytes": 0,
+    "outBytesUncompressed": 0,
+}
 
 
 class JobRunner:
-    def __init__(self, store: Store, faults: Faults, stats: Stats, workers: int = 8,
-                 settle_seconds: float = 1.0) -> None:
+    def __init__(
+        self, store: Store, faults: Faults, stats: Stats, workers: int = 8, settle_seconds: float = 1.0
+    ) -> None:
         self._store = store
         self._faults = faults
         self._stats = stats
@@ -43,17 +50,32 @@ class JobRunner:
     def register(self, operation: str, handler: Handler) -> None:
         self._handlers[operation] = handler
 
-    def submit(self, operation: str, *, table_id: str | None, params: dict[str, Any],
-               source: dict[str, Any] | None, token_id: str, run_id: str | None,
-               lock_key: str | None = None) -> dict[str, Any]:
+    def submit(
+        self,
+        operation: str,
+        *,
+        table_id: str | None,
+        params: dict[str, Any],
+        source: dict[str, Any] | None,
+        token_id: str,
+        run_id: str | None,
+        lock_key: str | None = None,
+    ) -> dict[str, Any]:
         """Stores the job as `waiting`, queues it, and returns that first snapshot."""
         operation_params: dict[str, Any] = {"queue": "main", "params": params}
         if source is not None:
             operation_params["source"] = source
-        job = self._store.insert_job({
-            "operation_name": operation, "table_id": table_id, "operation_params": operation_params,
-            "created": now(), "metrics": EMPTY_METRICS, "run_id": run_id, "creator_token_id": token_id,
-        })
+        job = self._store.insert_job(
+            {
+                "operation_name": operation,
+                "table_id": table_id,
+                "operation_params": operation_params,
+                "created": now(),
+                "metrics": EMPTY_METRICS,
+                "run_id": run_id,
+                "creator_token_id": token_id,
+            }
+        )
         self._stats.count_job(operation)
         done = self._queue(job["id"], operation, lock_key or table_id)
         done.wait(self._settle)
@@ -123,10 +145,14 @@ class JobRunner:
             results = exc.results
         except Exception as exc:  # a bug here must fail the job, not hang the client
             log.exception("job %s (%s) crashed", job_id, operation)
-            error = {"code": "storage.internalError", "message": f"Internal error: {exc}",
-                     "exceptionId": exception_id(), "contextParams": None, "uuid": None}
-        changes: dict[str, Any] = {"status": "error" if error else "success", "end_time": now(),
-                                   "results": results}
+            error = {
+                "code": "storage.internalError",
+                "message": f"Internal error: {exc}",
+                "exceptionId": exception_id(),
+                "contextParams": None,
+                "uuid": None,
+            }
+        changes: dict[str, Any] = {"status": "error" if error else "success", "end_time": now(), "results": results}
         if error:
             changes["error"] = error
         if metrics:

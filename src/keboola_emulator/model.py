@@ -169,8 +169,7 @@ class Store:
 
     def delete_bucket_rows(self, c: sqlite3.Connection, bucket_id: str) -> list[dict[str, Any]]:
         tables = [dict(r) for r in c.execute("SELECT * FROM tables WHERE bucket_id = ?", (bucket_id,))]
-        c.execute("DELETE FROM metadata WHERE table_id IN (SELECT id FROM tables WHERE bucket_id = ?)",
-                  (bucket_id,))
+        c.execute("DELETE FROM metadata WHERE table_id IN (SELECT id FROM tables WHERE bucket_id = ?)", (bucket_id,))
         c.execute("DELETE FROM tables WHERE bucket_id = ?", (bucket_id,))
         c.execute("DELETE FROM buckets WHERE id = ?", (bucket_id,))
         return tables
@@ -204,16 +203,19 @@ class Store:
             {**table, "columns": json.dumps(table["columns"]), "primary_key": json.dumps(table["primary_key"])},
         )
 
-    def update_table_after_load(self, table_id: str, columns: list[str], rows_count: int,
-                                data_size_bytes: int, when: str) -> None:
+    def update_table_after_load(
+        self, table_id: str, columns: list[str], rows_count: int, data_size_bytes: int, when: str
+    ) -> None:
         with self.write() as c:
             c.execute(
                 "UPDATE tables SET columns = ?, rows_count = ?, data_size_bytes = ?, last_import_date = ?,"
                 " last_change_date = ? WHERE id = ?",
                 (json.dumps(columns), rows_count, data_size_bytes, when, when, table_id),
             )
-            c.execute("UPDATE buckets SET last_change_date = ? WHERE id = (SELECT bucket_id FROM tables"
-                      " WHERE id = ?)", (when, table_id))
+            c.execute(
+                "UPDATE buckets SET last_change_date = ? WHERE id = (SELECT bucket_id FROM tables WHERE id = ?)",
+                (when, table_id),
+            )
 
     def delete_table_row(self, table_id: str) -> dict[str, Any] | None:
         with self.write() as c:
@@ -225,16 +227,19 @@ class Store:
             return _decode_table(dict(r))
 
     def next_data_file(self, c: sqlite3.Connection) -> str:
-        r = c.execute("INSERT INTO counters(name, value) VALUES ('data_file', 1) ON CONFLICT(name)"
-                      " DO UPDATE SET value = value + 1 RETURNING value").fetchone()
+        r = c.execute(
+            "INSERT INTO counters(name, value) VALUES ('data_file', 1) ON CONFLICT(name)"
+            " DO UPDATE SET value = value + 1 RETURNING value"
+        ).fetchone()
         return f"t{r[0]}.sqlite"
 
     def data_path(self, table: dict[str, Any]) -> Path:
         return self.root / "tables" / table["data_file"]
 
     # -- metadata ----------------------------------------------------------------------------
-    def add_metadata(self, table_id: str, provider: str, items: Sequence[dict[str, Any]],
-                     column_name: str | None = None) -> list[dict[str, Any]]:
+    def add_metadata(
+        self, table_id: str, provider: str, items: Sequence[dict[str, Any]], column_name: str | None = None
+    ) -> list[dict[str, Any]]:
         """Same provider+key (+column) replaces the value, as the real endpoint upserts."""
         when = now()
         out = []
@@ -251,19 +256,20 @@ class Store:
                 else:
                     mid = c.execute(
                         "INSERT INTO metadata (table_id, column_name, provider, key, value, timestamp)"
-                        " VALUES (?, ?, ?, ?, ?, ?)", (table_id, column_name, provider, key, value, when),
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (table_id, column_name, provider, key, value, when),
                     ).lastrowid
                 out.append(dict(c.execute("SELECT * FROM metadata WHERE id = ?", (mid,)).fetchone()))
         return out
 
     def list_metadata(self, table_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.read().execute(
-            "SELECT * FROM metadata WHERE table_id = ? ORDER BY id", (table_id,))]
+        return [
+            dict(r) for r in self.read().execute("SELECT * FROM metadata WHERE table_id = ? ORDER BY id", (table_id,))
+        ]
 
     def delete_metadata(self, table_id: str, metadata_id: int) -> bool:
         with self.write() as c:
-            return c.execute("DELETE FROM metadata WHERE table_id = ? AND id = ?",
-                             (table_id, metadata_id)).rowcount > 0
+            return c.execute("DELETE FROM metadata WHERE table_id = ? AND id = ?", (table_id, metadata_id)).rowcount > 0
 
     # -- files -------------------------------------------------------------------------------
     def insert_file(self, file: dict[str, Any]) -> dict[str, Any]:
@@ -287,8 +293,9 @@ class Store:
         with self.write() as c:
             c.execute("UPDATE files SET size_bytes = ? WHERE id = ?", (size, file_id))
 
-    def list_files(self, limit: int, offset: int, tags: list[str], since_id: int | None,
-                   max_id: int | None, run_id: str | None) -> list[dict[str, Any]]:
+    def list_files(
+        self, limit: int, offset: int, tags: list[str], since_id: int | None, max_id: int | None, run_id: str | None
+    ) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM files WHERE 1=1", []
         if since_id is not None:
             sql += " AND id > ?"
@@ -303,7 +310,7 @@ class Store:
         files = [_decode_file(dict(r)) for r in self.read().execute(sql, args)]
         if tags:
             files = [f for f in files if all(t in f["tags"] for t in tags)]
-        return files[offset: offset + limit]
+        return files[offset : offset + limit]
 
     def delete_file(self, file_id: int) -> dict[str, Any] | None:
         with self.write() as c:
@@ -320,8 +327,7 @@ class Store:
                 "INSERT INTO jobs (status, operation_name, table_id, operation_params, created, metrics,"
                 " run_id, creator_token_id) VALUES ('waiting', :operation_name, :table_id,"
                 " :operation_params, :created, :metrics, :run_id, :creator_token_id)",
-                {**job, "operation_params": json.dumps(job["operation_params"]),
-                 "metrics": json.dumps(job["metrics"])},
+                {**job, "operation_params": json.dumps(job["operation_params"]), "metrics": json.dumps(job["metrics"])},
             ).lastrowid
         return self.get_job(int(jid))  # type: ignore[return-value]
 
@@ -330,16 +336,27 @@ class Store:
         return _decode_job(dict(r)) if r is not None else None
 
     def list_jobs(self, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-        return [_decode_job(dict(r)) for r in self.read().execute(
-            "SELECT * FROM jobs ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))]
+        return [
+            _decode_job(dict(r))
+            for r in self.read().execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        ]
 
     def unfinished_jobs(self) -> list[dict[str, Any]]:
-        return [_decode_job(dict(r)) for r in self.read().execute(
-            "SELECT * FROM jobs WHERE status IN ('waiting', 'processing') ORDER BY id")]
+        return [
+            _decode_job(dict(r))
+            for r in self.read().execute("SELECT * FROM jobs WHERE status IN ('waiting', 'processing') ORDER BY id")
+        ]
 
     def update_job(self, job_id: int, **changes: Any) -> None:
-        cols = {"status": "status", "start_time": "start_time", "end_time": "end_time",
-                "results": "results", "error": "error", "metrics": "metrics", "table_id": "table_id"}
+        cols = {
+            "status": "status",
+            "start_time": "start_time",
+            "end_time": "end_time",
+            "results": "results",
+            "error": "error",
+            "metrics": "metrics",
+            "table_id": "table_id",
+        }
         sets, args = [], []
         for key, value in changes.items():
             sets.append(f"{cols[key]} = ?")
@@ -409,8 +426,16 @@ def rows_per_insert(conn: sqlite3.Connection, width: int) -> int:
     return max(1, min(ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // max(width, 1)))
 
 
-def load_rows(conn: sqlite3.Connection, *, old_width: int, new_width: int, target_indexes: list[int],
-              blocks: Callable[[int, int], Iterable[RowBlocks]], full: bool, has_pk: bool) -> int:
+def load_rows(
+    conn: sqlite3.Connection,
+    *,
+    old_width: int,
+    new_width: int,
+    target_indexes: list[int],
+    blocks: Callable[[int, int], Iterable[RowBlocks]],
+    full: bool,
+    has_pk: bool,
+) -> int:
     """Inside the caller's transaction: add new columns, truncate on full load, insert (PK = upsert).
 
     `blocks(width, size)` yields, per source slice, its records in blocks of `size` (see
@@ -442,8 +467,9 @@ def count_rows(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM data").fetchone()[0])
 
 
-def select_rows(path: Path, column_indexes: list[int], where: tuple[int, str, list[str]] | None = None,
-                limit: int | None = None) -> Iterator[tuple[str, ...]]:
+def select_rows(
+    path: Path, column_indexes: list[int], where: tuple[int, str, list[str]] | None = None, limit: int | None = None
+) -> Iterator[tuple[str, ...]]:
     """Streams rows in storage order (row order is never guaranteed by Keboola, §4.6)."""
     if not column_indexes:
         return

@@ -16,9 +16,24 @@ SYSTEM_COLUMNS = frozenset({"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "
 # Letters NFKD cannot decompose that iconv's //TRANSLIT maps to ASCII (§4.4 step 1, toAscii).
 _TRANSLIT = str.maketrans(
     {
-        "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D",
-        "ł": "l", "Ł": "L", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D",
-        "ı": "i", "€": "EUR",
+        "ß": "ss",
+        "ẞ": "SS",
+        "æ": "ae",
+        "Æ": "AE",
+        "ø": "o",
+        "Ø": "O",
+        "đ": "d",
+        "Đ": "D",
+        "ł": "l",
+        "Ł": "L",
+        "œ": "oe",
+        "Œ": "OE",
+        "þ": "th",
+        "Þ": "TH",
+        "ð": "d",
+        "Ð": "D",
+        "ı": "i",
+        "€": "EUR",
     }
 )
 # toAscii first removes control characters (keeping tab, LF, CR) and U+007F-U+009F; quotes, `^`
@@ -57,9 +72,7 @@ def column_name_problem(raw: str, sanitized: str) -> str | None:
             "in column name. Column name cannot be empty."
         )
     if len(sanitized) > MAX_COLUMN_NAME:
-        return (
-            f"Invalid columns: {sanitized}: Column name cannot be longer than {MAX_COLUMN_NAME} characters."
-        )
+        return f"Invalid columns: {sanitized}: Column name cannot be longer than {MAX_COLUMN_NAME} characters."
     return None
 
 

@@ -62,17 +62,21 @@ class Source:
         else:
             size = ctx.s3.object_size(f["s3_key"])
             if size is None:
-                raise JobError("storage.fileNotUploaded",
-                               f"File {f['id']} ({f['name']}) was not uploaded. Upload its content to the "
-                               "file storage before you use it for a table load.")
+                raise JobError(
+                    "storage.fileNotUploaded",
+                    f"File {f['id']} ({f['name']}) was not uploaded. Upload its content to the "
+                    "file storage before you use it for a table load.",
+                )
             self._slices = [(f["s3_key"], f["name"])]
 
     def _manifest_slices(self) -> list[tuple[str, str]]:
         manifest_key = self.file["s3_key"] + "manifest"
         reader = self._ctx.s3.open_object(manifest_key)
         if reader is None:
-            raise JobError("storage.manifestFileMissing",
-                           f"Manifest file {manifest_key} of sliced file {self.file['id']} not found.")
+            raise JobError(
+                "storage.manifestFileMissing",
+                f"Manifest file {manifest_key} of sliced file {self.file['id']} not found.",
+            )
         with reader:
             try:
                 entries = json.loads(reader.read().decode("utf-8"))["entries"]
@@ -82,10 +86,12 @@ class Source:
         prefix = f"s3://{FILES_BUCKET}/"
         for entry in entries:
             url = str(entry.get("url", ""))
-            key = url[len(prefix):] if url.startswith(prefix) else None
+            key = url[len(prefix) :] if url.startswith(prefix) else None
             if key is None or self._ctx.s3.object_size(key) is None:
-                raise JobError("storage.importFileMissing", f"Load error: file {url} referenced in manifest "
-                               f"of file {self.file['id']} does not exist.")
+                raise JobError(
+                    "storage.importFileMissing",
+                    f"Load error: file {url} referenced in manifest of file {self.file['id']} does not exist.",
+                )
             slices.append((key, key.rsplit("/", 1)[-1]))
         return slices
 
@@ -101,8 +107,11 @@ class Source:
 
     def metrics(self) -> dict[str, Any]:
         """§4.5 job metrics: inCompressed by the .gz name, inBytes = uploaded size."""
-        return {"inCompressed": self.compressed, "inBytes": self.in_bytes,
-                "inBytesUncompressed": 0 if self.compressed else self.in_bytes}
+        return {
+            "inCompressed": self.compressed,
+            "inBytes": self.in_bytes,
+            "inBytesUncompressed": 0 if self.compressed else self.in_bytes,
+        }
 
 
 class Records:
@@ -147,23 +156,28 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     if bucket is None:
         raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
     if ctx.store.get_table(table_id) is not None:
-        raise JobError("storage.buckets.tableAlreadyExists",
-                       f'The table "{name}" in the bucket already has the same display name "{name}".')
+        raise JobError(
+            "storage.buckets.tableAlreadyExists",
+            f'The table "{name}" in the bucket already has the same display name "{name}".',
+        )
     source = Source(ctx, job["operation_params"]["source"]["fileId"])
     dialect = _dialect(params)
     with ExitStack() as stack:
         records = Records(source.streams(stack), dialect, params.get("columns") or None)
         header = records.header
         if not header:
-            raise JobError("storage.tables.validation.noColumns",
-                           "No columns found in the CSV file. The first row must be a header.")
+            raise JobError(
+                "storage.tables.validation.noColumns",
+                "No columns found in the CSV file. The first row must be a header.",
+            )
         columns = sanitize_header(header)
         pk = list(params.get("primaryKey") or [])
         bad = [c for c in pk if c not in columns]
         if bad:
-            raise JobError("storage.tables.validation.invalidPrimaryKeyColumns",
-                           f"Primary key columns {', '.join(bad)} are not present in the table columns "
-                           f"({', '.join(columns)}).")
+            raise JobError(
+                "storage.tables.validation.invalidPrimaryKeyColumns",
+                f"Primary key columns {', '.join(bad)} are not present in the table columns ({', '.join(columns)}).",
+            )
         # the data file is built first; the catalog row appears only when the load succeeded
         with ctx.store.write() as c:
             data_file = ctx.store.next_data_file(c)
@@ -173,23 +187,42 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 conn.execute("BEGIN")
                 model.create_data_table(conn, len(columns), [columns.index(p) for p in pk])
                 with load_errors(records):
-                    n = model.load_rows(conn, old_width=len(columns), new_width=len(columns),
-                                        target_indexes=list(range(len(columns))), blocks=records.blocks, full=True,
-                                        has_pk=bool(pk))
+                    n = model.load_rows(
+                        conn,
+                        old_width=len(columns),
+                        new_width=len(columns),
+                        target_indexes=list(range(len(columns))),
+                        blocks=records.blocks,
+                        full=True,
+                        has_pk=bool(pk),
+                    )
                 rows_count = model.count_rows(conn) if pk else n
                 conn.execute("COMMIT")
         except BaseException:
             remove_data_file(path)
             raise
     when = model.now()
-    table = {"id": table_id, "bucket_id": bucket_id, "name": name, "display_name": name, "columns": columns,
-             "primary_key": pk, "created": when, "last_import_date": when, "last_change_date": when,
-             "rows_count": rows_count, "data_size_bytes": model.file_size(path), "data_file": data_file}
+    table = {
+        "id": table_id,
+        "bucket_id": bucket_id,
+        "name": name,
+        "display_name": name,
+        "columns": columns,
+        "primary_key": pk,
+        "created": when,
+        "last_import_date": when,
+        "last_change_date": when,
+        "rows_count": rows_count,
+        "data_size_bytes": model.file_size(path),
+        "data_file": data_file,
+    }
     with ctx.store.write() as c:
         if c.execute("SELECT 1 FROM tables WHERE id = ?", (table_id,)).fetchone():
             remove_data_file(path)
-            raise JobError("storage.buckets.tableAlreadyExists",
-                           f'The table "{name}" in the bucket already has the same display name "{name}".')
+            raise JobError(
+                "storage.buckets.tableAlreadyExists",
+                f'The table "{name}" in the bucket already has the same display name "{name}".',
+            )
         if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
             remove_data_file(path)
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
@@ -232,8 +265,11 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
         extra = [c for c in file_columns if c not in expected]
         clash = [c for c in extra if c.lower() in {e.lower() for e in expected}]
         if clash:
-            raise JobError(COLUMNS_NOT_MATCH, f"Columns {', '.join(clash)} differ from existing table columns "
-                           "only in letter case.", results={"missingColumns": [], "expectedColumns": expected})
+            raise JobError(
+                COLUMNS_NOT_MATCH,
+                f"Columns {', '.join(clash)} differ from existing table columns only in letter case.",
+                results={"missingColumns": [], "expectedColumns": expected},
+            )
         new_columns = expected + extra  # §4.5.1: new columns are appended at the end
         path = ctx.store.data_path(table)
         targets = [new_columns.index(c) for c in file_columns]
@@ -243,8 +279,15 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     with load_errors(records):
-                        n = model.load_rows(conn, old_width=len(expected), new_width=len(new_columns),
-                                            target_indexes=targets, blocks=records.blocks, full=False, has_pk=has_pk)
+                        n = model.load_rows(
+                            conn,
+                            old_width=len(expected),
+                            new_width=len(new_columns),
+                            target_indexes=targets,
+                            blocks=records.blocks,
+                            full=False,
+                            has_pk=has_pk,
+                        )
                     rows_count = model.count_rows(conn)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -258,11 +301,19 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
             try:
                 with closing(model.open_data(fresh)) as conn:
                     conn.execute("BEGIN")
-                    model.create_data_table(conn, len(new_columns),
-                                            [new_columns.index(c) for c in table["primary_key"]])
+                    model.create_data_table(
+                        conn, len(new_columns), [new_columns.index(c) for c in table["primary_key"]]
+                    )
                     with load_errors(records):
-                        n = model.load_rows(conn, old_width=len(new_columns), new_width=len(new_columns),
-                                            target_indexes=targets, blocks=records.blocks, full=False, has_pk=has_pk)
+                        n = model.load_rows(
+                            conn,
+                            old_width=len(new_columns),
+                            new_width=len(new_columns),
+                            target_indexes=targets,
+                            blocks=records.blocks,
+                            full=False,
+                            has_pk=has_pk,
+                        )
                     rows_count = model.count_rows(conn) if has_pk else n
                     conn.execute("COMMIT")
                 os.replace(fresh, path)
@@ -297,12 +348,22 @@ def export_table(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
         raise JobError("storage.tables.validation", f"Columns {', '.join(unknown)} not found in the table.")
     indexes = [table["columns"].index(c) for c in columns]
     gz = bool(params.get("gzip"))
-    file_row = ctx.store.insert_file({
-        "name": f"{table['id']}.csv" + (".gz" if gz else ""), "created": model.now(), "size_bytes": None,
-        "tags": ["table-export"], "is_public": 0, "is_sliced": 1, "is_encrypted": 1, "is_permanent": 0,
-        "content_type": None, "run_id": job["run_id"], "creator_token_id": job["creator_token_id"],
-        "key_template": f"exp-15/{_project()}/table-exports/{table['id'].replace('.', '/')}/{{id}}/",
-    })
+    file_row = ctx.store.insert_file(
+        {
+            "name": f"{table['id']}.csv" + (".gz" if gz else ""),
+            "created": model.now(),
+            "size_bytes": None,
+            "tags": ["table-export"],
+            "is_public": 0,
+            "is_sliced": 1,
+            "is_encrypted": 1,
+            "is_permanent": 0,
+            "content_type": None,
+            "run_id": job["run_id"],
+            "creator_token_id": job["creator_token_id"],
+            "key_template": f"exp-15/{_project()}/table-exports/{table['id'].replace('.', '/')}/{{id}}/",
+        }
+    )
     slice_name = f"{file_row['id']}_{table['name']}.part0000.csv" + (".gz" if gz else "")
     slice_key = file_row["s3_key"] + slice_name
     where = _where(params, table)
@@ -359,8 +420,9 @@ def delete_bucket(ctx: Context, job: dict[str, Any]) -> None:
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
         count = c.execute("SELECT COUNT(*) FROM tables WHERE bucket_id = ?", (bucket_id,)).fetchone()[0]
         if count and not params.get("force"):
-            raise JobError("buckets.deleteNotEmpty",
-                           f"Only empty buckets can be deleted. There are {count} tables in the bucket.")
+            raise JobError(
+                "buckets.deleteNotEmpty", f"Only empty buckets can be deleted. There are {count} tables in the bucket."
+            )
         tables = ctx.store.delete_bucket_rows(c, bucket_id)
     for t in tables:
         remove_data_file(ctx.store.data_path(t))

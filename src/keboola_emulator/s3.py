@@ -57,8 +57,9 @@ def backend() -> S3Backend:
     return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
 
-def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_id: str,
-                                  body: Iterable[tuple[int, str]]) -> FakeKey | None:
+def _complete_multipart_streaming(
+    self: S3Backend, bucket_name: str, multipart_id: str, body: Iterable[tuple[int, str]]
+) -> FakeKey | None:
     """Same contract as moto's `complete_multipart_upload`, but parts are copied chunk by chunk."""
     import codecs
 
@@ -88,8 +89,12 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
     full_etag = md5_hash()
     full_etag.update(bytes(md5s))
     key = self.put_object(
-        bucket_name, multipart.key_name, b"", storage=multipart.storage,
-        etag=f"{full_etag.hexdigest()}-{len(parts)}", encryption=multipart.sse_encryption,
+        bucket_name,
+        multipart.key_name,
+        b"",
+        storage=multipart.storage,
+        etag=f"{full_etag.hexdigest()}-{len(parts)}",
+        encryption=multipart.sse_encryption,
         kms_key_id=multipart.kms_key_id,
     )
     total = 0
@@ -108,8 +113,7 @@ def _complete_multipart_streaming(self: S3Backend, bucket_name: str, multipart_i
         key.checksum_algorithm = multipart.metadata.get("x-amz-checksum-algorithm")
         key.checksum_type, key.checksum_value, key.checksum_parts = checksum
     self.put_object_tagging(key, multipart.tags)
-    self.put_object_acl(bucket_name=bucket_name, key_name=key.name, acl=multipart.acl,
-                        disable_notification=True)
+    self.put_object_acl(bucket_name=bucket_name, key_name=key.name, acl=multipart.acl, disable_notification=True)
     return key
 
 
@@ -120,8 +124,11 @@ class _FullObjectChecksum:
     def __init__(self, algorithm: str) -> None:
         self.algorithm = algorithm
         self._crc = 0
-        self._hash = hashlib.sha1(usedforsecurity=False) if algorithm == "SHA1" else (
-            hashlib.sha256(usedforsecurity=False) if algorithm == "SHA256" else None)
+        self._hash = (
+            hashlib.sha1(usedforsecurity=False)
+            if algorithm == "SHA1"
+            else (hashlib.sha256(usedforsecurity=False) if algorithm == "SHA256" else None)
+        )
 
     @classmethod
     def wanted(cls, metadata: Any) -> _FullObjectChecksum | None:
@@ -183,8 +190,9 @@ class S3Side:
         method = environ.get("REQUEST_METHOD", "GET")
         self._stats.count_s3(method)
         if method in ("PUT", "POST"):
-            environ["wsgi.input"] = ThrottledInput(environ["wsgi.input"], self._faults.bandwidth,
-                                                   self._stats.add_s3_bytes)
+            environ["wsgi.input"] = ThrottledInput(
+                environ["wsgi.input"], self._faults.bandwidth, self._stats.add_s3_bytes
+            )
         status_holder: list[str] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -264,7 +272,7 @@ class S3Side:
         prefix = f"/{FILES_BUCKET}/"
         if not path.startswith(prefix):
             return
-        key = path[len(prefix):]
+        key = path[len(prefix) :]
         if method == "DELETE" and "uploadId" not in query:
             self._unmirror_key(key)
         elif (method == "PUT" and "uploadId" not in query) or (method == "POST" and "uploadId=" in query):

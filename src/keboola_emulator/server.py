@@ -62,13 +62,21 @@ class EmulatorServer:
         store = Store(root)
         s3 = S3Side(faults, stats, mirror_dir=(root / "s3") if options.data_dir is not None else None)
         jobs = JobRunner(store, faults, stats, workers=options.job_workers)
-        self.ctx = Context(store=store, s3=s3, jobs=jobs, faults=faults, stats=stats,
-                           tokens=TokenRegistry(options.token, options.readonly_token))
+        self.ctx = Context(
+            store=store,
+            s3=s3,
+            jobs=jobs,
+            faults=faults,
+            stats=stats,
+            tokens=TokenRegistry(options.token, options.readonly_token),
+        )
         operations.register(self.ctx)
-        self._api: BaseWSGIServer = make_server(HOST, options.port, DropMiddleware(create_app(self.ctx)),
-                                                threaded=True, request_handler=QuietHandler)
-        self._s3: BaseWSGIServer = make_server(HOST, options.s3_port, s3.wsgi, threaded=True,
-                                               request_handler=QuietHandler)
+        self._api: BaseWSGIServer = make_server(
+            HOST, options.port, DropMiddleware(create_app(self.ctx)), threaded=True, request_handler=QuietHandler
+        )
+        self._s3: BaseWSGIServer = make_server(
+            HOST, options.s3_port, s3.wsgi, threaded=True, request_handler=QuietHandler
+        )
         self._api.daemon_threads = True
         self._s3.daemon_threads = True
         self.api_url = f"http://{HOST}:{self._api.server_port}"
@@ -79,8 +87,9 @@ class EmulatorServer:
 
     def start(self) -> None:
         for name, srv in (("api", self._api), ("s3", self._s3)):
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve-{name}",
-                                 daemon=True)
+            t = threading.Thread(
+                target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve-{name}", daemon=True
+            )
             t.start()
             self._threads.append(t)
         resumed = self.ctx.jobs.resume_unfinished()

@@ -53,8 +53,9 @@ def creator_token(token: Token) -> dict[str, Any]:
     return {"id": int(token.id), "description": token.description}
 
 
-def verify_payload(token: Token, base_url: str, bucket_ids: list[str], created: str,
-                   data_size_bytes: int, rows_count: int) -> dict[str, Any]:
+def verify_payload(
+    token: Token, base_url: str, bucket_ids: list[str], created: str, data_size_bytes: int, rows_count: int
+) -> dict[str, Any]:
     """§1.3 shape; `admin` only for master tokens (GO storage_token_test), owner.id an int."""
     permission = "manage" if token.can_manage_buckets else "read"
     payload: dict[str, Any] = {
@@ -112,6 +113,10 @@ def verify_payload(token: Token, base_url: str, bucket_ids: list[str], created: 
     }
     if token.is_master:
         payload["admin"] = {
-            "id": 1, "name": "Emulator Admin", "role": "admin", "features": [], "isOrganizationMember": True,
+            "id": 1,
+            "name": "Emulator Admin",
+            "role": "admin",
+            "features": [],
+            "isOrganizationMember": True,
         }
     return payload

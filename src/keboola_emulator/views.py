@@ -10,8 +10,13 @@ from keboola_emulator.tokens import PROJECT_ID, REGION
 DEFAULT_BRANCH_ID = 1  # §8: the default branch answers both `default` and its numeric id
 
 
-def bucket_json(b: dict[str, Any], base_url: str, tables: list[dict[str, Any]] | None = None,
-                rows_count: int = 0, data_size: int = 0) -> dict[str, Any]:
+def bucket_json(
+    b: dict[str, Any],
+    base_url: str,
+    tables: list[dict[str, Any]] | None = None,
+    rows_count: int = 0,
+    data_size: int = 0,
+) -> dict[str, Any]:
     """§3.2 shape. `tables` is a URL in list/create responses but a list in detail (conflict note)."""
     return {
         "uri": f"{base_url}/v2/storage/buckets/{b['id']}",
@@ -46,12 +51,23 @@ def bucket_json(b: dict[str, Any], base_url: str, tables: list[dict[str, Any]] |
 
 
 def metadata_json(m: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(m["id"]), "key": m["key"], "value": m["value"], "provider": m["provider"],
-            "timestamp": m["timestamp"]}
+    return {
+        "id": str(m["id"]),
+        "key": m["key"],
+        "value": m["value"],
+        "provider": m["provider"],
+        "timestamp": m["timestamp"],
+    }
 
 
-def table_json(t: dict[str, Any], base_url: str, *, bucket: dict[str, Any] | None,
-               include_columns: bool = True, metadata: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def table_json(
+    t: dict[str, Any],
+    base_url: str,
+    *,
+    bucket: dict[str, Any] | None,
+    include_columns: bool = True,
+    metadata: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """§4.1 shape. `columns` lists user columns only; empty collections are `[]` (PHP style)."""
     table_meta = [metadata_json(m) for m in (metadata or []) if m["column_name"] is None]
     column_meta: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -92,8 +108,14 @@ def table_json(t: dict[str, Any], base_url: str, *, bucket: dict[str, Any] | Non
     return out
 
 
-def file_json(f: dict[str, Any], *, url: str, size: int | None, credentials: dict[str, Any] | None,
-              with_upload_params: bool = False) -> dict[str, Any]:
+def file_json(
+    f: dict[str, Any],
+    *,
+    url: str,
+    size: int | None,
+    credentials: dict[str, Any] | None,
+    with_upload_params: bool = False,
+) -> dict[str, Any]:
     """§5.1/§5.4 shape; credentials + s3Path only with federationToken (§5.4)."""
     out: dict[str, Any] = {
         "id": f["id"],

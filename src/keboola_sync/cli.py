@@ -28,33 +28,47 @@ DEFAULT_ENV = Path(".env")
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                        help="configuration file (default: ./config.yaml; missing default = all defaults)")
-    common.add_argument("--env-file", type=Path, default=argparse.SUPPRESS,
-                        help="file with KBC_STORAGE_API_TOKEN / KBC_STORAGE_API_HOST (default: ./.env)")
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="configuration file (default: ./config.yaml; missing default = all defaults)",
+    )
+    common.add_argument(
+        "--env-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="file with KBC_STORAGE_API_TOKEN / KBC_STORAGE_API_HOST (default: ./.env)",
+    )
     parser = argparse.ArgumentParser(
-        prog="keboola-sync", parents=[common],
+        prog="keboola-sync",
+        parents=[common],
         description="Keep a folder of CSV files in sync with Keboola Storage: each first-level folder is a "
-                    "bucket, each CSV in it a table, fully reloaded whenever the file changes.",
+        "bucket, each CSV in it a table, fully reloaded whenever the file changes.",
     )
     parser.add_argument("--version", action="version", version=f"keboola-sync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", parents=[common], help="watch the folder and sync until SIGTERM/SIGINT")
     once = commands.add_parser("sync", parents=[common], help="one full reconcile of the folder, then exit")
     once.add_argument("--once", action="store_true", required=True, help="required: run once and exit")
-    commands.add_parser("check", parents=[common],
-                        help="validate config, token, connectivity and folder access; print what was found")
+    commands.add_parser(
+        "check", parents=[common], help="validate config, token, connectivity and folder access; print what was found"
+    )
     status = commands.add_parser("status", parents=[common], help="one row per CSV: table, state, last load")
     status.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    commands.add_parser("health", parents=[common],
-                        help="exit 0 if the running daemon is healthy (heartbeat and Keboola contact), else 1")
+    commands.add_parser(
+        "health",
+        parents=[common],
+        help="exit 0 if the running daemon is healthy (heartbeat and Keboola contact), else 1",
+    )
     return parser
 
 
 def _load(args: argparse.Namespace) -> Config:
     explicit = hasattr(args, "config")
-    return load_config(getattr(args, "config", DEFAULT_CONFIG), getattr(args, "env_file", DEFAULT_ENV),
-                       config_path_explicit=explicit)
+    return load_config(
+        getattr(args, "config", DEFAULT_CONFIG), getattr(args, "env_file", DEFAULT_ENV), config_path_explicit=explicit
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,9 +145,12 @@ def _check(config: Config) -> int:
         say(True, f"folder {config.watch.path}: readable, {len(folders)} folder(s)")
     except ConfigError as exc:
         say(False, str(exc))
-    for key, path in (("state.path", config.state.path.parent), ("logging.file", config.logging.file.parent),
-                      ("upload.spool_dir", config.upload.spool_dir),
-                      ("daemon.health_file", config.daemon.health_file.parent)):
+    for key, path in (
+        ("state.path", config.state.path.parent),
+        ("logging.file", config.logging.file.parent),
+        ("upload.spool_dir", config.upload.spool_dir),
+        ("daemon.health_file", config.daemon.health_file.parent),
+    ):
         try:
             check_writable_dir(path, key)
             say(True, f"{key}: {path} is writable")
@@ -141,9 +158,12 @@ def _check(config: Config) -> int:
             say(False, str(exc))
     try:
         _, info = connect(config)
-        say(True, f"Keboola {config.keboola.url}: token accepted, project '{info.project_name}' "
-                  f"({info.project_id}), can create buckets: {'yes' if info.can_manage_buckets else 'no'}, "
-                  f"file storage: {info.file_storage_provider}")
+        say(
+            True,
+            f"Keboola {config.keboola.url}: token accepted, project '{info.project_name}' "
+            f"({info.project_id}), can create buckets: {'yes' if info.can_manage_buckets else 'no'}, "
+            f"file storage: {info.file_storage_provider}",
+        )
     except ConfigError as exc:
         say(False, str(exc))
     return 0 if ok else 2
@@ -162,9 +182,14 @@ def _status(config: Config, *, as_json: bool) -> int:
         return 0
     headers = ("FILE", "TABLE", "STATE", "LAST LOAD", "ROWS", "ERROR")
     table = [headers] + [
-        (r["file"], r["table_id"] or "-", r["state"],
-         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["last_load_at"])) if r["last_load_at"] else "-",
-         str(r["rows"]) if r["rows"] is not None else "-", (r["error"] or "")[:120])
+        (
+            r["file"],
+            r["table_id"] or "-",
+            r["state"],
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["last_load_at"])) if r["last_load_at"] else "-",
+            str(r["rows"]) if r["rows"] is not None else "-",
+            (r["error"] or "")[:120],
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]

@@ -265,14 +265,11 @@ def load_config(
             source = config_path
             _warn_if_shared(config_path, warnings)
         elif config_path.exists():
-            raise ConfigError(
-                str(config_path), f"{config_path} is not a file. Pass the path of a config.yaml."
-            )
+            raise ConfigError(str(config_path), f"{config_path} is not a file. Pass the path of a config.yaml.")
         elif config_path_explicit:
             raise ConfigError(
                 str(config_path),
-                f"{config_path}: config file not found. Check --config, or copy config.yaml.example"
-                f" to {config_path}.",
+                f"{config_path}: config file not found. Check --config, or copy config.yaml.example to {config_path}.",
             )
 
     merged_env = dict(_read_env_file(env_file, warnings))
@@ -345,9 +342,7 @@ def _read_env_file(env_file: Path | None, warnings: list[str]) -> dict[str, str]
     if env_file is None or not env_file.exists():
         return {}
     if not env_file.is_file():
-        raise ConfigError(
-            str(env_file), f"{env_file} is not a file. Pass the path of your .env with --env-file."
-        )
+        raise ConfigError(str(env_file), f"{env_file} is not a file. Pass the path of your .env with --env-file.")
     try:
         with env_file.open(encoding="utf-8") as handle:
             values = dotenv_values(stream=handle)
@@ -363,9 +358,7 @@ def _warn_if_shared(path: Path, warnings: list[str]) -> None:
     except OSError:
         return
     if mode & 0o077:
-        warnings.append(
-            f"{path} is readable by other users (mode {mode:04o}); run chmod 600 {path}"
-        )
+        warnings.append(f"{path} is readable by other users (mode {mode:04o}); run chmod 600 {path}")
 
 
 def _build_section(section: str, cls: type, raw: Any) -> Any:

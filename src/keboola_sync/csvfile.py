@@ -515,8 +515,7 @@ def _parse_first_record(text: str, dialect: Dialect, eof: bool, display_path: st
         raise InvalidFile(
             display_path,
             f"the header is not valid CSV ({exc})",
-            f"Check the quoting in the first line; a quote ({dialect.enclosure}) inside a value must be"
-            " doubled.",
+            f"Check the quoting in the first line; a quote ({dialect.enclosure}) inside a value must be doubled.",
         ) from None
     consumed = text[: stream.tell()]
     if not eof and not consumed.endswith(("\n", "\r")):
@@ -630,8 +629,7 @@ def _check_columns(header: tuple[str, ...], display_path: str) -> tuple[str, ...
         if not column:
             raise InvalidFile(
                 display_path,
-                f"column {number} of the header ({cell!r}) has no letters or digits Keboola can use in a column"
-                " name",
+                f"column {number} of the header ({cell!r}) has no letters or digits Keboola can use in a column name",
                 "Rename the column using Latin letters, digits or '_'.",
             )
         if len(column) > MAX_COLUMN_NAME:
@@ -896,8 +894,8 @@ class _ParallelGzip:
     def submit(self, chunk: bytes) -> Future[bytes]:
         """Start compressing `chunk`; called in file order, from one thread."""
         dictionary = self._previous
-        self._previous = (dictionary + chunk)[-DEFLATE_WINDOW:] if len(chunk) < DEFLATE_WINDOW else (
-            chunk[-DEFLATE_WINDOW:]
+        self._previous = (
+            (dictionary + chunk)[-DEFLATE_WINDOW:] if len(chunk) < DEFLATE_WINDOW else (chunk[-DEFLATE_WINDOW:])
         )
         return self._pool.submit(_deflate_block, chunk, dictionary, self._level)
 

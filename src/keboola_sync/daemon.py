@@ -59,34 +59,51 @@ class Counters:
 def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Storage, TokenInfo]:
     """Verify the token and that it may write (§1.3). Any problem is a StartupError naming the fix."""
     token = config.require_token()
-    storage = Storage(config.keboola.url, token, keboola=config.keboola, retry=config.retry,
-                      upload=config.upload, progress_seconds=config.logging.progress_seconds, abandon=abandon)
+    storage = Storage(
+        config.keboola.url,
+        token,
+        keboola=config.keboola,
+        retry=config.retry,
+        upload=config.upload,
+        progress_seconds=config.logging.progress_seconds,
+        abandon=abandon,
+    )
     try:
         info = storage.verify_token()
     except TokenRejected as exc:
-        raise StartupError("KBC_STORAGE_API_TOKEN",
-                           f"Keboola at {config.keboola.url} refused the token ({exc.code or exc.status}). "
-                           "Check KBC_STORAGE_API_TOKEN in .env and that KBC_STORAGE_API_HOST is the stack of "
-                           "your project") from exc
+        raise StartupError(
+            "KBC_STORAGE_API_TOKEN",
+            f"Keboola at {config.keboola.url} refused the token ({exc.code or exc.status}). "
+            "Check KBC_STORAGE_API_TOKEN in .env and that KBC_STORAGE_API_HOST is the stack of "
+            "your project",
+        ) from exc
     except StorageError as exc:
-        raise StartupError("keboola.url",
-                           f"cannot reach Keboola at {config.keboola.url}: {exc}. Check KBC_STORAGE_API_HOST "
-                           "(or keboola.url) and the network") from exc
+        raise StartupError(
+            "keboola.url",
+            f"cannot reach Keboola at {config.keboola.url}: {exc}. Check KBC_STORAGE_API_HOST "
+            "(or keboola.url) and the network",
+        ) from exc
     writable = [b for b, p in info.bucket_permissions.items() if p in ("write", "manage")]
     if not info.can_manage_buckets and not writable:
-        raise StartupError("KBC_STORAGE_API_TOKEN",
-                           "the token can neither create buckets nor write to any bucket. Create a token "
-                           "with 'Full access to all buckets' (canManageBuckets) in Keboola")
+        raise StartupError(
+            "KBC_STORAGE_API_TOKEN",
+            "the token can neither create buckets nor write to any bucket. Create a token "
+            "with 'Full access to all buckets' (canManageBuckets) in Keboola",
+        )
     if not info.can_manage_buckets:
-        log.warning("the token cannot create buckets; only folders whose buckets exist and are writable "
-                    "(%s) will sync", ", ".join(writable))
+        log.warning(
+            "the token cannot create buckets; only folders whose buckets exist and are writable (%s) will sync",
+            ", ".join(writable),
+        )
     return storage, info
 
 
 def check_folder(path: Path) -> None:
     if not path.exists():
-        raise StartupError("watch.path", f"the watched folder {path} does not exist. Create it or fix "
-                                         "watch.path (in Docker: the WATCH_DIR mount)")
+        raise StartupError(
+            "watch.path",
+            f"the watched folder {path} does not exist. Create it or fix watch.path (in Docker: the WATCH_DIR mount)",
+        )
     if not path.is_dir():
         raise StartupError("watch.path", f"{path} is not a folder. Point watch.path at a folder")
     if not os.access(path, os.R_OK | os.X_OK):
@@ -119,23 +136,24 @@ class Scheduler:
         self._stop = stop
         self._lock = threading.Lock()
         self._candidates: dict[str, _Candidate] = {}
-        self._in_flight: set[str] = set()        # table ids being loaded
+        self._in_flight: set[str] = set()  # table ids being loaded
         # ("file", rel_path) | ("folder", name) | ("tables", "")
         self._queue: queue.Queue[tuple[str, str]] = queue.Queue()
         self._folder_jobs: set[str] = set()
         self._table_check_queued = False
         self._busy = 0
         self._folders_pending: set[str] = set()
-        self._events_seen: set[str] = set()     # paths announced by an event since the last full scan
-        self._running: set[str] = set()         # paths being loaded now
+        self._events_seen: set[str] = set()  # paths announced by an event since the last full scan
+        self._running: set[str] = set()  # paths being loaded now
         self._last_scan_wall: float | None = None
         self._scanned_once = False
         self._noted_ignored: set[str] = set()
         self._unreadable_folders: dict[str, str] = {}
         self.counters = Counters()
         self.paused: str | None = None
-        self._workers = [threading.Thread(target=self._work, name=f"load-{i}", daemon=True)
-                         for i in range(config.upload.concurrency)]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"load-{i}", daemon=True) for i in range(config.upload.concurrency)
+        ]
         self._idle = threading.Condition(self._lock)
 
     def start_workers(self) -> None:
@@ -242,8 +260,12 @@ class Scheduler:
         except Abandoned:
             pass
         except StorageError as exc:
-            log.error("cannot create the bucket for folder %s: %s; trying again at the next rescan or load",
-                      folder, exc, extra={"folder": folder})
+            log.error(
+                "cannot create the bucket for folder %s: %s; trying again at the next rescan or load",
+                folder,
+                exc,
+                extra={"folder": folder},
+            )
         except Exception:  # the daemon never dies of one folder
             log.exception("unexpected error while creating the bucket for folder %s", folder)
         finally:
@@ -332,8 +354,7 @@ class Scheduler:
         problem = self.folder_health()
         if problem:
             if self.paused != problem:
-                log.error("%s; pausing: nothing is loaded and nothing in Keboola is touched until it is back",
-                          problem)
+                log.error("%s; pausing: nothing is loaded and nothing in Keboola is touched until it is back", problem)
             self.paused = problem
             return
         if self.paused:
@@ -369,14 +390,16 @@ class Scheduler:
         if missed and watcher is not None and watcher.mode == "native" and self.config.watch.observer == "auto":
             watcher.switch_to_polling(
                 f"a rescan found {len(missed)} changed file(s) that no file event announced "
-                f"(e.g. {missed[0]}); events do not arrive reliably on this mount")
+                f"(e.g. {missed[0]}); events do not arrive reliably on this mount"
+            )
 
     def scan_folder(self, folder: str) -> None:
         records = {r.path: r for r in self.service.ledger.all() if r.path.startswith(folder + "/")}
         self._scan_files(folder, records, set(), time.time(), None, [])
 
-    def _scan_files(self, folder: str, records: dict, events_seen: set[str], now_wall: float,
-                    since: float | None, missed: list[str]) -> None:
+    def _scan_files(
+        self, folder: str, records: dict, events_seen: set[str], now_wall: float, since: float | None, missed: list[str]
+    ) -> None:
         """Hint every file that needs work. A file changed since the previous full scan (and settled)
         that no event announced and nobody is loading is a missed event: the watcher may need polling."""
         try:
@@ -388,8 +411,11 @@ class Scheduler:
             problem = f"folder {folder} cannot be read ({exc.strerror or exc}); its files are not synced"
             if self._unreadable_folders.get(folder) != problem:
                 self._unreadable_folders[folder] = problem
-                fix = (f"Make it readable: chmod a+rx '{folder}'" if exc.errno in (errno.EACCES, errno.EPERM)
-                       else "Check the folder and the mount")
+                fix = (
+                    f"Make it readable: chmod a+rx '{folder}'"
+                    if exc.errno in (errno.EACCES, errno.EPERM)
+                    else "Check the folder and the mount"
+                )
                 log.warning("%s. %s", problem, fix, extra={"folder": folder})
             return
         if self._unreadable_folders.pop(folder, None):
@@ -417,8 +443,7 @@ class Scheduler:
                 with self._lock:
                     known = rel_path in self._candidates or rel_path in self._running
                 settled = now_wall - 2 * self.config.watch.stable_seconds - 1
-                if not known and since is not None and rel_path not in events_seen \
-                        and since < st.st_mtime < settled:
+                if not known and since is not None and rel_path not in events_seen and since < st.st_mtime < settled:
                     missed.append(rel_path)
                 first_scan = since is None and not self._scanned_once
                 old_enough = now_wall - st.st_mtime >= self.config.watch.stable_seconds
@@ -453,8 +478,11 @@ class Daemon:
         self._signals += 1
         if self._signals == 1:
             timeout = self.config.daemon.shutdown_timeout_seconds
-            log.info("received %s: finishing loads in flight (up to %.0f s), starting nothing new",
-                     signal.Signals(signum).name, timeout)
+            log.info(
+                "received %s: finishing loads in flight (up to %.0f s), starting nothing new",
+                signal.Signals(signum).name,
+                timeout,
+            )
             self.stop.set()
             # Whatever is still waiting on Keboola when the time is up gives up (the ledger keeps the job).
             timer = threading.Timer(timeout, self.abandon.set)
@@ -475,8 +503,14 @@ class Daemon:
         check_folder(cfg.watch.path)
         storage, info = connect(cfg, self.abandon)
         storage.warm_up()
-        log.info("keboola-sync %s: project %s (%s), watching %s -> stage %s", __version__, info.project_name,
-                 info.project_id, cfg.watch.path, cfg.keboola.stage)
+        log.info(
+            "keboola-sync %s: project %s (%s), watching %s -> stage %s",
+            __version__,
+            info.project_name,
+            info.project_id,
+            cfg.watch.path,
+            cfg.keboola.stage,
+        )
         cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)
         clean_spool(cfg.upload.spool_dir)
         ledger = Ledger(cfg.state.path)
@@ -494,11 +528,14 @@ class Daemon:
             health = Health(cfg)
             watcher = None
             if not once:
-                watcher = Watcher(cfg.watch.path, setting=cfg.watch.observer,
-                                  polling_interval=cfg.watch.polling_interval_seconds,
-                                  on_file=lambda p: scheduler.notify(p, from_event=True),
-                                  on_folder=scheduler.notify_folder,
-                                  on_overflow=lambda: self._rescan_now.set())
+                watcher = Watcher(
+                    cfg.watch.path,
+                    setting=cfg.watch.observer,
+                    polling_interval=cfg.watch.polling_interval_seconds,
+                    on_file=lambda p: scheduler.notify(p, from_event=True),
+                    on_folder=scheduler.notify_folder,
+                    on_overflow=lambda: self._rescan_now.set(),
+                )
                 log.info("watching with %s observer: %s", watcher.mode, watcher.reason)
                 watcher.start()
             scheduler.full_scan(watcher=watcher)
@@ -525,12 +562,20 @@ class Daemon:
         bad = [o for o in scheduler.counters.outcomes.values() if o.status in ("failed", "skipped", "abandoned")]
         # Files judged earlier and still bad count too: the exit code describes the folder, not this run.
         for record in ledger.all():
-            if record.state in ("failed", "skipped") and record.path not in scheduler.counters.outcomes \
-                    and (self.config.watch.path / record.path).exists():
+            if (
+                record.state in ("failed", "skipped")
+                and record.path not in scheduler.counters.outcomes
+                and (self.config.watch.path / record.path).exists()
+            ):
                 bad.append(Outcome(record.path, record.state, record.error or ""))
         c = scheduler.counters
-        log.info("sync --once done: %d loaded, %d unchanged, %d skipped, %d failed", c.loaded, c.unchanged,
-                 len([b for b in bad if b.status == "skipped"]), len([b for b in bad if b.status != "skipped"]))
+        log.info(
+            "sync --once done: %d loaded, %d unchanged, %d skipped, %d failed",
+            c.loaded,
+            c.unchanged,
+            len([b for b in bad if b.status == "skipped"]),
+            len([b for b in bad if b.status != "skipped"]),
+        )
         return 1 if bad else 0
 
     def _tick_seconds(self) -> float:
@@ -550,8 +595,9 @@ class Daemon:
                 self._rescan_now.clear()
                 scheduler.full_scan(watcher=watcher)
                 # While paused (folder missing), look again soon so the daemon resumes promptly.
-                next_scan = now + (cfg.watch.polling_interval_seconds if scheduler.paused
-                                   else self._jittered(cfg.watch.rescan_seconds))
+                next_scan = now + (
+                    cfg.watch.polling_interval_seconds if scheduler.paused else self._jittered(cfg.watch.rescan_seconds)
+                )
             scheduler.tick()
             if now >= next_keepalive and not (keepalive and keepalive.is_alive()):
                 next_keepalive = now + keepalive_every
@@ -562,9 +608,15 @@ class Daemon:
             if now >= next_beat:
                 next_beat = now + cfg.daemon.heartbeat_seconds
                 c = scheduler.counters
-                health.write(last_keboola_ok_at=storage.last_contact, observer=watcher.mode if watcher else None,
-                             paused=scheduler.paused, pending=scheduler.pending_count, loaded=c.loaded,
-                             failed=c.failed, skipped=c.skipped)
+                health.write(
+                    last_keboola_ok_at=storage.last_contact,
+                    observer=watcher.mode if watcher else None,
+                    paused=scheduler.paused,
+                    pending=scheduler.pending_count,
+                    loaded=c.loaded,
+                    failed=c.failed,
+                    skipped=c.skipped,
+                )
             self.stop.wait(tick)
 
     @staticmethod
@@ -584,8 +636,10 @@ class Daemon:
             watcher.stop()
         finished = scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)
         if not finished:
-            log.warning("loads still in flight after %.0f s; abandoning them (the next start resolves them "
-                        "with Keboola)", self.config.daemon.shutdown_timeout_seconds)
+            log.warning(
+                "loads still in flight after %.0f s; abandoning them (the next start resolves them with Keboola)",
+                self.config.daemon.shutdown_timeout_seconds,
+            )
             self.abandon.set()
             scheduler.wait_idle(2.0)
         health.write(stopped=True, last_keboola_ok_at=None)

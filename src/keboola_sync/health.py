@@ -54,5 +54,7 @@ class Health:
             return False, f"no successful contact with Keboola {when} (limit {limit:.0f} s)"
         if data.get("paused"):
             return False, f"paused: {data['paused']}"
-        return True, (f"ok: heartbeat {age:.0f} s ago, Keboola answered {silence:.0f} s ago, "
-                      f"{data.get('pending', 0)} pending, {data.get('failed', 0)} failed")
+        return True, (
+            f"ok: heartbeat {age:.0f} s ago, Keboola answered {silence:.0f} s ago, "
+            f"{data.get('pending', 0)} pending, {data.get('failed', 0)} failed"
+        )

@@ -150,8 +150,7 @@ def _name_problem(raw: str, sanitized: str, limit: int, what: str) -> tuple[str,
         )
     if len(sanitized) > limit:
         return (
-            f"the {what} name {sanitized!r} is {len(sanitized)} characters long; Keboola accepts at most"
-            f" {limit}",
+            f"the {what} name {sanitized!r} is {len(sanitized)} characters long; Keboola accepts at most {limit}",
             f"Rename it to at most {limit} characters.",
         )
     return None
@@ -170,8 +169,7 @@ def classify_folder(name: str, *, stage: str, on_invalid_name: str) -> tuple[str
     if bucket_name != name and on_invalid_name == "reject":
         return Rejected(
             name,
-            f"the folder name {name!r} is not a valid Keboola bucket name"
-            " (only letters, digits, '-' and '_')",
+            f"the folder name {name!r} is not a valid Keboola bucket name (only letters, digits, '-' and '_')",
             f"Rename the folder to {bucket_name!r}, or set mapping.on_invalid_name: sanitize.",
         )
     return bucket_name, f"{stage}.c-{bucket_name}"
@@ -255,8 +253,7 @@ def classify(
     if len(parts) > 2:
         return Ignored(
             rel,
-            "CSV files nested deeper than one sub-folder are not loaded; move it up to"
-            f" {parts[0]}/{name}",
+            f"CSV files nested deeper than one sub-folder are not loaded; move it up to {parts[0]}/{name}",
             notable=True,
         )
 

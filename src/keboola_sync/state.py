@@ -71,8 +71,10 @@ STATES = ("synced", "pending", "failed", "skipped")
 
 
 def unreadable_ledger(path: Path, exc: Exception) -> str:
-    return (f"cannot open the state database {path}: {exc}. Move it aside (the next run re-checks every file "
-            "against Keboola and reloads only what differs) or point state.path at the right file")
+    return (
+        f"cannot open the state database {path}: {exc}. Move it aside (the next run re-checks every file "
+        "against Keboola and reloads only what differs) or point state.path at the right file"
+    )
 
 
 @dataclass(frozen=True)
@@ -239,16 +241,31 @@ class Ledger:
             conn.execute(f"INSERT INTO files ({names}) VALUES ({marks})", (path, table_id, *fields.values()))  # noqa: S608
 
     def record_uploaded(
-        self, path: str, table_id: str, fp: Fingerprint, sha256: str, columns: tuple[str, ...], file_id: int,
+        self,
+        path: str,
+        table_id: str,
+        fp: Fingerprint,
+        sha256: str,
+        columns: tuple[str, ...],
+        file_id: int,
         kind: str,
     ) -> None:
         """The content is in Keboola file storage; if the import fails it is retried from this file id."""
         with self._tx() as conn:
             self._upsert(
-                conn, path, table_id, state="pending",
-                pending_size=fp.size, pending_mtime_ns=fp.mtime_ns, pending_inode=fp.inode,
-                pending_sha256=sha256, pending_columns=json.dumps(list(columns)), pending_kind=kind,
-                file_id=file_id, file_uploaded_at=time.time(), job_id=None,
+                conn,
+                path,
+                table_id,
+                state="pending",
+                pending_size=fp.size,
+                pending_mtime_ns=fp.mtime_ns,
+                pending_inode=fp.inode,
+                pending_sha256=sha256,
+                pending_columns=json.dumps(list(columns)),
+                pending_kind=kind,
+                file_id=file_id,
+                file_uploaded_at=time.time(),
+                job_id=None,
             )
 
     def record_job_started(self, path: str, job_id: int) -> None:
@@ -257,17 +274,42 @@ class Ledger:
             conn.execute("UPDATE files SET job_id = ?, updated_at = ? WHERE path = ?", (job_id, time.time(), path))
 
     def record_synced(
-        self, path: str, table_id: str, fp: Fingerprint, sha256: str, columns: tuple[str, ...],
-        rows: int | None, nbytes: int | None, seconds: float | None,
+        self,
+        path: str,
+        table_id: str,
+        fp: Fingerprint,
+        sha256: str,
+        columns: tuple[str, ...],
+        rows: int | None,
+        nbytes: int | None,
+        seconds: float | None,
     ) -> None:
         with self._tx() as conn:
             self._upsert(
-                conn, path, table_id, state="synced",
-                seen_size=fp.size, seen_mtime_ns=fp.mtime_ns, seen_inode=fp.inode, seen_sha256=sha256,
-                sha256=sha256, columns=json.dumps(list(columns)), rows=rows, bytes=nbytes, seconds=seconds,
-                last_load_at=time.time(), job_id=None, pending_size=None, pending_mtime_ns=None,
-                pending_inode=None, pending_sha256=None, pending_columns=None, pending_kind=None,
-                error=None, attempts=0, next_retry_at=None,
+                conn,
+                path,
+                table_id,
+                state="synced",
+                seen_size=fp.size,
+                seen_mtime_ns=fp.mtime_ns,
+                seen_inode=fp.inode,
+                seen_sha256=sha256,
+                sha256=sha256,
+                columns=json.dumps(list(columns)),
+                rows=rows,
+                bytes=nbytes,
+                seconds=seconds,
+                last_load_at=time.time(),
+                job_id=None,
+                pending_size=None,
+                pending_mtime_ns=None,
+                pending_inode=None,
+                pending_sha256=None,
+                pending_columns=None,
+                pending_kind=None,
+                error=None,
+                attempts=0,
+                next_retry_at=None,
             )
 
     def record_unchanged(self, path: str, table_id: str, fp: Fingerprint) -> None:
@@ -281,21 +323,41 @@ class Ledger:
         """The file is invalid as it is: skip it until its fingerprint changes."""
         with self._tx() as conn:
             self._upsert(
-                conn, path, table_id, state="skipped", error=error, next_retry_at=None,
-                seen_size=fp.size if fp else None, seen_mtime_ns=fp.mtime_ns if fp else None,
-                seen_inode=fp.inode if fp else None, seen_sha256=sha256,
+                conn,
+                path,
+                table_id,
+                state="skipped",
+                error=error,
+                next_retry_at=None,
+                seen_size=fp.size if fp else None,
+                seen_mtime_ns=fp.mtime_ns if fp else None,
+                seen_inode=fp.inode if fp else None,
+                seen_sha256=sha256,
             )
 
     def record_failed(
-        self, path: str, table_id: str | None, fp: Fingerprint | None, sha256: str | None, error: str,
+        self,
+        path: str,
+        table_id: str | None,
+        fp: Fingerprint | None,
+        sha256: str | None,
+        error: str,
         retry_at: float | None,
     ) -> None:
         """Keboola refused or kept failing: retry at `retry_at` (None: only when the file changes)."""
         with self._tx() as conn:
             self._upsert(
-                conn, path, table_id, state="failed", error=error, next_retry_at=retry_at, job_id=None,
-                seen_size=fp.size if fp else None, seen_mtime_ns=fp.mtime_ns if fp else None,
-                seen_inode=fp.inode if fp else None, seen_sha256=sha256,
+                conn,
+                path,
+                table_id,
+                state="failed",
+                error=error,
+                next_retry_at=retry_at,
+                job_id=None,
+                seen_size=fp.size if fp else None,
+                seen_mtime_ns=fp.mtime_ns if fp else None,
+                seen_inode=fp.inode if fp else None,
+                seen_sha256=sha256,
             )
             conn.execute("UPDATE files SET attempts = attempts + 1 WHERE path = ?", (path,))
 

@@ -37,16 +37,24 @@ def collect(config: Config) -> list[dict[str, Any]]:
         ledger.close()
     rows = []
     for rel_path in _csv_paths(config):
-        target = classify(rel_path, stage=config.keboola.stage, extensions=config.watch.csv_extensions,
-                          ignore_patterns=config.watch.ignore_patterns,
-                          on_invalid_name=config.mapping.on_invalid_name)
+        target = classify(
+            rel_path,
+            stage=config.keboola.stage,
+            extensions=config.watch.csv_extensions,
+            ignore_patterns=config.watch.ignore_patterns,
+            on_invalid_name=config.mapping.on_invalid_name,
+        )
         if isinstance(target, Ignored):
             continue
         record = records.get(rel_path)
         row: dict[str, Any] = {
-            "file": rel_path, "folder": rel_path.split("/", 1)[0],
+            "file": rel_path,
+            "folder": rel_path.split("/", 1)[0],
             "table_id": None if isinstance(target, Rejected) else target.table_id,
-            "state": "pending", "last_load_at": None, "rows": None, "error": None,
+            "state": "pending",
+            "last_load_at": None,
+            "rows": None,
+            "error": None,
         }
         if isinstance(target, Rejected):
             row.update(state="skipped", error=f"{target.problem}. {target.fix}")

@@ -52,8 +52,9 @@ S3_CLIENTS_KEPT = 4
 # Job error codes that mean "the file (or its header) is wrong": retrying the same content cannot help.
 CONTENT_ERROR_PREFIXES = ("csvImport.", "storage.tables.validation", "invalidCsv", "storage.validation")
 # Job error codes that mean "the uploaded file is gone or incomplete": upload again (§5.2, §7.2).
-FILE_ERROR_CODES = frozenset({"storage.fileNotUploaded", "storage.importFileMissing",
-                              "storage.manifestFileMissing", "storage.files.notFound"})
+FILE_ERROR_CODES = frozenset(
+    {"storage.fileNotUploaded", "storage.importFileMissing", "storage.manifestFileMissing", "storage.files.notFound"}
+)
 MISSING_TARGET_CODES = frozenset({"storage.tables.notFound", "storage.buckets.notFound"})
 
 
@@ -69,8 +70,9 @@ class StorageError(KeboolaSyncError):
 class StorageTransient(StorageError):
     """Worth another try later: network trouble, timeouts, 429, 5xx, Keboola's own internal job errors."""
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
 
@@ -207,8 +209,7 @@ def translate(exc: Exception, what: str) -> StorageError:
         if status == 404:
             return NotFound(text, code=code, status=status)
         return StorageTerminal(text, code=code, status=status)
-    if isinstance(exc, requests.RequestException | botocore.exceptions.BotoCoreError | ConnectionError
-                  | TimeoutError):
+    if isinstance(exc, requests.RequestException | botocore.exceptions.BotoCoreError | ConnectionError | TimeoutError):
         return StorageTransient(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, botocore.exceptions.ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -241,8 +242,13 @@ class UploadProgress:
         rate = done / max(now - self._start, 1e-6)
         eta = (self._total - done) / rate if rate > 0 else float("inf")
         log.info(
-            "uploading %s: %.1f/%.1f MB (%d%%), %.1f MB/s, ETA %.0f s", self._label, done / 1e6,
-            self._total / 1e6, 100 * done // max(self._total, 1), rate / 1e6, eta,
+            "uploading %s: %.1f/%.1f MB (%d%%), %.1f MB/s, ETA %.0f s",
+            self._label,
+            done / 1e6,
+            self._total / 1e6,
+            100 * done // max(self._total, 1),
+            rate / 1e6,
+            eta,
             extra={"file": self._label, "uploaded_bytes": done, "total_bytes": self._total},
         )
 
@@ -286,8 +292,12 @@ class Storage:
 
         def build() -> None:
             with contextlib.suppress(Exception), self._s3_clients_lock:
-                self._boto.client("s3", region_name="us-east-1", aws_access_key_id="warm-up",
-                                  aws_secret_access_key="warm-up")  # noqa: S106 - not a credential
+                self._boto.client(
+                    "s3",
+                    region_name="us-east-1",
+                    aws_access_key_id="warm-up",
+                    aws_secret_access_key="warm-up",  # noqa: S106 - not a credential
+                )
 
         threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
 
@@ -319,8 +329,12 @@ class Storage:
             exc = state.outcome.exception() if state.outcome else None
             pause = state.next_action.sleep if state.next_action else 0
             log.warning(
-                "%s failed (attempt %d/%d): %s; retrying in %.1f s", what, state.attempt_number,
-                self._retry.max_attempts, exc, pause,
+                "%s failed (attempt %d/%d): %s; retrying in %.1f s",
+                what,
+                state.attempt_number,
+                self._retry.max_attempts,
+                exc,
+                pause,
             )
 
         tries = 0
@@ -403,8 +417,9 @@ class Storage:
             data = self._retrying(f"reading table {table_id}", lambda: self._tables.detail(table_id))
         except NotFound:
             return None
-        return RemoteTable(table_id=data["id"], columns=tuple(data.get("columns") or ()),
-                           rows_count=data.get("rowsCount"))
+        return RemoteTable(
+            table_id=data["id"], columns=tuple(data.get("columns") or ()), rows_count=data.get("rowsCount")
+        )
 
     def list_table_ids(self) -> set[str]:
         """Every table of the project, in one call (GET tables, §4.1): how a rescan notices tables
@@ -420,17 +435,20 @@ class Storage:
         size = spool.stat().st_size
         prepared = self._retrying(
             f"preparing the upload of {label}",
-            lambda: self._files.prepare_upload(spool.name, size_bytes=size, tags=["keboola-sync"],
-                                               is_encrypted=True, federation_token=True),
+            lambda: self._files.prepare_upload(
+                spool.name, size_bytes=size, tags=["keboola-sync"], is_encrypted=True, federation_token=True
+            ),
         )
         provider = prepared.get("provider", "aws")
         if provider != "aws" or "uploadParams" not in prepared:
             # Azure and GCP: the SDK's uploader (one more prepare, then the cloud SDK's own chunking).
             # It writes nothing beside the file when compress=False (§9 item 7).
-            return int(self._retrying(
-                f"uploading {label} ({provider})",
-                lambda: self._files.upload_file(str(spool), tags=["keboola-sync"], compress=False),
-            ))
+            return int(
+                self._retrying(
+                    f"uploading {label} ({provider})",
+                    lambda: self._files.upload_file(str(spool), tags=["keboola-sync"], compress=False),
+                )
+            )
         self._retrying(f"uploading {label}", lambda: self._upload_s3(prepared, spool, size, label))
         return int(prepared["id"])
 
@@ -440,8 +458,9 @@ class Storage:
         full retry policy instead. AWS only (the other providers' SDK uploaders need a finished file)."""
         prepared = self._retrying(
             f"preparing the upload of {label}",
-            lambda: self._files.prepare_upload(name, size_bytes=None, tags=["keboola-sync"],
-                                               is_encrypted=True, federation_token=True),
+            lambda: self._files.prepare_upload(
+                name, size_bytes=None, tags=["keboola-sync"], is_encrypted=True, federation_token=True
+            ),
         )
         if prepared.get("provider", "aws") != "aws" or "uploadParams" not in prepared:
             raise StorageTerminal(f"uploading {label}: streaming needs the aws provider")
@@ -518,8 +537,9 @@ class Storage:
             use_threads=True,
         )
         progress = UploadProgress(label, size, self._progress_seconds, self.abandon)
-        client.upload_file(str(spool), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer,
-                           Callback=progress)
+        client.upload_file(
+            str(spool), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer, Callback=progress
+        )
 
     def _upload_s3_growing(self, prepared: dict[str, Any], reader: Any, size: int, label: str) -> None:
         """Multipart upload of a spool that is still being written: part n goes as soon as its bytes are
@@ -559,8 +579,9 @@ class Storage:
                     done_parts.append(future)
                     start, number = start + length, number + 1
                 parts = [f.result() for f in done_parts]
-            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                             MultipartUpload={"Parts": parts})
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
@@ -597,20 +618,32 @@ class Storage:
     def start_create_table(self, bucket_id: str, name: str, file_id: int, dialect: Dialect) -> int:
         """POST tables-async (§4.2); returns the job id. Retried only after checking the job list."""
         return self._start_job(
-            f"creating table {bucket_id}.{name}", file_id, f"{bucket_id}.{name}",
+            f"creating table {bucket_id}.{name}",
+            file_id,
+            f"{bucket_id}.{name}",
             lambda: self._tables.create_raw(
-                bucket_id, name, data_file_id=file_id, delimiter=dialect.delimiter,
-                enclosure=dialect.enclosure, escaped_by=dialect.escaped_by,
+                bucket_id,
+                name,
+                data_file_id=file_id,
+                delimiter=dialect.delimiter,
+                enclosure=dialect.enclosure,
+                escaped_by=dialect.escaped_by,
             ),
         )
 
     def start_full_load(self, table_id: str, file_id: int, dialect: Dialect) -> int:
         """POST import-async with incremental=0 (§4.5.1: the table is emptied, then loaded)."""
         return self._start_job(
-            f"loading table {table_id}", file_id, table_id,
+            f"loading table {table_id}",
+            file_id,
+            table_id,
             lambda: self._tables.load_raw(
-                table_id, data_file_id=file_id, is_incremental=False, delimiter=dialect.delimiter,
-                enclosure=dialect.enclosure, escaped_by=dialect.escaped_by,
+                table_id,
+                data_file_id=file_id,
+                is_incremental=False,
+                delimiter=dialect.delimiter,
+                enclosure=dialect.enclosure,
+                escaped_by=dialect.escaped_by,
             ),
         )
 
@@ -641,7 +674,9 @@ class Storage:
                 error = job.get("error") or {}
                 raise JobFailed(
                     f"{what}: job {job_id} failed: {error.get('message', 'no message')}",
-                    code=error.get("code"), job_id=job_id, results=job.get("results"),
+                    code=error.get("code"),
+                    job_id=job_id,
+                    results=job.get("results"),
                 )
             if time.monotonic() > deadline:
                 raise StorageTransient(

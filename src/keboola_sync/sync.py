@@ -93,15 +93,19 @@ class SyncService:
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
         cfg = self.config
         return classify(
-            rel_path, stage=cfg.keboola.stage, extensions=cfg.watch.csv_extensions,
-            ignore_patterns=cfg.watch.ignore_patterns, on_invalid_name=cfg.mapping.on_invalid_name,
+            rel_path,
+            stage=cfg.keboola.stage,
+            extensions=cfg.watch.csv_extensions,
+            ignore_patterns=cfg.watch.ignore_patterns,
+            on_invalid_name=cfg.mapping.on_invalid_name,
         )
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
     def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
-        return classify_folder(folder, stage=self.config.keboola.stage,
-                               on_invalid_name=self.config.mapping.on_invalid_name)
+        return classify_folder(
+            folder, stage=self.config.keboola.stage, on_invalid_name=self.config.mapping.on_invalid_name
+        )
 
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
@@ -111,8 +115,9 @@ class SyncService:
         if isinstance(result, Rejected):
             if folder not in self._warned_folders:
                 self._warned_folders.add(folder)
-                log.warning("folder %s is not synced: %s. %s", folder, result.problem, result.fix,
-                            extra={"folder": folder})
+                log.warning(
+                    "folder %s is not synced: %s. %s", folder, result.problem, result.fix, extra={"folder": folder}
+                )
             return None
         bucket_name, bucket_id = result
         if bucket_id in self._buckets:
@@ -170,25 +175,38 @@ class SyncService:
         if isinstance(target, Rejected):
             return self._skip(rel_path, None, fp, None, f"{rel_path}: {target.problem}. {target.fix}")
         if not is_inside(path, self.root):
-            return self._skip(rel_path, target.table_id, fp, None,
-                              f"{rel_path}: a symbolic link that points outside the watched folder (or "
-                              "nowhere); it is not followed. Copy the file into the folder instead")
+            return self._skip(
+                rel_path,
+                target.table_id,
+                fp,
+                None,
+                f"{rel_path}: a symbolic link that points outside the watched folder (or "
+                "nowhere); it is not followed. Copy the file into the folder instead",
+            )
         owner = self.ledger.owner_of_table(target.table_id)
         if owner and owner != rel_path and (self.root / owner).exists():
-            return self._skip(rel_path, None, fp, None,
-                              f"{rel_path}: maps to table {target.table_id}, which {owner} already loads. "
-                              "Rename one of the two files")
+            return self._skip(
+                rel_path,
+                None,
+                fp,
+                None,
+                f"{rel_path}: maps to table {target.table_id}, which {owner} already loads. "
+                "Rename one of the two files",
+            )
         record = self.ledger.get(rel_path)
         if record is not None and not self.needs_work(rel_path, fp, record, time.time()):
             status = "waiting" if record.state == "failed" else "unchanged"
             return Outcome(rel_path, status, record.error or "", target.table_id)
         if target.renamed and (record is None or record.table_id != target.table_id):
-            log.warning("%s is loaded as table %s (Keboola allows only letters, digits, - and _ in names)",
-                        rel_path, target.table_id, extra={"file": rel_path, "table": target.table_id})
+            log.warning(
+                "%s is loaded as table %s (Keboola allows only letters, digits, - and _ in names)",
+                rel_path,
+                target.table_id,
+                extra={"file": rel_path, "table": target.table_id},
+            )
         return self._load(rel_path, path, target, fp, record)
 
-    def _load(self, rel_path: str, path: Path, target: Target, fp: Fingerprint,
-              record: FileRecord | None) -> Outcome:
+    def _load(self, rel_path: str, path: Path, target: Target, fp: Fingerprint, record: FileRecord | None) -> Outcome:
         started = time.monotonic()
         try:
             info, spool, fresh_file_id = self._pass(rel_path, path, target, fp, record)
@@ -211,8 +229,9 @@ class SyncService:
         finally:
             spool.path.unlink(missing_ok=True)
 
-    def _pass(self, rel_path: str, path: Path, target: Target, fp: Fingerprint,
-              record: FileRecord | None) -> tuple[CsvInfo, Spool, int | None]:
+    def _pass(
+        self, rel_path: str, path: Path, target: Target, fp: Fingerprint, record: FileRecord | None
+    ) -> tuple[CsvInfo, Spool, int | None]:
         """The one streaming pass over the file, with the upload overlapping it for big changed files."""
         cfg = self.config
         threshold = int(cfg.upload.gzip_threshold_mb * 1024 * 1024)
@@ -225,10 +244,14 @@ class SyncService:
             overlap = _Overlap(self, rel_path, target, fp.size)
         try:
             info, spool = inspect_and_spool(
-                path, spool_dir=cfg.upload.spool_dir, gzip_threshold_bytes=threshold,
-                gzip_level=cfg.upload.gzip_level, gzip_threads=cfg.upload.gzip_threads,
+                path,
+                spool_dir=cfg.upload.spool_dir,
+                gzip_threshold_bytes=threshold,
+                gzip_level=cfg.upload.gzip_level,
+                gzip_threads=cfg.upload.gzip_threads,
                 sniff_bytes=cfg.csv.sniff_bytes,
-                delimiters=cfg.csv.delimiters, display_path=rel_path,
+                delimiters=cfg.csv.delimiters,
+                display_path=rel_path,
                 on_header=overlap.on_header if overlap else None,
             )
         except BaseException:
@@ -237,8 +260,17 @@ class SyncService:
             raise
         return info, spool, overlap.result() if overlap is not None else None
 
-    def _load_checked(self, rel_path: str, path: Path, target: Target, info: CsvInfo, spool: Spool,
-                      record: FileRecord | None, started: float, fresh_file_id: int | None) -> Outcome:
+    def _load_checked(
+        self,
+        rel_path: str,
+        path: Path,
+        target: Target,
+        info: CsvInfo,
+        spool: Spool,
+        record: FileRecord | None,
+        started: float,
+        fresh_file_id: int | None,
+    ) -> Outcome:
         try:
             outcome = self._load_remote(rel_path, target, info, spool, record, fresh_file_id)
         except Abandoned as exc:
@@ -248,15 +280,24 @@ class SyncService:
             if exc.kind == "content":
                 # One line: Keboola's refusal, with what our inspection suspected as the likely cause.
                 cause = f"; probably because {'; '.join(info.warnings)}" if info.warnings else ""
-                return self._skip(rel_path, target.table_id, info.fingerprint, info.sha256,
-                                  f"{rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
-                                  "file; it is loaded again when it changes")
+                return self._skip(
+                    rel_path,
+                    target.table_id,
+                    info.fingerprint,
+                    info.sha256,
+                    f"{rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
+                    "file; it is loaded again when it changes",
+                )
             return self._fail(rel_path, target.table_id, info, str(exc))
         except TokenRejected as exc:
-            return self._fail(rel_path, target.table_id, info,
-                              f"{exc}. Keboola refused the token: it was revoked or has expired (or "
-                              "KBC_STORAGE_API_HOST is another stack). Put a valid KBC_STORAGE_API_TOKEN in .env "
-                              "and restart keboola-sync")
+            return self._fail(
+                rel_path,
+                target.table_id,
+                info,
+                f"{exc}. Keboola refused the token: it was revoked or has expired (or "
+                "KBC_STORAGE_API_HOST is another stack). Put a valid KBC_STORAGE_API_TOKEN in .env "
+                "and restart keboola-sync",
+            )
         except StorageError as exc:
             return self._fail(rel_path, target.table_id, info, str(exc))
         if isinstance(outcome, Outcome):
@@ -267,29 +308,50 @@ class SyncService:
         seconds = time.monotonic() - started
         rows = outcome.rows
         columns = outcome.columns or info.columns
-        self.ledger.record_synced(rel_path, target.table_id, info.fingerprint, info.sha256, columns, rows,
-                                  spool.size, seconds)
+        self.ledger.record_synced(
+            rel_path, target.table_id, info.fingerprint, info.sha256, columns, rows, spool.size, seconds
+        )
         compressed = f", gzip {spool.size / 1e6:.1f} MB" if spool.gzipped else ""
         rate = info.size / 1e6 / max(seconds, 1e-6)
         status = "created" if kind == "create" else "loaded"
         log.info(
-            "%s %s -> %s: %s rows, %.1f MB%s, %.1f s, %.1f MB/s", status, rel_path, target.table_id,
-            rows if rows is not None else "?", info.size / 1e6, compressed, seconds, rate,
-            extra={"file": rel_path, "table": target.table_id, "outcome": status, "rows": rows,
-                   "bytes": info.size, "upload_bytes": spool.size, "seconds": round(seconds, 3)},
+            "%s %s -> %s: %s rows, %.1f MB%s, %.1f s, %.1f MB/s",
+            status,
+            rel_path,
+            target.table_id,
+            rows if rows is not None else "?",
+            info.size / 1e6,
+            compressed,
+            seconds,
+            rate,
+            extra={
+                "file": rel_path,
+                "table": target.table_id,
+                "outcome": status,
+                "rows": rows,
+                "bytes": info.size,
+                "upload_bytes": spool.size,
+                "seconds": round(seconds, 3),
+            },
         )
         try:
             changed = fingerprint(path) != info.fingerprint
         except OSError:
             changed = False
         if changed:
-            log.info("%s changed during the load; loading the new content next", rel_path,
-                     extra={"file": rel_path})
+            log.info("%s changed during the load; loading the new content next", rel_path, extra={"file": rel_path})
             return Outcome(rel_path, "changed", "changed during the load", target.table_id)
         return Outcome(rel_path, status, "", target.table_id)
 
-    def _load_remote(self, rel_path: str, target: Target, info: CsvInfo, spool: Spool,
-                     record: FileRecord | None, fresh_file_id: int | None) -> tuple[JobOutcome, str] | Outcome:
+    def _load_remote(
+        self,
+        rel_path: str,
+        target: Target,
+        info: CsvInfo,
+        spool: Spool,
+        record: FileRecord | None,
+        fresh_file_id: int | None,
+    ) -> tuple[JobOutcome, str] | Outcome:
         """Bucket, header check, upload (or reuse of a kept upload), job, wait. Loops when Keboola says
         the uploaded file is gone (upload again) or the table vanished behind our back (create again)."""
         cfg = self.config
@@ -306,17 +368,23 @@ class SyncService:
                 missing, extra = self.header_difference(remote.columns, info.columns)
                 if self.header_refused(remote.columns, info.columns):
                     return self._skip(
-                        rel_path, target.table_id, info.fingerprint, info.sha256,
+                        rel_path,
+                        target.table_id,
+                        info.fingerprint,
+                        info.sha256,
                         f"{rel_path}: the header no longer matches table {target.table_id}"
                         + (f"; missing columns: {', '.join(missing)}" if missing else "")
                         + (f"; new columns: {', '.join(extra)}" if extra else "")
                         + ". Nothing was changed in Keboola. Restore the header, or drop the table in Keboola "
-                        "to recreate it from the file" + ("" if missing else
-                                                          ", or set csv.on_header_change: load"),
+                        "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load"),
                     )
             elif record is not None and record.columns is not None:
-                log.warning("table %s no longer exists in Keboola; creating it again from %s",
-                            target.table_id, rel_path, extra={"file": rel_path, "table": target.table_id})
+                log.warning(
+                    "table %s no longer exists in Keboola; creating it again from %s",
+                    target.table_id,
+                    rel_path,
+                    extra={"file": rel_path, "table": target.table_id},
+                )
             kind = "import" if remote is not None else "create"
             job_id = None
             if file_id is None:
@@ -324,13 +392,15 @@ class SyncService:
             elif round_no == 0 and kept is not None:
                 # An upload kept from an earlier run: an import for it may have been sent just before a crash.
                 job_id = self.storage.find_job_for_file(file_id, target.table_id)
-            self.ledger.record_uploaded(rel_path, target.table_id, info.fingerprint, info.sha256, info.columns,
-                                        file_id, kind)
+            self.ledger.record_uploaded(
+                rel_path, target.table_id, info.fingerprint, info.sha256, info.columns, file_id, kind
+            )
             if job_id is None:
                 try:
                     if kind == "create":
-                        job_id = self.storage.start_create_table(target.bucket_id, target.table_name, file_id,
-                                                                 info.dialect)
+                        job_id = self.storage.start_create_table(
+                            target.bucket_id, target.table_name, file_id, info.dialect
+                        )
                     else:
                         job_id = self.storage.start_full_load(target.table_id, file_id, info.dialect)
                 except NotFound as exc:
@@ -354,8 +424,9 @@ class SyncService:
                     self._target_vanished(rel_path, target, exc)
                     continue
                 if exc.kind == "transient":
-                    log.warning("%s: %s; retrying the import from the uploaded file", rel_path, exc,
-                                extra={"file": rel_path})
+                    log.warning(
+                        "%s: %s; retrying the import from the uploaded file", rel_path, exc, extra={"file": rel_path}
+                    )
                     if self.storage.abandon.wait(min(2.0 * (1 + round_no), cfg.retry.max_backoff_seconds)):
                         raise Abandoned("shutdown while waiting to retry the import") from exc
                     continue
@@ -363,8 +434,7 @@ class SyncService:
             if outcome.rows is None:
                 remote_after = self.storage.get_table(target.table_id)
                 if remote_after is not None:
-                    outcome = JobOutcome(outcome.job_id, outcome.results, remote_after.rows_count,
-                                         remote_after.columns)
+                    outcome = JobOutcome(outcome.job_id, outcome.results, remote_after.rows_count, remote_after.columns)
             return outcome, kind
         assert last_error is not None
         raise last_error
@@ -382,8 +452,12 @@ class SyncService:
     def _target_vanished(self, rel_path: str, target: Target, exc: StorageError) -> None:
         """The bucket (or table) was deleted in Keboola behind our back: create it again (§7.2 codes)."""
         what = "bucket " + target.bucket_id if exc.code == "storage.buckets.notFound" else "table " + target.table_id
-        log.warning("%s no longer exists in Keboola; creating it again for %s", what, rel_path,
-                    extra={"file": rel_path, "table": target.table_id})
+        log.warning(
+            "%s no longer exists in Keboola; creating it again for %s",
+            what,
+            rel_path,
+            extra={"file": rel_path, "table": target.table_id},
+        )
         self._buckets.discard(target.bucket_id)
         self.ledger.forget_bucket(target.bucket_id)
 
@@ -393,16 +467,16 @@ class SyncService:
         if record is None or record.file_id is None or record.pending_sha256 != info.sha256:
             return None
         if self.storage.file_is_usable(record.file_id, record.file_uploaded_at):
-            log.info("reusing upload %s of %s (same content)", record.file_id, record.path,
-                     extra={"file": record.path})
+            log.info("reusing upload %s of %s (same content)", record.file_id, record.path, extra={"file": record.path})
             return record.file_id
         self.ledger.forget_file_id(record.path)
         return None
 
     # -- outcomes ----------------------------------------------------------------------------------
 
-    def _skip(self, rel_path: str, table_id: str | None, fp: Fingerprint | None, sha256: str | None,
-              message: str) -> Outcome:
+    def _skip(
+        self, rel_path: str, table_id: str | None, fp: Fingerprint | None, sha256: str | None, message: str
+    ) -> Outcome:
         """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes."""
         previous = self.ledger.get(rel_path)
         self.ledger.record_skipped(rel_path, table_id, fp, sha256, message)
@@ -412,10 +486,21 @@ class SyncService:
 
     def _fail(self, rel_path: str, table_id: str | None, info: CsvInfo | None, message: str) -> Outcome:
         retry_in = self.config.retry.failed_retry_seconds
-        self.ledger.record_failed(rel_path, table_id, info.fingerprint if info else None,
-                                  info.sha256 if info else None, message, time.time() + retry_in)
-        log.error("failed %s: %s; trying again in %.0f s or when the file changes", rel_path, message, retry_in,
-                  extra={"file": rel_path, "outcome": "failed"})
+        self.ledger.record_failed(
+            rel_path,
+            table_id,
+            info.fingerprint if info else None,
+            info.sha256 if info else None,
+            message,
+            time.time() + retry_in,
+        )
+        log.error(
+            "failed %s: %s; trying again in %.0f s or when the file changes",
+            rel_path,
+            message,
+            retry_in,
+            extra={"file": rel_path, "outcome": "failed"},
+        )
         return Outcome(rel_path, "failed", message, table_id)
 
     @staticmethod
@@ -425,8 +510,10 @@ class SyncService:
         if exc.errno == errno.ELOOP:
             return f"{rel_path}: a symbolic link loop. Replace the link with the file itself"
         if exc.errno == errno.ENOENT:
-            return (f"{rel_path}: a symbolic link that points nowhere (its target does not exist). "
-                    "Replace the link with the file itself")
+            return (
+                f"{rel_path}: a symbolic link that points nowhere (its target does not exist). "
+                "Replace the link with the file itself"
+            )
         return f"{rel_path}: cannot be read ({exc.strerror or exc}). Check the file and the mount"
 
     def tables_dropped_remotely(self) -> list[str]:
@@ -442,8 +529,12 @@ class SyncService:
                 continue
             if observe(self.root / record.path) != record.seen:
                 continue  # changed as well: its load is on the way and will say the table is gone
-            log.warning("table %s was deleted in Keboola; loading %s again", record.table_id, record.path,
-                        extra={"file": record.path, "table": record.table_id})
+            log.warning(
+                "table %s was deleted in Keboola; loading %s again",
+                record.table_id,
+                record.path,
+                extra={"file": record.path, "table": record.table_id},
+            )
             self.ledger.forget_table(record.table_id)
             paths.append(record.path)
         return paths
@@ -458,8 +549,12 @@ class SyncService:
             try:
                 job = self.storage.job_status(record.job_id)
                 if job is not None and job.get("status") not in ("success", "error"):
-                    log.info("waiting for job %s of %s, started before the restart", record.job_id,
-                             record.path, extra={"file": record.path})
+                    log.info(
+                        "waiting for job %s of %s, started before the restart",
+                        record.job_id,
+                        record.path,
+                        extra={"file": record.path},
+                    )
                     with contextlib.suppress(JobFailed):  # its error is read from the job below
                         self.storage.wait_for_job(record.job_id, what=f"load of {record.path}")
                     job = self.storage.job_status(record.job_id)
@@ -471,12 +566,21 @@ class SyncService:
             if job is not None and job.get("status") == "success" and record.pending and record.pending_sha256:
                 table = self.storage.get_table(record.table_id) if record.table_id else None
                 self.ledger.record_synced(
-                    record.path, record.table_id or "", record.pending, record.pending_sha256,
+                    record.path,
+                    record.table_id or "",
+                    record.pending,
+                    record.pending_sha256,
                     table.columns if table else (record.pending_columns or ()),
-                    table.rows_count if table else None, None, None,
+                    table.rows_count if table else None,
+                    None,
+                    None,
                 )
-                log.info("job %s of %s finished while the daemon was down; recorded it", record.job_id,
-                         record.path, extra={"file": record.path, "outcome": "loaded"})
+                log.info(
+                    "job %s of %s finished while the daemon was down; recorded it",
+                    record.job_id,
+                    record.path,
+                    extra={"file": record.path, "outcome": "loaded"},
+                )
             else:
                 self.ledger.clear_in_flight(record.path)
 
@@ -501,8 +605,9 @@ class _Overlap:
     def on_header(self, dialect: Dialect, columns: tuple[str, ...], reader: SpoolReader | None) -> None:
         if reader is None:
             return
-        if not self._known or (self._remote_columns is not None
-                               and self._service.header_refused(self._remote_columns, columns)):
+        if not self._known or (
+            self._remote_columns is not None and self._service.header_refused(self._remote_columns, columns)
+        ):
             reader.close()
             return
         self._thread = threading.Thread(target=self._upload, args=(reader,), name="overlap-upload", daemon=True)
@@ -510,14 +615,19 @@ class _Overlap:
 
     def _upload(self, reader: SpoolReader) -> None:
         try:
-            self._file_id = self._service.storage.upload_stream(reader, name=reader.name, size_hint=self._size,
-                                                               label=self._rel_path)
+            self._file_id = self._service.storage.upload_stream(
+                reader, name=reader.name, size_hint=self._size, label=self._rel_path
+            )
         except Exception as exc:  # the finished spool is uploaded the ordinary way instead
             if reader.abandoned:  # the pass refused the file: its own outcome line says why
                 log.debug("%s: upload during the pass stopped with the pass", self._rel_path)
             else:
-                log.info("%s: uploading while compressing did not work (%s); uploading the finished file",
-                         self._rel_path, exc, extra={"file": self._rel_path})
+                log.info(
+                    "%s: uploading while compressing did not work (%s); uploading the finished file",
+                    self._rel_path,
+                    exc,
+                    extra={"file": self._rel_path},
+                )
         finally:
             reader.close()
 

@@ -26,10 +26,26 @@ log = logging.getLogger("keboola_sync.watcher")
 
 # Mount types through which host-side changes reach a Linux VM/container without inotify events, or
 # only some of them (peers.md §2.D: osxfs, gRPC FUSE, VirtioFS; network filesystems likewise).
-EVENTLESS_FS_TYPES = frozenset({
-    "fakeowner", "virtiofs", "fuse.grpcfuse", "grpcfuse", "osxfs", "fuse.osxfs", "9p", "nfs", "nfs4",
-    "cifs", "smb3", "smbfs", "fuse.sshfs", "vboxsf", "prl_fs", "fuse.vmhgfs-fuse",
-})
+EVENTLESS_FS_TYPES = frozenset(
+    {
+        "fakeowner",
+        "virtiofs",
+        "fuse.grpcfuse",
+        "grpcfuse",
+        "osxfs",
+        "fuse.osxfs",
+        "9p",
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "fuse.sshfs",
+        "vboxsf",
+        "prl_fs",
+        "fuse.vmhgfs-fuse",
+    }
+)
 
 
 def _mount_type(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str | None:
@@ -51,15 +67,18 @@ def _mount_type(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str | N
     return best_type
 
 
-def choose_observer(setting: str, path: Path, *, kernel_release: str | None = None,
-                    mounts_file: Path = Path("/proc/mounts")) -> tuple[str, str]:
+def choose_observer(
+    setting: str, path: Path, *, kernel_release: str | None = None, mounts_file: Path = Path("/proc/mounts")
+) -> tuple[str, str]:
     """Pick `native` or `polling` and say why; the daemon logs the reason at start-up."""
     if setting in ("native", "polling"):
         return setting, f"watch.observer is {setting}"
     release = kernel_release if kernel_release is not None else platform.release()
     if "linuxkit" in release.lower():
-        return "polling", (f"running on a Docker Desktop VM (kernel {release}): file events from the "
-                           "host are unreliable there, so the folder is polled")
+        return "polling", (
+            f"running on a Docker Desktop VM (kernel {release}): file events from the "
+            "host are unreliable there, so the folder is polled"
+        )
     fs_type = _mount_type(path, mounts_file)
     if fs_type in EVENTLESS_FS_TYPES:
         return "polling", f"{path} is a {fs_type} mount, which does not deliver file events reliably"
@@ -116,9 +135,16 @@ class _OverflowListener(logging.Handler):
 class Watcher:
     """Owns the observer; can be switched to polling and restarted (e.g. after the folder came back)."""
 
-    def __init__(self, root: Path, *, setting: str, polling_interval: float,
-                 on_file: Callable[[str], None], on_folder: Callable[[str], None],
-                 on_overflow: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        setting: str,
+        polling_interval: float,
+        on_file: Callable[[str], None],
+        on_folder: Callable[[str], None],
+        on_overflow: Callable[[], None],
+    ) -> None:
         self.root = root
         self._setting = setting
         self._polling_interval = polling_interval
@@ -137,19 +163,21 @@ class Watcher:
         with self._lock:
             self._stop_locked()
             logging.getLogger("watchdog.observers.inotify_c").addHandler(self._overflow)
-            observer: BaseObserver = (PollingObserver(timeout=self._polling_interval)
-                                      if self.mode == "polling" else Observer())
+            observer: BaseObserver = (
+                PollingObserver(timeout=self._polling_interval) if self.mode == "polling" else Observer()
+            )
             try:
                 observer.schedule(self._handler, str(self.root), recursive=True)
                 observer.start()
             except OSError as exc:
                 hint = ""
                 if exc.errno == 28:  # ENOSPC: the inotify watch limit
-                    hint = (" (inotify watch limit reached: raise fs.inotify.max_user_watches on the host, "
-                            "or set watch.observer: polling)")
+                    hint = (
+                        " (inotify watch limit reached: raise fs.inotify.max_user_watches on the host, "
+                        "or set watch.observer: polling)"
+                    )
                 if self.mode == "native":
-                    log.warning("native file events unavailable for %s: %s%s; polling instead", self.root, exc,
-                                hint)
+                    log.warning("native file events unavailable for %s: %s%s; polling instead", self.root, exc, hint)
                     self.mode, self.reason = "polling", f"native events failed to start: {exc}"
                     observer = PollingObserver(timeout=self._polling_interval)
                     try:

@@ -21,8 +21,10 @@ def docker_engine(request: pytest.FixtureRequest) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.fail(f"{MAKE_BASE_IMAGE} could not run: {exc}. The Docker tests need a Docker engine.")
     if proc.returncode != 0:
-        pytest.fail(f"{MAKE_BASE_IMAGE} exited {proc.returncode}; no Docker engine, so the Docker tests fail "
-                    f"(they never skip). Its output:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        pytest.fail(
+            f"{MAKE_BASE_IMAGE} exited {proc.returncode}; no Docker engine, so the Docker tests fail "
+            f"(they never skip). Its output:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        )
     report(request, f"engine ready in {time.monotonic() - started:.1f} s ({proc.stdout.strip().splitlines()[-1]})")
 
 
@@ -31,8 +33,9 @@ def image(docker_engine: None, request: pytest.FixtureRequest) -> str:
     """Build the image from the repository exactly as CI and a user would (no build args)."""
     started = time.monotonic()
     previous = docker("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout.strip()
-    proc = subprocess.run(["docker", "build", "--network", "host", "--tag", IMAGE, str(REPO)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["docker", "build", "--network", "host", "--tag", IMAGE, str(REPO)], capture_output=True, text=True, timeout=900
+    )
     if proc.returncode != 0:
         pytest.fail(f"docker build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     # Every source change leaves the last test image and builder stage behind (~650 MB); drop them, keep
@@ -40,11 +43,24 @@ def image(docker_engine: None, request: pytest.FixtureRequest) -> str:
     current = docker("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip()
     if previous and previous != current:
         docker("rmi", previous, check=False)
-    docker("build", "--network", "host", "--quiet", "--target", "builder", "--tag", f"{IMAGE}-builder", str(REPO),
-           timeout=300)  # all from cache; the tag keeps the current builder out of the prune below
+    docker(
+        "build",
+        "--network",
+        "host",
+        "--quiet",
+        "--target",
+        "builder",
+        "--tag",
+        f"{IMAGE}-builder",
+        str(REPO),
+        timeout=300,
+    )  # all from cache; the tag keeps the current builder out of the prune below
     docker("image", "prune", "--force", "--filter", "label=keboola-sync.stage=builder", check=False)
     size = int(docker("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
     base = int(docker("image", "inspect", "--format", "{{.Size}}", "python:3.12-slim").stdout.strip())
-    report(request, f"image {IMAGE} built in {time.monotonic() - started:.1f} s: {size / 1e6:.0f} MB "
-                    f"({(size - base) / 1e6:.0f} MB on top of the {base / 1e6:.0f} MB base image)")
+    report(
+        request,
+        f"image {IMAGE} built in {time.monotonic() - started:.1f} s: {size / 1e6:.0f} MB "
+        f"({(size - base) / 1e6:.0f} MB on top of the {base / 1e6:.0f} MB base image)",
+    )
     return IMAGE

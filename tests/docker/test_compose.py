@@ -36,8 +36,14 @@ class Project:
     env: dict[str, str]
 
     def compose(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["docker-compose", "--project-name", self.name, *args], cwd=self.root,
-                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            ["docker-compose", "--project-name", self.name, *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
             pytest.fail(f"docker-compose {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
         return proc
@@ -50,8 +56,9 @@ def project(image: str, tmp_path: Path) -> Iterator[Project]:
     for name in ("docker-compose.yml", "docker-compose.local.yml"):
         shutil.copy(REPO / name, root / name)
     env_text = (REPO / ".env.example").read_text(encoding="utf-8")
-    (root / ".env").write_text(env_text.replace("KBC_STORAGE_API_TOKEN=", "KBC_STORAGE_API_TOKEN=not-used-locally"),
-                               encoding="utf-8")
+    (root / ".env").write_text(
+        env_text.replace("KBC_STORAGE_API_TOKEN=", "KBC_STORAGE_API_TOKEN=not-used-locally"), encoding="utf-8"
+    )
     (root / "logs").mkdir()
     os.chown(root / "logs", CONTAINER_UID, CONTAINER_UID)  # Docker Desktop maps this; a Linux engine does not
     (root / "data" / "sales").mkdir(parents=True)
@@ -93,18 +100,25 @@ def test_compose_up_and_down_with_the_local_emulator_and_no_config_file(project:
     project.compose(*LOCAL, "up", "--detach", "--no-build", timeout=240)
 
     def synced() -> bool:
-        out = project.compose(*LOCAL, "exec", "-T", "keboola-sync", "keboola-sync", "status", "--json",
-                              check=False)
+        out = project.compose(*LOCAL, "exec", "-T", "keboola-sync", "keboola-sync", "status", "--json", check=False)
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
         return any(r["file"] == "sales/orders.csv" and r["state"] == "synced" and r["rows"] == 2 for r in rows)
 
     wait_for(synced, timeout=60, interval=0.5, message="sales/orders.csv synced into the emulator")
-    preview = project.compose(*LOCAL, "exec", "-T", "emulator", "python", "-c",
-                              "from kbcstorage.client import Client; "
-                              "print(Client('http://127.0.0.1:8000', 'local-dev-token')"
-                              ".tables.preview('in.c-sales.orders'))")
-    assert preview.stdout.split() == ['"id","amount"', '"1","10"', '"2","20"'] or \
-        [line.replace('"', "") for line in preview.stdout.split()] == ["id,amount", "1,10", "2,20"]
+    preview = project.compose(
+        *LOCAL,
+        "exec",
+        "-T",
+        "emulator",
+        "python",
+        "-c",
+        "from kbcstorage.client import Client; "
+        "print(Client('http://127.0.0.1:8000', 'local-dev-token')"
+        ".tables.preview('in.c-sales.orders'))",
+    )
+    assert preview.stdout.split() == ['"id","amount"', '"1","10"', '"2","20"'] or [
+        line.replace('"', "") for line in preview.stdout.split()
+    ] == ["id,amount", "1,10", "2,20"]
     assert (project.root / "logs" / "keboola-sync.log").stat().st_size > 0
     assert not (project.root / "config.yaml").exists()  # Docker created nothing in its place
 

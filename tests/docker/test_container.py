@@ -41,10 +41,13 @@ SHUTDOWN_TIMEOUT_SECONDS = 10  # daemon.shutdown_timeout_seconds in the test con
 TEST_CONFIG = {
     "keboola": {"request_timeout_seconds": 5, "job_poll_max_seconds": 0.2},
     "watch": {"stable_seconds": 0.5, "rescan_seconds": 5, "polling_interval_seconds": 0.3},
-    "retry": {"max_attempts": 2, "initial_backoff_seconds": 0.1, "max_backoff_seconds": 0.5,
-              "failed_retry_seconds": 2},
-    "daemon": {"heartbeat_seconds": 0.5, "health_max_age_seconds": 5, "keboola_max_silence_seconds": 3,
-               "shutdown_timeout_seconds": SHUTDOWN_TIMEOUT_SECONDS},
+    "retry": {"max_attempts": 2, "initial_backoff_seconds": 0.1, "max_backoff_seconds": 0.5, "failed_retry_seconds": 2},
+    "daemon": {
+        "heartbeat_seconds": 0.5,
+        "health_max_age_seconds": 5,
+        "keboola_max_silence_seconds": 3,
+        "shutdown_timeout_seconds": SHUTDOWN_TIMEOUT_SECONDS,
+    },
     "logging": {"level": "DEBUG"},
 }
 
@@ -100,9 +103,14 @@ def compose_like_run_args(d: Deployment, image: str) -> list[str]:
     restart policy (the exit code of the stop is what we check).
     """
     shutil.copy(REPO / "docker-compose.yml", d.project / "docker-compose.yml")
-    proc = subprocess.run(["docker-compose", "--project-name", d.name, "config"], cwd=d.project,
-                          env={**os.environ, "KEBOOLA_SYNC_IMAGE": image}, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        ["docker-compose", "--project-name", d.name, "config"],
+        cwd=d.project,
+        env={**os.environ, "KEBOOLA_SYNC_IMAGE": image},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     service = yaml.safe_load(proc.stdout)["services"]["keboola-sync"]
     grace = service["stop_grace_period"]
@@ -115,11 +123,23 @@ def compose_like_run_args(d: Deployment, image: str) -> list[str]:
         volumes += ["--volume", f"{d.state}:{target}" if target == "/state" else volume]
     assert [v.split(":")[1] for v in volumes[1::2]] == ["/data", "/app/logs", "/config", "/state"], volumes
     return [
-        "run", "--detach", "--name", d.name, "--network", "host",
-        "--env-file", str(d.env_file),  # compose: env_file: .env
+        "run",
+        "--detach",
+        "--name",
+        d.name,
+        "--network",
+        "host",
+        "--env-file",
+        str(d.env_file),  # compose: env_file: .env
         *volumes,
-        "--stop-timeout", str(d.stop_grace_seconds),
-        "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "2",
+        "--stop-timeout",
+        str(d.stop_grace_seconds),
+        "--health-interval",
+        "1s",
+        "--health-timeout",
+        "5s",
+        "--health-retries",
+        "2",
         image,
     ]
 
@@ -139,9 +159,15 @@ def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     emulator = start_emulator()
     # The compose project folder holds config.yaml, .env and logs/; the watched folder and the state
     # folder live elsewhere on the host, as a user's WATCH_DIR and Docker's volume would.
-    d = Deployment(name=f"keboola-sync-test-{uuid.uuid4().hex[:8]}", emulator=emulator,
-                   data=root / "data", logs=root / "project" / "logs", state=root / "state",
-                   project=root / "project", env_file=root / "project" / ".env")
+    d = Deployment(
+        name=f"keboola-sync-test-{uuid.uuid4().hex[:8]}",
+        emulator=emulator,
+        data=root / "data",
+        logs=root / "project" / "logs",
+        state=root / "state",
+        project=root / "project",
+        env_file=root / "project" / ".env",
+    )
     for folder in (d.data, d.project, d.logs, d.state):
         folder.mkdir()
     # The container user must be able to write logs and state (on a Mac, Docker Desktop maps ownership).
@@ -183,9 +209,17 @@ def test_image_is_built_as_issue_6_asks(image: str) -> None:
     version = docker("run", "--rm", image, "keboola-sync", "--version")
     assert version.stdout.strip() == f"keboola-sync {keboola_sync.__version__}"
     # Final stage: no compiler, no pip cache, no build directory, no pip inside the app's venv.
-    leftovers = docker("run", "--rm", "--user", "0", image, "sh", "-c",
-                       "for t in gcc cc make; do command -v $t; done; "
-                       "ls -d /root/.cache/pip /app/.cache /build /opt/venv/bin/pip 2>/dev/null; true")
+    leftovers = docker(
+        "run",
+        "--rm",
+        "--user",
+        "0",
+        image,
+        "sh",
+        "-c",
+        "for t in gcc cc make; do command -v $t; done; "
+        "ls -d /root/.cache/pip /app/.cache /build /opt/venv/bin/pip 2>/dev/null; true",
+    )
     assert leftovers.stdout.strip() == ""
 
 
@@ -196,13 +230,26 @@ def test_image_builds_with_tini_on_a_base_that_lacks_it(image: str) -> None:
     base, tag = "python:3.12-slim-without-tini", "keboola-sync:test-without-tini"
     helper = f"strip-tini-{uuid.uuid4().hex[:8]}"
     try:
-        docker("run", "--name", helper, "--network", "host", "--entrypoint", "sh", "python:3.12-slim", "-c",
-               "dpkg --purge tini >/dev/null && ! test -e /usr/bin/tini")
+        docker(
+            "run",
+            "--name",
+            helper,
+            "--network",
+            "host",
+            "--entrypoint",
+            "sh",
+            "python:3.12-slim",
+            "-c",
+            "dpkg --purge tini >/dev/null && ! test -e /usr/bin/tini",
+        )
         docker("commit", helper, base)
-        docker("build", "--network", "host", "--build-arg", f"RUNTIME_IMAGE={base}", "--tag", tag, str(REPO),
-               timeout=600)
-        assert docker("run", "--rm", "--entrypoint", "sh", base, "-c", "command -v tini || echo none").stdout.strip() \
+        docker(
+            "build", "--network", "host", "--build-arg", f"RUNTIME_IMAGE={base}", "--tag", tag, str(REPO), timeout=600
+        )
+        assert (
+            docker("run", "--rm", "--entrypoint", "sh", base, "-c", "command -v tini || echo none").stdout.strip()
             == "none"
+        )
         assert docker("run", "--rm", tag, "tini", "--version").stdout.startswith("tini version")
         assert docker("run", "--rm", tag, "keboola-sync", "--version").returncode == 0
     finally:
@@ -223,8 +270,7 @@ def test_container_creates_bucket_and_table_for_a_folder_on_the_host(deployment:
 def test_container_reloads_the_table_when_the_host_file_changes(deployment: Deployment) -> None:
     path = deployment.data / "crm" / "contacts.csv"
     write_csv(path, [("1", "a")])
-    wait_for(lambda: preview_rows(deployment.emulator, "in.c-crm.contacts") == [{"id": "1", "amount": "a"}],
-             timeout=30)
+    wait_for(lambda: preview_rows(deployment.emulator, "in.c-crm.contacts") == [{"id": "1", "amount": "a"}], timeout=30)
 
     write_csv(path, [("1", "b"), ("2", "c"), ("3", "d")])
 
@@ -241,9 +287,13 @@ def test_container_reports_healthy_through_dockers_healthcheck(deployment: Deplo
 def test_process_runs_as_the_non_root_user_and_cannot_write_to_data(deployment: Deployment) -> None:
     assert deployment.exec("id", "-u").stdout.strip() == str(CONTAINER_UID)
     # Not only `exec`: the daemon process itself (and tini, PID 1) run as that user.
-    uids = deployment.exec("sh", "-c", "for p in /proc/[0-9]*; do "
-                           "grep -qa keboola-sync $p/cmdline 2>/dev/null && awk '/^Uid:/{print $2}' $p/status; "
-                           "done; awk '/^Uid:/{print $2}' /proc/1/status").stdout.split()
+    uids = deployment.exec(
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do "
+        "grep -qa keboola-sync $p/cmdline 2>/dev/null && awk '/^Uid:/{print $2}' $p/status; "
+        "done; awk '/^Uid:/{print $2}' /proc/1/status",
+    ).stdout.split()
     assert uids and set(uids) == {str(CONTAINER_UID)}, uids
 
     before = sorted(p.relative_to(deployment.data) for p in deployment.data.rglob("*"))
@@ -256,11 +306,11 @@ def test_process_runs_as_the_non_root_user_and_cannot_write_to_data(deployment: 
 
 
 def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_ledger(
-        deployment: Deployment, request: pytest.FixtureRequest) -> None:
+    deployment: Deployment, request: pytest.FixtureRequest
+) -> None:
     # Runs last in this module: it stops the emulator and the container.
     write_csv(deployment.data / "last" / "table.csv", [("1", "x")])
-    wait_for(lambda: preview_rows(deployment.emulator, "in.c-last.table") == [{"id": "1", "amount": "x"}],
-             timeout=30)
+    wait_for(lambda: preview_rows(deployment.emulator, "in.c-last.table") == [{"id": "1", "amount": "x"}], timeout=30)
     wait_for(lambda: health_of(deployment.name) == "healthy", timeout=30)
 
     deployment.emulator.stop()
@@ -279,28 +329,51 @@ def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_le
     final = state_of(deployment.name)
     assert final["ExitCode"] == 0 and not final["OOMKilled"], final
     assert took < grace, f"docker stop took {took:.1f} s: the daemon was killed, not stopped"
-    report(request, f"unhealthy {unhealthy_after:.1f} s after Keboola went away (silence limit "
-                    f"{TEST_CONFIG['daemon']['keboola_max_silence_seconds']} s, 1 s health interval); "
-                    f"docker stop: exit 0 after {took:.1f} s (grace {grace} s)")
+    report(
+        request,
+        f"unhealthy {unhealthy_after:.1f} s after Keboola went away (silence limit "
+        f"{TEST_CONFIG['daemon']['keboola_max_silence_seconds']} s, 1 s health interval); "
+        f"docker stop: exit 0 after {took:.1f} s (grace {grace} s)",
+    )
 
     ledger = deployment.state / "state.db"
     with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # The ledger agrees with the folder: every CSV loaded, read by the same `status` command a user runs.
     host_config = deployment.project / "host-status.yaml"
-    host_config.write_text(yaml.safe_dump({
-        "watch": {"path": str(deployment.data)}, "state": {"path": str(ledger)},
-        "daemon": {"health_file": str(deployment.state / "health.json")},
-        "logging": {"file": str(deployment.project / "status.log"), "console": False},
-        "upload": {"spool_dir": str(deployment.project / "spool")},
-    }), encoding="utf-8")
-    status = subprocess.run([str(Path(sys.executable).parent / "keboola-sync"), "--config", str(host_config),
-                             "--env-file", str(deployment.project / "no.env"), "status", "--json"],
-                            capture_output=True, text=True, timeout=60)
+    host_config.write_text(
+        yaml.safe_dump(
+            {
+                "watch": {"path": str(deployment.data)},
+                "state": {"path": str(ledger)},
+                "daemon": {"health_file": str(deployment.state / "health.json")},
+                "logging": {"file": str(deployment.project / "status.log"), "console": False},
+                "upload": {"spool_dir": str(deployment.project / "spool")},
+            }
+        ),
+        encoding="utf-8",
+    )
+    status = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "keboola-sync"),
+            "--config",
+            str(host_config),
+            "--env-file",
+            str(deployment.project / "no.env"),
+            "status",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     rows = {row["file"]: row for row in map(json.loads, status.stdout.splitlines())}
     assert {f: r["state"] for f, r in rows.items()} == {
-        "sales/orders.csv": "synced", "crm/contacts.csv": "synced", "last/table.csv": "synced"}
+        "sales/orders.csv": "synced",
+        "crm/contacts.csv": "synced",
+        "last/table.csv": "synced",
+    }
     assert rows["crm/contacts.csv"]["rows"] == 3
 
     log_text = (deployment.logs / "keboola-sync.log").read_text(encoding="utf-8")

@@ -18,8 +18,13 @@ EXAMPLE_DEFAULTS = yaml.safe_load((REPO / "config.yaml.example").read_text(encod
 
 
 def render(watch: Path, home: Path) -> tuple[dict, Path]:
-    proc = subprocess.run(["bash", str(INSTALL), "--render-only", "--watch", str(watch), "--home", str(home)],
-                          capture_output=True, text=True, timeout=30, check=True)
+    proc = subprocess.run(
+        ["bash", str(INSTALL), "--render-only", "--watch", str(watch), "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     plist_text, _, config_text = proc.stdout.partition("</plist>\n")
     config = home / "config.yaml"
     home.mkdir(parents=True, exist_ok=True)
@@ -37,7 +42,12 @@ def test_rendered_plist_runs_the_daemon_with_the_users_config_and_env(tmp_path: 
 
     assert plist["Label"] == "com.keboola.sync"
     assert plist["ProgramArguments"] == [
-        f"{home}/venv/bin/keboola-sync", "--config", f"{home}/config.yaml", "--env-file", f"{home}/.env", "run",
+        f"{home}/venv/bin/keboola-sync",
+        "--config",
+        f"{home}/config.yaml",
+        "--env-file",
+        f"{home}/.env",
+        "run",
     ]
     assert plist["RunAtLoad"] is True and plist["KeepAlive"] is True
     # launchd's SIGKILL must come after the daemon's own graceful-stop budget.
@@ -63,8 +73,12 @@ def test_rendered_config_is_accepted_and_keeps_everything_out_of_the_watched_fol
 
 
 def test_install_refuses_to_run_outside_macos_with_a_clear_message(tmp_path: Path) -> None:
-    proc = subprocess.run(["bash", str(INSTALL), "--watch", str(tmp_path), "--home", str(tmp_path / "h")],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["bash", str(INSTALL), "--watch", str(tmp_path), "--home", str(tmp_path / "h")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if proc.returncode == 0:
         pytest.fail("install.sh must not install a launchd agent on a machine without launchd")
     assert proc.returncode == 2

@@ -122,6 +122,7 @@ def one_100mb_line() -> Callable[[Path, Path], None]:
         with path.open("wb") as handle:
             for _ in range(100):
                 handle.write(block)
+
     return make
 
 
@@ -130,6 +131,7 @@ def symlink(rel: str, target: str | Callable[[Path, Path], str]) -> Callable[[Pa
         path = watch / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.symlink_to(target(watch, scratch) if callable(target) else target)
+
     return make
 
 
@@ -143,6 +145,7 @@ def nested_dir(rel: str) -> Callable[[Path, Path], None]:
     def make(watch: Path, scratch: Path) -> None:
         (watch / rel).mkdir(parents=True, exist_ok=True)
         (watch / rel / "inner.csv").write_text(VALID)
+
     return make
 
 
@@ -155,143 +158,416 @@ LONG_STEM = "a" * 100
 
 ENTRIES: list[Entry] = [
     # --- encodings -------------------------------------------------------------------------------
-    Entry("latin1", *at("enc/latin1.csv", "id,city\n1,Zürich\n".encode("latin-1")), "skipped",
-          ("enc/latin1.csv", "not valid UTF-8", "line 2", "Latin-1", SAVE_AS_UTF8)),
-    Entry("windows1250", *at("enc/cp1250.csv", "id,mesto\n1,Plzeň\n2,Žďár nad Sázavou\n".encode("cp1250")),
-          "skipped", ("enc/cp1250.csv", "not valid UTF-8", "Windows-1250", SAVE_AS_UTF8)),
-    Entry("utf16_bom", *at("enc/utf16_bom.csv", "id,name\n1,Zoë\n".encode("utf-16")), "skipped",
-          ("enc/utf16_bom.csv", "UTF-16", "Keboola needs UTF-8", SAVE_AS_UTF8)),
-    Entry("utf16_no_bom", *at("enc/utf16le.csv", "id,name\n1,Zoë\n".encode("utf-16-le")), "skipped",
-          ("enc/utf16le.csv", "UTF-16", "Keboola needs UTF-8", SAVE_AS_UTF8)),
-    Entry("utf16_be_no_bom", *at("enc/utf16be.csv", "id,name\n1,Zoë\n".encode("utf-16-be")), "skipped",
-          ("enc/utf16be.csv", "UTF-16", SAVE_AS_UTF8)),
-    Entry("utf32", *at("enc/utf32.csv", "id,name\n1,Zoë\n".encode("utf-32")), "skipped",
-          ("enc/utf32.csv", "UTF-32", SAVE_AS_UTF8)),
-    Entry("utf8_bom_is_valid", *at("enc/bom.csv", b"\xef\xbb\xbfid,name\n1,Zo\xc3\xab\n"), "synced", (),
-          table="in.c-enc.bom", rows=[["id", "name"], ["1", "Zoë"]]),
-    Entry("bad_byte_in_last_megabyte", *at("enc/big_bad_tail.csv", big_with_bad_byte_at_end()), "skipped",
-          ("enc/big_bad_tail.csv", "not valid UTF-8", "0xFC", "line ", SAVE_AS_UTF8)),
-    Entry("nul_bytes", *at("enc/nul.csv", b"id,name\n1,Al\x00ice\n"), "skipped",
-          ("enc/nul.csv", "NUL byte", "line 2", "Export the data again as a UTF-8 CSV")),
-    Entry("utf8_truncated_at_end", *at("enc/truncated.csv", "id,name\n1,Zoë\n2,Ž".encode()[:-1]), "skipped",
-          ("enc/truncated.csv", "not valid UTF-8", SAVE_AS_UTF8)),
+    Entry(
+        "latin1",
+        *at("enc/latin1.csv", "id,city\n1,Zürich\n".encode("latin-1")),
+        "skipped",
+        ("enc/latin1.csv", "not valid UTF-8", "line 2", "Latin-1", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "windows1250",
+        *at("enc/cp1250.csv", "id,mesto\n1,Plzeň\n2,Žďár nad Sázavou\n".encode("cp1250")),
+        "skipped",
+        ("enc/cp1250.csv", "not valid UTF-8", "Windows-1250", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "utf16_bom",
+        *at("enc/utf16_bom.csv", "id,name\n1,Zoë\n".encode("utf-16")),
+        "skipped",
+        ("enc/utf16_bom.csv", "UTF-16", "Keboola needs UTF-8", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "utf16_no_bom",
+        *at("enc/utf16le.csv", "id,name\n1,Zoë\n".encode("utf-16-le")),
+        "skipped",
+        ("enc/utf16le.csv", "UTF-16", "Keboola needs UTF-8", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "utf16_be_no_bom",
+        *at("enc/utf16be.csv", "id,name\n1,Zoë\n".encode("utf-16-be")),
+        "skipped",
+        ("enc/utf16be.csv", "UTF-16", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "utf32",
+        *at("enc/utf32.csv", "id,name\n1,Zoë\n".encode("utf-32")),
+        "skipped",
+        ("enc/utf32.csv", "UTF-32", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "utf8_bom_is_valid",
+        *at("enc/bom.csv", b"\xef\xbb\xbfid,name\n1,Zo\xc3\xab\n"),
+        "synced",
+        (),
+        table="in.c-enc.bom",
+        rows=[["id", "name"], ["1", "Zoë"]],
+    ),
+    Entry(
+        "bad_byte_in_last_megabyte",
+        *at("enc/big_bad_tail.csv", big_with_bad_byte_at_end()),
+        "skipped",
+        ("enc/big_bad_tail.csv", "not valid UTF-8", "0xFC", "line ", SAVE_AS_UTF8),
+    ),
+    Entry(
+        "nul_bytes",
+        *at("enc/nul.csv", b"id,name\n1,Al\x00ice\n"),
+        "skipped",
+        ("enc/nul.csv", "NUL byte", "line 2", "Export the data again as a UTF-8 CSV"),
+    ),
+    Entry(
+        "utf8_truncated_at_end",
+        *at("enc/truncated.csv", "id,name\n1,Zoë\n2,Ž".encode()[:-1]),
+        "skipped",
+        ("enc/truncated.csv", "not valid UTF-8", SAVE_AS_UTF8),
+    ),
     # --- structure -------------------------------------------------------------------------------
-    Entry("empty_file", *at("st/empty.csv", b""), "skipped",
-          ("st/empty.csv", "empty (0 bytes)", "Write at least the header line")),
-    Entry("blank_lines_only", *at("st/blank.csv", "\n\n\n"), "skipped",
-          ("st/blank.csv", "no header", "column names on the first line")),
-    Entry("header_only_is_valid", *at("st/header_only.csv", "id,name\n"), "synced", (),
-          table="in.c-st.header_only", rows=[["id", "name"]]),
-    Entry("blank_header_cell", *at("st/blank_cell.csv", "id,,name\n1,2,3\n"), "skipped",
-          ("st/blank_cell.csv", "column 2 of the header has no name", "Give every column a name")),
-    Entry("header_ends_with_delimiter", *at("st/trailing_delim.csv", "id,name,\n1,a,\n"), "skipped",
-          ("st/trailing_delim.csv", "column 3 of the header has no name", "Remove the delimiter at the end")),
-    Entry("duplicate_column", *at("st/dup.csv", "id,name,name\n1,a,b\n"), "skipped",
-          ("st/dup.csv", "columns 2 ('name') and 3 ('name')", "same name", "Give every column a different name")),
-    Entry("duplicate_after_sanitising", *at("st/dup_sanitised.csv", "id,a b,a_b\n1,x,y\n"), "skipped",
-          ("st/dup_sanitised.csv", "'a b'", "'a_b'", "same column for Keboola", "different name")),
-    Entry("duplicate_ignoring_case", *at("st/dup_case.csv", "id,Name,name\n1,x,y\n"), "skipped",
-          ("st/dup_case.csv", "'Name'", "'name'", "same column for Keboola", "Keboola ignores case")),
-    Entry("column_longer_than_64", *at("st/long_column.csv", "id," + "c" * 70 + "\n1,2\n"), "skipped",
-          ("st/long_column.csv", "70 characters long", "at most 64", "Shorten the column name")),
-    Entry("column_without_letters", *at("st/symbols.csv", "id,$$$\n1,2\n"), "skipped",
-          ("st/symbols.csv", "column 2", "no letters or digits", "Rename the column")),
-    Entry("system_column_clash", *at("st/system.csv", "id,oid,oid_\n1,2,3\n"), "skipped",
-          ("st/system.csv", "'oid'", "'oid_'", "same column for Keboola")),
-    Entry("excel_sep_hint_line", *at("st/excel_sep.csv", "sep=;\nid;name\n1;a\n"), "skipped",
-          ("st/excel_sep.csv", "sep=", "Remove")),
-    Entry("semicolons_with_decimal_commas_are_valid", *at("st/decimal_commas.csv", "id;price\n1;3,50\n2;4,20\n"),
-          "synced", (), table="in.c-st.decimal_commas", rows=[["id", "price"], ["1", "3,50"], ["2", "4,20"]]),
-    Entry("excel_csv_utf8_export_is_valid",
-          *at("st/excel_export.csv", "\ufeffČíslo;Název\r\n1;Žluťoučký kůň\r\n2;\"a;b\"\r\n".encode()), "synced", (),
-          table="in.c-st.excel_export", rows=[["Cislo", "Nazev"], ["1", "Žluťoučký kůň"], ["2", "a;b"]]),
-    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1900)), "synced", (),
-          table="in.c-st.wide"),
-    Entry("ragged_more_cells", *at("st/ragged_more.csv", "id,name\n1,a\n2,b,extra\n"), "skipped",
-          ("st/ragged_more.csv", "Keboola refused the file", "Number of columns in file (3)",
-           "table (2)", "invalidCsv", "Fix the file")),
-    Entry("ragged_fewer_cells", *at("st/ragged_fewer.csv", "id,name,city\n1,a,b\n2,c\n"), "skipped",
-          ("st/ragged_fewer.csv", "Keboola refused the file", "Number of columns in file (2)",
-           "table (3)", "Fix the file")),
-    Entry("unclosed_quote_in_header", *at("st/quote_header.csv", 'id,"name\n1,a\n2,b\n'), "skipped",
-          ("st/quote_header.csv", "quote", "never closed", "Close the quote in the first line")),
-    Entry("unclosed_quote_in_data", *at("st/quote_data.csv", 'id,name\n1,"Alice\n2,Bob\n'), "skipped",
-          ("st/quote_data.csv", "Keboola refused the file", "Fix the file")),
-    Entry("cr_only_line_ends", *at("st/cr_only.csv", "id,name\r1,a\r2,b\r"), "skipped",
-          ("st/cr_only.csv", "bare carriage return", "Save it with Windows (CRLF) or Unix (LF) line breaks")),
-    Entry("mixed_lf_crlf_is_valid", *at("st/mixed_endings.csv", "id,name\r\n1,a\n2,b\r\n3,c\n"), "synced", (),
-          table="in.c-st.mixed_endings", rows=[["id", "name"], ["1", "a"], ["2", "b"], ["3", "c"]]),
-    Entry("single_line_of_100mb", "st/one_long_line.csv", one_100mb_line(), "skipped",
-          ("st/one_long_line.csv", "first record is longer than 8 MiB")),
-    Entry("binary_png", *at("st/picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4), "skipped",
-          ("st/picture.csv", "a PNG image, not a CSV text file", "Export the data as a UTF-8 CSV")),
-    Entry("binary_random_bytes", *at("st/random.csv", bytes((i * 7919 + 13) % 256 for i in range(4096))),
-          "skipped", ("st/random.csv", "NUL byte", "not a text CSV", "Export the data again")),
-    Entry("zip_renamed_to_csv", *at("st/export.csv", zip_bytes()), "skipped",
-          ("st/export.csv", "a ZIP archive", "save it as 'CSV UTF-8")),
-    Entry("gzip_renamed_to_csv", *at("st/packed.csv", b"\x1f\x8b\x08\x00" + b"\x00" * 40), "skipped",
-          ("st/packed.csv", "gzip-compressed", "Decompress it")),
-    Entry("xlsx_renamed_to_csv", *at("st/old_excel.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512),
-          "skipped", ("st/old_excel.csv", "old Excel (.xls)", "CSV UTF-8")),
-    Entry("csv_gz_is_ignored", *at("st/archive.csv.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 40), None,
-          ("ignoring st/archive.csv.gz", "compressed CSVs are not loaded", "decompress it"), level="INFO"),
-    Entry("wrong_delimiter_warns", *at("st/colon.csv", "id:name:city\n1:a:b\n2:c:d\n"), "synced",
-          ("st/colon.csv", "the header has one column only", "one of the delimiters"),
-          table="in.c-st.colon", rows=[["id_name_city"], ["1:a:b"], ["2:c:d"]]),
-    Entry("backslash_escaped_quotes_warn", *at("st/backslash.csv", 'id,note\n1,"say \\"hi\\" now"\n2,plain\n'),
-          "skipped", ("st/backslash.csv", "Keboola refused the file", "escaped with a backslash", "doubled")),
+    Entry(
+        "empty_file",
+        *at("st/empty.csv", b""),
+        "skipped",
+        ("st/empty.csv", "empty (0 bytes)", "Write at least the header line"),
+    ),
+    Entry(
+        "blank_lines_only",
+        *at("st/blank.csv", "\n\n\n"),
+        "skipped",
+        ("st/blank.csv", "no header", "column names on the first line"),
+    ),
+    Entry(
+        "header_only_is_valid",
+        *at("st/header_only.csv", "id,name\n"),
+        "synced",
+        (),
+        table="in.c-st.header_only",
+        rows=[["id", "name"]],
+    ),
+    Entry(
+        "blank_header_cell",
+        *at("st/blank_cell.csv", "id,,name\n1,2,3\n"),
+        "skipped",
+        ("st/blank_cell.csv", "column 2 of the header has no name", "Give every column a name"),
+    ),
+    Entry(
+        "header_ends_with_delimiter",
+        *at("st/trailing_delim.csv", "id,name,\n1,a,\n"),
+        "skipped",
+        ("st/trailing_delim.csv", "column 3 of the header has no name", "Remove the delimiter at the end"),
+    ),
+    Entry(
+        "duplicate_column",
+        *at("st/dup.csv", "id,name,name\n1,a,b\n"),
+        "skipped",
+        ("st/dup.csv", "columns 2 ('name') and 3 ('name')", "same name", "Give every column a different name"),
+    ),
+    Entry(
+        "duplicate_after_sanitising",
+        *at("st/dup_sanitised.csv", "id,a b,a_b\n1,x,y\n"),
+        "skipped",
+        ("st/dup_sanitised.csv", "'a b'", "'a_b'", "same column for Keboola", "different name"),
+    ),
+    Entry(
+        "duplicate_ignoring_case",
+        *at("st/dup_case.csv", "id,Name,name\n1,x,y\n"),
+        "skipped",
+        ("st/dup_case.csv", "'Name'", "'name'", "same column for Keboola", "Keboola ignores case"),
+    ),
+    Entry(
+        "column_longer_than_64",
+        *at("st/long_column.csv", "id," + "c" * 70 + "\n1,2\n"),
+        "skipped",
+        ("st/long_column.csv", "70 characters long", "at most 64", "Shorten the column name"),
+    ),
+    Entry(
+        "column_without_letters",
+        *at("st/symbols.csv", "id,$$$\n1,2\n"),
+        "skipped",
+        ("st/symbols.csv", "column 2", "no letters or digits", "Rename the column"),
+    ),
+    Entry(
+        "system_column_clash",
+        *at("st/system.csv", "id,oid,oid_\n1,2,3\n"),
+        "skipped",
+        ("st/system.csv", "'oid'", "'oid_'", "same column for Keboola"),
+    ),
+    Entry(
+        "excel_sep_hint_line",
+        *at("st/excel_sep.csv", "sep=;\nid;name\n1;a\n"),
+        "skipped",
+        ("st/excel_sep.csv", "sep=", "Remove"),
+    ),
+    Entry(
+        "semicolons_with_decimal_commas_are_valid",
+        *at("st/decimal_commas.csv", "id;price\n1;3,50\n2;4,20\n"),
+        "synced",
+        (),
+        table="in.c-st.decimal_commas",
+        rows=[["id", "price"], ["1", "3,50"], ["2", "4,20"]],
+    ),
+    Entry(
+        "excel_csv_utf8_export_is_valid",
+        *at("st/excel_export.csv", '\ufeffČíslo;Název\r\n1;Žluťoučký kůň\r\n2;"a;b"\r\n'.encode()),
+        "synced",
+        (),
+        table="in.c-st.excel_export",
+        rows=[["Cislo", "Nazev"], ["1", "Žluťoučký kůň"], ["2", "a;b"]],
+    ),
+    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1900)), "synced", (), table="in.c-st.wide"),
+    Entry(
+        "ragged_more_cells",
+        *at("st/ragged_more.csv", "id,name\n1,a\n2,b,extra\n"),
+        "skipped",
+        (
+            "st/ragged_more.csv",
+            "Keboola refused the file",
+            "Number of columns in file (3)",
+            "table (2)",
+            "invalidCsv",
+            "Fix the file",
+        ),
+    ),
+    Entry(
+        "ragged_fewer_cells",
+        *at("st/ragged_fewer.csv", "id,name,city\n1,a,b\n2,c\n"),
+        "skipped",
+        (
+            "st/ragged_fewer.csv",
+            "Keboola refused the file",
+            "Number of columns in file (2)",
+            "table (3)",
+            "Fix the file",
+        ),
+    ),
+    Entry(
+        "unclosed_quote_in_header",
+        *at("st/quote_header.csv", 'id,"name\n1,a\n2,b\n'),
+        "skipped",
+        ("st/quote_header.csv", "quote", "never closed", "Close the quote in the first line"),
+    ),
+    Entry(
+        "unclosed_quote_in_data",
+        *at("st/quote_data.csv", 'id,name\n1,"Alice\n2,Bob\n'),
+        "skipped",
+        ("st/quote_data.csv", "Keboola refused the file", "Fix the file"),
+    ),
+    Entry(
+        "cr_only_line_ends",
+        *at("st/cr_only.csv", "id,name\r1,a\r2,b\r"),
+        "skipped",
+        ("st/cr_only.csv", "bare carriage return", "Save it with Windows (CRLF) or Unix (LF) line breaks"),
+    ),
+    Entry(
+        "mixed_lf_crlf_is_valid",
+        *at("st/mixed_endings.csv", "id,name\r\n1,a\n2,b\r\n3,c\n"),
+        "synced",
+        (),
+        table="in.c-st.mixed_endings",
+        rows=[["id", "name"], ["1", "a"], ["2", "b"], ["3", "c"]],
+    ),
+    Entry(
+        "single_line_of_100mb",
+        "st/one_long_line.csv",
+        one_100mb_line(),
+        "skipped",
+        ("st/one_long_line.csv", "first record is longer than 8 MiB"),
+    ),
+    Entry(
+        "binary_png",
+        *at("st/picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4),
+        "skipped",
+        ("st/picture.csv", "a PNG image, not a CSV text file", "Export the data as a UTF-8 CSV"),
+    ),
+    Entry(
+        "binary_random_bytes",
+        *at("st/random.csv", bytes((i * 7919 + 13) % 256 for i in range(4096))),
+        "skipped",
+        ("st/random.csv", "NUL byte", "not a text CSV", "Export the data again"),
+    ),
+    Entry(
+        "zip_renamed_to_csv",
+        *at("st/export.csv", zip_bytes()),
+        "skipped",
+        ("st/export.csv", "a ZIP archive", "save it as 'CSV UTF-8"),
+    ),
+    Entry(
+        "gzip_renamed_to_csv",
+        *at("st/packed.csv", b"\x1f\x8b\x08\x00" + b"\x00" * 40),
+        "skipped",
+        ("st/packed.csv", "gzip-compressed", "Decompress it"),
+    ),
+    Entry(
+        "xlsx_renamed_to_csv",
+        *at("st/old_excel.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512),
+        "skipped",
+        ("st/old_excel.csv", "old Excel (.xls)", "CSV UTF-8"),
+    ),
+    Entry(
+        "csv_gz_is_ignored",
+        *at("st/archive.csv.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 40),
+        None,
+        ("ignoring st/archive.csv.gz", "compressed CSVs are not loaded", "decompress it"),
+        level="INFO",
+    ),
+    Entry(
+        "wrong_delimiter_warns",
+        *at("st/colon.csv", "id:name:city\n1:a:b\n2:c:d\n"),
+        "synced",
+        ("st/colon.csv", "the header has one column only", "one of the delimiters"),
+        table="in.c-st.colon",
+        rows=[["id_name_city"], ["1:a:b"], ["2:c:d"]],
+    ),
+    Entry(
+        "backslash_escaped_quotes_warn",
+        *at("st/backslash.csv", 'id,note\n1,"say \\"hi\\" now"\n2,plain\n'),
+        "skipped",
+        ("st/backslash.csv", "Keboola refused the file", "escaped with a backslash", "doubled"),
+    ),
     # --- names -----------------------------------------------------------------------------------
-    Entry("folder_and_file_with_spaces_and_diacritics", *at("Prodej ČR/Obrat 2024.csv", VALID), "synced",
-          ("Prodej ČR/Obrat 2024.csv", "is loaded as table in.c-Prodej_CR.Obrat_2024",
-           "only letters, digits, - and _"), table="in.c-Prodej_CR.Obrat_2024", rows=VALID_ROWS),
-    Entry("dots_in_file_name", *at("names/my.data.v2.csv", VALID), "synced",
-          ("names/my.data.v2.csv", "is loaded as table in.c-names.my_data_v2"),
-          table="in.c-names.my_data_v2", rows=VALID_ROWS),
-    Entry("emoji_in_file_name", *at("names/🚀 launch.csv", VALID), "synced",
-          ("names/🚀 launch.csv", "is loaded as table in.c-names.launch"),
-          table="in.c-names.launch", rows=VALID_ROWS),
-    Entry("leading_underscore", *at("names/_private.csv", VALID), "synced",
-          ("names/_private.csv", "is loaded as table in.c-names.private"),
-          table="in.c-names.private", rows=VALID_ROWS),
-    Entry("leading_dash", *at("names/-draft.csv", VALID), "synced",
-          ("names/-draft.csv", "is loaded as table in.c-names.draft"), table="in.c-names.draft", rows=VALID_ROWS),
-    Entry("uppercase_extension", *at("names/REPORT.CSV", VALID), "synced", (),
-          table="in.c-names.REPORT", rows=VALID_ROWS),
-    Entry("file_name_too_long", *at(f"names/{LONG_STEM}.csv", VALID), "skipped",
-          (f"names/{LONG_STEM}.csv", "100 characters long", "at most 96", "Rename it")),
-    Entry("file_name_without_letters", *at("names/🎉.csv", VALID), "skipped",
-          ("names/🎉.csv", "no letters or digits Keboola accepts", "Rename it")),
-    Entry("folder_name_without_letters", *at("📊/data.csv", VALID), "skipped",
-          ("📊/data.csv", "the folder name '📊' has no letters or digits", "Rename it"), folder_ok=False),
-    Entry("folder_name_too_long", *at(("f" * 100) + "/data.csv", VALID), "skipped",
-          (("f" * 100) + "/data.csv", "the folder name", "100 characters long", "at most 94", "Rename it"),
-          folder_ok=False),
-    Entry("folder_with_leading_underscore", *at("_internal/data.csv", VALID), "synced",
-          ("_internal/data.csv", "is loaded as table in.c-internal.data"),
-          table="in.c-internal.data", rows=VALID_ROWS),
-    Entry("two_names_one_table", *at("clash/a b.csv", VALID), "skipped",
-          ("maps to table in.c-clash.a_b", "already loads", "Rename one of the two files"),
-          extra={"partner": "clash/a_b.csv"}),
-    Entry("folder_named_x_csv", "names/x.csv/", nested_dir("names/x.csv"), None,
-          ("ignoring names/x.csv/", "folders inside folders are not synced"), level="INFO"),
-    Entry("csv_in_the_root_folder", *at("root.csv", VALID), None,
-          ("ignoring root.csv", "CSV files directly in the watched folder are not synced", "put them in a folder"),
-          level="INFO", folder_ok=False),
-    Entry("excel_workbook_is_ignored_with_a_hint", *at("names/report.xlsx", zip_bytes()), None,
-          ("ignoring names/report.xlsx", "CSV"), level="INFO"),
-    Entry("tsv_file_is_ignored_with_a_hint", *at("names/export.tsv", "id\tname\n1\ta\n"), None,
-          ("ignoring names/export.tsv", "watch.csv_extensions"), level="INFO"),
+    Entry(
+        "folder_and_file_with_spaces_and_diacritics",
+        *at("Prodej ČR/Obrat 2024.csv", VALID),
+        "synced",
+        ("Prodej ČR/Obrat 2024.csv", "is loaded as table in.c-Prodej_CR.Obrat_2024", "only letters, digits, - and _"),
+        table="in.c-Prodej_CR.Obrat_2024",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "dots_in_file_name",
+        *at("names/my.data.v2.csv", VALID),
+        "synced",
+        ("names/my.data.v2.csv", "is loaded as table in.c-names.my_data_v2"),
+        table="in.c-names.my_data_v2",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "emoji_in_file_name",
+        *at("names/🚀 launch.csv", VALID),
+        "synced",
+        ("names/🚀 launch.csv", "is loaded as table in.c-names.launch"),
+        table="in.c-names.launch",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "leading_underscore",
+        *at("names/_private.csv", VALID),
+        "synced",
+        ("names/_private.csv", "is loaded as table in.c-names.private"),
+        table="in.c-names.private",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "leading_dash",
+        *at("names/-draft.csv", VALID),
+        "synced",
+        ("names/-draft.csv", "is loaded as table in.c-names.draft"),
+        table="in.c-names.draft",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "uppercase_extension", *at("names/REPORT.CSV", VALID), "synced", (), table="in.c-names.REPORT", rows=VALID_ROWS
+    ),
+    Entry(
+        "file_name_too_long",
+        *at(f"names/{LONG_STEM}.csv", VALID),
+        "skipped",
+        (f"names/{LONG_STEM}.csv", "100 characters long", "at most 96", "Rename it"),
+    ),
+    Entry(
+        "file_name_without_letters",
+        *at("names/🎉.csv", VALID),
+        "skipped",
+        ("names/🎉.csv", "no letters or digits Keboola accepts", "Rename it"),
+    ),
+    Entry(
+        "folder_name_without_letters",
+        *at("📊/data.csv", VALID),
+        "skipped",
+        ("📊/data.csv", "the folder name '📊' has no letters or digits", "Rename it"),
+        folder_ok=False,
+    ),
+    Entry(
+        "folder_name_too_long",
+        *at(("f" * 100) + "/data.csv", VALID),
+        "skipped",
+        (("f" * 100) + "/data.csv", "the folder name", "100 characters long", "at most 94", "Rename it"),
+        folder_ok=False,
+    ),
+    Entry(
+        "folder_with_leading_underscore",
+        *at("_internal/data.csv", VALID),
+        "synced",
+        ("_internal/data.csv", "is loaded as table in.c-internal.data"),
+        table="in.c-internal.data",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "two_names_one_table",
+        *at("clash/a b.csv", VALID),
+        "skipped",
+        ("maps to table in.c-clash.a_b", "already loads", "Rename one of the two files"),
+        extra={"partner": "clash/a_b.csv"},
+    ),
+    Entry(
+        "folder_named_x_csv",
+        "names/x.csv/",
+        nested_dir("names/x.csv"),
+        None,
+        ("ignoring names/x.csv/", "folders inside folders are not synced"),
+        level="INFO",
+    ),
+    Entry(
+        "csv_in_the_root_folder",
+        *at("root.csv", VALID),
+        None,
+        ("ignoring root.csv", "CSV files directly in the watched folder are not synced", "put them in a folder"),
+        level="INFO",
+        folder_ok=False,
+    ),
+    Entry(
+        "excel_workbook_is_ignored_with_a_hint",
+        *at("names/report.xlsx", zip_bytes()),
+        None,
+        ("ignoring names/report.xlsx", "CSV"),
+        level="INFO",
+    ),
+    Entry(
+        "tsv_file_is_ignored_with_a_hint",
+        *at("names/export.tsv", "id\tname\n1\ta\n"),
+        None,
+        ("ignoring names/export.tsv", "watch.csv_extensions"),
+        level="INFO",
+    ),
     Entry("office_lock_file_is_silent", *at("names/~$REPORT.csv", b"\x00\x01lock"), None, (), level="NONE"),
     # --- filesystem ------------------------------------------------------------------------------
-    Entry("symlink_inside_is_loaded", "fs/alias.csv", symlink("fs/alias.csv", "valid.csv"), "synced", (),
-          table="in.c-fs.alias", rows=VALID_ROWS),
-    Entry("symlink_outside_is_not_followed", "fs/outside.csv", symlink("fs/outside.csv", outside_target),
-          "skipped", ("fs/outside.csv", "points outside the watched folder", "not followed",
-                      "Copy the file into the folder")),
-    Entry("symlink_loop", "fs/loop.csv", symlink("fs/loop.csv", "loop.csv"), "skipped",
-          ("fs/loop.csv", "symbolic link loop", "Replace the link with the file itself")),
-    Entry("dangling_symlink", "fs/dangling.csv", symlink("fs/dangling.csv", "does-not-exist.csv"), "skipped",
-          ("fs/dangling.csv", "points nowhere", "target does not exist", "Replace the link with the file itself")),
+    Entry(
+        "symlink_inside_is_loaded",
+        "fs/alias.csv",
+        symlink("fs/alias.csv", "valid.csv"),
+        "synced",
+        (),
+        table="in.c-fs.alias",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "symlink_outside_is_not_followed",
+        "fs/outside.csv",
+        symlink("fs/outside.csv", outside_target),
+        "skipped",
+        ("fs/outside.csv", "points outside the watched folder", "not followed", "Copy the file into the folder"),
+    ),
+    Entry(
+        "symlink_loop",
+        "fs/loop.csv",
+        symlink("fs/loop.csv", "loop.csv"),
+        "skipped",
+        ("fs/loop.csv", "symbolic link loop", "Replace the link with the file itself"),
+    ),
+    Entry(
+        "dangling_symlink",
+        "fs/dangling.csv",
+        symlink("fs/dangling.csv", "does-not-exist.csv"),
+        "skipped",
+        ("fs/dangling.csv", "points nowhere", "target does not exist", "Replace the link with the file itself"),
+    ),
 ]
 
 ENTRY_IDS = [e.id for e in ENTRIES]
@@ -353,8 +629,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
         status = daemon.run("status", "--json")
         assert status.returncode == 0, status.stderr
         rows = {json.loads(line)["file"]: json.loads(line) for line in status.stdout.splitlines() if line.strip()}
-        yield CorpusRun(daemon, emulator, result.returncode, result.stdout, result.stderr, rows,
-                        daemon.log().splitlines(), seconds)
+        yield CorpusRun(
+            daemon, emulator, result.returncode, result.stdout, result.stderr, rows, daemon.log().splitlines(), seconds
+        )
     finally:
         emulator.close()
 
@@ -435,8 +712,12 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
 def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
     """Runs after the per-entry tests (same module fixture): fixing a skipped file is all it takes."""
     daemon, emulator = corpus.daemon, corpus.emulator
-    fixed = {"enc/latin1.csv": "id,city\n1,Zürich\n", "st/empty.csv": "id,name\n1,a\n",
-             "st/ragged_more.csv": "id,name\n1,a\n2,b\n", "st/dup_case.csv": "id,Name,name2\n1,x,y\n"}
+    fixed = {
+        "enc/latin1.csv": "id,city\n1,Zürich\n",
+        "st/empty.csv": "id,name\n1,a\n",
+        "st/ragged_more.csv": "id,name\n1,a\n2,b\n",
+        "st/dup_case.csv": "id,Name,name2\n1,x,y\n",
+    }
     for rel, text in fixed.items():
         daemon.write(rel, text)
     result = daemon.run("sync", "--once", timeout=300)
@@ -565,15 +846,19 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     daemon.write(f"{gone}/data.csv", VALID)
     client = emulator.client()
     daemon.start()
-    wait_for(lambda: sum(f"c-{old}" in json.dumps(j) or f"c-{gone}" in json.dumps(j) for j in client.jobs.list()) >= 2,
-             timeout=20, message="the create jobs of both folders")
+    wait_for(
+        lambda: sum(f"c-{old}" in json.dumps(j) or f"c-{gone}" in json.dumps(j) for j in client.jobs.list()) >= 2,
+        timeout=20,
+        message="the create jobs of both folders",
+    )
     os.rename(daemon.watch / old, daemon.watch / new)
     shutil.rmtree(daemon.watch / gone)
     emulator.reset_faults()
     wait_table(emulator, f"in.c-{new}.data", VALID_ROWS)
     wait_table(emulator, f"in.c-{old}.data", VALID_ROWS)  # the finished load stays
-    wait_for(lambda: daemon.log().count(f"{gone}/data.csv ->") == 1, timeout=20,
-             message="the load of the deleted folder")
+    wait_for(
+        lambda: daemon.log().count(f"{gone}/data.csv ->") == 1, timeout=20, message="the load of the deleted folder"
+    )
     wait_for(lambda: set(status_rows(daemon)) >= {f"{new}/data.csv"}, timeout=10)
     rows = status_rows(daemon)
     assert f"{old}/data.csv" not in rows and f"{gone}/data.csv" not in rows
@@ -661,8 +946,12 @@ def test_token_without_write_permission_stops_start_up(daemon_factory, make_emul
     emulator = make_emulator(extra_args=["--readonly-token", "read-only-token-1234"])
     daemon = daemon_factory(emulator_=emulator, env={"KBC_STORAGE_API_TOKEN": "read-only-token-1234"})
     daemon.write(f"ro{uid()}/a.csv", VALID)
-    assert_startup_error(daemon.run("sync", "--once"), "KBC_STORAGE_API_TOKEN", "can neither create buckets",
-                         "Full access to all buckets")
+    assert_startup_error(
+        daemon.run("sync", "--once"),
+        "KBC_STORAGE_API_TOKEN",
+        "can neither create buckets",
+        "Full access to all buckets",
+    )
     check = daemon.run("check")
     assert_startup_error(check, "can neither create buckets")
     assert emulator.client().buckets.list() == []
@@ -681,8 +970,9 @@ def test_stack_url_that_is_not_reachable_stops_start_up(daemon_factory):
     url = f"http://127.0.0.1:{free_port()}"
     daemon = daemon_factory({"keboola": {"url": url}})
     for command in (("sync", "--once"), ("check",)):
-        assert_startup_error(daemon.run(*command, timeout=60), "keboola.url", f"cannot reach Keboola at {url}",
-                             "KBC_STORAGE_API_HOST")
+        assert_startup_error(
+            daemon.run(*command, timeout=60), "keboola.url", f"cannot reach Keboola at {url}", "KBC_STORAGE_API_HOST"
+        )
 
 
 def test_names_are_refused_instead_of_renamed_when_configured(daemon_factory, emulator):
@@ -717,8 +1007,9 @@ def unprivileged(command: list[str]) -> list[str]:
 
 
 def run_unprivileged(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(unprivileged(daemon.command(*args)), env=daemon.env(), capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        unprivileged(daemon.command(*args)), env=daemon.env(), capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_file_and_folder_without_read_permission(daemon_factory, emulator):

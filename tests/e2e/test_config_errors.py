@@ -68,8 +68,9 @@ class Project:
         self.config_path.write_text(raw if raw is not None else yaml.safe_dump(config, allow_unicode=True))
         self.config_path.chmod(0o600)
 
-    def main(self, *args: str, capsys: pytest.CaptureFixture[str],
-             monkeypatch: pytest.MonkeyPatch) -> subprocess.CompletedProcess[str]:
+    def main(
+        self, *args: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> subprocess.CompletedProcess[str]:
         """The CLI's own entry point in this process: config errors are found before any heavy import,
         so the per-key matrix runs in milliseconds (the subprocess tests below prove the real process)."""
         from keboola_sync.cli import main
@@ -82,13 +83,22 @@ class Project:
         out = capsys.readouterr()
         return subprocess.CompletedProcess(args, code, out.out, out.err)
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, config: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("KBC_")}
         environ["KBC_STORAGE_API_TOKEN"] = "tok-config-tests-1234"
         environ.update(env or {})
-        command = [sys.executable, "-m", "keboola_sync", "--config", str(config or self.config_path),
-                   "--env-file", str(self.tmp / "no.env"), *args]
+        command = [
+            sys.executable,
+            "-m",
+            "keboola_sync",
+            "--config",
+            str(config or self.config_path),
+            "--env-file",
+            str(self.tmp / "no.env"),
+            *args,
+        ]
         return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -109,14 +119,15 @@ def assert_exit_2(result: subprocess.CompletedProcess[str], *parts: str) -> str:
 # --- every key with a wrong type ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("section", "key", "default"), example_keys(),
-                         ids=[f"{s}.{k}" for s, k, _ in example_keys()])
-def test_every_key_with_a_wrong_type_stops_start_up(project: Project, section: str, key: str, default: Any,
-                                                    capsys, monkeypatch):
+@pytest.mark.parametrize(("section", "key", "default"), example_keys(), ids=[f"{s}.{k}" for s, k, _ in example_keys()])
+def test_every_key_with_a_wrong_type_stops_start_up(
+    project: Project, section: str, key: str, default: Any, capsys, monkeypatch
+):
     project.write({section: {key: wrong_type(default)}})
     for command in (("check",), ("sync", "--once")):
-        text = assert_exit_2(project.main(*command, capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}",
-                             "must be")
+        text = assert_exit_2(
+            project.main(*command, capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}", "must be"
+        )
         assert "configuration error" in text
 
 
@@ -125,13 +136,16 @@ def test_the_schema_has_every_documented_section():
     assert len(example_keys()) >= 30
 
 
-@pytest.mark.parametrize(("override", "named"), [
-    ({"watch": {"stable_seconds": "2"}}, "watch.stable_seconds"),  # a quoted number is text
-    ({"logging": {"max_bytes": 1.5e8}}, "logging.max_bytes"),  # a float for a whole number
-    ({"logging": {"console": "yes"}}, "logging.console"),
-    ({"watch": {"csv_extensions": [".csv", 5]}}, "watch.csv_extensions"),
-    ({"watch": "/data"}, "watch"),  # a section that is not a mapping
-])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"watch": {"stable_seconds": "2"}}, "watch.stable_seconds"),  # a quoted number is text
+        ({"logging": {"max_bytes": 1.5e8}}, "logging.max_bytes"),  # a float for a whole number
+        ({"logging": {"console": "yes"}}, "logging.console"),
+        ({"watch": {"csv_extensions": [".csv", 5]}}, "watch.csv_extensions"),
+        ({"watch": "/data"}, "watch"),  # a section that is not a mapping
+    ],
+)
 def test_wrong_types_stop_the_real_process(project: Project, override: dict[str, Any], named: str):
     project.write(override)
     assert_exit_2(project.run("sync", "--once"), named)
@@ -140,28 +154,36 @@ def test_wrong_types_stop_the_real_process(project: Project, override: dict[str,
 # --- unknown keys, impossible values ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("override", "named", "hint"), [
-    ({"watch": {"pathh": "/data"}}, "watch.pathh", "Allowed keys in watch: path"),
-    ({"kebola": {"url": "https://connection.keboola.com"}}, "kebola", "Allowed sections: keboola"),
-    ({"keboola": {"token": "tok-in-the-wrong-place-9876"}}, "keboola.token", "put KBC_STORAGE_API_TOKEN in .env"),
-    ({"watch": {"stable_seconds": -1}}, "watch.stable_seconds", "must be"),
-    ({"watch": {"observer": "magic"}}, "watch.observer", "must be"),
-    ({"logging": {"level": "LOUD"}}, "logging.level", "must be"),
-    ({"logging": {"format": "xml"}}, "logging.format", "must be"),
-    ({"logging": {"backup_count": 0}}, "logging.backup_count", "would never rotate"),
-    ({"upload": {"gzip_level": 12}}, "upload.gzip_level", "from 0 to 9"),
-    ({"upload": {"multipart_chunk_mb": 1}}, "upload.multipart_chunk_mb", "at least 5 MB"),
-    ({"keboola": {"url": "ftp://example.com"}}, "keboola.url", "must be"),
-    ({"keboola": {"stage": "sys"}}, "keboola.stage", "must be"),
-    ({"mapping": {"on_invalid_name": "ignore"}}, "mapping.on_invalid_name", "sanitize"),
-    ({"csv": {"on_header_change": "merge"}}, "csv.on_header_change", "skip"),
-    ({"csv": {"delimiters": ""}}, "csv.delimiters", "must be"),
-    ({"retry": {"initial_backoff_seconds": 5, "max_backoff_seconds": 1}}, "retry.max_backoff_seconds", ">="),
-    ({"daemon": {"heartbeat_seconds": 60, "health_max_age_seconds": 30}}, "daemon.health_max_age_seconds",
-     "always looks unhealthy"),
-], ids=lambda v: v if isinstance(v, str) and "." in v and " " not in v else None)
-def test_unknown_keys_and_impossible_values(project: Project, override: dict[str, Any], named: str, hint: str,
-                                           capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("override", "named", "hint"),
+    [
+        ({"watch": {"pathh": "/data"}}, "watch.pathh", "Allowed keys in watch: path"),
+        ({"kebola": {"url": "https://connection.keboola.com"}}, "kebola", "Allowed sections: keboola"),
+        ({"keboola": {"token": "tok-in-the-wrong-place-9876"}}, "keboola.token", "put KBC_STORAGE_API_TOKEN in .env"),
+        ({"watch": {"stable_seconds": -1}}, "watch.stable_seconds", "must be"),
+        ({"watch": {"observer": "magic"}}, "watch.observer", "must be"),
+        ({"logging": {"level": "LOUD"}}, "logging.level", "must be"),
+        ({"logging": {"format": "xml"}}, "logging.format", "must be"),
+        ({"logging": {"backup_count": 0}}, "logging.backup_count", "would never rotate"),
+        ({"upload": {"gzip_level": 12}}, "upload.gzip_level", "from 0 to 9"),
+        ({"upload": {"multipart_chunk_mb": 1}}, "upload.multipart_chunk_mb", "at least 5 MB"),
+        ({"keboola": {"url": "ftp://example.com"}}, "keboola.url", "must be"),
+        ({"keboola": {"stage": "sys"}}, "keboola.stage", "must be"),
+        ({"mapping": {"on_invalid_name": "ignore"}}, "mapping.on_invalid_name", "sanitize"),
+        ({"csv": {"on_header_change": "merge"}}, "csv.on_header_change", "skip"),
+        ({"csv": {"delimiters": ""}}, "csv.delimiters", "must be"),
+        ({"retry": {"initial_backoff_seconds": 5, "max_backoff_seconds": 1}}, "retry.max_backoff_seconds", ">="),
+        (
+            {"daemon": {"heartbeat_seconds": 60, "health_max_age_seconds": 30}},
+            "daemon.health_max_age_seconds",
+            "always looks unhealthy",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "." in v and " " not in v else None,
+)
+def test_unknown_keys_and_impossible_values(
+    project: Project, override: dict[str, Any], named: str, hint: str, capsys, monkeypatch
+):
     project.write(override)
     for command in (("check",), ("sync", "--once")):
         text = assert_exit_2(project.main(*command, capsys=capsys, monkeypatch=monkeypatch), named, hint)
@@ -180,8 +202,7 @@ def test_config_that_is_not_a_mapping(project: Project):
 
 def test_named_config_file_that_does_not_exist(project: Project):
     missing = project.tmp / "nope.yaml"
-    assert_exit_2(project.run("check", config=missing), str(missing), "config file not found",
-                  "config.yaml.example")
+    assert_exit_2(project.run("check", config=missing), str(missing), "config file not found", "config.yaml.example")
 
 
 def test_env_file_that_is_a_folder(project: Project):
@@ -192,8 +213,11 @@ def test_env_file_that_is_a_folder(project: Project):
 
 def test_stack_url_variable_that_is_not_a_url(project: Project):
     project.write()
-    assert_exit_2(project.run("check", env={"KBC_STORAGE_API_HOST": "ftp://connection.keboola.com"}),
-                  "KBC_STORAGE_API_HOST", "must be")
+    assert_exit_2(
+        project.run("check", env={"KBC_STORAGE_API_HOST": "ftp://connection.keboola.com"}),
+        "KBC_STORAGE_API_HOST",
+        "must be",
+    )
 
 
 # --- the folder and the directories the daemon writes to ------------------------------------------------
@@ -221,22 +245,29 @@ def blocked_dir(project: Project) -> Path:
     return blocker / "sub"
 
 
-@pytest.mark.parametrize(("section", "key", "leaf"), [
-    ("logging", "file", "keboola-sync.log"),
-    ("state", "path", "state.db"),
-    ("upload", "spool_dir", ""),
-    ("daemon", "health_file", "health.json"),
-])
-def test_unwritable_directories_stop_start_up(project: Project, section: str, key: str, leaf: str, capsys,
-                                              monkeypatch):
+@pytest.mark.parametrize(
+    ("section", "key", "leaf"),
+    [
+        ("logging", "file", "keboola-sync.log"),
+        ("state", "path", "state.db"),
+        ("upload", "spool_dir", ""),
+        ("daemon", "health_file", "health.json"),
+    ],
+)
+def test_unwritable_directories_stop_start_up(project: Project, section: str, key: str, leaf: str, capsys, monkeypatch):
     path = blocked_dir(project) / leaf if leaf else blocked_dir(project)
     project.write({section: {key: str(path)}})
-    check = assert_exit_2(project.main("check", capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}",
-                          str(blocked_dir(project)))
+    check = assert_exit_2(
+        project.main("check", capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}", str(blocked_dir(project))
+    )
     assert f"FAIL {section}.{key}" in check, check
     if key != "health_file":  # `run`/`sync` write the heartbeat later and only warn if they cannot
-        assert_exit_2(project.main("sync", "--once", capsys=capsys, monkeypatch=monkeypatch), f"{section}.{key}",
-                      "Point", "writable")
+        assert_exit_2(
+            project.main("sync", "--once", capsys=capsys, monkeypatch=monkeypatch),
+            f"{section}.{key}",
+            "Point",
+            "writable",
+        )
 
 
 def test_unwritable_log_directory_stops_the_real_process(project: Project):
@@ -244,8 +275,9 @@ def test_unwritable_log_directory_stops_the_real_process(project: Project):
     assert_exit_2(project.run("sync", "--once"), "logging.file", str(blocked_dir(project)), "writable")
 
 
-@pytest.mark.parametrize(("section", "key"), [("state", "path"), ("logging", "file"), ("upload", "spool_dir"),
-                                              ("daemon", "health_file")])
+@pytest.mark.parametrize(
+    ("section", "key"), [("state", "path"), ("logging", "file"), ("upload", "spool_dir"), ("daemon", "health_file")]
+)
 def test_writing_inside_the_watched_folder_is_refused(project: Project, section: str, key: str):
     project.write({section: {key: str(project.watch / "sales" / "x.db")}})
     assert_exit_2(project.run("check"), f"{section}.{key}", "never writes into the watched folder")
@@ -257,8 +289,17 @@ def test_unreadable_watched_folder(project: Project):
     project.write()
     project.watch.chmod(0)
     try:
-        command = [sys.executable, "-m", "keboola_sync", "--config", str(project.config_path),
-                   "--env-file", str(project.tmp / "no.env"), "sync", "--once"]
+        command = [
+            sys.executable,
+            "-m",
+            "keboola_sync",
+            "--config",
+            str(project.config_path),
+            "--env-file",
+            str(project.tmp / "no.env"),
+            "sync",
+            "--once",
+        ]
         if os.geteuid() == 0:
             command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
         environ = {k: v for k, v in os.environ.items() if not k.startswith("KBC_")}

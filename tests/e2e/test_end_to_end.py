@@ -20,8 +20,11 @@ def test_folder_becomes_bucket_and_csv_becomes_table(daemon_factory, emulator):
     (daemon.watch / folder).mkdir()
     daemon.start()
     client = emulator.client()
-    wait_for(lambda: any(b["id"] == f"in.c-{folder}" for b in client.buckets.list()), timeout=20,
-             message="bucket created for an empty folder")
+    wait_for(
+        lambda: any(b["id"] == f"in.c-{folder}" for b in client.buckets.list()),
+        timeout=20,
+        message="bucket created for an empty folder",
+    )
 
     daemon.write(f"{folder}/orders.csv", "id,amount\n1,10\n2,20\n")
     wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount"], ["1", "10"], ["2", "20"]])
@@ -168,8 +171,11 @@ def test_files_untouched_for_long_are_not_held_back_at_start_up(daemon_factory, 
     assert daemon.run("sync", "--once").returncode == 0
     stamps = {}
     for line in daemon.log().splitlines():
-        for key, needle in (("start", "keboola-sync 0."), ("old", f"{folder}/old.csv ->"),
-                            ("fresh", f"{folder}/fresh.csv ->")):
+        for key, needle in (
+            ("start", "keboola-sync 0."),
+            ("old", f"{folder}/old.csv ->"),
+            ("fresh", f"{folder}/fresh.csv ->"),
+        ):
             if needle in line:
                 stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert stamps["old"] - stamps["start"] < 6, stamps

@@ -22,14 +22,18 @@ def in_process(tmp_path, emulator, folder: str):
     watch = tmp_path / "watched"
     (watch / folder).mkdir(parents=True)
     config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump({
-        "keboola": {"url": emulator.api_url},
-        "watch": {"path": str(watch), "stable_seconds": 0.2, "observer": "auto"},
-        "state": {"path": str(tmp_path / "state.db")},
-        "upload": {"spool_dir": str(tmp_path / "spool")},
-        "daemon": {"health_file": str(tmp_path / "health.json")},
-        "logging": {"file": str(tmp_path / "log.txt")},
-    }))
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "keboola": {"url": emulator.api_url},
+                "watch": {"path": str(watch), "stable_seconds": 0.2, "observer": "auto"},
+                "state": {"path": str(tmp_path / "state.db")},
+                "upload": {"spool_dir": str(tmp_path / "spool")},
+                "daemon": {"health_file": str(tmp_path / "health.json")},
+                "logging": {"file": str(tmp_path / "log.txt")},
+            }
+        )
+    )
     config = load_config(config_file, None, environ=emulator.env(), config_path_explicit=True)
     storage, _ = connect(config)
     ledger = Ledger(config.state.path)
@@ -44,9 +48,14 @@ def wait_settled(config, path) -> None:
 def test_a_change_no_event_announced_switches_to_polling(tmp_path, emulator):
     config, ledger, scheduler = in_process(tmp_path, emulator, "fallback")
     watch = config.watch.path
-    watcher = Watcher(watch, setting="auto", polling_interval=0.1,
-                      on_file=lambda p: scheduler.notify(p, from_event=True),
-                      on_folder=scheduler.notify_folder, on_overflow=lambda: None)
+    watcher = Watcher(
+        watch,
+        setting="auto",
+        polling_interval=0.1,
+        on_file=lambda p: scheduler.notify(p, from_event=True),
+        on_folder=scheduler.notify_folder,
+        on_overflow=lambda: None,
+    )
     try:
         assert watcher.mode == "native"
         watcher.start()
@@ -73,8 +82,14 @@ def test_a_change_an_event_announced_keeps_native_events(tmp_path, emulator):
         seen.append(p)
         scheduler.notify(p, from_event=True)
 
-    watcher = Watcher(watch, setting="auto", polling_interval=0.1, on_file=on_file,
-                      on_folder=scheduler.notify_folder, on_overflow=lambda: None)
+    watcher = Watcher(
+        watch,
+        setting="auto",
+        polling_interval=0.1,
+        on_file=on_file,
+        on_folder=scheduler.notify_folder,
+        on_overflow=lambda: None,
+    )
     try:
         watcher.start()
         scheduler.full_scan(watcher=watcher)

@@ -24,7 +24,8 @@ def jobs_per_table(emulator, prefix: str) -> Counter[str]:
     jobs = emulator.client().jobs
     listing = jobs._get(jobs.base_url, params={"limit": 1000})
     return Counter(
-        j["tableId"] for j in listing
+        j["tableId"]
+        for j in listing
         if j.get("operationName") in ("tableImport", "tableCreate") and str(j.get("tableId", "")).startswith(prefix)
     )
 
@@ -175,9 +176,12 @@ def test_a_thousand_rewrites_give_a_handful_of_loads(daemon_factory, emulator):
 
 def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daemon_factory, emulator):
     folder = f"term{uid()}"
-    daemon = daemon_factory({"daemon": {"shutdown_timeout_seconds": 2},
-                             "upload": {"gzip_threshold_mb": 1000, "multipart_threshold_mb": 5,
-                                        "multipart_chunk_mb": 5}})
+    daemon = daemon_factory(
+        {
+            "daemon": {"shutdown_timeout_seconds": 2},
+            "upload": {"gzip_threshold_mb": 1000, "multipart_threshold_mb": 5, "multipart_chunk_mb": 5},
+        }
+    )
     rows = "".join(f"{i},{uuid.uuid4().hex}{uuid.uuid4().hex}\n" for i in range(80_000))  # ~6 MB
     daemon.write(f"{folder}/large.csv", "id,payload\n" + rows)
     emulator.set_faults(s3_bandwidth_mbps=4)  # ~12 s for the upload

@@ -39,8 +39,11 @@ def files_under(root: Path) -> list[Path]:
 def scan(token: str, outputs: dict[str, str | bytes], roots: list[Path], skip: set[Path]) -> list[str]:
     """Where the token (or its URL-encoded / JSON-escaped form) shows up; [] when nowhere."""
     needles = {token.encode(), token.encode("utf-16-le")}
-    hits = [name for name, data in outputs.items()
-            if any(n in (data.encode() if isinstance(data, str) else data) for n in needles)]
+    hits = [
+        name
+        for name, data in outputs.items()
+        if any(n in (data.encode() if isinstance(data, str) else data) for n in needles)
+    ]
     scanned = 0
     for root in roots:
         for path in files_under(root):
@@ -58,18 +61,22 @@ def test_the_token_appears_in_no_output(daemon_factory, make_emulator):
     token = f"tok-{uuid.uuid4()}"
     emulator = make_emulator(token=token)
     folder = f"sec{uid()}"
-    daemon = daemon_factory({
-        # Tiny log files so rotation happens and the rotated files are scanned too; DEBUG shows the most.
-        "logging": {"level": "DEBUG", "max_bytes": 4096, "backup_count": 50, "console": True},
-        "retry": {"max_attempts": 2, "failed_retry_seconds": 1},
-    }, emulator_=emulator)
+    daemon = daemon_factory(
+        {
+            # Tiny log files so rotation happens and the rotated files are scanned too; DEBUG shows the most.
+            "logging": {"level": "DEBUG", "max_bytes": 4096, "backup_count": 50, "console": True},
+            "retry": {"max_attempts": 2, "failed_retry_seconds": 1},
+        },
+        emulator_=emulator,
+    )
     env_file = daemon.tmp / "no.env"  # the path Daemon passes as --env-file
     env_file.write_text(f"KBC_STORAGE_API_TOKEN={token}\n")
     env_file.chmod(0o600)
     outputs: dict[str, str | bytes] = {}
 
-    def run(name: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         daemon.extra_env = env or {}
         try:
             result = daemon.run(*args, timeout=timeout)
@@ -145,8 +152,9 @@ def test_readable_env_and_config_files_are_warned_about(daemon_factory):
     check = daemon.run("check")
     assert check.returncode == 0, check.stdout + check.stderr
     for path in (env_file, daemon.config_path):
-        line = next((ln for ln in check.stdout.splitlines() if str(path) in ln and "readable by other users" in ln),
-                    None)
+        line = next(
+            (ln for ln in check.stdout.splitlines() if str(path) in ln and "readable by other users" in ln), None
+        )
         assert line is not None and line.startswith("warn") and f"chmod 600 {path}" in line, check.stdout
     assert daemon.run("sync", "--once").returncode == 0
     warnings = [ln for ln in daemon.log().splitlines() if "WARNING" in ln and "readable by other users" in ln]
@@ -234,9 +242,14 @@ def test_nothing_is_executed_through_a_shell():
                 names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
                 if any(n and n.split(".")[0] in ("subprocess", "pty", "commands") for n in names):
                     offenders.append(f"{path.name}:{node.lineno} imports {names}")
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
-                    and (node.attr in ("system", "popen", "spawnl", "spawnv", "posix_spawn")
-                         or node.attr.startswith("exec")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+                and (
+                    node.attr in ("system", "popen", "spawnl", "spawnv", "posix_spawn") or node.attr.startswith("exec")
+                )
+            ):
                 offenders.append(f"{path.name}:{node.lineno} os.{node.attr}")
     assert offenders == []
 
@@ -260,8 +273,13 @@ def echo_server(status: int, as_json: bool):
         def _answer(self) -> None:
             token = self.headers.get("X-StorageApi-Token", "")
             if as_json:
-                body = json.dumps({"error": f"Invalid access token {token}", "code": "storage.tokenInvalid",
-                                   "echo": dict(self.headers)}).encode()
+                body = json.dumps(
+                    {
+                        "error": f"Invalid access token {token}",
+                        "code": "storage.tokenInvalid",
+                        "echo": dict(self.headers),
+                    }
+                ).encode()
                 kind = "application/json"
             else:
                 body = f"<html><body>Proxy error for {self.path} with token {token}</body></html>".encode()
@@ -290,8 +308,11 @@ def test_a_server_that_echoes_the_token_cannot_make_the_daemon_print_it(daemon_f
         server = echo_server(status, as_json)
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}"
-            daemon = daemon_factory({"keboola": {"url": url}, "retry": {"max_attempts": 2}},
-                                    name=f"echo{status}{as_json}", env={"KBC_STORAGE_API_TOKEN": token})
+            daemon = daemon_factory(
+                {"keboola": {"url": url}, "retry": {"max_attempts": 2}},
+                name=f"echo{status}{as_json}",
+                env={"KBC_STORAGE_API_TOKEN": token},
+            )
             daemon.write(f"echo{uid()}/a.csv", VALID)
             # check prints its findings and logs to the console itself; sync/run print start-up errors.
             for command in (("check",), ("sync", "--once")) if status == 500 else (("check",),):

@@ -27,8 +27,11 @@ def write(path: Path, content: str | bytes, *, gz: bool = False) -> Path:
 
 
 def finished_job(client: Any, job: dict[str, Any], timeout: float = 20.0) -> dict[str, Any]:
-    return wait_for(lambda: (d := client.jobs.detail(job["id"]))["status"] in ("success", "error") and d,
-                    timeout=timeout, message=f"job {job['id']} to finish")
+    return wait_for(
+        lambda: (d := client.jobs.detail(job["id"]))["status"] in ("success", "error") and d,
+        timeout=timeout,
+        message=f"job {job['id']} to finish",
+    )
 
 
 def create_table_job(client: Any, bucket_id: str, name: str, path: Path, **kwargs: Any) -> dict[str, Any]:

@@ -64,8 +64,9 @@ def test_readonly_token_reads_but_cannot_write(make_emulator) -> None:  # type: 
 
 
 def test_unknown_route_is_an_http_error(emulator: Emulator) -> None:
-    r = requests.get(f"{emulator.api_url}/v2/storage/not-a-url",
-                     headers={"X-StorageApi-Token": emulator.token}, timeout=10)
+    r = requests.get(
+        f"{emulator.api_url}/v2/storage/not-a-url", headers={"X-StorageApi-Token": emulator.token}, timeout=10
+    )
     assert r.status_code == 404 and r.json()["code"] == "notFound"
 
 
@@ -74,17 +75,24 @@ def test_branch_prefix_default_and_numeric_id(emulator: Emulator) -> None:
     bucket_id = client.buckets.create(unique("br"))["id"]
     headers = {"X-StorageApi-Token": emulator.token}
     for branch in ("default", "1"):
-        r = requests.get(f"{emulator.api_url}/v2/storage/branch/{branch}/buckets/{bucket_id}", headers=headers,
-                         timeout=10)
+        r = requests.get(
+            f"{emulator.api_url}/v2/storage/branch/{branch}/buckets/{bucket_id}", headers=headers, timeout=10
+        )
         assert r.status_code == 200 and r.json()["id"] == bucket_id
     r = requests.get(f"{emulator.api_url}/v2/storage/branch/999/buckets", headers=headers, timeout=10)
     assert r.status_code == 404
 
 
 def test_large_answers_are_gzipped_when_asked(emulator: Emulator) -> None:
-    r = requests.get(f"{emulator.api_url}/v2/storage/tokens/verify", timeout=10,
-                     headers={"X-StorageApi-Token": emulator.token, "Accept-Encoding": "gzip"})
+    r = requests.get(
+        f"{emulator.api_url}/v2/storage/tokens/verify",
+        timeout=10,
+        headers={"X-StorageApi-Token": emulator.token, "Accept-Encoding": "gzip"},
+    )
     assert r.headers["Content-Encoding"] == "gzip" and r.json()["owner"]["id"]
-    plain = requests.get(f"{emulator.api_url}/v2/storage/tokens/verify", timeout=10,
-                         headers={"X-StorageApi-Token": emulator.token, "Accept-Encoding": "identity"})
+    plain = requests.get(
+        f"{emulator.api_url}/v2/storage/tokens/verify",
+        timeout=10,
+        headers={"X-StorageApi-Token": emulator.token, "Accept-Encoding": "identity"},
+    )
     assert "Content-Encoding" not in plain.headers

@@ -42,11 +42,17 @@ def test_invalid_names_are_400_validation(emulator: Emulator, name: str) -> None
 
 
 def test_invalid_display_name_message(emulator: Emulator) -> None:
-    r = requests.post(f"{emulator.api_url}/v2/storage/buckets", headers={"X-StorageApi-Token": emulator.token},
-                      json={"name": unique("dn"), "stage": "in", "displayName": "$$$$$"}, timeout=10)
+    r = requests.post(
+        f"{emulator.api_url}/v2/storage/buckets",
+        headers={"X-StorageApi-Token": emulator.token},
+        json={"name": unique("dn"), "stage": "in", "displayName": "$$$$$"},
+        timeout=10,
+    )
     assert r.status_code == 400
-    assert r.json()["error"] == ("Invalid data - displayName: '$$$$$' contains not allowed characters. Only "
-                                 "alphanumeric characters dash and underscores are allowed.")
+    assert r.json()["error"] == (
+        "Invalid data - displayName: '$$$$$' contains not allowed characters. Only "
+        "alphanumeric characters dash and underscores are allowed."
+    )
 
 
 def test_missing_bucket_is_404(emulator: Emulator) -> None:
@@ -81,8 +87,12 @@ def test_delete_sync_is_204_and_async_is_a_job(emulator: Emulator) -> None:
     r = requests.delete(f"{emulator.api_url}/v2/storage/buckets/{sync_id}", headers=headers, timeout=10)
     assert r.status_code == 204
     async_id = client.buckets.create(unique("async"))["id"]
-    r = requests.delete(f"{emulator.api_url}/v2/storage/buckets/{async_id}", params={"async": "true", "force": "1"},
-                        headers=headers, timeout=10)
+    r = requests.delete(
+        f"{emulator.api_url}/v2/storage/buckets/{async_id}",
+        params={"async": "true", "force": "1"},
+        headers=headers,
+        timeout=10,
+    )
     assert r.status_code == 202 and r.json()["operationName"] == "bucketDelete"
     assert isinstance(r.json()["id"], int)
     with pytest.raises(requests.HTTPError) as info:

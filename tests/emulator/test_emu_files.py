@@ -22,9 +22,14 @@ def client(emulator: Emulator) -> Any:
 
 
 def s3_client(emulator: Emulator, creds: dict[str, Any]) -> Any:
-    return boto3.client("s3", endpoint_url=emulator.s3_url, region_name="us-east-1",
-                        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                        aws_session_token=creds["SessionToken"])
+    return boto3.client(
+        "s3",
+        endpoint_url=emulator.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
 
 
 def test_prepare_has_the_aws_upload_shape(client: Any) -> None:
@@ -66,8 +71,9 @@ def test_file_never_uploaded_fails_the_load(client: Any) -> None:
     assert job["status"] == "error" and job["error"]["code"] == "storage.fileNotUploaded"
 
 
-def upload_sliced(emulator: Emulator, client: Any, slices: dict[str, bytes], manifest: bool = True,
-                  extra_entry: str | None = None) -> int:
+def upload_sliced(
+    emulator: Emulator, client: Any, slices: dict[str, bytes], manifest: bool = True, extra_entry: str | None = None
+) -> int:
     prepared = client.files.prepare_upload("sliced.csv", is_sliced=True)
     params = prepared["uploadParams"]
     s3 = s3_client(emulator, params["credentials"])
@@ -78,8 +84,9 @@ def upload_sliced(emulator: Emulator, client: Any, slices: dict[str, bytes], man
     if extra_entry:
         entries.append({"url": f"s3://{params['bucket']}/{params['key']}{extra_entry}"})
     if manifest:
-        s3.put_object(Bucket=params["bucket"], Key=params["key"] + "manifest",
-                      Body=json.dumps({"entries": entries}).encode())
+        s3.put_object(
+            Bucket=params["bucket"], Key=params["key"] + "manifest", Body=json.dumps({"entries": entries}).encode()
+        )
     return int(prepared["id"])
 
 
@@ -116,8 +123,12 @@ def test_multipart_upload_with_transfer_manager(client: Any, emulator: Emulator,
     params = prepared["uploadParams"]
     config = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
     s3_client(emulator, params["credentials"]).upload_file(
-        str(path), params["bucket"], params["key"], Config=config,
-        ExtraArgs={"ServerSideEncryption": params["x-amz-server-side-encryption"], "ACL": params["acl"]})
+        str(path),
+        params["bucket"],
+        params["key"],
+        Config=config,
+        ExtraArgs={"ServerSideEncryption": params["x-amz-server-side-encryption"], "ACL": params["acl"]},
+    )
     assert path.stat().st_size > 5 * 1024 * 1024  # really more than one part
     job = finished_job(client, client.tables.create_raw(bucket_id=bucket_id, name="big", data_file_id=prepared["id"]))
     assert job["status"] == "success", job.get("error")

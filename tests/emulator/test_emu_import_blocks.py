@@ -49,8 +49,11 @@ def expected_record(data: bytes, bad_index: int) -> int:
 
 def read_error_record(data: bytes) -> int:
     """line_num + 1 where the old stream stack (256 KiB buffered object reader) raised a read error."""
-    text = io.TextIOWrapper(io.BufferedReader(io.BytesIO(data), buffer_size=256 * 1024),  # type: ignore[arg-type]
-                            encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(
+        io.BufferedReader(io.BytesIO(data), buffer_size=256 * 1024),  # type: ignore[arg-type]
+        encoding="utf-8-sig",
+        newline="",
+    )
     reader = csv.reader(text, strict=True)
     try:
         for _ in reader:
@@ -61,18 +64,24 @@ def read_error_record(data: bytes) -> int:
 
 
 def width_message(got: int, expected: int, record: int) -> str:
-    return (f"Load error: Error while loading data. Number of columns in file ({got}) does not match that of "
-            f"the corresponding table ({expected}), record {record}.")
+    return (
+        f"Load error: Error while loading data. Number of columns in file ({got}) does not match that of "
+        f"the corresponding table ({expected}), record {record}."
+    )
 
 
-@pytest.mark.parametrize(("bad_index", "bad_row", "got"), [
-    (777, "777,n777,extra\n", 3),  # mid-block, too many cells
-    (800, "800\n", 1),  # first record of a block, too few
-    (ROWS - 3, "997,a,b,c\n", 4),  # among the single-row leftovers
-    (450, "\n", 0),  # an empty line is a record of 0 cells
-])
-def test_wrong_width_deep_inside_names_that_record(client: Any, tmp_path: Path, bad_index: int, bad_row: str,
-                                                   got: int) -> None:
+@pytest.mark.parametrize(
+    ("bad_index", "bad_row", "got"),
+    [
+        (777, "777,n777,extra\n", 3),  # mid-block, too many cells
+        (800, "800\n", 1),  # first record of a block, too few
+        (ROWS - 3, "997,a,b,c\n", 4),  # among the single-row leftovers
+        (450, "\n", 0),  # an empty line is a record of 0 cells
+    ],
+)
+def test_wrong_width_deep_inside_names_that_record(
+    client: Any, tmp_path: Path, bad_index: int, bad_row: str, got: int
+) -> None:
     records = [r.rstrip("\n") for r in (rows_text(1, start=i, multiline_every=37) for i in range(ROWS))]
     records[bad_index] = bad_row.rstrip("\n")
     data = ("id,name\n" + "\n".join(records) + "\n").encode()
@@ -103,7 +112,7 @@ def test_broken_quote_deep_inside_is_invalid_csv_near_its_record(client: Any, tm
 def test_invalid_utf8_in_a_later_block(client: Any, tmp_path: Path, gz: bool) -> None:
     body = ("id,name\n" + rows_text(20_000)).encode()  # ~250 kB: many blocks and text chunks
     at = body.index(b"\n15000,") + 1
-    data = body[:at] + b"15000,caf\xe9\n" + body[body.index(b"\n", at) + 1:]
+    data = body[:at] + b"15000,caf\xe9\n" + body[body.index(b"\n", at) + 1 :]
     name = "u.csv.gz" if gz else "u.csv"
     job = create_table_job(client, new_bucket(client), "t", write(tmp_path / name, data, gz=gz))
     assert job["error"]["code"] == "invalidCsv"
@@ -158,9 +167,14 @@ def test_sliced_file_error_counts_records_within_its_slice(client: Any, emulator
     prepared = client.files.prepare_upload("sliced.csv", is_sliced=True)
     params = prepared["uploadParams"]
     creds = params["credentials"]
-    s3 = boto3.client("s3", endpoint_url=emulator.s3_url, region_name="us-east-1",
-                      aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                      aws_session_token=creds["SessionToken"])
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=emulator.s3_url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
     second = rows_text(300, start=ROWS).split("\n")
     second[250] = "1250"
     second_data = "\n".join(second).encode()

@@ -75,6 +75,7 @@ def test_fail_rate_answers_500_502_503_with_json(emulator: Emulator) -> None:
 
 def test_kbcstorage_retries_through_a_partial_fail_rate(emulator: Emulator) -> None:
     """kbcstorage retries 5xx (§9.2): with a low fail rate calls still succeed."""
+
     def injected() -> int:
         return sum(v for k, v in emulator.stats()["faults_injected"].items() if k.startswith("fail_"))
 

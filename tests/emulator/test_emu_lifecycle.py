@@ -13,13 +13,21 @@ from emulator_helpers import create_table_job, load_job, preview_rows, write
 
 from support.emulator import free_port
 
-FAULT_FLAGS = ["--fail-rate", "--rate-limit-rate", "--drop-rate", "--latency-ms", "--job-seconds", "--fail-jobs",
-               "--s3-bandwidth-mbps"]
+FAULT_FLAGS = [
+    "--fail-rate",
+    "--rate-limit-rate",
+    "--drop-rate",
+    "--latency-ms",
+    "--job-seconds",
+    "--fail-jobs",
+    "--s3-bandwidth-mbps",
+]
 
 
 def test_help_documents_every_fault_flag() -> None:
-    out = subprocess.run([sys.executable, "-m", "keboola_emulator", "--help"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "keboola_emulator", "--help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     for flag in [*FAULT_FLAGS, "--port", "--token", "--data-dir", "--s3-port", "--readonly-token"]:
         assert flag in out
 
@@ -34,8 +42,12 @@ def test_ready_line_exact_and_sigterm_exits_zero(make_emulator) -> None:  # type
 
 
 def test_port_zero_picks_free_ports() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "keboola_emulator", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keboola_emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -96,7 +108,10 @@ def test_unfinished_job_runs_again_after_restart(make_emulator, tmp_path: Path) 
         client.tables.detail(f"{bucket_id}.t")  # a job's work is visible only when it is done
     emu.restart()  # faults are not persisted: the resumed job runs at once
     client = emu.client()
-    done = wait_for(lambda: (d := client.jobs.detail(job["id"]))["status"] in ("success", "error") and d,
-                    timeout=20, message="the resumed job")
+    done = wait_for(
+        lambda: (d := client.jobs.detail(job["id"]))["status"] in ("success", "error") and d,
+        timeout=20,
+        message="the resumed job",
+    )
     assert done["status"] == "success"
     assert client.tables.detail(f"{bucket_id}.t")["rowsCount"] == 2

@@ -41,8 +41,13 @@ def test_create_job_shape_and_table_detail(client: Any, tmp_path: Path) -> None:
 
 def test_header_is_sanitised(client: Any, tmp_path: Path) -> None:
     table_id = make_table(client, tmp_path, "with spaces,ščřščž,_with_underscore,language-id,xMax\n1,2,3,4,5\n")
-    assert client.tables.detail(table_id)["columns"] == ["with_spaces", "scrscz", "with_underscore",
-                                                         "language_id", "xMax_"]
+    assert client.tables.detail(table_id)["columns"] == [
+        "with_spaces",
+        "scrscz",
+        "with_underscore",
+        "language_id",
+        "xMax_",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -77,8 +82,9 @@ def test_duplicate_table_and_bad_table_name(client: Any, tmp_path: Path) -> None
 
 
 def test_primary_key_must_be_a_column(client: Any, tmp_path: Path) -> None:
-    job = create_table_job(client, new_bucket(client), "t", write(tmp_path / "t.csv", "id,name\n1,a\n"),
-                           primary_key=["ID"])
+    job = create_table_job(
+        client, new_bucket(client), "t", write(tmp_path / "t.csv", "id,name\n1,a\n"), primary_key=["ID"]
+    )
     assert job["error"]["code"] == "storage.tables.validation.invalidPrimaryKeyColumns"
 
 
@@ -115,7 +121,8 @@ def test_missing_columns_fail_with_the_real_error(client: Any, tmp_path: Path) -
     assert job["status"] == "error" and job["error"]["code"] == "csvImport.columnsNotMatch"
     assert job["error"]["message"] == (
         "Some columns are missing in the csv file. Missing columns: missing. Expected columns: "
-        'id,name,missing. Please check if the expected delimiter "," is used in the csv file.')
+        'id,name,missing. Please check if the expected delimiter "," is used in the csv file.'
+    )
     assert job["results"]["missingColumns"] == ["missing"]
     assert job["results"]["expectedColumns"] == ["id", "name", "missing"]
     assert preview_rows(client, table_id) == ['"id","name","missing"', '"1","a","x"']
@@ -175,14 +182,16 @@ def test_gz_file_name_means_gzip(client: Any, tmp_path: Path) -> None:
 
 def test_dialect_delimiter_enclosure_escape(client: Any, tmp_path: Path) -> None:
     bucket_id = new_bucket(client)
-    semi = create_table_job(client, bucket_id, "semi", write(tmp_path / "s.csv", "a;b\n'x;y';2\n"),
-                            delimiter=";", enclosure="'")
+    semi = create_table_job(
+        client, bucket_id, "semi", write(tmp_path / "s.csv", "a;b\n'x;y';2\n"), delimiter=";", enclosure="'"
+    )
     assert semi["status"] == "success"
     assert preview_rows(client, f"{bucket_id}.semi") == ['"a","b"', '"x;y","2"']
     tab = create_table_job(client, bucket_id, "tab", write(tmp_path / "t.csv", "a\tb\n1\t2\n"), delimiter="\t")
     assert tab["status"] == "success"
-    esc = create_table_job(client, bucket_id, "esc", write(tmp_path / "e.csv", "a,b\nx\\,y,2\n"),
-                           enclosure="", escaped_by="\\")
+    esc = create_table_job(
+        client, bucket_id, "esc", write(tmp_path / "e.csv", "a,b\nx\\,y,2\n"), enclosure="", escaped_by="\\"
+    )
     assert esc["status"] == "success"
     assert preview_rows(client, f"{bucket_id}.esc") == ['"a","b"', '"x,y","2"']
     quoted = create_table_job(client, bucket_id, "q", write(tmp_path / "q.csv", 'a,b\n"say ""hi""","multi\nline"\n'))

@@ -19,8 +19,9 @@ SUMMARY = re.compile(r"SDK functional tests: (\d+) passed, (\d+) failed, (\d+) e
 @pytest.mark.sdk
 @pytest.mark.timeout(600)
 def test_official_sdk_functional_tests_pass_against_the_emulator() -> None:
-    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=580,
-                          env={**os.environ, "PYTHON": sys.executable})
+    proc = subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=580, env={**os.environ, "PYTHON": sys.executable}
+    )
     match = SUMMARY.search(proc.stdout)
     assert match, f"no summary line (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     passed, _failed, _errors, skipped, total = map(int, match.groups())

@@ -23,10 +23,18 @@ from support.emulator import Emulator, wait_for
 FAST_CONFIG: dict[str, dict[str, Any]] = {
     "keboola": {"request_timeout_seconds": 10, "job_timeout_seconds": 120, "job_poll_max_seconds": 0.2},
     "watch": {"stable_seconds": 0.4, "rescan_seconds": 3, "polling_interval_seconds": 0.2},
-    "retry": {"max_attempts": 6, "initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.5,
-              "failed_retry_seconds": 2},
-    "daemon": {"shutdown_timeout_seconds": 10, "heartbeat_seconds": 0.5, "health_max_age_seconds": 5,
-               "keboola_max_silence_seconds": 30},
+    "retry": {
+        "max_attempts": 6,
+        "initial_backoff_seconds": 0.05,
+        "max_backoff_seconds": 0.5,
+        "failed_retry_seconds": 2,
+    },
+    "daemon": {
+        "shutdown_timeout_seconds": 10,
+        "heartbeat_seconds": 0.5,
+        "health_max_age_seconds": 5,
+        "keboola_max_silence_seconds": 30,
+    },
     "logging": {"level": "DEBUG", "console": False, "progress_seconds": 1},
 }
 
@@ -44,8 +52,9 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class Daemon:
     """A keboola-sync process with its own folder, ledger, log and spool under a tmp dir."""
 
-    def __init__(self, tmp: Path, emulator: Emulator, config: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, emulator: Emulator, config: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.tmp = tmp
         self.emulator = emulator
         self.watch = tmp / "watched"
@@ -79,8 +88,16 @@ class Daemon:
         return env
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "keboola_sync", "--config", str(self.config_path),
-                "--env-file", str(self.tmp / "no.env"), *args]
+        return [
+            sys.executable,
+            "-m",
+            "keboola_sync",
+            "--config",
+            str(self.config_path),
+            "--env-file",
+            str(self.tmp / "no.env"),
+            *args,
+        ]
 
     def start(self) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -90,8 +107,9 @@ class Daemon:
         return self
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), env=self.env(), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            self.command(*args), env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.proc is not None
@@ -120,8 +138,10 @@ class Daemon:
     def wait_log(self, needle: str, timeout: float = 30, count: int = 1) -> str:
         def found() -> bool:
             if self.proc is not None and self.proc.poll() is not None and self.log().count(needle) < count:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n"
-                                     f"{self.log()[-3000:]}\n{self.output()[-2000:]}")
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n"
+                    f"{self.log()[-3000:]}\n{self.output()[-2000:]}"
+                )
             return self.log().count(needle) >= count
 
         try:
@@ -184,8 +204,13 @@ def daemon_factory(tmp_path: Path, emulator: Emulator):
     """Daemons started through it are killed at teardown (a test asserts its own exit codes)."""
     made: list[Daemon] = []
 
-    def make(config: dict[str, Any] | None = None, *, emulator_: Emulator | None = None, name: str = "d",
-             env: dict[str, str] | None = None) -> Daemon:
+    def make(
+        config: dict[str, Any] | None = None,
+        *,
+        emulator_: Emulator | None = None,
+        name: str = "d",
+        env: dict[str, str] | None = None,
+    ) -> Daemon:
         daemon = Daemon(tmp_path / name, emulator_ or emulator, config, env)
         made.append(daemon)
         return daemon

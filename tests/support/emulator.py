@@ -29,8 +29,7 @@ T = TypeVar("T")
 DEFAULT_TOKEN = "local-dev-token"
 READY_TIMEOUT = 30.0
 # Dummies so boto3 never looks for real AWS credentials; the emulator's S3 (moto) accepts any.
-AWS_DUMMIES = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+AWS_DUMMIES = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def free_port() -> int:
@@ -60,8 +59,9 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
 class Emulator:
     """A running `keboola-emulator` subprocess."""
 
-    def __init__(self, *, token: str, data_dir: Path | None, extra_args: Sequence[str], port: int,
-                 s3_port: int) -> None:
+    def __init__(
+        self, *, token: str, data_dir: Path | None, extra_args: Sequence[str], port: int, s3_port: int
+    ) -> None:
         self.token = token
         self.data_dir = data_dir
         self._extra_args = list(extra_args)
@@ -76,8 +76,18 @@ class Emulator:
         self._start()
 
     def _start(self) -> None:
-        cmd = [sys.executable, "-m", "keboola_emulator", "--port", str(self._port), "--s3-port",
-               str(self._s3_port), "--token", self.token, *self._extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "keboola_emulator",
+            "--port",
+            str(self._port),
+            "--s3-port",
+            str(self._s3_port),
+            "--token",
+            self.token,
+            *self._extra_args,
+        ]
         if self.data_dir is not None:
             cmd += ["--data-dir", str(self.data_dir)]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
@@ -95,8 +105,12 @@ class Emulator:
 
     def env(self) -> dict[str, str]:
         """What a daemon (or kbcstorage) needs to talk to this emulator."""
-        return {"KBC_STORAGE_API_HOST": self.api_url, "KBC_STORAGE_API_TOKEN": self.token,
-                "AWS_ENDPOINT_URL_S3": self.s3_url, **AWS_DUMMIES}
+        return {
+            "KBC_STORAGE_API_HOST": self.api_url,
+            "KBC_STORAGE_API_TOKEN": self.token,
+            "AWS_ENDPOINT_URL_S3": self.s3_url,
+            **AWS_DUMMIES,
+        }
 
     def client(self) -> Any:
         """A real kbcstorage Client; sets AWS_ENDPOINT_URL_S3 (+ dummies) in os.environ for boto3."""
@@ -110,7 +124,8 @@ class Emulator:
     def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
         req = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
-            self.api_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+            self.api_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local emulator URL
             return json.loads(resp.read() or b"null")
 
@@ -160,18 +175,27 @@ class Emulator:
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     """The first stdout line, or '' if the process died / timed out (never blocks forever)."""
     out: list[str] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline() if proc.stdout else ""),
-                              daemon=True)
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
     reader.start()
     reader.join(timeout)
     return out[0].strip() if out else ""
 
 
-def start_emulator(*, token: str = DEFAULT_TOKEN, data_dir: Path | str | None = None,
-                   extra_args: Sequence[str] = (), port: int | None = None) -> Emulator:
+def start_emulator(
+    *,
+    token: str = DEFAULT_TOKEN,
+    data_dir: Path | str | None = None,
+    extra_args: Sequence[str] = (),
+    port: int | None = None,
+) -> Emulator:
     """Start an emulator subprocess on `port` (default: a free one) and wait for READY."""
-    return Emulator(token=token, data_dir=Path(data_dir) if data_dir is not None else None,
-                    extra_args=extra_args, port=port or free_port(), s3_port=free_port())
+    return Emulator(
+        token=token,
+        data_dir=Path(data_dir) if data_dir is not None else None,
+        extra_args=extra_args,
+        port=port or free_port(),
+        s3_port=free_port(),
+    )
 
 
 _SESSION: Emulator | None = None

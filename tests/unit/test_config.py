@@ -254,9 +254,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
         ("upload.spool_dir", "upload: {spool_dir: WATCH}"),
     ],
 )
-def test_nothing_we_write_may_live_inside_the_watched_folder(
-    tmp_path: Path, key: str, yaml_text: str
-) -> None:
+def test_nothing_we_write_may_live_inside_the_watched_folder(tmp_path: Path, key: str, yaml_text: str) -> None:
     watch = tmp_path / "data"
     text = f"watch: {{path: {watch}}}\n" + yaml_text.replace("WATCH", str(watch))
     with pytest.raises(ConfigError) as err:

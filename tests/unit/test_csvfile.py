@@ -183,8 +183,10 @@ def test_parallel_gzip_is_one_plain_member_whatever_the_thread_count(tmp_path: P
     assert gzip.decompress(raw) == data
     assert igzip.decompress(raw) == data
     assert subprocess.run(["gzip", "-t", str(result.path)], check=False).returncode == 0
-    one_stream = len(gzip.compress(data, compresslevel=max(level, 1), mtime=0)) if level >= 4 else len(
-        igzip.compress(data, compresslevel=level)
+    one_stream = (
+        len(gzip.compress(data, compresslevel=max(level, 1), mtime=0))
+        if level >= 4
+        else len(igzip.compress(data, compresslevel=level))
     )
     assert len(raw) <= one_stream * 1.02
 

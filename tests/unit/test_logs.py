@@ -129,9 +129,7 @@ def test_setup_is_idempotent_and_replaces_only_our_handlers(tmp_path: Path) -> N
         assert sorted(type(h).__name__ for h in ours) == ["RotatingFileHandler", "StreamHandler"]
         assert foreign in root.handlers
         setup_logging(cfg(tmp_path, console=False))
-        assert [type(h).__name__ for h in root.handlers if getattr(h, logs._MARK, False)] == [
-            "RotatingFileHandler"
-        ]
+        assert [type(h).__name__ for h in root.handlers if getattr(h, logs._MARK, False)] == ["RotatingFileHandler"]
     finally:
         root.removeHandler(foreign)
 

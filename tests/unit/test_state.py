@@ -25,7 +25,13 @@ def test_a_load_moves_from_uploaded_to_in_flight_to_synced(tmp_path):
     row = ledger.get("a/b.csv")
     assert row is not None
     assert (row.state, row.seen, row.sha256, row.columns, row.rows, row.job_id) == (
-        "synced", FP, "h1", ("id",), 3, None)
+        "synced",
+        FP,
+        "h1",
+        ("id",),
+        3,
+        None,
+    )
     assert ledger.in_flight() == []
     assert ledger.owner_of_table("in.c-a.b") == "a/b.csv"
     ledger.close()

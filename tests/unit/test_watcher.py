@@ -9,8 +9,7 @@ from support.emulator import wait_for
 
 
 def test_docker_desktop_kernel_means_polling(tmp_path):
-    mode, why = choose_observer("auto", tmp_path, kernel_release="6.10.14-linuxkit",
-                                mounts_file=tmp_path / "none")
+    mode, why = choose_observer("auto", tmp_path, kernel_release="6.10.14-linuxkit", mounts_file=tmp_path / "none")
     assert mode == "polling" and "Docker Desktop" in why
 
 
@@ -42,8 +41,9 @@ def _collect(tmp_path, setting):
         with lock:
             folders.add(p)
 
-    watcher = Watcher(tmp_path, setting=setting, polling_interval=0.1, on_file=on_file, on_folder=on_folder,
-                      on_overflow=lambda: None)
+    watcher = Watcher(
+        tmp_path, setting=setting, polling_interval=0.1, on_file=on_file, on_folder=on_folder, on_overflow=lambda: None
+    )
     return watcher, files, folders
 
 

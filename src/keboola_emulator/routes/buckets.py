@@ -42,8 +42,11 @@ def register(app: Flask, ctx: Context) -> None:
         name = str(p.get("name") or "")
         stage = str(p.get("stage") or "in")
         if stage not in ("in", "out"):
-            raise ApiError(400, "storage.buckets.validation", f"Invalid data - stage: '{stage}' is not valid. "
-                           "Allowed values are: in, out.")
+            raise ApiError(
+                400,
+                "storage.buckets.validation",
+                f"Invalid data - stage: '{stage}' is not valid. Allowed values are: in, out.",
+            )
         problem = naming.bucket_name_problem(name)
         if problem:
             raise ApiError(400, "storage.buckets.validation", problem)
@@ -53,19 +56,36 @@ def register(app: Flask, ctx: Context) -> None:
             raise ApiError(400, "storage.buckets.validation", problem)
         backend = p.get("backend") or "snowflake"
         if backend not in ("snowflake", "bigquery"):
-            raise ApiError(400, "storage.buckets.validation", f"Invalid data - backend: '{backend}' is not "
-                           "supported. Allowed values are: snowflake, bigquery.")
+            raise ApiError(
+                400,
+                "storage.buckets.validation",
+                f"Invalid data - backend: '{backend}' is not supported. Allowed values are: snowflake, bigquery.",
+            )
         bucket_id = f"{stage}.c-{name}"  # §3.2: the server adds `c-`
         with ctx.store.write() as c:
             if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone():
                 raise ApiError(400, "storage.buckets.alreadyExists", f"The bucket {name} already exists.")
-            if c.execute("SELECT 1 FROM buckets WHERE stage = ? AND display_name = ?",
-                         (stage, display_name)).fetchone():
-                raise ApiError(400, "storage.buckets.alreadyExists",
-                               f'The display name "{display_name}" already exists in project.')
-            ctx.store.insert_bucket(c, {"id": bucket_id, "stage": stage, "name": f"c-{name}",
-                                        "display_name": display_name, "description": str(p.get("description") or ""),
-                                        "backend": backend, "color": p.get("color"), "created": model.now()})
+            if c.execute(
+                "SELECT 1 FROM buckets WHERE stage = ? AND display_name = ?", (stage, display_name)
+            ).fetchone():
+                raise ApiError(
+                    400,
+                    "storage.buckets.alreadyExists",
+                    f'The display name "{display_name}" already exists in project.',
+                )
+            ctx.store.insert_bucket(
+                c,
+                {
+                    "id": bucket_id,
+                    "stage": stage,
+                    "name": f"c-{name}",
+                    "display_name": display_name,
+                    "description": str(p.get("description") or ""),
+                    "backend": backend,
+                    "color": p.get("color"),
+                    "created": model.now(),
+                },
+            )
         return json_response(bucket_json(bucket_or_404(ctx, bucket_id), url(ctx)), 201)
 
     @route("/buckets/<bucket_id>", ["GET"], branch_aware=True)
@@ -84,15 +104,25 @@ def register(app: Flask, ctx: Context) -> None:
         bucket_or_404(ctx, bucket_id)
         force = as_bool(p.get("force"))
         if as_bool(p.get("async")):
-            job = ctx.jobs.submit("bucketDelete", table_id=None, params={"force": force, "_bucketId": bucket_id},
-                                  source=None, token_id=token.id, run_id=run_id(), lock_key=bucket_id)
+            job = ctx.jobs.submit(
+                "bucketDelete",
+                table_id=None,
+                params={"force": force, "_bucketId": bucket_id},
+                source=None,
+                token_id=token.id,
+                run_id=run_id(),
+                lock_key=bucket_id,
+            )
             return json_response(job_json(job, url(ctx)), 202)
         with ctx.store.write() as c:
             count = c.execute("SELECT COUNT(*) FROM tables WHERE bucket_id = ?", (bucket_id,)).fetchone()[0]
             if count and not force:
                 # status UNCONFIRMED (§3.5, presumably 400)
-                raise ApiError(400, "buckets.deleteNotEmpty",
-                               f"Only empty buckets can be deleted. There are {count} tables in the bucket.")
+                raise ApiError(
+                    400,
+                    "buckets.deleteNotEmpty",
+                    f"Only empty buckets can be deleted. There are {count} tables in the bucket.",
+                )
             tables = ctx.store.delete_bucket_rows(c, bucket_id)
         for t in tables:
             remove_data_file(ctx.store.data_path(t))

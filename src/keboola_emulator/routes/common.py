@@ -140,6 +140,13 @@ def tables_response(ctx: Context, tables: list[dict[str, Any]], buckets: dict[st
     for t in tables:
         b = buckets.get(t["bucket_id"]) or ctx.store.get_bucket(t["bucket_id"])
         meta = ctx.store.list_metadata(t["id"]) if "metadata" in parts or "columnMetadata" in parts else []
-        out.append(table_json(t, url(ctx), bucket=bucket_json(b, url(ctx)) if b and "buckets" in parts else None,
-                              include_columns="columns" in parts, metadata=meta))
+        out.append(
+            table_json(
+                t,
+                url(ctx),
+                bucket=bucket_json(b, url(ctx)) if b and "buckets" in parts else None,
+                include_columns="columns" in parts,
+                metadata=meta,
+            )
+        )
     return json_response(out)

@@ -38,15 +38,24 @@ def register(app: Flask, ctx: Context) -> None:
         from datetime import UTC, datetime, timedelta
 
         expiration = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0).isoformat()
-        return {"AccessKeyId": "ASIAKEBOOLAEMULATOR1", "SecretAccessKey": "keboola-emulator-secret",
-                "SessionToken": "keboola-emulator-session-token", "Expiration": expiration,
-                "_bucket": "kbc-sapi-files"}
+        return {
+            "AccessKeyId": "ASIAKEBOOLAEMULATOR1",
+            "SecretAccessKey": "keboola-emulator-secret",
+            "SessionToken": "keboola-emulator-session-token",
+            "Expiration": expiration,
+            "_bucket": "kbc-sapi-files",
+        }
 
     def render_file(f: dict[str, Any], with_credentials: bool, upload: bool = False) -> dict[str, Any]:
         key = f["s3_key"] + ("manifest" if f["is_sliced"] else "")
         size = ctx.s3.object_size(f["s3_key"]) if not f["is_sliced"] else None
-        return file_json(f, url=ctx.s3.presigned_get(key), size=size if size is not None else f["size_bytes"],
-                         credentials=credentials() if with_credentials else None, with_upload_params=upload)
+        return file_json(
+            f,
+            url=ctx.s3.presigned_get(key),
+            size=size if size is not None else f["size_bytes"],
+            credentials=credentials() if with_credentials else None,
+            with_upload_params=upload,
+        )
 
     @route("/files/prepare", ["POST"], branch_aware=True)
     def file_prepare() -> Response:
@@ -55,20 +64,33 @@ def register(app: Flask, ctx: Context) -> None:
         p = params()
         name = str(p.get("name") or "")
         if not name:
-            raise ApiError(400, "validation.failed", "Invalid request:\n - name: This value should not be blank.",
-                           errors=[{"key": "name", "message": "This value should not be blank."}])
+            raise ApiError(
+                400,
+                "validation.failed",
+                "Invalid request:\n - name: This value should not be blank.",
+                errors=[{"key": "name", "message": "This value should not be blank."}],
+            )
         is_sliced = as_bool(p.get("isSliced"))
         size = p.get("sizeBytes")
         today = model.now()[:10].replace("-", "/")
-        f = ctx.store.insert_file({
-            "name": name, "created": model.now(), "size_bytes": int(size) if str(size or "").isdigit() else None,
-            "tags": as_list(p.get("tags")), "is_public": as_bool(p.get("isPublic")), "is_sliced": is_sliced,
-            "is_encrypted": as_bool(p.get("isEncrypted"), default=True),
-            "is_permanent": as_bool(p.get("isPermanent")), "content_type": p.get("contentType"),
-            "run_id": run_id(), "creator_token_id": token.id,
-            "key_template": f"exp-15/{PROJECT_ID}/files/{today}/{{id}}." + safe_key_name(name)
-            + ("/" if is_sliced else ""),
-        })
+        f = ctx.store.insert_file(
+            {
+                "name": name,
+                "created": model.now(),
+                "size_bytes": int(size) if str(size or "").isdigit() else None,
+                "tags": as_list(p.get("tags")),
+                "is_public": as_bool(p.get("isPublic")),
+                "is_sliced": is_sliced,
+                "is_encrypted": as_bool(p.get("isEncrypted"), default=True),
+                "is_permanent": as_bool(p.get("isPermanent")),
+                "content_type": p.get("contentType"),
+                "run_id": run_id(),
+                "creator_token_id": token.id,
+                "key_template": f"exp-15/{PROJECT_ID}/files/{today}/{{id}}."
+                + safe_key_name(name)
+                + ("/" if is_sliced else ""),
+            }
+        )
         ctx.stats.count_file_prepared()
         return json_response(render_file(f, with_credentials=True, upload=True), 201)
 
@@ -76,9 +98,13 @@ def register(app: Flask, ctx: Context) -> None:
     def files_list() -> Response:
         p = params()
         files = ctx.store.list_files(
-            limit=int(p.get("limit") or 100), offset=int(p.get("offset") or 0), tags=as_list(p.get("tags")),
+            limit=int(p.get("limit") or 100),
+            offset=int(p.get("offset") or 0),
+            tags=as_list(p.get("tags")),
             since_id=int(p["sinceId"]) if str(p.get("sinceId") or "").isdigit() else None,
-            max_id=int(p["maxId"]) if str(p.get("maxId") or "").isdigit() else None, run_id=p.get("runId"))
+            max_id=int(p["maxId"]) if str(p.get("maxId") or "").isdigit() else None,
+            run_id=p.get("runId"),
+        )
         return json_response([render_file(f, with_credentials=False) for f in files])
 
     @route("/files/<file_id>", ["GET"], branch_aware=True)

@@ -43,8 +43,11 @@ def register(app: Flask, ctx: Context) -> None:
     def table_detail(table_id: str) -> Response:
         t = table_or_404(ctx, table_id)
         b = ctx.store.get_bucket(t["bucket_id"])
-        return json_response(table_json(t, url(ctx), bucket=bucket_json(b, url(ctx)) if b else None,
-                                        metadata=ctx.store.list_metadata(table_id)))
+        return json_response(
+            table_json(
+                t, url(ctx), bucket=bucket_json(b, url(ctx)) if b else None, metadata=ctx.store.list_metadata(table_id)
+            )
+        )
 
     @route("/tables/<table_id>", ["DELETE"], branch_aware=True)
     def table_delete(table_id: str) -> Response:
@@ -52,8 +55,9 @@ def register(app: Flask, ctx: Context) -> None:
         token = require_manage()
         table_or_404(ctx, table_id)
         if as_bool(params().get("async")):
-            job = ctx.jobs.submit("tableDrop", table_id=table_id, params={}, source=None, token_id=token.id,
-                                  run_id=run_id())
+            job = ctx.jobs.submit(
+                "tableDrop", table_id=table_id, params={}, source=None, token_id=token.id, run_id=run_id()
+            )
             return json_response(job_json(job, url(ctx)), 202)
         table = ctx.store.delete_table_row(table_id)
         if table is not None:
@@ -64,8 +68,12 @@ def register(app: Flask, ctx: Context) -> None:
         dialect = Dialect.from_params(p.get("delimiter"), p.get("enclosure"), p.get("escapedBy"))
         file_id = p.get("dataFileId")
         if file_id in (None, ""):
-            raise ApiError(400, "validation.failed", "Invalid request:\n - dataFileId: This value should not be "
-                           "blank.", errors=[{"key": "dataFileId", "message": "This value should not be blank."}])
+            raise ApiError(
+                400,
+                "validation.failed",
+                "Invalid request:\n - dataFileId: This value should not be blank.",
+                errors=[{"key": "dataFileId", "message": "This value should not be blank."}],
+            )
         return dialect, {"fileId": int_or_str(file_id), "type": "file"}
 
     @route("/buckets/<bucket_id>/tables-async", ["POST"], branch_aware=True)
@@ -81,10 +89,21 @@ def register(app: Flask, ctx: Context) -> None:
         if isinstance(p.get("primaryKey"), list):
             raise ApiError(400, "storage.validation.primaryKey", "Primary key must be a string.")  # §4.2
         dialect, source = load_params(p)
-        job_params = {"name": name, **dialect.as_params(), "primaryKey": as_list(p.get("primaryKey")),
-                      "columns": as_list(p.get("columns")), "_bucketId": bucket_id}
-        job = ctx.jobs.submit("tableCreate", table_id=f"{bucket_id}.{name}", params=job_params, source=source,
-                              token_id=token.id, run_id=run_id())
+        job_params = {
+            "name": name,
+            **dialect.as_params(),
+            "primaryKey": as_list(p.get("primaryKey")),
+            "columns": as_list(p.get("columns")),
+            "_bucketId": bucket_id,
+        }
+        job = ctx.jobs.submit(
+            "tableCreate",
+            table_id=f"{bucket_id}.{name}",
+            params=job_params,
+            source=source,
+            token_id=token.id,
+            run_id=run_id(),
+        )
         return json_response(job_json(job, url(ctx)), 202)
 
     @route("/tables/<table_id>/import-async", ["POST"], branch_aware=True)
@@ -95,10 +114,15 @@ def register(app: Flask, ctx: Context) -> None:
         p = params()
         dialect, source = load_params(p)
         # kbcstorage sends `columns` as `primaryKey[]` (§9.9); the API ignores an unknown list there.
-        job_params = {"incremental": as_bool(p.get("incremental")), "columns": as_list(p.get("columns")),
-                      "withoutHeaders": as_bool(p.get("withoutHeaders")), **dialect.as_params()}
-        job = ctx.jobs.submit("tableImport", table_id=table_id, params=job_params, source=source,
-                              token_id=token.id, run_id=run_id())
+        job_params = {
+            "incremental": as_bool(p.get("incremental")),
+            "columns": as_list(p.get("columns")),
+            "withoutHeaders": as_bool(p.get("withoutHeaders")),
+            **dialect.as_params(),
+        }
+        job = ctx.jobs.submit(
+            "tableImport", table_id=table_id, params=job_params, source=source, token_id=token.id, run_id=run_id()
+        )
         return json_response(job_json(job, url(ctx)), 202)
 
     @route("/tables/<table_id>/export-async", ["POST"], branch_aware=True)
@@ -111,13 +135,19 @@ def register(app: Flask, ctx: Context) -> None:
         if unknown:
             raise ApiError(400, "storage.tables.validation", f"Columns {', '.join(unknown)} not found in the table.")
         limit = p.get("limit")
-        job_params = {"columns": columns, "gzip": as_bool(p.get("gzip")),
-                      "limit": int(limit) if limit not in (None, "") else None,
-                      "whereColumn": p.get("whereColumn"), "whereOperator": p.get("whereOperator") or "eq",
-                      "whereValues": as_list(p.get("whereValues")) if not isinstance(p.get("whereValues"), list)
-                      else p.get("whereValues")}
-        job = ctx.jobs.submit("tableExport", table_id=table_id, params=job_params, source=None,
-                              token_id=token.id, run_id=run_id())
+        job_params = {
+            "columns": columns,
+            "gzip": as_bool(p.get("gzip")),
+            "limit": int(limit) if limit not in (None, "") else None,
+            "whereColumn": p.get("whereColumn"),
+            "whereOperator": p.get("whereOperator") or "eq",
+            "whereValues": as_list(p.get("whereValues"))
+            if not isinstance(p.get("whereValues"), list)
+            else p.get("whereValues"),
+        }
+        job = ctx.jobs.submit(
+            "tableExport", table_id=table_id, params=job_params, source=None, token_id=token.id, run_id=run_id()
+        )
         return json_response(job_json(job, url(ctx)), 202)
 
     @route("/tables/<table_id>/data-preview", ["GET"], branch_aware=True)
@@ -130,8 +160,9 @@ def register(app: Flask, ctx: Context) -> None:
         except ValueError as exc:
             raise ApiError(400, "storage.tables.validation", "Invalid limit.") from exc
         if limit > PREVIEW_MAX or limit < 0:
-            raise ApiError(400, "storage.tables.validation",
-                           f"Invalid request: limit: This value should be {PREVIEW_MAX} or less.")
+            raise ApiError(
+                400, "storage.tables.validation", f"Invalid request: limit: This value should be {PREVIEW_MAX} or less."
+            )
         columns = as_list(p.get("columns")) or t["columns"]
         unknown = [c for c in columns if c not in t["columns"]]
         if unknown:
@@ -148,10 +179,18 @@ def register(app: Flask, ctx: Context) -> None:
         indexes = [t["columns"].index(c) for c in columns]
         rows = list(model.select_rows(ctx.store.data_path(t), indexes, where, limit))
         if p.get("format") == "json":
-            return json_response({"columns": columns, "rows": [
-                [{"columnName": c, "value": v[:16384], "isTruncated": len(v) > 16384}
-                 for c, v in zip(columns, r, strict=True)]
-                for r in rows]})
+            return json_response(
+                {
+                    "columns": columns,
+                    "rows": [
+                        [
+                            {"columnName": c, "value": v[:16384], "isTruncated": len(v) > 16384}
+                            for c, v in zip(columns, r, strict=True)
+                        ]
+                        for r in rows
+                    ],
+                }
+            )
         lines = [",".join(quote_csv(c) for c in columns)] + [",".join(quote_csv(v) for v in r) for r in rows]
         return Response("\n".join(lines) + "\n", mimetype="text/csv")
 
@@ -174,8 +213,11 @@ def register(app: Flask, ctx: Context) -> None:
         if isinstance(columns_meta, dict):
             pairs = [(col, item) for col, items in columns_meta.items() for item in items]
         else:  # kbcstorage sends a list of lists of {key, value, columnName}
-            pairs = [(item.get("columnName"), item) for group in columns_meta
-                     for item in (group if isinstance(group, list) else [group])]
+            pairs = [
+                (item.get("columnName"), item)
+                for group in columns_meta
+                for item in (group if isinstance(group, list) else [group])
+            ]
         for col, item in pairs:
             if col not in t["columns"]:
                 raise ApiError(400, "storage.metadata.invalidColumn", f"Column {col} not found in the table.")

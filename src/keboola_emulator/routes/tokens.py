@@ -25,5 +25,15 @@ def register(app: Flask, ctx: Context) -> None:
 
     @route("/dev-branches", ["GET"])
     def dev_branches() -> Response:
-        return json_response([{"id": DEFAULT_BRANCH_ID, "name": "Main", "description": "", "isDefault": True,
-                               "created": "2026-01-01T00:00:00+0000", "creatorToken": creator_token(g.token)}])
+        return json_response(
+            [
+                {
+                    "id": DEFAULT_BRANCH_ID,
+                    "name": "Main",
+                    "description": "",
+                    "isDefault": True,
+                    "created": "2026-01-01T00:00:00+0000",
+                    "creatorToken": creator_token(g.token),
+                }
+            ]
+        )
