@@ -38,6 +38,7 @@ from typing import BinaryIO
 from isal import isal_zlib
 
 from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
+from keboola_sync.fileid import Fingerprint, fingerprint
 from keboola_sync.layout import MAX_COLUMN_NAME, sanitize_column_name, sanitize_name
 
 # 4 MiB reads: the compressor thread needs the GIL a few times per chunk, so fewer, bigger chunks mean
@@ -52,22 +53,6 @@ ISAL_MAX_LEVEL = 3  # isal's levels are 0-3; config allows 0-9 (4-9 use zlib: sm
 UTF8_BOM = codecs.BOM_UTF8
 
 SAVE_AS_UTF8 = "Save it as UTF-8 (in Excel: File > Save As > 'CSV UTF-8 (Comma delimited)')."
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    size: int
-    mtime_ns: int
-    inode: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Fingerprint:
-        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
-
-
-def fingerprint(path: Path) -> Fingerprint:
-    """Cheap identity of a file's content (rclone's size+mtime, plus the inode for atomic saves)."""
-    return Fingerprint.of(os.stat(path))
 
 
 @dataclass(frozen=True)

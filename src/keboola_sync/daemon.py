@@ -25,13 +25,13 @@ from types import FrameType
 
 from . import __version__
 from .config import Config
-from .csvfile import Fingerprint
 from .errors import ConfigError
+from .fileid import Fingerprint, observe
 from .health import Health
 from .layout import Ignored, Rejected, Target, is_ignored_name
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError, TokenInfo, TokenRejected
-from .sync import Outcome, SyncService, observe
+from .sync import Outcome, SyncService
 from .watcher import Watcher
 
 log = logging.getLogger("keboola_sync.daemon")

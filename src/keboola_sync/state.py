@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .csvfile import Fingerprint
 from .errors import ConfigError
+from .fileid import Fingerprint
 
 SCHEMA_VERSION = 1
 

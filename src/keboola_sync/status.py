@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .config import Config
-from .csvfile import Fingerprint
+from .fileid import Fingerprint
 from .layout import Ignored, Rejected, classify
 from .state import Ledger
 

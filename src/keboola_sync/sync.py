@@ -14,15 +14,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .csvfile import CsvInfo, Dialect, Fingerprint, Spool, SpoolReader, fingerprint, inspect_and_spool
+from .csvfile import CsvInfo, Dialect, Spool, SpoolReader, inspect_and_spool
 from .errors import FileChanged, InvalidFile, SpoolError
+from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Rejected, Target, classify, classify_folder
 from .state import FileRecord, Ledger
 from .storage import (
@@ -52,30 +52,6 @@ class Outcome:
     status: str
     message: str = ""
     table_id: str | None = None
-
-
-def observe(path: Path) -> Fingerprint | None:
-    """The fingerprint the scheduler and rescans compare: the file's, or, when the file cannot be
-    reached (a dangling link, a link loop, no permission), the directory entry's own, so a broken entry
-    is reported once and again only when it changes. None when nothing is there."""
-    try:
-        return fingerprint(path)
-    except OSError:
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return None
-        return Fingerprint.of(st)
-
-
-def is_inside(path: Path, root: Path) -> bool:
-    """True when `path`, symlinks resolved, stays inside `root` (we never follow links out of it)."""
-    try:
-        real = os.path.realpath(path, strict=True)
-    except OSError:
-        return False
-    root_real = os.path.realpath(root)
-    return real == root_real or real.startswith(root_real + os.sep)
 
 
 class SyncService:

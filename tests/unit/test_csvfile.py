@@ -18,12 +18,12 @@ from keboola_sync import csvfile
 from keboola_sync.csvfile import (
     CsvInfo,
     Dialect,
-    fingerprint,
     inspect,
     inspect_and_spool,
     sniff_dialect,
 )
 from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
+from keboola_sync.fileid import Fingerprint, fingerprint
 
 DELIMS = ",;\t|"
 SNIFF = 65536
@@ -293,7 +293,7 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
 def test_fingerprint(tmp_path: Path) -> None:
     path = write(tmp_path, b"a\n")
     st = path.stat()
-    assert fingerprint(path) == csvfile.Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+    assert fingerprint(path) == Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def test_header_longer_than_the_sniff_sample(tmp_path: Path) -> None:

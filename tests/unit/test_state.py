@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from keboola_sync.csvfile import Fingerprint
 from keboola_sync.errors import ConfigError
+from keboola_sync.fileid import Fingerprint
 from keboola_sync.state import SCHEMA_VERSION, Ledger
 
 FP = Fingerprint(size=10, mtime_ns=123, inode=7)
