@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint run demo bench clean
+.PHONY: setup test lint run demo demo-status bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,11 @@ run:  ## the daemon in Docker on WATCH_DIR, with your token from .env
 	@test -f .env || { cp .env.example .env; chmod 600 .env; echo "Created .env: put your KBC_STORAGE_API_TOKEN in it, then run 'make run' again."; exit 1; }
 	$(COMPOSE) up --build
 
-demo: setup  ## no Keboola account needed: the emulator and the daemon on ./data
-	$(BIN)/python scripts/demo.py
+demo: setup  ## no Keboola account needed: the emulator and the daemon on ./demo-data (never ./data)
+	@$(BIN)/python scripts/demo.py || test $$? -eq 130
+
+demo-status:  ## what the running `make demo` has synced
+	@$(BIN)/keboola-sync --config .demo/config.yaml --env-file .demo/none.env status
 
 bench: setup  ## speed and memory benchmarks; prints a table
 	$(BIN)/python benchmarks/run.py

@@ -61,8 +61,9 @@ def project(image: str, tmp_path: Path) -> Iterator[Project]:
     )
     (root / "logs").mkdir()
     os.chown(root / "logs", CONTAINER_UID, CONTAINER_UID)  # Docker Desktop maps this; a Linux engine does not
-    (root / "data" / "sales").mkdir(parents=True)
-    (root / "data" / "sales" / "orders.csv").write_text("id,amount\n1,10\n2,20\n", encoding="utf-8")
+    # The local (emulator) setup watches ./demo-data, never WATCH_DIR: a demo file must not reach a real project.
+    (root / "demo-data" / "sales").mkdir(parents=True)
+    (root / "demo-data" / "sales" / "orders.csv").write_text("id,amount\n1,10\n2,20\n", encoding="utf-8")
     env = {**os.environ, "KEBOOLA_SYNC_IMAGE": image}
     p = Project(root=root, name=f"kstest{uuid.uuid4().hex[:8]}", env=env)
     try:
@@ -92,6 +93,8 @@ def test_compose_config_accepts_the_files_and_says_what_issue_6_asks(project: Pr
         env.write("WATCH_DIR=/srv/csv\n")
     moved = yaml.safe_load(project.compose("config").stdout)["services"]["keboola-sync"]["volumes"]
     assert "/srv/csv:/data:ro" in moved
+    local = yaml.safe_load(project.compose(*LOCAL, "config").stdout)["services"]["keboola-sync"]["volumes"]
+    assert [v for v in local if v.split(":")[1] == "/data"] == [f"{project.root}/demo-data:/data:ro"]
 
 
 def test_compose_up_and_down_with_the_local_emulator_and_no_config_file(project: Project) -> None:
