@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint run demo demo-status bench clean
+.PHONY: setup test lint browser run demo demo-status bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,11 @@ setup: $(VENV)/.installed  ## virtual environment with the daemon, the emulator 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
 
-test: lint  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker
+# The status page is tested in a real browser: Debian's Chromium (root on our machines and in CI).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
+
+test: lint browser  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker, browser
 	$(BIN)/pytest -q -p no:cacheprovider --durations=20
 
 # Docker Desktop has Compose v2 (`docker compose`); older engines have docker-compose v1.
