@@ -62,21 +62,24 @@ RUN apt-get update \
     && ln -s /config/config.yaml /app/config.yaml
 
 COPY --from=builder /opt/venv /opt/venv
+# Picks the daemon's user (the owner of the mounted logs folder, else keboola) and starts tini as it.
+COPY deploy/docker/entrypoint.sh /usr/local/bin/keboola-sync-entrypoint
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 # ./config.yaml (the CLI's default) is /app/config.yaml, a link to /config/config.yaml: compose mounts
-# the project folder read-only at /config, so a missing config.yaml stays missing (built-in defaults)
+# the project's config/ folder read-only at /config, so a missing config.yaml stays missing (built-in defaults)
 # instead of Docker creating an empty directory in its place. `-v $PWD/config.yaml:/app/config.yaml:ro`
 # also works (Docker follows the link inside the image). Logs go to /app/logs, the ledger and the
 # heartbeat to /state (a named volume in compose), the watched folder is mounted read-only at /data.
 WORKDIR /app
-USER 10001:10001
+# No USER line: the entrypoint starts as root only to choose the user (see deploy/docker/entrypoint.sh),
+# then runs tini and the daemon as that user. `docker run --user ...` skips the choice.
 
 STOPSIGNAL SIGTERM
 # `health` reads only the heartbeat file: no Keboola call, so it is cheap every 30 s.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["keboola-sync", "health"]
-ENTRYPOINT ["/usr/bin/tini", "--"]
+ENTRYPOINT ["/usr/local/bin/keboola-sync-entrypoint"]
 CMD ["keboola-sync", "run"]

@@ -80,7 +80,9 @@ def test_compose_config_accepts_the_files_and_says_what_issue_6_asks(project: Pr
     volumes = {v.split(":")[1]: v for v in service["volumes"]}
     assert volumes["/data"] == f"{project.root}/data:/data:ro"
     assert volumes["/app/logs"].startswith(f"{project.root}/logs:")
-    assert volumes["/config"] == f"{project.root}:/config:ro"
+    assert volumes["/config"] == f"{project.root}/config:/config:ro"  # never the project folder (.env)
+    assert service["environment"]["TZ"] == ""  # from .env's TZ=, for log times in the user's zone
+    assert service["logging"] == {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
     assert volumes["/state"].startswith("state:")  # a named volume, not a host folder
     assert service["restart"] == "unless-stopped"
     assert service["healthcheck"]["test"] == ["CMD", "keboola-sync", "health"]

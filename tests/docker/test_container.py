@@ -153,11 +153,9 @@ def started(d: Deployment) -> bool:
     return (d.state / "health.json").exists()
 
 
-@pytest.fixture(scope="module")
-def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    root = tmp_path_factory.mktemp("deploy")
-    emulator = start_emulator()
-    # The compose project folder holds config.yaml, .env and logs/; the watched folder and the state
+def new_deployment(root: Path, emulator: Emulator, owner: int = CONTAINER_UID) -> Deployment:
+    """Host folders laid out like the compose project; logs and state belong to `owner` on the host."""
+    # The compose project folder holds config/config.yaml, .env and logs/; the watched folder and the state
     # folder live elsewhere on the host, as a user's WATCH_DIR and Docker's volume would.
     d = Deployment(
         name=f"keboola-sync-test-{uuid.uuid4().hex[:8]}",
@@ -168,26 +166,52 @@ def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         project=root / "project",
         env_file=root / "project" / ".env",
     )
-    for folder in (d.data, d.project, d.logs, d.state):
+    for folder in (d.data, d.project, d.logs, d.state, d.project / "config"):
         folder.mkdir()
-    # The container user must be able to write logs and state (on a Mac, Docker Desktop maps ownership).
     for folder in (d.logs, d.state):
-        os.chown(folder, CONTAINER_UID, CONTAINER_UID)
+        os.chown(folder, owner, owner)
     # World-writable on the host: only the :ro mount can stop the container from writing into /data.
     d.data.chmod(0o777)
-    (d.project / "config.yaml").write_text(yaml.safe_dump(TEST_CONFIG), encoding="utf-8")
+    config = d.project / "config" / "config.yaml"
+    config.write_text(yaml.safe_dump(TEST_CONFIG), encoding="utf-8")
+    # Private to its owner, as a careful user keeps it: the daemon runs as that owner, so it can read it.
+    os.chown(config, owner, owner)
+    config.chmod(0o600)
     env = {**emulator.env(), "WATCH_DIR": str(d.data)}
     d.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
     d.env_file.chmod(0o600)
+    return d
+
+
+def remove(d: Deployment) -> None:
+    logs = docker("logs", "--tail", "60", d.name, check=False)
+    sys.stderr.write(f"\n--- last container output ({d.name}) ---\n{logs.stdout}{logs.stderr}\n")
+    docker("rm", "--force", d.name, check=False)
+
+
+@pytest.fixture(scope="module")
+def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    emulator = start_emulator()
+    d = new_deployment(tmp_path_factory.mktemp("deploy"), emulator)
     try:
         docker(*compose_like_run_args(d, image))
         wait_for(lambda: started(d), timeout=30, message=f"{d.name} to write its first heartbeat")
         yield d
     finally:
-        logs = docker("logs", "--tail", "60", d.name, check=False)
-        sys.stderr.write(f"\n--- last container output ({d.name}) ---\n{logs.stdout}{logs.stderr}\n")
-        docker("rm", "--force", d.name, check=False)
+        remove(d)
         emulator.close()
+
+
+def daemon_uids(d: Deployment) -> list[str]:
+    """The uid of every keboola-sync process in the container, and of PID 1 (tini), last."""
+    return d.exec(
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do "
+        "grep -qa keboola-sync $p/cmdline 2>/dev/null && grep -qav entrypoint $p/cmdline "
+        "&& awk '/^Uid:/{print $2}' $p/status; "
+        "done; awk '/^Uid:/{print $2}' /proc/1/status",
+    ).stdout.split()
 
 
 def test_hadolint_passes_on_the_dockerfile() -> None:
@@ -198,8 +222,8 @@ def test_hadolint_passes_on_the_dockerfile() -> None:
 
 def test_image_is_built_as_issue_6_asks(image: str) -> None:
     config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", image).stdout)
-    assert config["User"] == f"{CONTAINER_UID}:{CONTAINER_UID}"
-    assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
+    assert config.get("User", "") == ""  # the entrypoint chooses the user; see test_daemon_runs_as_the_owner_of_the_logs
+    assert config["Entrypoint"] == ["/usr/local/bin/keboola-sync-entrypoint"]
     assert config["Cmd"] == ["keboola-sync", "run"]
     assert config["StopSignal"] == "SIGTERM"
     assert config["WorkingDir"] == "/app"
@@ -285,24 +309,38 @@ def test_container_reports_healthy_through_dockers_healthcheck(deployment: Deplo
 
 
 def test_process_runs_as_the_non_root_user_and_cannot_write_to_data(deployment: Deployment) -> None:
-    assert deployment.exec("id", "-u").stdout.strip() == str(CONTAINER_UID)
-    # Not only `exec`: the daemon process itself (and tini, PID 1) run as that user.
-    uids = deployment.exec(
-        "sh",
-        "-c",
-        "for p in /proc/[0-9]*; do "
-        "grep -qa keboola-sync $p/cmdline 2>/dev/null && awk '/^Uid:/{print $2}' $p/status; "
-        "done; awk '/^Uid:/{print $2}' /proc/1/status",
-    ).stdout.split()
-    assert uids and set(uids) == {str(CONTAINER_UID)}, uids
+    # The daemon process itself and tini (PID 1) run as the owner of the logs folder: here `keboola`.
+    uids = daemon_uids(deployment)
+    assert len(uids) >= 2 and set(uids) == {str(CONTAINER_UID)}, uids
 
     before = sorted(p.relative_to(deployment.data) for p in deployment.data.rglob("*"))
-    as_user = deployment.exec("touch", "/data/written-by-container")
+    as_user = deployment.exec("touch", "/data/written-by-container", user=str(CONTAINER_UID))
     as_root = deployment.exec("touch", "/data/written-by-root", user="0")
 
     assert as_user.returncode != 0 and "Read-only file system" in as_user.stderr
     assert as_root.returncode != 0 and "Read-only file system" in as_root.stderr  # the mount, not permissions
     assert sorted(p.relative_to(deployment.data) for p in deployment.data.rglob("*")) == before
+
+
+def test_daemon_runs_as_the_owner_of_the_logs_folder_and_reads_its_private_config(
+    image: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A Linux engine (or Colima) maps no ownership: ./logs belongs to whoever cloned the project (here uid
+    1234), and a careful user keeps config.yaml at mode 600. Both must just work."""
+    emulator = start_emulator()
+    d = new_deployment(tmp_path_factory.mktemp("deploy-uid"), emulator, owner=1234)
+    try:
+        docker(*compose_like_run_args(d, image))
+        wait_for(lambda: started(d), timeout=30, message=f"{d.name} to write its first heartbeat")
+        log = d.logs / "keboola-sync.log"
+        wait_for(log.exists, timeout=30, message="the log file on the host")
+        assert log.stat().st_uid == 1234
+        assert set(daemon_uids(d)) == {"1234"}
+        # TEST_CONFIG asks for DEBUG (the default is INFO): the private config.yaml was read.
+        wait_for(lambda: " DEBUG " in log.read_text(encoding="utf-8"), timeout=30, message="DEBUG lines")
+    finally:
+        remove(d)
+        emulator.close()
 
 
 def test_unhealthy_without_keboola_then_docker_stop_exits_0_with_a_consistent_ledger(
