@@ -373,16 +373,19 @@ def _load_yaml_text(path: Path, text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _refuse_duplicate_keys(path, node, ())
+        _refuse_duplicate_keys(path, node, (), set())
         return loader.construct_document(node)
     finally:
         loader.dispose()
 
 
-def _refuse_duplicate_keys(path: Path, node: yaml.Node, parents: tuple[str, ...]) -> None:
+def _refuse_duplicate_keys(path: Path, node: yaml.Node, parents: tuple[str, ...], seen_nodes: set[int]) -> None:
+    if id(node) in seen_nodes:  # an alias (*x) of a node already checked; also ends recursive anchors
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            _refuse_duplicate_keys(path, item, parents)
+            _refuse_duplicate_keys(path, item, parents, seen_nodes)
         return
     if not isinstance(node, yaml.MappingNode):
         return
@@ -398,7 +401,7 @@ def _refuse_duplicate_keys(path: Path, node: yaml.Node, parents: tuple[str, ...]
                 f" the second and silently drop the first. Keep one {name}: and put all its values there.",
             )
         seen[name] = line
-        _refuse_duplicate_keys(path, value_node, (*parents, name))
+        _refuse_duplicate_keys(path, value_node, (*parents, name), seen_nodes)
 
 
 def _read_env_file(env_file: Path | None, warnings: list[str]) -> dict[str, str]:

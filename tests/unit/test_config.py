@@ -417,3 +417,11 @@ def test_each_file_the_daemon_writes_needs_its_own_path(tmp_path: Path, yaml_tex
     assert err.value.key == key
     assert f"the same path as {other}; " in str(err.value)
     assert str(err.value).startswith(f"{key} is ")
+
+
+def test_anchors_and_aliases_still_load_and_a_recursive_one_is_a_clear_error(tmp_path: Path) -> None:
+    text = "watch:\n  csv_extensions: &ext ['.csv', '.tsv']\n  ignore_patterns: *ext\n"
+    assert load_yaml(tmp_path, text).watch.ignore_patterns == (".csv", ".tsv")
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, "watch:\n  ignore_patterns: &loop ['a', *loop]\n")
+    assert err.value.key == "watch.ignore_patterns"
