@@ -13,8 +13,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 setup: $(VENV)/.installed  ## virtual environment with the daemon, the emulator and the test tools
 
-lint: setup
-	$(BIN)/ruff check src tests benchmarks scripts
+LINT_PATHS := src tests benchmarks scripts
+
+lint: setup  ## the habits CI enforces (also run by .pre-commit-config.yaml): ruff, ruff format, mypy --strict
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy --strict src/keboola_sync
 
 # The status page is tested in a real browser: Debian's Chromium (root on our machines and in CI).
 browser:

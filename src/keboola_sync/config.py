@@ -11,7 +11,9 @@ of `repr`, so printing a Config never leaks it.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import stat
 import tempfile
 import types
@@ -29,20 +31,32 @@ from keboola_sync.errors import ConfigError
 
 TOKEN_ENV = "KBC_STORAGE_API_TOKEN"  # noqa: S105 - the variable name, not a token
 HOST_ENV = "KBC_STORAGE_API_HOST"
-DEFAULT_CONFIG_PATH = Path("config.yaml")
-DEFAULT_ENV_FILE = Path(".env")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The longest time any `*_seconds` key may ask for. Far above every sensible value, far below what
+# threading and socket timeouts can hold (threading.TIMEOUT_MAX is about 292 years on Linux), so a
+# huge value stops start-up naming its key instead of failing later inside an HTTP call.
+MAX_SECONDS = 365 * 24 * 3600
 
 Check = Callable[[Any], str | None]  # returns what is allowed when the value is not, else None
 
 
 # --- value checks: each returns a description of the allowed values, or None when the value is fine --
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "a number greater than 0"
-
-
 def _non_negative(value: float) -> str | None:
     return None if value >= 0 else "a number >= 0"
+
+
+def _seconds(*, zero_ok: bool = False) -> Check:
+    """A duration: finite (the float conversion refuses .inf/.nan), > 0 (or >= 0) and at most a year."""
+    low = "a number >= 0" if zero_ok else "a number greater than 0"
+
+    def check(value: float) -> str | None:
+        if value < 0 or (value == 0 and not zero_ok):
+            return low
+        if value > MAX_SECONDS:
+            return f"{low} and at most {MAX_SECONDS} (one year)"
+        return None
+
+    return check
 
 
 def _at_least(minimum: float, why: str = "") -> Check:
@@ -101,8 +115,8 @@ def _delimiters(value: str) -> str | None:
     return None
 
 
-def _opt(default: Any, check: Check | None = None, help: str = "") -> Any:
-    return field(default=default, metadata={"check": check, "help": help})
+def _opt(default: Any, check: Check | None = None) -> Any:
+    return field(default=default, metadata={"check": check})
 
 
 # --- the schema: one frozen dataclass per section, field names = keys -------------------------------
@@ -110,18 +124,18 @@ def _opt(default: Any, check: Check | None = None, help: str = "") -> Any:
 class KeboolaConfig:
     url: str = _opt("https://connection.keboola.com", _http_url)
     stage: str = _opt("in", _one_of("in", "out"))
-    request_timeout_seconds: float = _opt(60.0, _positive)
-    job_timeout_seconds: float = _opt(3600.0, _positive)
-    job_poll_max_seconds: float = _opt(5.0, _positive)
+    request_timeout_seconds: float = _opt(60.0, _seconds())
+    job_timeout_seconds: float = _opt(3600.0, _seconds())
+    job_poll_max_seconds: float = _opt(5.0, _seconds())
 
 
 @dataclass(frozen=True)
 class WatchConfig:
     path: Path = _opt(Path("/data"))  # noqa: RUF009 - Path is immutable
-    stable_seconds: float = _opt(2.0, _non_negative)
-    rescan_seconds: float = _opt(300.0, _positive)
+    stable_seconds: float = _opt(2.0, _seconds(zero_ok=True))
+    rescan_seconds: float = _opt(300.0, _seconds())
     observer: str = _opt("auto", _one_of("auto", "native", "polling"))
-    polling_interval_seconds: float = _opt(2.0, _positive)
+    polling_interval_seconds: float = _opt(2.0, _seconds())
     csv_extensions: tuple[str, ...] = _opt((".csv",), _extensions)
     ignore_patterns: tuple[str, ...] = _opt((), _patterns)
 
@@ -154,21 +168,13 @@ class UploadConfig:
     def gzip_threshold_bytes(self) -> int:
         return int(self.gzip_threshold_mb * 1024 * 1024)
 
-    @property
-    def multipart_threshold_bytes(self) -> int:
-        return int(self.multipart_threshold_mb * 1024 * 1024)
-
-    @property
-    def multipart_chunk_bytes(self) -> int:
-        return int(self.multipart_chunk_mb * 1024 * 1024)
-
 
 @dataclass(frozen=True)
 class RetryConfig:
     max_attempts: int = _opt(8, _at_least(1))
-    initial_backoff_seconds: float = _opt(1.0, _positive)
-    max_backoff_seconds: float = _opt(60.0, _positive)
-    failed_retry_seconds: float = _opt(300.0, _positive)
+    initial_backoff_seconds: float = _opt(1.0, _seconds())
+    max_backoff_seconds: float = _opt(60.0, _seconds())
+    failed_retry_seconds: float = _opt(300.0, _seconds())
 
 
 @dataclass(frozen=True)
@@ -178,11 +184,11 @@ class StateConfig:
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    shutdown_timeout_seconds: float = _opt(30.0, _non_negative)
+    shutdown_timeout_seconds: float = _opt(30.0, _seconds(zero_ok=True))
     health_file: Path = _opt(Path("/state/health.json"))  # noqa: RUF009 - Path is immutable
-    heartbeat_seconds: float = _opt(10.0, _positive)
-    health_max_age_seconds: float = _opt(60.0, _positive)
-    keboola_max_silence_seconds: float = _opt(900.0, _positive)
+    heartbeat_seconds: float = _opt(10.0, _seconds())
+    health_max_age_seconds: float = _opt(60.0, _seconds())
+    keboola_max_silence_seconds: float = _opt(900.0, _seconds())
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ class LoggingConfig:
     backup_count: int = _opt(5, _at_least(1, " (0 would never rotate the log)"))
     format: str = _opt("text", _one_of("text", "json"))
     console: bool = _opt(True)
-    progress_seconds: float = _opt(5.0, _positive)
+    progress_seconds: float = _opt(5.0, _seconds())
 
 
 _SECTIONS: dict[str, type] = {
@@ -295,6 +301,7 @@ def load_config(
     token = (merged_env.get(TOKEN_ENV) or "").strip() or None
     config = Config(**sections, token=token, source=source, warnings=tuple(warnings))
     _check_outside_watch(config)
+    _check_own_files_apart(config)
     return config
 
 
@@ -321,7 +328,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(str(path), f"{path}: cannot read it ({exc.strerror}).") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml_text(path, text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -336,6 +343,57 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             str(path), f"{path}: must be a mapping of sections (keboola:, watch:, ...), got {_kind(data)}."
         )
     return data
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2's floats without a dot (`1e-9`, `5E3`; YAML 1.1 reads them
+    as text, which would be refused as "not a number")."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml_text(path: Path, text: str) -> Any:
+    """Parse one document, refusing a key written twice in one mapping: YAML loaders keep the last one
+    silently, so a second `watch:` section would drop every key of the first."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(path, node, (), set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(path: Path, node: yaml.Node, parents: tuple[str, ...], seen_nodes: set[int]) -> None:
+    if id(node) in seen_nodes:  # an alias (*x) of a node already checked; also ends recursive anchors
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(path, item, parents, seen_nodes)
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        name = str(key_node.value)
+        line = key_node.start_mark.line + 1
+        dotted = ".".join((*parents, name))
+        if isinstance(key_node, yaml.ScalarNode) and name in seen:
+            raise ConfigError(
+                dotted,
+                f"{dotted}: written twice in {path} (line {seen[name]} and line {line}); YAML would keep only"
+                f" the second and silently drop the first. Keep one {name}: and put all its values there.",
+            )
+        seen[name] = line
+        _refuse_duplicate_keys(path, value_node, (*parents, name), seen_nodes)
 
 
 def _read_env_file(env_file: Path | None, warnings: list[str]) -> dict[str, str]:
@@ -404,6 +462,8 @@ def _convert(key: str, hint: Any, value: Any, default: Any) -> Any:
         raise ConfigError(key, f"{key} is {_show(value)}; it must be a whole number ({example}).")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(key, f"{key} is {_show(value)}; it must be a finite number ({example}).")
             return float(value)
         raise ConfigError(key, f"{key} is {_show(value)}; it must be a number ({example}).")
     if hint is str:
@@ -455,6 +515,29 @@ def _check_outside_watch(config: Config) -> None:
             )
 
 
+def _check_own_files_apart(config: Config) -> None:
+    """Each file the daemon writes needs a path of its own: a health file on the ledger's path would be
+    overwritten by every heartbeat, i.e. the ledger destroyed every few seconds."""
+    ledger = config.state.path
+    taken: dict[Path, str] = {_resolved(ledger): "state.path"}
+    for suffix in ("-wal", "-shm", "-journal"):  # SQLite's companion files of the ledger
+        taken[_resolved(ledger.with_name(ledger.name + suffix))] = f"state.path's {suffix} file"
+    for key, path in (
+        ("logging.file", config.logging.file),
+        ("daemon.health_file", config.daemon.health_file),
+        ("upload.spool_dir", config.upload.spool_dir),
+    ):
+        resolved = _resolved(path)
+        other = taken.get(resolved)
+        if other is not None:
+            raise ConfigError(
+                key,
+                f"{key} is {str(path)!r}, the same path as {other}; the daemon would overwrite one with"
+                f" the other. Give {key} a path of its own.",
+            )
+        taken[resolved] = key
+
+
 def _resolved(path: Path) -> Path:
     try:
         return path.resolve(strict=False)
@@ -481,6 +564,8 @@ def _kind(value: Any) -> str:
 def _show(value: Any) -> str:
     """The bad value for an error message: short, and typed so `"5"` and `5` look different."""
     text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        text = {"inf": ".inf", "-inf": "-.inf"}.get(text, ".nan")  # as YAML spells them
     if value is None:
         text = "empty"
     if len(text) > 60:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from keboola_sync.config import LoggingConfig
@@ -105,6 +107,58 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(_redact_tree(payload, redact), default=str, ensure_ascii=False))
 
 
+class WatchedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Rotates at `max_bytes` like RotatingFileHandler and, like WatchedFileHandler, reopens the file
+    when it was removed or replaced under it (its directory deleted, logrotate, a user's `rm`).
+
+    Without the watch, a removed log file keeps receiving every later line in an unlinked inode nobody
+    can read. Before each line we compare the path's device and inode with the open stream's (one
+    stat(), the cost WatchedFileHandler pays) and, if they differ, create the directory again and reopen.
+    """
+
+    def __init__(self, filename: Path, max_bytes: int, backup_count: int) -> None:
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        self._identity: tuple[int, int] | None = None
+        self._remember_identity()
+
+    def _remember_identity(self) -> None:
+        if self.stream is None:
+            self._identity = None
+            return
+        st = os.fstat(self.stream.fileno())
+        self._identity = (st.st_dev, st.st_ino)
+
+    def reopen_if_needed(self) -> None:
+        """Reopen the file if the path no longer names the file we write to."""
+        try:
+            st = os.stat(self.baseFilename)
+            current: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            current = None
+        if current is not None and current == self._identity:
+            return
+        if self.stream is not None:
+            self.stream.flush()
+            self.stream.close()
+            self.stream = None
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        self.stream = self._open()
+        self._remember_identity()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Handler.handle holds the handler's lock here, so the check and the write are one step.
+        try:
+            self.reopen_if_needed()
+        except OSError:
+            self.handleError(record)
+            return
+        super().emit(record)
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self._remember_identity()
+
+
 def setup_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
     """Install our handlers on the root logger, replacing any we installed before (idempotent).
 
@@ -116,9 +170,7 @@ def setup_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
     handlers: list[logging.Handler] = []
     try:
         cfg.file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            cfg.file, maxBytes=cfg.max_bytes, backupCount=cfg.backup_count, encoding="utf-8"
-        )
+        file_handler = WatchedRotatingFileHandler(cfg.file, cfg.max_bytes, cfg.backup_count)
     except OSError as exc:
         raise ConfigError(
             "logging.file",

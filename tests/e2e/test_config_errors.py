@@ -190,6 +190,54 @@ def test_unknown_keys_and_impossible_values(
         assert "tok-in-the-wrong-place-9876" not in text  # a token pasted into config.yaml is never echoed
 
 
+# --- mistakes YAML or a number would otherwise let through (issue 12 item 16) ------------------------------
+
+
+def test_a_second_watch_section_is_refused_instead_of_dropping_watch_path(project: Project):
+    """YAML keeps the last of two equal keys: the second `watch:` would silently drop watch.path, and the
+    daemon would watch /data."""
+    base = yaml.safe_dump(project.base)
+    project.write(raw=base + "watch:\n  stable_seconds: 1\n")
+    text = assert_exit_2(project.run("sync", "--once"), "watch: written twice in", str(project.config_path))
+    assert "Keep one watch:" in text
+
+
+def test_a_key_written_twice_in_a_section_is_refused(project: Project):
+    project.write(raw=yaml.safe_dump(project.base).replace("  console: false\n", "  console: false\n  console: true\n"))
+    assert_exit_2(project.run("check"), "logging.console: written twice in")
+
+
+@pytest.mark.parametrize(
+    ("override", "named", "hint"),
+    [
+        ({"watch": {"stable_seconds": float("inf")}}, "watch.stable_seconds is .inf", "finite number"),
+        ({"retry": {"failed_retry_seconds": float("nan")}}, "retry.failed_retry_seconds is .nan", "finite number"),
+        # An endless or absurd timeout is named as itself, not reported later as an unreachable keboola.url.
+        ({"keboola": {"request_timeout_seconds": float("inf")}}, "keboola.request_timeout_seconds", "finite"),
+        ({"keboola": {"request_timeout_seconds": 1e12}}, "keboola.request_timeout_seconds", "at most 31536000"),
+        ({"daemon": {"health_file": "STATE"}}, "daemon.health_file", "the same path as state.path"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "." in v and " " not in v else None,
+)
+def test_infinite_times_and_a_health_file_on_the_ledger_stop_start_up(
+    project: Project, override: dict[str, Any], named: str, hint: str
+):
+    if override.get("daemon", {}).get("health_file") == "STATE":
+        override = {"daemon": {"health_file": project.base["state"]["path"]}}
+    project.write(override)
+    text = assert_exit_2(project.run("sync", "--once"), named, hint)
+    assert "keboola.url" not in text
+    assert not (project.tmp / "state").exists()  # refused before anything was written
+
+
+def test_a_number_in_exponent_form_is_a_number(project: Project):
+    raw = yaml.safe_dump(project.base).replace("watch:\n", "watch:\n  stable_seconds: 1e-9\n  rescan_seconds: 3E2\n")
+    project.write(raw=raw)
+    result = project.run("status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not a number" not in result.stdout + result.stderr
+
+
 def test_yaml_syntax_error_names_the_file_and_line(project: Project):
     project.write(raw="watch:\n  path: /data\n  stable_seconds: [1,\n")
     assert_exit_2(project.run("check"), str(project.config_path), "YAML syntax error", "line ")

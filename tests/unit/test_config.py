@@ -331,3 +331,97 @@ def test_check_writable_dir(tmp_path: Path) -> None:
         check_writable_dir(blocker / "sub", "state.path")
     assert err.value.key == "state.path"
     assert str(blocker / "sub") in str(err.value)
+
+
+# --- refused at start-up (issue 12 item 16) --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("watch:\n  path: /data\nlogging:\n  level: INFO\nwatch:\n  stable_seconds: 1\n", "watch", "line 1 and line 5"),
+        ("watch:\n  stable_seconds: 1\n  stable_seconds: 2\n", "watch.stable_seconds", "line 2 and line 3"),
+        ("logging: {level: INFO, level: DEBUG}\n", "logging.level", "line 1 and line 1"),
+    ],
+)
+def test_a_key_or_section_written_twice_is_refused(tmp_path: Path, text: str, key: str, lines: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, text)
+    assert err.value.key == key
+    message = str(err.value)
+    assert message.startswith(f"{key}: written twice in {tmp_path / 'config.yaml'} ({lines})")
+    assert "silently drop the first" in message
+
+
+def test_the_same_key_in_two_sections_is_fine(tmp_path: Path) -> None:
+    loaded = load_yaml(tmp_path, "state: {path: /s/state.db}\nwatch: {path: /w}\n")
+    assert (loaded.state.path, loaded.watch.path) == (Path("/s/state.db"), Path("/w"))
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", ".Inf", "+.inf"])
+@pytest.mark.parametrize("key", ["watch.stable_seconds", "keboola.request_timeout_seconds", "upload.gzip_threshold_mb"])
+def test_infinite_and_nan_numbers_are_refused(tmp_path: Path, key: str, value: str) -> None:
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, f"{section}:\n  {name}: {value}\n")
+    assert err.value.key == key
+    assert "it must be a finite number" in str(err.value)
+    assert str(err.value).startswith(f"{key} is {value.lower().lstrip('+')};")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [f"{s}.{n}" for s, n, hint, _ in schema() if hint is float and n.endswith("_seconds")],
+)
+def test_every_time_has_an_upper_bound(tmp_path: Path, key: str) -> None:
+    """A time beyond a year is a typo; far beyond, it would overflow a socket or thread timeout and be
+    reported later as somebody else's fault (keboola.url)."""
+    section, name = key.split(".")
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, f"{section}:\n  {name}: 1e12\n")
+    assert err.value.key == key
+    assert f"at most {cfgmod.MAX_SECONDS} (one year)" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1e-9", 1e-9), ("5E3", 5000.0), ("2.5e+1", 25.0), ("1.0e1", 10.0), ("-1e0", None), (".5e1", 5.0)],
+)
+def test_numbers_in_exponent_form_are_numbers(tmp_path: Path, text: str, expected: float | None) -> None:
+    if expected is None:
+        with pytest.raises(ConfigError, match=r">= 0"):
+            load_yaml(tmp_path, f"watch: {{stable_seconds: {text}}}")
+        return
+    assert load_yaml(tmp_path, f"watch: {{stable_seconds: {text}}}").watch.stable_seconds == expected
+
+
+def test_a_quoted_exponent_is_still_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, "watch: {stable_seconds: '1e-9'}")
+    assert str(err.value) == "watch.stable_seconds is '1e-9'; it must be a number (e.g. stable_seconds: 2)."
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "other"),
+    [
+        ("daemon: {health_file: DIR/state.db}", "daemon.health_file", "state.path"),
+        ("logging: {file: DIR/state.db}", "logging.file", "state.path"),
+        ("logging: {file: DIR/state.db-wal}", "logging.file", "state.path's -wal file"),
+        ("logging: {file: DIR/h.json}\ndaemon: {health_file: DIR/h.json}", "daemon.health_file", "logging.file"),
+        ("upload: {spool_dir: DIR/state.db}", "upload.spool_dir", "state.path"),
+        ("daemon: {health_file: DIR/sub/../state.db}", "daemon.health_file", "state.path"),
+    ],
+)
+def test_each_file_the_daemon_writes_needs_its_own_path(tmp_path: Path, yaml_text: str, key: str, other: str) -> None:
+    text = f"state: {{path: {tmp_path}/state.db}}\n" + yaml_text.replace("DIR", str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, text)
+    assert err.value.key == key
+    assert f"the same path as {other}; " in str(err.value)
+    assert str(err.value).startswith(f"{key} is ")
+
+
+def test_anchors_and_aliases_still_load_and_a_recursive_one_is_a_clear_error(tmp_path: Path) -> None:
+    text = "watch:\n  csv_extensions: &ext ['.csv', '.tsv']\n  ignore_patterns: *ext\n"
+    assert load_yaml(tmp_path, text).watch.ignore_patterns == (".csv", ".tsv")
+    with pytest.raises(ConfigError) as err:
+        load_yaml(tmp_path, "watch:\n  ignore_patterns: &loop ['a', *loop]\n")
+    assert err.value.key == "watch.ignore_patterns"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -126,10 +127,11 @@ def test_setup_is_idempotent_and_replaces_only_our_handlers(tmp_path: Path) -> N
         setup_logging(cfg(tmp_path, console=True))
         ours = [h for h in root.handlers if getattr(h, logs._MARK, False)]
         assert len(ours) == 2
-        assert sorted(type(h).__name__ for h in ours) == ["RotatingFileHandler", "StreamHandler"]
+        assert sorted(type(h).__name__ for h in ours) == ["StreamHandler", "WatchedRotatingFileHandler"]
         assert foreign in root.handlers
         setup_logging(cfg(tmp_path, console=False))
-        assert [type(h).__name__ for h in root.handlers if getattr(h, logs._MARK, False)] == ["RotatingFileHandler"]
+        ours = [type(h).__name__ for h in root.handlers if getattr(h, logs._MARK, False)]
+        assert ours == ["WatchedRotatingFileHandler"]
     finally:
         root.removeHandler(foreign)
 
@@ -153,6 +155,43 @@ def test_rotation_keeps_backup_count_files(tmp_path: Path) -> None:
     for name in files:
         assert (c.file.parent / name).stat().st_size <= 2048
     assert read_lines(c.file)[-1].endswith("line 199 " + "x" * 60)
+
+
+def test_a_removed_log_directory_is_created_again_and_keeps_every_later_line(tmp_path: Path) -> None:
+    c = cfg(tmp_path)
+    setup_logging(c)
+    log = logging.getLogger("keboola_sync.sync")
+    log.info("before the removal")
+    shutil.rmtree(c.file.parent)
+    log.warning("after the removal")
+    log.info("and the next one")
+    assert [LINE.match(line).group(3) for line in read_lines(c.file)] == ["after the removal", "and the next one"]
+
+
+def test_a_log_file_replaced_under_the_daemon_is_reopened(tmp_path: Path) -> None:
+    c = cfg(tmp_path)
+    setup_logging(c)
+    log = logging.getLogger("keboola_sync.sync")
+    log.info("first")
+    c.file.rename(c.file.with_name("moved-away.log"))  # what logrotate's default (create) mode does
+    log.info("second")
+    assert [LINE.match(line).group(3) for line in read_lines(c.file)] == ["second"]
+    moved = c.file.with_name("moved-away.log").read_text(encoding="utf-8")
+    assert moved.endswith("first\n")
+
+
+def test_rotation_still_happens_after_a_reopen(tmp_path: Path) -> None:
+    c = cfg(tmp_path, max_bytes=2048, backup_count=2)
+    setup_logging(c)
+    log = logging.getLogger("keboola_sync.sync")
+    log.info("start")
+    shutil.rmtree(c.file.parent)
+    for i in range(100):
+        log.info("line %03d %s", i, "x" * 60)
+    files = sorted(p.name for p in c.file.parent.iterdir())
+    assert files == ["keboola-sync.log", "keboola-sync.log.1", "keboola-sync.log.2"]
+    assert all((c.file.parent / name).stat().st_size <= 2048 for name in files)
+    assert read_lines(c.file)[-1].endswith("line 099 " + "x" * 60)
 
 
 def test_noisy_libraries_are_quiet_unless_debug(tmp_path: Path) -> None:
