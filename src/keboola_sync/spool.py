@@ -162,6 +162,7 @@ class SpoolWriter:
         return self._tmp
 
     def reader(self) -> SpoolReader:
+        """A reader of what is written so far, for an upload that starts before the pass ends."""
         return SpoolReader(self)
 
     def _announce(self, *, done: bool = False, failed: BaseException | None = None) -> None:
@@ -176,11 +177,13 @@ class SpoolWriter:
         self._thread.start()
 
     def put(self, chunk: bytes) -> None:
+        """Queue the next chunk (its compression starts at once); blocks when QUEUE_CHUNKS are waiting."""
         if self._error is not None:
             raise self._error  # e.g. the spool disk is full: stop reading a big file at once
         self._queue.put((chunk, self._gzip.submit(chunk) if self._gzip is not None else None))
 
     def finish(self) -> None:
+        """Wait until every chunk is on disk; re-raise here what failed on the worker thread."""
         self._stop()
         if self._error is not None:
             self._announce(failed=self._error)
@@ -235,6 +238,7 @@ class SpoolWriter:
         self._announce()
 
     def commit(self) -> Spool:
+        """Give the finished temp file its final name (Keboola gunzips by the ".gz" ending, §4.6)."""
         suffix = ".csv.gz" if self.gzipped else ".csv"
         try:
             self._file.close()
@@ -246,6 +250,7 @@ class SpoolWriter:
         return Spool(path=Path(final), gzipped=self.gzipped, size=self._written)
 
     def abort(self) -> None:
+        """The pass stopped: tell a reader, stop the threads, and leave nothing in spool_dir."""
         self._announce(failed=self._error or RuntimeError("the pass stopped"))
         try:
             self._stop()
