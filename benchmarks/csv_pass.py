@@ -89,7 +89,8 @@ def measure_floor(path: Path) -> dict[str, float]:
 
 
 def measure_spool(path: Path, spool_dir: Path, gzip: bool) -> dict[str, float]:
-    from keboola_sync import csvfile
+    from keboola_sync import pgzip
+    from keboola_sync import spool as spool_room
     from keboola_sync.csvfile import inspect_and_spool
 
     # CPU time of the pass's threads: the reader (read, UTF-8, header), the spool writer (SHA-256,
@@ -97,10 +98,10 @@ def measure_spool(path: Path, spool_dir: Path, gzip: bool) -> dict[str, float]:
     # busy the wall clock shows more of the sum; the busiest share is what free cores would give.
     worker_cpu = [0.0]
     deflate_cpu = [0.0]
-    original_work = csvfile._SpoolWriter._work
-    original_deflate = csvfile._deflate_block
+    original_work = spool_room.SpoolWriter._work
+    original_deflate = pgzip.deflate_block
 
-    def timed_work(self: csvfile._SpoolWriter) -> None:
+    def timed_work(self: spool_room.SpoolWriter) -> None:
         cpu = time.thread_time()
         try:
             original_work(self)
@@ -114,8 +115,8 @@ def measure_spool(path: Path, spool_dir: Path, gzip: bool) -> dict[str, float]:
         finally:
             deflate_cpu[0] += time.thread_time() - cpu
 
-    csvfile._SpoolWriter._work = timed_work  # type: ignore[method-assign]
-    csvfile._deflate_block = timed_deflate  # type: ignore[assignment]
+    spool_room.SpoolWriter._work = timed_work  # type: ignore[method-assign]
+    pgzip.deflate_block = timed_deflate  # type: ignore[assignment]
     start = time.perf_counter()
     main_cpu = time.thread_time()
     info, spool = inspect_and_spool(

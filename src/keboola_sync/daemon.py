@@ -9,13 +9,11 @@ the newest content. Workers are daemon threads, so a stuck network call can neve
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import queue
 import random
-import re
 import signal
 import threading
 import time
@@ -29,6 +27,7 @@ from .errors import ConfigError
 from .fileid import Fingerprint, observe
 from .health import Health
 from .layout import Ignored, Rejected, Target, is_ignored_name
+from .spool import clean_spool
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError, TokenInfo, TokenRejected
 from .sync import Outcome, SyncService
@@ -108,22 +107,6 @@ def check_folder(path: Path) -> None:
         raise StartupError("watch.path", f"{path} is not a folder. Point watch.path at a folder")
     if not os.access(path, os.R_OK | os.X_OK):
         raise StartupError("watch.path", f"the watched folder {path} cannot be read. Fix its permissions")
-
-
-# Spool files csvfile.py makes (mkstemp: a stem, "-", 8 random characters, then the ending).
-SPOOL_NAME = re.compile(r"^\.?.+-[A-Za-z0-9_]{8}\.(part|csv|csv\.gz)$")
-
-
-def clean_spool(spool_dir: Path) -> None:
-    """Spools left behind by a killed process would fill the disk over time; only ours are removed."""
-    removed = 0
-    for entry in os.scandir(spool_dir):
-        if entry.is_file(follow_symlinks=False) and SPOOL_NAME.match(entry.name):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed += 1
-    if removed:
-        log.info("removed %d spool file(s) left in %s by an earlier run", removed, spool_dir)
 
 
 class Scheduler:

@@ -1,4 +1,4 @@
-"""csvfile.py on real files: the corpus of good and bad inputs, the spool, and files that change mid-pass."""
+"""The csvfile package on real files: the corpus of good and bad inputs, the spool, and files that change mid-pass."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ from types import ModuleType
 import pytest
 from isal import igzip
 
-from keboola_sync import csvfile
+from keboola_sync import spool as spool_room
 from keboola_sync.csvfile import (
     CsvInfo,
     Dialect,
+    dialect,
     inspect,
     inspect_and_spool,
     sniff_dialect,
+    stream,
 )
 from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
 from keboola_sync.fileid import Fingerprint, fingerprint
@@ -170,7 +172,7 @@ def test_spool_holds_exactly_the_file(tmp_path: Path, size: int, threshold: int,
 def test_parallel_gzip_is_one_plain_member_whatever_the_thread_count(tmp_path: Path, monkeypatch, level: int) -> None:
     """pigz-style blocks: the same bytes from 1 or 3 threads, readable by gzip, isal and gunzip, with
     the ratio of one stream (each block is primed with the 32 KiB before it)."""
-    monkeypatch.setattr(csvfile, "CHUNK_SIZE", 256 << 10)  # many blocks, and a 10 KiB tail block
+    monkeypatch.setattr(stream, "CHUNK_SIZE", 256 << 10)  # many blocks, and a 10 KiB tail block
     rows = b"".join(b"%d,customer %d,%d.50,2024-01-%02d\n" % (i, i % 977, i % 313, i % 28 + 1) for i in range(60_000))
     data = b"id,name,price,day\n" + rows[: (5 << 20) + 10_000 - 18]
     path = write(tmp_path, data)
@@ -206,7 +208,7 @@ def test_two_spools_of_one_file_do_not_collide(tmp_path: Path) -> None:
 
 
 def test_append_during_the_pass_raises_file_changed(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(csvfile, "CHUNK_SIZE", 1 << 20)
+    monkeypatch.setattr(stream, "CHUNK_SIZE", 1 << 20)
     data = b"id,name\n" + b"1,abcdefghij\n" * 300_000  # ~3.9 MiB: four chunks
     path = write(tmp_path, data)
     spool_dir = tmp_path / "spool"
@@ -317,7 +319,7 @@ def test_header_spanning_chunks(tmp_path: Path) -> None:
 
 
 def test_unclosed_quote_in_a_big_file_stops_at_the_header_limit(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(csvfile, "MAX_HEADER_BYTES", 2 * 1024 * 1024)
+    monkeypatch.setattr(dialect, "MAX_HEADER_BYTES", 2 * 1024 * 1024)
     data = b'id,"name\n' + b"1,abcdefghij\n" * 400_000  # 5 MB, the quote never closes
     with pytest.raises(InvalidFile, match="never closed"):
         run_inspect(write(tmp_path, data))
@@ -389,14 +391,14 @@ def test_a_bad_header_fails_before_the_rest_of_a_big_file_is_read(tmp_path: Path
 
 
 def test_a_failing_spool_write_stops_the_pass_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(csvfile, "CHUNK_SIZE", 1 << 20)
+    monkeypatch.setattr(stream, "CHUNK_SIZE", 1 << 20)
     path = write(tmp_path, b"id,name\n" + b"1,abcdefghij\n" * 1_700_000)  # ~21 MiB: 21 chunks
     spool_dir = tmp_path / "spool"
 
     def disk_full(_self, _data: bytes) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(csvfile._SpoolWriter, "_write", disk_full)
+    monkeypatch.setattr(spool_room.SpoolWriter, "_write", disk_full)
     chunks: list[int] = []
     # A SpoolError, not an OSError: the daemon must blame its own disk, not the user's file.
     with pytest.raises(SpoolError, match=r"No space left.*upload\.spool_dir"):

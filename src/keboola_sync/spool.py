@@ -1,0 +1,259 @@
+"""The spool: a private copy of the file (gzipped when big) that the upload reads, even while it is written.
+
+Why a copy: the upload must not be corrupted by a later save of the source, and the hash the pass
+computes must be exactly the bytes uploaded. Why readable while written: a multi-GB upload should
+overlap the compression, not wait for it; `SpoolReader` follows the writer's progress and hands out
+windows of what is already on disk. Why names of our own: after a crash the leftovers are ours to remove
+(`clean_spool`), and nothing else in the spool directory is touched. Nothing is ever written next to the
+source: spools go to `spool_dir` as a temp name + os.replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import queue
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import SpoolError
+from .layout import sanitize_name
+from .pgzip import ParallelGzip
+
+log = logging.getLogger("keboola_sync.daemon")  # the start-up cleanup has always logged as the daemon
+
+QUEUE_CHUNKS = 3  # chunks buffered between the reader and the compressor (bounds memory at ~12 MiB)
+# Spool files SpoolWriter makes (mkstemp: a stem, "-", 8 random characters, then the ending).
+SPOOL_NAME = re.compile(r"^\.?.+-[A-Za-z0-9_]{8}\.(part|csv|csv\.gz)$")
+
+
+@dataclass(frozen=True)
+class Spool:
+    """A finished spool, ready to upload."""
+
+    path: Path  # in spool_dir; ends ".csv" or ".csv.gz" (Keboola gunzips by NAME, §4.6)
+    gzipped: bool
+    size: int  # bytes to upload
+
+    def discard(self) -> None:
+        """Delete the spool (after the upload, or when it is no longer needed)."""
+        self.path.unlink(missing_ok=True)
+
+
+def clean_spool(spool_dir: Path) -> None:
+    """Spools left behind by a killed process would fill the disk over time; only ours are removed."""
+    removed = 0
+    for entry in os.scandir(spool_dir):
+        if entry.is_file(follow_symlinks=False) and SPOOL_NAME.match(entry.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
+    if removed:
+        log.info("removed %d spool file(s) left in %s by an earlier run", removed, spool_dir)
+
+
+def spool_stem(path: Path) -> str:
+    """A readable, safe stem for the spool's name (the upload's file name in Keboola shows it)."""
+    stem = path.name
+    for suffix in (".gz", ".csv", ".tsv", ".txt"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return sanitize_name(stem)[:60] or "data"
+
+
+class SpoolReader:
+    """Reads the spool while the pass is still writing it, so the upload overlaps the compression.
+
+    The uploader asks `wait_for` until the bytes of its next part exist, then reads them through a
+    `window`; both raise if the pass fails (the upload is then abandoned)."""
+
+    def __init__(self, writer: SpoolWriter) -> None:
+        self._writer = writer
+        self._file = open(writer.tmp_path, "rb")  # noqa: SIM115 - closed by close(); survives the rename
+        self.name = writer.stem + (".csv.gz" if writer.gzipped else ".csv")
+
+    def wait_for(self, end: int) -> tuple[int, bool]:
+        """Block until the spool holds `end` bytes or is complete: (bytes written, complete?)."""
+        writer = self._writer
+        with writer.progress:
+            while True:
+                if writer.failed is not None:
+                    raise OSError(f"the spool was abandoned: {writer.failed}")
+                if writer.done or writer.written >= end:
+                    return writer.written, writer.done
+                writer.progress.wait(0.5)
+
+    def window(self, start: int, length: int) -> SpoolWindow:
+        """A seekable, read-only view of [start, start + length) for one multipart part."""
+        return SpoolWindow(self._file.fileno(), start, length)
+
+    @property
+    def abandoned(self) -> bool:
+        """The pass stopped (bad file, file changed, spool trouble): whatever read this is moot."""
+        return self._writer.failed is not None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class SpoolWindow:
+    """What botocore needs of a part body (read, seek, tell), over a slice of the spool, read with pread
+    so several parts can be read at once from one descriptor and nothing is held in memory."""
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self._fd, self._start, self._length, self._pos = fd, start, length, 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._length - self._pos
+        size = left if size is None or size < 0 else min(size, left)
+        data = os.pread(self._fd, size, self._start + self._pos) if size > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class SpoolWriter:
+    """Copies or compresses chunks into a temp file in a worker thread; commit = fsync-free rename."""
+
+    def __init__(self, spool_dir: Path, stem: str, gzipped: bool, level: int, threads: int = 0) -> None:
+        self.spool_dir = spool_dir
+        self.stem = stem
+        self.gzipped = gzipped
+        self._gzip = ParallelGzip(level, threads) if gzipped else None
+        self.sha = hashlib.sha256()  # of the chunks as they come, i.e. of the source file
+        # Each entry: the chunk, and (gzip) the future of its compressed block, already running.
+        self._queue: queue.Queue[tuple[bytes, Future[bytes] | None] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        try:
+            spool_dir.mkdir(parents=True, exist_ok=True)  # a tmpfs cleaned by the OS comes back
+            fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".part", dir=spool_dir)
+        except OSError as exc:
+            raise SpoolError(spool_dir, exc) from exc
+        self._tmp = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb", buffering=0)
+        self._written = 0
+        # What a SpoolReader follows: bytes on disk so far, and whether the writer ended well or badly.
+        self.progress = threading.Condition()
+        self.written = 0
+        self.done = False
+        self.failed: BaseException | None = None
+
+    @property
+    def tmp_path(self) -> Path:
+        return self._tmp
+
+    def reader(self) -> SpoolReader:
+        """A reader of what is written so far, for an upload that starts before the pass ends."""
+        return SpoolReader(self)
+
+    def _announce(self, *, done: bool = False, failed: BaseException | None = None) -> None:
+        with self.progress:
+            self.written = self._written
+            self.done = self.done or done
+            self.failed = self.failed or failed
+            self.progress.notify_all()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="keboola-sync-spool", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        """Queue the next chunk (its compression starts at once); blocks when QUEUE_CHUNKS are waiting."""
+        if self._error is not None:
+            raise self._error  # e.g. the spool disk is full: stop reading a big file at once
+        self._queue.put((chunk, self._gzip.submit(chunk) if self._gzip is not None else None))
+
+    def finish(self) -> None:
+        """Wait until every chunk is on disk; re-raise here what failed on the worker thread."""
+        self._stop()
+        if self._error is not None:
+            self._announce(failed=self._error)
+            raise self._error
+        self._announce(done=True)
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._gzip is not None:
+            self._gzip.close()
+
+    def _work(self) -> None:
+        """Writes blocks in file order: a copied chunk as is, a compressed one when its future is done.
+        After a failure it keeps draining the queue, so the reader never blocks on a dead worker."""
+        gzip = self._gzip
+        if gzip is not None:
+            self._guarded(self._write, gzip.header())
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                self._guarded(self._put_block, *item)
+        if gzip is not None and self._error is None:
+            self._guarded(self._write, gzip.trailer())
+
+    def _put_block(self, chunk: bytes, block: Future[bytes] | None) -> None:
+        self.sha.update(chunk)
+        if block is not None and self._gzip is not None:
+            self._gzip.account(chunk)
+            data = block.result()
+        else:
+            data = chunk
+        if data:
+            self._write(data)
+
+    def _guarded(self, step: Callable[..., None], *args: object) -> None:
+        """Runs one step of the worker; a failure is kept and re-raised in the reader's thread."""
+        try:
+            step(*args)
+        except OSError as exc:
+            self._error = SpoolError(self.spool_dir, exc)
+        except BaseException as exc:
+            self._error = exc
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may be partial
+            written = self._file.write(view)
+            view = view[written:]
+        self._written += len(data)
+        self._announce()
+
+    def commit(self) -> Spool:
+        """Give the finished temp file its final name (Keboola gunzips by the ".gz" ending, §4.6)."""
+        suffix = ".csv.gz" if self.gzipped else ".csv"
+        try:
+            self._file.close()
+            fd, final = tempfile.mkstemp(prefix=f"{self.stem}-", suffix=suffix, dir=self.spool_dir)
+            os.close(fd)
+            os.replace(self._tmp, final)
+        except OSError as exc:
+            raise SpoolError(self.spool_dir, exc) from exc
+        return Spool(path=Path(final), gzipped=self.gzipped, size=self._written)
+
+    def abort(self) -> None:
+        """The pass stopped: tell a reader, stop the threads, and leave nothing in spool_dir."""
+        self._announce(failed=self._error or RuntimeError("the pass stopped"))
+        try:
+            self._stop()
+        finally:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
