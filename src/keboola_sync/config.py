@@ -154,14 +154,6 @@ class UploadConfig:
     def gzip_threshold_bytes(self) -> int:
         return int(self.gzip_threshold_mb * 1024 * 1024)
 
-    @property
-    def multipart_threshold_bytes(self) -> int:
-        return int(self.multipart_threshold_mb * 1024 * 1024)
-
-    @property
-    def multipart_chunk_bytes(self) -> int:
-        return int(self.multipart_chunk_mb * 1024 * 1024)
-
 
 @dataclass(frozen=True)
 class RetryConfig:
