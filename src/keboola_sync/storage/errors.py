@@ -7,7 +7,7 @@ a Keboola error code. `classify` is the only function that looks at those.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
 import requests
@@ -63,10 +63,9 @@ class NotFound(StorageTerminal):
 class JobFailed(StorageError):
     """A job ended in `error`. `kind` tells the caller what to do about it."""
 
-    def __init__(self, message: str, *, code: str | None, job_id: int, results: Any = None) -> None:
+    def __init__(self, message: str, *, code: str | None, job_id: int) -> None:
         super().__init__(message, code=code)
         self.job_id = job_id
-        self.results = results
 
     @property
     def kind(self) -> JobErrorKind:

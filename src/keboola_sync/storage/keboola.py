@@ -55,7 +55,6 @@ class TableDialect(Protocol):
 class TokenInfo:
     project_id: int | str | None
     project_name: str
-    description: str
     can_manage_buckets: bool
     bucket_permissions: dict[str, str]
     file_storage_provider: str
@@ -131,7 +130,6 @@ class Storage:
         return TokenInfo(
             project_id=owner.get("id"),
             project_name=str(owner.get("name", "")),
-            description=str(data.get("description", "")),
             can_manage_buckets=bool(data.get("canManageBuckets")),
             bucket_permissions=dict(data.get("bucketPermissions") or {}),
             file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
@@ -320,7 +318,6 @@ class Storage:
                     f"{what}: job {job_id} failed: {error.get('message', 'no message')}",
                     code=error.get("code"),
                     job_id=job_id,
-                    results=job.get("results"),
                 )
             if time.monotonic() > deadline:
                 raise StorageTransient(
