@@ -6,15 +6,18 @@ returns the top of its range, so every pause is known exactly.
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import threading
+from pathlib import Path
+from typing import ClassVar
 
 import botocore.exceptions
 import pytest
 import requests
 
-from keboola_sync.config import RetryConfig
+from keboola_sync.config import RetryConfig, UploadConfig
 from keboola_sync.storage import (
     Abandoned,
     NotFound,
@@ -27,6 +30,7 @@ from keboola_sync.storage import (
 )
 from keboola_sync.storage.errors import job_error_kind
 from keboola_sync.storage.retry import RETRY_AFTER_CAP_SECONDS
+from keboola_sync.storage.s3upload import S3Uploader
 
 
 class FakeWait:
@@ -249,3 +253,53 @@ def test_each_retry_is_one_warning_that_says_what_happens_next(caplog: pytest.Lo
     assert [r.getMessage() for r in caplog.records] == [
         "listing tables failed (attempt 1/3): listing tables: HTTP 502 boom (some.code); retrying in 1.0 s"
     ]
+
+
+# -- no retry loop under the policy ----------------------------------------------------------------------
+
+
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that answers every request 503 SlowDown and counts them."""
+
+    seen: ClassVar[list[str]] = []
+    protocol_version = "HTTP/1.1"  # answers botocore's `Expect: 100-continue` at once
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).seen.append(self.path)
+        body = b"<Error><Code>SlowDown</Code><Message>busy</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_s3_client_makes_one_attempt_and_leaves_retries_to_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{server.server_port}")
+        uploader = S3Uploader(request_timeout=5, upload=UploadConfig(), progress_seconds=5, abandon=threading.Event())
+        spool = tmp_path / "a.csv"
+        spool.write_bytes(b"id\n1\n")
+        prepared = {
+            "provider": "aws",
+            "region": "us-east-1",
+            "uploadParams": {
+                "bucket": "files",
+                "key": "exp-15/a.csv",
+                "credentials": {"AccessKeyId": "key", "SecretAccessKey": "secret", "SessionToken": "session"},
+            },
+        }
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            uploader.upload_file(prepared, spool, spool.stat().st_size, "a.csv")
+        assert len(_Busy.seen) == 1  # botocore would have tried 3 times by itself
+        assert type(classify(caught.value, "uploading a.csv")) is StorageTransient
+    finally:
+        server.shutdown()
+        server.server_close()
