@@ -35,7 +35,8 @@ from .uploads import GrowingFile, Uploader
 FILE_REUSE_SECONDS = 14 * 24 * 3600
 # A job is polled first after this long, then less often (see wait_for_job).
 FIRST_POLL_SECONDS = 0.1
-UPLOAD_TAGS = ["keboola-sync"]
+# The SDK sends tags only when given a list (kbcstorage files.py); each call gets its own.
+UPLOAD_TAGS = ("keboola-sync",)
 
 
 class TableDialect(Protocol):
@@ -190,7 +191,7 @@ class Storage:
         prepared: Mapping[str, Any] = self._retrying(
             f"preparing the upload of {label}",
             lambda: self._files.prepare_upload(
-                name, size_bytes=size, tags=UPLOAD_TAGS, is_encrypted=True, federation_token=True
+                name, size_bytes=size, tags=list(UPLOAD_TAGS), is_encrypted=True, federation_token=True
             ),
         )
         return prepared
@@ -212,7 +213,7 @@ class Storage:
             return int(
                 self._retrying(
                     f"uploading {label} ({provider})",
-                    lambda: self._files.upload_file(str(spool), tags=UPLOAD_TAGS, compress=False),
+                    lambda: self._files.upload_file(str(spool), tags=list(UPLOAD_TAGS), compress=False),
                 )
             )
         self._retrying(f"uploading {label}", lambda: uploader.upload_file(prepared, spool, size, label))
