@@ -1,0 +1,149 @@
+"""The storage error tree and the one place that reads error shapes.
+
+Every failure that leaves `storage/` is one of these classes, so the rest of the daemon decides what to do
+from the class (retry, skip, stop) and never from an HTTP status, a `requests` or `botocore` exception or
+a Keboola error code. `classify` is the only function that looks at those.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
+import requests
+
+from ..errors import KeboolaSyncError
+
+# HTTP statuses worth another try (keboola-storage-api.md §7.3: PHP, Go and kbagent retry these).
+TRANSIENT_STATUSES = frozenset({408, 409, 423, 425, 429, 500, 502, 503, 504})
+# Job error codes that mean "the file (or its header) is wrong": retrying the same content cannot help.
+CONTENT_ERROR_PREFIXES = ("csvImport.", "storage.tables.validation", "invalidCsv", "storage.validation")
+# Job error codes that mean "the uploaded file is gone or incomplete": upload again (§5.2, §7.2).
+FILE_ERROR_CODES = frozenset(
+    {"storage.fileNotUploaded", "storage.importFileMissing", "storage.manifestFileMissing", "storage.files.notFound"}
+)
+MISSING_TARGET_CODES = frozenset({"storage.tables.notFound", "storage.buckets.notFound"})
+# A server that is not Keboola may answer with a whole page; keep messages to one readable line.
+MESSAGE_LIMIT = 300
+
+JobErrorKind = Literal["content", "file", "missing", "transient"]
+
+
+class StorageError(KeboolaSyncError):
+    """Keboola did not do what we asked. `code` is Keboola's dotted error code when it sent one."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code or None
+        self.status = status
+
+
+class StorageTransient(StorageError):
+    """Worth another try later: network trouble, timeouts, 429, 5xx, Keboola's own internal job errors."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.retry_after = retry_after
+
+
+class StorageTerminal(StorageError):
+    """Another try with the same input cannot succeed (validation errors, permissions)."""
+
+
+class TokenRejected(StorageTerminal):
+    """401: the token is wrong, expired or for another stack."""
+
+
+class NotFound(StorageTerminal):
+    """404: the bucket, table, file or job does not exist (any more)."""
+
+
+class JobFailed(StorageError):
+    """A job ended in `error`. `kind` tells the caller what to do about it."""
+
+    def __init__(self, message: str, *, code: str | None, job_id: int) -> None:
+        super().__init__(message, code=code)
+        self.job_id = job_id
+
+    @property
+    def kind(self) -> JobErrorKind:
+        """content: the file is wrong; file: upload again; missing: the target vanished; transient: retry."""
+        return job_error_kind(self.code)
+
+
+class Abandoned(KeboolaSyncError):
+    """Shutdown ran out of time while waiting on Keboola; the ledger keeps what the next start needs."""
+
+
+def job_error_kind(code: str | None) -> JobErrorKind:
+    """A failed job's Keboola error code -> what the caller should do (the table of §7.2)."""
+    code = code or ""
+    if code in FILE_ERROR_CODES:
+        return "file"
+    if code in MISSING_TARGET_CODES:
+        return "missing"
+    if code.startswith(CONTENT_ERROR_PREFIXES):
+        return "content"
+    return "transient"
+
+
+def status_class(status: int) -> type[StorageError]:
+    """An HTTP status (from Keboola or from S3) -> the class of the error it means."""
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return StorageTransient
+    if status == 401:
+        return TokenRejected
+    if status == 404:
+        return NotFound
+    return StorageTerminal
+
+
+def classify(exc: BaseException, what: str) -> StorageError:
+    """Turn whatever the SDK, requests or boto3 raised into our classes: the one place that reads error
+    shapes. `what` says what we were doing; it starts the message."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return _from_http(exc.response, what)
+    if isinstance(exc, requests.RequestException | botocore.exceptions.BotoCoreError | ConnectionError | TimeoutError):
+        return StorageTransient(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        text = f"{what}: S3 {exc.response.get('Error', {}).get('Code', '')} {exc}"
+        # S3 speaks of its own objects: a 401/404 there is not our token or our table.
+        cls = StorageTransient if status_class(status) is StorageTransient else StorageTerminal
+        return cls(text, status=status)
+    return StorageTerminal(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _from_http(response: requests.Response, what: str) -> StorageError:
+    """A Keboola error answer: `{"error": ..., "code": ...}` (§7.1), or whatever a proxy sent instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("error") or body.get("message") or response.reason or "no message")
+    if len(message) > MESSAGE_LIMIT:
+        message = message[:MESSAGE_LIMIT] + "..."
+    code = body.get("code")
+    status = response.status_code
+    text = f"{what}: HTTP {status} {message}" + (f" ({code})" if code else "")
+    cls = status_class(status)
+    if cls is StorageTransient:
+        return StorageTransient(text, code=code, status=status, retry_after=retry_after(response))
+    return cls(text, code=code, status=status)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from a Retry-After header in its delta-seconds form; None when absent or a date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,49 @@
+"""What the SDK's endpoints send their requests through: one attempt, always with a timeout.
+
+The SDK's own `RetryRequests` sets no timeout and retries every verb on 5xx for up to ~17 minutes, POSTs
+included (keboola-storage-api.md §9); `keboola.Storage` puts this adapter in its place so the one retry
+policy (`retry.py`) decides alone when to try again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+
+class OneAttemptHttp:
+    """A pooled session per thread, a timeout on every request, and a note of every time Keboola
+    answered (health reports the last contact). Its methods take the SDK's arguments."""
+
+    def __init__(self, timeout: float, on_contact: Callable[[], None]) -> None:
+        self._timeout = timeout
+        self._on_contact = on_contact
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        response = self._session().request(method, url, **kwargs)
+        if response.status_code < 500:
+            self._on_contact()
+        return response
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._send("GET", url, **kwargs)
+
+    def post(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._send("POST", url, **kwargs)
+
+    def put(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._send("PUT", url, **kwargs)
+
+    def delete(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        return self._send("DELETE", url, **kwargs)

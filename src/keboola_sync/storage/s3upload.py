@@ -1,0 +1,188 @@
+"""Uploads to Keboola file storage on AWS S3 (the files/prepare answer's `uploadParams`, §5.1).
+
+One attempt per call: the S3 client's own retries are off (`total_max_attempts=1`), because the caller's
+retry policy (`retry.py`) already wraps the whole upload; nested loops would multiply every failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped, unused-ignore]
+import botocore.config  # type: ignore[import-untyped, unused-ignore]
+from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped, unused-ignore]
+
+from ..config import UploadConfig
+from .errors import Abandoned
+from .uploads import GrowingFile, UploadProgress
+
+# S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
+S3_CLIENTS_KEPT = 4
+MIB = 1024 * 1024
+
+
+def is_s3(prepared: Mapping[str, Any]) -> bool:
+    """Does this files/prepare answer ask for an S3 upload with the credentials we need?"""
+    return prepared.get("provider", "aws") == "aws" and "uploadParams" in prepared
+
+
+class S3Uploader:
+    """Single PutObject for small files, parallel multipart above `upload.multipart_threshold_mb` (no 5 GB
+    ceiling), and multipart from a file still being written."""
+
+    def __init__(
+        self, *, request_timeout: float, upload: UploadConfig, progress_seconds: float, abandon: threading.Event
+    ) -> None:
+        self._request_timeout = request_timeout
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+        self._abandon = abandon
+        # Our own boto3 session, and clients made under a lock: boto3 documents that a Session is not
+        # thread-safe, and the load workers build clients concurrently.
+        self._boto = boto3.session.Session()
+        self._clients: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._clients_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load botocore's S3 model in the background (~0.2 s of CPU), so the first upload does not wait
+        for it. Harmless if it fails: the first upload then loads it itself."""
+
+        def build() -> None:
+            with contextlib.suppress(Exception), self._clients_lock:
+                self._boto.client(
+                    "s3",
+                    region_name="us-east-1",
+                    aws_access_key_id="warm-up",
+                    aws_secret_access_key="warm-up",  # noqa: S106 - not a credential
+                )
+
+        threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
+
+    def upload_file(self, prepared: Mapping[str, Any], path: Path, size: int, label: str) -> None:
+        """Multipart upload with parallel parts through boto3's transfer manager (no 5 GB ceiling)."""
+        params = prepared["uploadParams"]
+        client, extra = self._client(prepared)
+        if size < self._upload.multipart_threshold_mb * MIB:
+            # One PutObject, as the transfer manager would send, without its per-call thread pool.
+            with path.open("rb") as body:
+                client.put_object(Bucket=params["bucket"], Key=params["key"], Body=body, **extra)
+            return
+        transfer = TransferConfig(
+            multipart_threshold=int(self._upload.multipart_threshold_mb * MIB),
+            multipart_chunksize=int(self._upload.multipart_chunk_mb * MIB),
+            max_concurrency=self._upload.multipart_concurrency,
+            use_threads=True,
+        )
+        progress = UploadProgress(label, size, self._progress_seconds, self._abandon)
+        client.upload_file(
+            str(path), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer, Callback=progress
+        )
+
+    def upload_growing(self, prepared: Mapping[str, Any], source: GrowingFile, size_hint: int, label: str) -> None:
+        """Multipart upload of a spool that is still being written: part n goes as soon as its bytes are
+        on disk. Parts are windows over the spool file read with pread, so memory stays flat (a stream
+        handed to boto3 would buffer up to ten parts in RAM)."""
+        params = prepared["uploadParams"]
+        bucket, key = params["bucket"], params["key"]
+        client, extra = self._client(prepared)
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        try:
+            parts = self._send_parts(client, bucket, key, upload_id, source, size_hint, label)
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def _send_parts(
+        self, client: Any, bucket: str, key: str, upload_id: str, source: GrowingFile, size_hint: int, label: str
+    ) -> list[dict[str, Any]]:
+        """Send parts as the source grows, at most `multipart_concurrency` at once; a failed part fails
+        the upload as soon as it is seen."""
+        chunk = int(self._upload.multipart_chunk_mb * MIB)
+        concurrency = self._upload.multipart_concurrency
+        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon)
+
+        def send(number: int, start: int, length: int) -> dict[str, Any]:
+            body = source.window(start, length)
+            answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+            progress(length)
+            return {"PartNumber": number, "ETag": answer["ETag"]}
+
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="part") as pool:
+            running: set[Future[dict[str, Any]]] = set()
+            sent: list[Future[dict[str, Any]]] = []
+            start, number = 0, 1
+            while True:
+                written, finished = source.wait_for(start + chunk)
+                length = min(chunk, written - start)
+                if length <= 0 and finished:
+                    break
+                if len(running) >= concurrency:
+                    completed, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in completed:
+                        future.result()  # a failed part fails the upload now
+                if self._abandon.is_set():
+                    raise Abandoned(f"upload of {label} abandoned at shutdown")
+                future = pool.submit(send, number, start, length)
+                running.add(future)
+                sent.append(future)
+                start, number = start + length, number + 1
+            return [f.result() for f in sent]
+
+    def _client(self, prepared: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        """A boto3 S3 client with the prepare call's short-lived credentials, and the headers every
+        write must carry. AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself.
+
+        Clients are kept per set of credentials (the last few): building one costs ~10 ms of CPU under
+        the GIL (event hooks, an SSL context, a connection pool), which was a sixth of the daemon's CPU
+        when many small files load at once. A stack that hands out the same credentials again reuses
+        the client and its open connections; one that hands out new ones per file pays as before."""
+        params = prepared["uploadParams"]
+        creds = params["credentials"]
+        region = prepared.get("region") or "us-east-1"
+        key = (region, creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken") or "")
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is not None:
+                self._clients.move_to_end(key)
+            else:
+                client = self._new_client(region, creds)
+                self._clients[key] = client
+                while len(self._clients) > S3_CLIENTS_KEPT:
+                    self._clients.popitem(last=False)
+        extra: dict[str, str] = {}
+        if params.get("acl"):
+            extra["ACL"] = params["acl"]
+        if params.get("x-amz-server-side-encryption"):
+            # Encrypted file keys are refused without the header (§5.1, PHPT AwsFileTest).
+            extra["ServerSideEncryption"] = params["x-amz-server-side-encryption"]
+        return client, extra
+
+    def _new_client(self, region: str, creds: Mapping[str, Any]) -> Any:
+        return self._boto.client(
+            "s3",
+            region_name=region,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds.get("SessionToken"),
+            config=botocore.config.Config(
+                connect_timeout=self._request_timeout,
+                read_timeout=self._request_timeout,
+                # One attempt per request: the caller's retry policy is the only retry loop.
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                max_pool_connections=max(10, self._upload.multipart_concurrency * 2),
+                # Integrity is the CRC32 checksum botocore adds to every write; over TLS (every real
+                # stack) botocore skips the SHA-256 of the body anyway, so over the emulator's plain
+                # HTTP it would only cost CPU: a second hash of every uploaded byte.
+                s3={"payload_signing_enabled": False},
+            ),
+        )

@@ -1,0 +1,95 @@
+"""What every cloud uploader shares: the shape of a file still being written, the uploader interface,
+and the progress line of a long upload.
+
+Keboola's files/prepare answer says which cloud the project's file storage is on (§5.1); `keboola.Storage`
+picks one uploader per cloud from it. S3 is `s3upload.S3Uploader`; Azure and GCS uploaders go beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import Abandoned
+
+log = logging.getLogger("keboola_sync.storage")
+
+
+class Readable(Protocol):
+    """A part body: what an HTTP client needs to send (and, on a retry, re-send) a slice of a file."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+class GrowingFile(Protocol):
+    """A spool the CSV pass is still writing (csvfile.SpoolReader): the upload overlaps the compression."""
+
+    def wait_for(self, end: int) -> tuple[int, bool]:
+        """Block until `end` bytes exist or the file is complete: (bytes written, complete?)."""
+        ...
+
+    def window(self, start: int, length: int) -> Readable:
+        """A read-only view of [start, start + length), safe to read while other windows are read."""
+        ...
+
+    @property
+    def abandoned(self) -> bool:
+        """The writer gave up: whatever is uploaded from it is moot."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Uploader(Protocol):
+    """Puts a file where a files/prepare answer (`prepared`) says; raises on failure (the caller's retry
+    policy classifies and retries). The Keboola file id is the caller's: it is in `prepared`."""
+
+    def upload_file(self, prepared: Mapping[str, Any], path: Path, size: int, label: str) -> None:
+        """Upload a finished file."""
+        ...
+
+    def upload_growing(self, prepared: Mapping[str, Any], source: GrowingFile, size_hint: int, label: str) -> None:
+        """Upload a file while it is still being written, part by part as its bytes appear."""
+        ...
+
+
+class UploadProgress:
+    """Logs bytes, rate and ETA of a long upload every `interval` seconds (boto3 calls it from threads),
+    and stops the upload at shutdown."""
+
+    def __init__(self, label: str, total: int, interval: float, abandon: threading.Event) -> None:
+        self._label, self._total, self._interval, self._abandon = label, total, interval, abandon
+        self._done = 0
+        self._lock = threading.Lock()
+        self._start = self._last = time.monotonic()
+
+    def __call__(self, nbytes: int) -> None:
+        if self._abandon.is_set():
+            raise Abandoned(f"upload of {self._label} abandoned at shutdown")
+        with self._lock:
+            self._done += nbytes
+            now = time.monotonic()
+            if now - self._last < self._interval:
+                return
+            self._last = now
+            done = self._done
+        rate = done / max(now - self._start, 1e-6)
+        eta = (self._total - done) / rate if rate > 0 else float("inf")
+        log.info(
+            "uploading %s: %.1f/%.1f MB (%d%%), %.1f MB/s, ETA %.0f s",
+            self._label,
+            done / 1e6,
+            self._total / 1e6,
+            100 * done // max(self._total, 1),
+            rate / 1e6,
+            eta,
+            extra={"file": self._label, "uploaded_bytes": done, "total_bytes": self._total},
+        )
