@@ -222,7 +222,7 @@ def test_hadolint_passes_on_the_dockerfile() -> None:
 
 def test_image_is_built_as_issue_6_asks(image: str) -> None:
     config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", image).stdout)
-    assert config.get("User", "") == ""  # the entrypoint chooses the user; see test_daemon_runs_as_the_owner_of_the_logs
+    assert config.get("User", "") == ""  # the entrypoint chooses it: test_daemon_runs_as_the_owner_of_the_logs...
     assert config["Entrypoint"] == ["/usr/local/bin/keboola-sync-entrypoint"]
     assert config["Cmd"] == ["keboola-sync", "run"]
     assert config["StopSignal"] == "SIGTERM"
