@@ -50,6 +50,16 @@ def test_header_is_sanitised(client: Any, tmp_path: Path) -> None:
     ]
 
 
+def test_header_with_cp1250_symbols_creates_and_loads_again(client: Any, tmp_path: Path) -> None:
+    """§12: keboola/sanitizer's rule; the same header must load again into the table it created."""
+    content = "id,Straße,price €,§5,2×3\n1,a,b,c,d\n"
+    table_id = make_table(client, tmp_path, content)
+    assert client.tables.detail(table_id)["columns"] == ["id", "Strase", "price", "S5", "2x3"]
+    again = load_job(client, table_id, write(tmp_path / "again.csv", content.replace("1,a", "2,a")))
+    assert again["status"] == "success", again.get("error")
+    assert preview_rows(client, table_id)[1:] == ['"2","a","b","c","d"']
+
+
 @pytest.mark.parametrize(
     ("header", "code"),
     [
