@@ -45,6 +45,7 @@ class Options:
     faults: FaultSettings | None = None
     seed: int | None = None
     job_workers: int = 8
+    features: tuple[str, ...] = ()  # --feature NAME (§2.2, §12)
 
 
 class EmulatorServer:
@@ -69,6 +70,7 @@ class EmulatorServer:
             faults=faults,
             stats=stats,
             tokens=TokenRegistry(options.token, options.readonly_token),
+            features=options.features,
         )
         operations.register(self.ctx)
         self._api: BaseWSGIServer = make_server(
