@@ -10,10 +10,10 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from keboola_emulator import model
 from keboola_emulator.context import Context
@@ -155,11 +155,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     bucket = ctx.store.get_bucket(bucket_id)
     if bucket is None:
         raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
-    if ctx.store.get_table(table_id) is not None:
-        raise JobError(
-            "storage.buckets.tableAlreadyExists",
-            f'The table "{name}" in the bucket already has the same display name "{name}".',
-        )
+    _refuse_name_clash(ctx.store.read(), bucket_id, name)
     source = Source(ctx, job["operation_params"]["source"]["fileId"])
     dialect = _dialect(params)
     with ExitStack() as stack:
@@ -217,12 +213,11 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
         "data_file": data_file,
     }
     with ctx.store.write() as c:
-        if c.execute("SELECT 1 FROM tables WHERE id = ?", (table_id,)).fetchone():
+        try:
+            _refuse_name_clash(c, bucket_id, name)
+        except JobError:
             remove_data_file(path)
-            raise JobError(
-                "storage.buckets.tableAlreadyExists",
-                f'The table "{name}" in the bucket already has the same display name "{name}".',
-            )
+            raise
         if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
             remove_data_file(path)
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
@@ -233,6 +228,24 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     fresh_bucket = ctx.store.get_bucket(bucket_id) or bucket
     # §4.2: job results = the new table (kbcstorage reads results.id)
     return table_json(stored, ctx.api_url, bucket=bucket_json(fresh_bucket, ctx.api_url)), source.metrics()
+
+
+class _Executes(Protocol):
+    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Any: ...
+
+
+def _refuse_name_clash(conn: _Executes, bucket_id: str, name: str) -> None:
+    """§12: table names are case-insensitive, and a name must not equal another table's display
+    name: `Orders` beside `orders` is `storage.buckets.tableAlreadyExists` (PHPT CreateTableTest)."""
+    other = conn.execute(
+        "SELECT name FROM tables WHERE bucket_id = ? AND (lower(name) = lower(?) OR lower(display_name) = lower(?))",
+        (bucket_id, name, name),
+    ).fetchone()
+    if other is not None:
+        raise JobError(
+            "storage.buckets.tableAlreadyExists",
+            f'The table "{other[0]}" in the bucket already has the same display name "{name}".',
+        )
 
 
 # -- tableImport -----------------------------------------------------------------------------------

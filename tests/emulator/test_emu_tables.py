@@ -74,6 +74,21 @@ def test_bad_headers_fail_the_create_job(client: Any, tmp_path: Path, header: st
     assert job["status"] == "error" and job["error"]["code"] == code
 
 
+@pytest.mark.parametrize("second", ["Orders", "ORDERS", "orders"])
+def test_table_names_are_case_insensitive(client: Any, tmp_path: Path, second: str) -> None:
+    """§12: `Orders` beside `orders` is refused like a duplicate, with Keboola's code and message."""
+    bucket_id = new_bucket(client)
+    path = write(tmp_path / "t.csv", "a\n1\n")
+    assert create_table_job(client, bucket_id, "orders", path)["status"] == "success"
+    job = create_table_job(client, bucket_id, second, path)
+    assert job["status"] == "error"
+    assert job["error"]["code"] == "storage.buckets.tableAlreadyExists"
+    assert job["error"]["message"] == (
+        f'The table "orders" in the bucket already has the same display name "{second}".'
+    )
+    assert [t["id"] for t in client.buckets.list_tables(bucket_id)] == [f"{bucket_id}.orders"]
+
+
 def test_empty_file_on_create_is_no_columns(client: Any, tmp_path: Path) -> None:
     job = create_table_job(client, new_bucket(client), "t", write(tmp_path / "e.csv", ""))
     assert job["error"]["code"] == "storage.tables.validation.noColumns"
