@@ -223,6 +223,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
         ctx.store.insert_table(c, table)
         c.execute("UPDATE buckets SET last_change_date = ? WHERE id = ?", (when, bucket_id))
+        c.execute("UPDATE jobs SET table_id = ? WHERE id = ?", (table_id, job["id"]))  # §12: known now
     stored = ctx.store.get_table(table_id)
     assert stored is not None
     fresh_bucket = ctx.store.get_bucket(bucket_id) or bucket

@@ -39,6 +39,25 @@ def test_create_job_shape_and_table_detail(client: Any, tmp_path: Path) -> None:
     assert detail["bucket"]["id"] == bucket_id
 
 
+def test_create_job_reports_table_id_only_once_the_table_exists(
+    emulator: Emulator, client: Any, tmp_path: Path
+) -> None:
+    """§12 (PHPT QueueJobsTest): a queued tableCreate job has `tableId: null` and
+    `operationParams.source = {fileId, type: "file"}`; the finished job names the table."""
+    bucket_id = new_bucket(client)
+    file_id = client.files.upload_file(str(write(tmp_path / "o.csv", "id\n1\n")))
+    emulator.set_faults(job_seconds=1.5)
+    queued = client.tables.create_raw(bucket_id=bucket_id, name="orders", data_file_id=file_id)
+    assert queued["tableId"] is None
+    assert queued["operationParams"]["source"] == {"fileId": file_id, "type": "file"}
+    assert client.jobs.detail(queued["id"])["tableId"] is None  # still processing
+    emulator.reset_faults()
+    done = finished_job(client, queued)
+    assert done["status"] == "success" and done["tableId"] == f"{bucket_id}.orders"
+    failed = create_table_job(client, bucket_id, "empty", write(tmp_path / "e.csv", ""))
+    assert failed["status"] == "error" and failed["tableId"] is None
+
+
 def test_header_is_sanitised(client: Any, tmp_path: Path) -> None:
     table_id = make_table(client, tmp_path, "with spaces,ščřščž,_with_underscore,language-id,xMax\n1,2,3,4,5\n")
     assert client.tables.detail(table_id)["columns"] == [

@@ -95,14 +95,17 @@ def register(app: Flask, ctx: Context) -> None:
             "primaryKey": as_list(p.get("primaryKey")),
             "columns": as_list(p.get("columns")),
             "_bucketId": bucket_id,
+            "_lockKey": f"{bucket_id}.{name}",
         }
+        # §12: a tableCreate job's tableId is null until the job has created the table.
         job = ctx.jobs.submit(
             "tableCreate",
-            table_id=f"{bucket_id}.{name}",
+            table_id=None,
             params=job_params,
             source=source,
             token_id=token.id,
             run_id=run_id(),
+            lock_key=job_params["_lockKey"],
         )
         return json_response(job_json(job, url(ctx)), 202)
 
