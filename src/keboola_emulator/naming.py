@@ -20,6 +20,13 @@ import unicodedata
 from functools import lru_cache
 
 MAX_COLUMN_NAME = 64  # §4.4 "Column name cannot be longer than 64 characters."
+# Columns per table: help.keboola.com's backend table gives 1200 for Snowflake; a 1200-column table
+# works (§4.6, PHPT TableExporterTest) and a 5000-column create fails with
+# storage.tables.validation.tooManyColumns (PHPT CreateTableTest). §11/§12: hard limit UNCONFIRMED.
+MAX_TABLE_COLUMNS = 1200
+# Data preview: 130 columns fail with 400 storage.maxNumberOfColumnsExceed, 110 pass (§12, PHPT
+# Snowflake TableExportTest "Max120cols"); the exact boundary is UNCONFIRMED.
+MAX_PREVIEW_COLUMNS = 120
 SYSTEM_COLUMNS = frozenset({"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})  # §4.4 step 4
 
 # toAscii's first step keeps tab, LF, CR, printable ASCII, U+00A0-U+02FF and U+0370 upwards: it
@@ -100,6 +107,13 @@ def column_name_problem(raw: str, sanitized: str) -> str | None:
         )
     if len(sanitized) > MAX_COLUMN_NAME:
         return f"Invalid columns: {sanitized}: Column name cannot be longer than {MAX_COLUMN_NAME} characters."
+    return None
+
+
+def table_width_problem(width: int, limit: int = MAX_TABLE_COLUMNS) -> str | None:
+    """Why a table cannot have `width` columns, or None when it can."""
+    if width > limit:
+        return f"Too many columns. The table would have {width} columns; at most {limit} columns are allowed."
     return None
 
 

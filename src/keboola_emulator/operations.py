@@ -6,16 +6,18 @@ Registered with the JobRunner; a failure raises JobError with the real code (§4
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from keboola_emulator import model
+from keboola_emulator import model, naming
 from keboola_emulator.context import Context
 from keboola_emulator.csvimport import (
     CsvStream,
@@ -31,6 +33,7 @@ from keboola_emulator.s3 import FILES_BUCKET
 from keboola_emulator.views import bucket_json, table_json
 
 COLUMNS_NOT_MATCH = "csvImport.columnsNotMatch"
+TOO_MANY_COLUMNS = "storage.tables.validation.tooManyColumns"  # PHPT CreateTableTest testTooManyColumns
 
 
 def register(ctx: Context) -> None:
@@ -167,6 +170,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 "No columns found in the CSV file. The first row must be a header.",
             )
         columns = sanitize_header(header)
+        _refuse_too_wide(len(columns))
         pk = list(params.get("primaryKey") or [])
         bad = [c for c in pk if c not in columns]
         if bad:
@@ -249,6 +253,20 @@ def _refuse_name_clash(conn: _Executes, bucket_id: str, name: str) -> None:
         )
 
 
+@functools.cache
+def _sqlite_column_limit() -> int:
+    with closing(sqlite3.connect(":memory:")) as conn:
+        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_COLUMN))
+
+
+def _refuse_too_wide(width: int) -> None:
+    """A validation error before any SQLite work, never SQLite's own `too many columns` (an
+    internal error): the lower of Keboola's limit and the data file's limit applies."""
+    problem = naming.table_width_problem(width, min(naming.MAX_TABLE_COLUMNS, _sqlite_column_limit()))
+    if problem:
+        raise JobError(TOO_MANY_COLUMNS, problem)
+
+
 # -- tableImport -----------------------------------------------------------------------------------
 def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     params = job["operation_params"]["params"]
@@ -285,6 +303,7 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 results={"missingColumns": [], "expectedColumns": expected},
             )
         new_columns = expected + extra  # §4.5.1: new columns are appended at the end
+        _refuse_too_wide(len(new_columns))
         path = ctx.store.data_path(table)
         targets = [new_columns.index(c) for c in file_columns]
         has_pk = bool(table["primary_key"])

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from keboola_emulator.naming import column_name_problem, sanitize_column_name, table_name_problem
+from keboola_emulator.naming import (
+    column_name_problem,
+    sanitize_column_name,
+    table_name_problem,
+    table_width_problem,
+)
 
 
 def _load_table():  # tests/ is not a package: import the shared table by path
@@ -53,3 +58,11 @@ def test_table_name_with_dot_message() -> None:
         "Invalid table name: 'aliasWithDot.' contains not allowed characters. Only alphanumeric characters "
         "dash and underscores are allowed."
     )
+
+
+def test_table_width_limit() -> None:
+    assert table_width_problem(1200) is None
+    assert table_width_problem(1201) == (
+        "Too many columns. The table would have 1201 columns; at most 1200 columns are allowed."
+    )
+    assert table_width_problem(1000, limit=999)

@@ -312,3 +312,50 @@ def test_sdk_compressed_upload_loads(client: Any, tmp_path: Path) -> None:
     job = finished_job(client, client.tables.load_raw(table_id=table_id, data_file_id=file_id))
     assert job["status"] == "success" and job["metrics"]["inCompressed"] is True
     assert preview_rows(client, table_id) == ['"id","name"', '"7","g"']
+
+
+def wide_csv(width: int, prefix: str = "c") -> str:
+    return ",".join(f"{prefix}{i}" for i in range(width)) + "\n" + ",".join(str(i) for i in range(width)) + "\n"
+
+
+def test_a_table_may_have_1200_columns_not_more(client: Any, tmp_path: Path) -> None:
+    """Keboola's column limit (1200, naming.MAX_TABLE_COLUMNS) is a validation error of the job,
+    never SQLite's `too many columns` as an internal error — also far past SQLite's own limit."""
+    bucket_id = new_bucket(client)
+    ok = create_table_job(client, bucket_id, "at_limit", write(tmp_path / "a.csv", wide_csv(1200)))
+    assert ok["status"] == "success", ok.get("error")
+    assert len(client.tables.detail(f"{bucket_id}.at_limit")["columns"]) == 1200
+    for width in (1201, 5000):
+        job = create_table_job(client, bucket_id, f"w{width}", write(tmp_path / f"w{width}.csv", wide_csv(width)))
+        assert job["status"] == "error"
+        assert job["error"]["code"] == "storage.tables.validation.tooManyColumns"
+        assert job["error"]["message"] == (
+            f"Too many columns. The table would have {width} columns; at most 1200 columns are allowed."
+        )
+    assert [t["name"] for t in client.buckets.list_tables(bucket_id)] == ["at_limit"]
+
+
+def test_an_import_may_not_widen_a_table_past_the_limit(client: Any, tmp_path: Path) -> None:
+    table_id = make_table(client, tmp_path, wide_csv(1000))
+    wider = ",".join([f"c{i}" for i in range(1000)] + [f"x{i}" for i in range(201)]) + "\n" + "1," * 1200 + "1\n"
+    job = load_job(client, table_id, write(tmp_path / "wider.csv", wider))
+    assert job["status"] == "error" and job["error"]["code"] == "storage.tables.validation.tooManyColumns"
+    detail = client.tables.detail(table_id)
+    assert len(detail["columns"]) == 1000 and detail["rowsCount"] == 1  # nothing changed
+
+
+def test_data_preview_of_a_wide_table_fails_as_keboola_does(emulator: Emulator, client: Any, tmp_path: Path) -> None:
+    """§12 (PHPT Snowflake TableExportTest): 130 columns -> 400 storage.maxNumberOfColumnsExceed."""
+    table_id = make_table(client, tmp_path, wide_csv(130))
+    url = f"{emulator.api_url}/v2/storage/tables/{table_id}/data-preview"
+    headers = {"X-StorageApi-Token": emulator.token}
+    for fmt in ("rfc", "json"):
+        r = requests.get(url, params={"format": fmt}, headers=headers, timeout=10)
+        assert r.status_code == 400 and r.json()["code"] == "storage.maxNumberOfColumnsExceed"
+    with pytest.raises(requests.HTTPError) as info:
+        client.tables.preview(table_id)
+    assert info.value.response.status_code == 400
+    narrow = requests.get(url, params={"columns": "c0,c129"}, headers=headers, timeout=10)
+    assert narrow.status_code == 200 and narrow.text == '"c0","c129"\n"0","129"\n'
+    at_limit = make_table(client, tmp_path, wide_csv(120), name="t120")
+    assert preview_rows(client, at_limit)[1] == ",".join(f'"{i}"' for i in range(120))

@@ -170,6 +170,13 @@ def register(app: Flask, ctx: Context) -> None:
         unknown = [c for c in columns if c not in t["columns"]]
         if unknown:
             raise ApiError(400, "storage.tables.validation", f"Columns {', '.join(unknown)} not found in the table.")
+        if len(columns) > naming.MAX_PREVIEW_COLUMNS:  # §12: wide tables have no data preview
+            raise ApiError(
+                400,
+                "storage.maxNumberOfColumnsExceed",
+                f"Data preview is limited to {naming.MAX_PREVIEW_COLUMNS} columns; {len(columns)} columns "
+                "requested. Select fewer columns, or export the table.",
+            )
         where = None
         if p.get("whereColumn"):
             if p["whereColumn"] not in t["columns"]:
