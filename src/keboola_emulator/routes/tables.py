@@ -89,13 +89,14 @@ def register(app: Flask, ctx: Context) -> None:
         if isinstance(p.get("primaryKey"), list):
             raise ApiError(400, "storage.validation.primaryKey", "Primary key must be a string.")  # §4.2
         dialect, source = load_params(p)
+        lock_key = f"{bucket_id}.{name}"
         job_params = {
             "name": name,
             **dialect.as_params(),
             "primaryKey": as_list(p.get("primaryKey")),
             "columns": as_list(p.get("columns")),
             "_bucketId": bucket_id,
-            "_lockKey": f"{bucket_id}.{name}",
+            "_lockKey": lock_key,
         }
         # §12: a tableCreate job's tableId is null until the job has created the table.
         job = ctx.jobs.submit(
@@ -105,7 +106,7 @@ def register(app: Flask, ctx: Context) -> None:
             source=source,
             token_id=token.id,
             run_id=run_id(),
-            lock_key=job_params["_lockKey"],
+            lock_key=lock_key,
         )
         return json_response(job_json(job, url(ctx)), 202)
 
