@@ -31,6 +31,17 @@ from keboola_emulator.views import bucket_json, job_json, metadata_json, table_j
 PREVIEW_MAX = 1000  # §4.7
 
 
+def _refuse_wide_preview(width: int) -> None:
+    """§12 (PHPT Snowflake TableExportTest): wide tables have no data preview."""
+    if width > naming.MAX_PREVIEW_COLUMNS:
+        raise ApiError(
+            400,
+            "storage.maxNumberOfColumnsExceed",
+            f"Data preview is limited to {naming.MAX_PREVIEW_COLUMNS} columns; {width} columns "
+            "requested. Select fewer columns, or export the table.",
+        )
+
+
 def register(app: Flask, ctx: Context) -> None:
     route = branch_route(app)
 
@@ -171,13 +182,7 @@ def register(app: Flask, ctx: Context) -> None:
         unknown = [c for c in columns if c not in t["columns"]]
         if unknown:
             raise ApiError(400, "storage.tables.validation", f"Columns {', '.join(unknown)} not found in the table.")
-        if len(columns) > naming.MAX_PREVIEW_COLUMNS:  # §12: wide tables have no data preview
-            raise ApiError(
-                400,
-                "storage.maxNumberOfColumnsExceed",
-                f"Data preview is limited to {naming.MAX_PREVIEW_COLUMNS} columns; {len(columns)} columns "
-                "requested. Select fewer columns, or export the table.",
-            )
+        _refuse_wide_preview(len(columns))
         where = None
         if p.get("whereColumn"):
             if p["whereColumn"] not in t["columns"]:
