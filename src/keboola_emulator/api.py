@@ -157,7 +157,7 @@ def create_app(ctx: Context) -> Flask:
             "documentation": "https://keboola.docs.apiary.io/",
             "stack": url(ctx),
             "services": [{"id": "import", "url": url(ctx)}, {"id": "syrup", "url": url(ctx)}],
-            "features": [],
+            "features": list(ctx.features),  # §2.2/§12: clients look for project features here
             "urlTemplates": {},
             "components": [],
         }

@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep buckets, tables, files, jobs and S3 objects here across restarts "
         "(default: a temporary directory removed at exit)",
     )
+    p.add_argument(
+        "--feature",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a project feature, listed in the index's `features` and the token's `owner.features` "
+        "(repeatable); `disable-legacy-bucket-prefix` creates buckets without `c-` (in.sales)",
+    )
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
     p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
     f = p.add_argument_group("faults")
@@ -199,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             faults=faults,
             seed=args.seed,
+            features=tuple(dict.fromkeys(args.feature)),
         )
     )
     stop = threading.Event()

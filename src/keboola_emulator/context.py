@@ -20,3 +20,4 @@ class Context:
     stats: Stats
     tokens: TokenRegistry
     api_url: str = ""  # http://127.0.0.1:P once the API server listens
+    features: tuple[str, ...] = ()  # project features (--feature): index `features`, token `owner.features`

@@ -6,16 +6,18 @@ Registered with the JobRunner; a failure raises JobError with the real code (§4
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import os
+import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from keboola_emulator import model
+from keboola_emulator import model, naming
 from keboola_emulator.context import Context
 from keboola_emulator.csvimport import (
     CsvStream,
@@ -31,6 +33,7 @@ from keboola_emulator.s3 import FILES_BUCKET
 from keboola_emulator.views import bucket_json, table_json
 
 COLUMNS_NOT_MATCH = "csvImport.columnsNotMatch"
+TOO_MANY_COLUMNS = "storage.tables.validation.tooManyColumns"  # PHPT CreateTableTest testTooManyColumns
 
 
 def register(ctx: Context) -> None:
@@ -155,11 +158,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     bucket = ctx.store.get_bucket(bucket_id)
     if bucket is None:
         raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
-    if ctx.store.get_table(table_id) is not None:
-        raise JobError(
-            "storage.buckets.tableAlreadyExists",
-            f'The table "{name}" in the bucket already has the same display name "{name}".',
-        )
+    _refuse_name_clash(ctx.store.read(), bucket_id, name)
     source = Source(ctx, job["operation_params"]["source"]["fileId"])
     dialect = _dialect(params)
     with ExitStack() as stack:
@@ -171,6 +170,7 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 "No columns found in the CSV file. The first row must be a header.",
             )
         columns = sanitize_header(header)
+        _refuse_too_wide(len(columns))
         pk = list(params.get("primaryKey") or [])
         bad = [c for c in pk if c not in columns]
         if bad:
@@ -217,22 +217,54 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
         "data_file": data_file,
     }
     with ctx.store.write() as c:
-        if c.execute("SELECT 1 FROM tables WHERE id = ?", (table_id,)).fetchone():
+        try:
+            _refuse_name_clash(c, bucket_id, name)
+        except JobError:
             remove_data_file(path)
-            raise JobError(
-                "storage.buckets.tableAlreadyExists",
-                f'The table "{name}" in the bucket already has the same display name "{name}".',
-            )
+            raise
         if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
             remove_data_file(path)
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
         ctx.store.insert_table(c, table)
         c.execute("UPDATE buckets SET last_change_date = ? WHERE id = ?", (when, bucket_id))
+        c.execute("UPDATE jobs SET table_id = ? WHERE id = ?", (table_id, job["id"]))  # §12: known now
     stored = ctx.store.get_table(table_id)
     assert stored is not None
     fresh_bucket = ctx.store.get_bucket(bucket_id) or bucket
     # §4.2: job results = the new table (kbcstorage reads results.id)
     return table_json(stored, ctx.api_url, bucket=bucket_json(fresh_bucket, ctx.api_url)), source.metrics()
+
+
+class _Executes(Protocol):
+    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Any: ...
+
+
+def _refuse_name_clash(conn: _Executes, bucket_id: str, name: str) -> None:
+    """§12: table names are case-insensitive, and a name must not equal another table's display
+    name: `Orders` beside `orders` is `storage.buckets.tableAlreadyExists` (PHPT CreateTableTest)."""
+    other = conn.execute(
+        "SELECT name FROM tables WHERE bucket_id = ? AND (lower(name) = lower(?) OR lower(display_name) = lower(?))",
+        (bucket_id, name, name),
+    ).fetchone()
+    if other is not None:
+        raise JobError(
+            "storage.buckets.tableAlreadyExists",
+            f'The table "{other[0]}" in the bucket already has the same display name "{name}".',
+        )
+
+
+@functools.cache
+def _sqlite_column_limit() -> int:
+    with closing(sqlite3.connect(":memory:")) as conn:
+        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_COLUMN))
+
+
+def _refuse_too_wide(width: int) -> None:
+    """A validation error before any SQLite work, never SQLite's own `too many columns` (an
+    internal error): the lower of Keboola's limit and the data file's limit applies."""
+    problem = naming.table_width_problem(width, min(naming.MAX_TABLE_COLUMNS, _sqlite_column_limit()))
+    if problem:
+        raise JobError(TOO_MANY_COLUMNS, problem)
 
 
 # -- tableImport -----------------------------------------------------------------------------------
@@ -271,6 +303,7 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 results={"missingColumns": [], "expectedColumns": expected},
             )
         new_columns = expected + extra  # §4.5.1: new columns are appended at the end
+        _refuse_too_wide(len(new_columns))
         path = ctx.store.data_path(table)
         targets = [new_columns.index(c) for c in file_columns]
         has_pk = bool(table["primary_key"])

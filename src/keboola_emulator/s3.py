@@ -41,6 +41,7 @@ from moto.s3 import models as s3_models
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
 from moto.s3.models import FakeKey, S3Backend, s3_backends
 from moto.utilities.utils import md5_hash
+from werkzeug.wsgi import get_input_stream
 
 from keboola_emulator.faults import Faults, Stats, ThrottledInput
 
@@ -170,6 +171,21 @@ class ObjectReader(io.RawIOBase):
         return n
 
 
+def _access_denied(environ: dict[str, Any], start_response: Callable[..., Any], reason: str) -> Iterable[bytes]:
+    """S3's 403 AccessDenied. The body is read first: boto3 sends it whole before it reads the
+    answer, and an unread body would break the connection instead of showing the 403."""
+    log.info("S3 %s %s refused: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), reason)
+    stream = get_input_stream(environ)
+    while stream.read(CHUNK):
+        pass
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied'
+        b"</Message><RequestId>keboola-emulator</RequestId><HostId>keboola-emulator</HostId></Error>"
+    )
+    start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class S3Side:
     """Owns the moto app and everything the API side needs from file storage."""
 
@@ -179,6 +195,8 @@ class S3Side:
         self._mirror = mirror_dir
         self._mirror_lock = threading.Lock()
         self.endpoint = ""  # set once the server listens
+        # Set by the server: why a write must be refused 403 (uploads.refusal), None to allow it.
+        self.policy: Callable[[dict[str, Any]], str | None] | None = None
         self.app = create_backend_app("s3")
         if FILES_BUCKET not in backend().buckets:
             backend().create_bucket(FILES_BUCKET, REGION)
@@ -189,6 +207,9 @@ class S3Side:
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         self._stats.count_s3(method)
+        reason = self.policy(environ) if self.policy is not None else None
+        if reason is not None:
+            return _access_denied(environ, start_response, reason)
         if method in ("PUT", "POST"):
             environ["wsgi.input"] = ThrottledInput(
                 environ["wsgi.input"], self._faults.bandwidth, self._stats.add_s3_bytes

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from keboola_emulator import operations
+from keboola_emulator import operations, uploads
 from keboola_emulator.api import DropMiddleware, create_app
 from keboola_emulator.context import Context
 from keboola_emulator.faults import Faults, FaultSettings, Stats
@@ -45,6 +45,7 @@ class Options:
     faults: FaultSettings | None = None
     seed: int | None = None
     job_workers: int = 8
+    features: tuple[str, ...] = ()  # --feature NAME (§2.2, §12)
 
 
 class EmulatorServer:
@@ -69,8 +70,11 @@ class EmulatorServer:
             faults=faults,
             stats=stats,
             tokens=TokenRegistry(options.token, options.readonly_token),
+            features=options.features,
         )
         operations.register(self.ctx)
+        # §12: upload credentials write exactly their prepared key, encrypted keys need SSE
+        s3.policy = lambda environ: uploads.refusal(environ, lambda file_id: uploads.grant_of(store.get_file(file_id)))
         self._api: BaseWSGIServer = make_server(
             HOST, options.port, DropMiddleware(create_app(self.ctx)), threaded=True, request_handler=QuietHandler
         )

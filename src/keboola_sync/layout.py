@@ -290,18 +290,19 @@ def classify(
 
 
 # ---------------------------------------------------------------------------------------------------
-# Column names: keboola-storage-api.md §4.4 (php-utils sanitizeColumnName + toAscii). Re-implemented
-# from the described algorithm:
+# Column names: keboola-storage-api.md §4.4 and §12 (keboola/sanitizer, glibc branch, which Keboola
+# runs on every CSV header). Re-implemented from the described algorithm:
 #   1. drop control characters and combining marks (U+0300..U+036F), keep tab/LF/CR;
 #   2. transliterate to Windows-1250 (glibc iconv //TRANSLIT), then map its accented letters to ASCII
-#      with php-utils' fixed table (so "ß" -> "s", and "€", which cp1250 has, stays non-ASCII -> "_");
+#      with the sanitizer's fixed table (so "ß" -> "s", "§" -> "S", "×" -> "x"; "€", "™", which
+#      cp1250 has, stay non-ASCII -> "_");
 #   3. every run of characters outside [A-Za-z0-9_] -> "_", then trim "_";
 #   4. Postgres system column names get a trailing "_"; case is kept.
-# Characters outside cp1250 depend on glibc's transliteration tables (UNCONFIRMED, §11): we strip
-# accents from Latin letters (glibc's translit_combining), map the compatibility forms NFKC turns into
-# ASCII (ligatures, full-width letters), and treat anything else (CJK, Cyrillic, emoji) as iconv's "?",
-# i.e. a separator. php-utils' own test expects toAscii("test-vn-đá cuội") == "" on its machine; we do
-# not copy that environment-specific failure.
+# Characters outside cp1250 depend on the server's glibc locale (§12, UNCONFIRMED which one). We
+# predict glibc's C.UTF-8, as the emulator models it (§12: "Ørsted" -> "Orsted", "Имя" -> ""):
+# accents and strokes stripped, compatibility forms decomposed (ligatures, full-width letters),
+# anything else (CJK, Cyrillic, emoji) is iconv's "?", i.e. a separator. tests/data/column_names.py
+# is the table of examples this function and the emulator are both tested against.
 
 _DROP_CHARS = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u02ff\u0370-\U0010ffff]")
 _COLUMN_RUN = re.compile(r"[^A-Za-z0-9_]+")
@@ -309,8 +310,11 @@ _SYSTEM_COLUMNS = frozenset({"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", 
 # Windows-1250 characters that php-utils maps to an ASCII letter after iconv; all other cp1250
 # characters (€, ÷, µ, ...) stay non-ASCII and become "_" in step 3.
 _CP1250_SPECIAL = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "ß": "s", "§": "S", "×": "x"}
-# glibc C-locale transliterations for letters outside cp1250 (a small, safe subset).
-_GLIBC_TRANSLIT = {"Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "ĳ": "ij", "Ĳ": "IJ"}
+# glibc C.UTF-8 transliterations of letters outside cp1250 that Unicode does not decompose.
+_GLIBC_TRANSLIT = {
+    "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "ĳ": "ij", "Ĳ": "IJ", "Ø": "O", "ø": "o", "Ħ": "H",
+    "ħ": "h", "ı": "i", "Ŧ": "T", "ŧ": "t", "Ŀ": "L", "ŀ": "l", "Ð": "D", "ð": "d", "Þ": "TH", "þ": "th",
+}  # fmt: skip
 
 
 @lru_cache(maxsize=1)

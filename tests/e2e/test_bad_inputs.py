@@ -311,7 +311,8 @@ ENTRIES: list[Entry] = [
         table="in.c-st.excel_export",
         rows=[["Cislo", "Nazev"], ["1", "Žluťoučký kůň"], ["2", "a;b"]],
     ),
-    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1900)), "synced", (), table="in.c-st.wide"),
+    # Keboola allows 1200 columns per table (docs/emulator.md); a table at the limit loads.
+    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1200)), "synced", (), table="in.c-st.wide"),
     Entry(
         "ragged_more_cells",
         *at("st/ragged_more.csv", "id,name\n1,a\n2,b,extra\n"),

@@ -112,3 +112,30 @@ def test_bucket_tables_listing(emulator: Emulator, tmp_path: Path) -> None:
     everything = client.tables.list(include=["columns", "buckets"])
     mine = [t for t in everything if t["id"] == f"{bucket_id}.one"]
     assert mine and mine[0]["columns"] == ["x", "y"] and mine[0]["bucket"]["id"] == bucket_id
+
+
+def test_no_features_by_default(emulator: Emulator) -> None:
+    client = emulator.client()
+    assert requests.get(f"{emulator.api_url}/v2/storage", timeout=10).json()["features"] == []
+    assert client.tokens.verify()["owner"]["features"] == []
+
+
+def test_feature_flag_lists_the_feature_and_drops_the_c_prefix(make_emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """§12: `--feature disable-legacy-bucket-prefix` shows in the index and the token, and
+    `POST /buckets name=sales` then creates `in.sales`; tables load into it as usual."""
+    emu = make_emulator(
+        extra_args=["--feature", "disable-legacy-bucket-prefix", "--feature", "other-flag", "--feature", "other-flag"]
+    )
+    client = emu.client()
+    features = ["disable-legacy-bucket-prefix", "other-flag"]
+    assert requests.get(f"{emu.api_url}/v2/storage", timeout=10).json()["features"] == features
+    assert client.tokens.verify()["owner"]["features"] == features
+    bucket = client.buckets.create("sales", stage="in")
+    assert bucket["id"] == "in.sales" and bucket["name"] == "sales" and bucket["displayName"] == "sales"
+    assert [b["id"] for b in client.buckets.list()] == ["in.sales"]
+    with pytest.raises(requests.HTTPError) as info:
+        client.buckets.create("sales", stage="in")
+    assert info.value.response.json()["code"] == "storage.buckets.alreadyExists"
+    job = create_table_job(client, "in.sales", "orders", write(tmp_path / "o.csv", "id\n1\n"))
+    assert job["status"] == "success" and job["results"]["id"] == "in.sales.orders"
+    assert client.tables.detail("in.sales.orders")["bucket"]["id"] == "in.sales"

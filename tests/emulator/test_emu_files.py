@@ -84,8 +84,11 @@ def upload_sliced(
     if extra_entry:
         entries.append({"url": f"s3://{params['bucket']}/{params['key']}{extra_entry}"})
     if manifest:
-        s3.put_object(
-            Bucket=params["bucket"], Key=params["key"] + "manifest", Body=json.dumps({"entries": entries}).encode()
+        s3.put_object(  # the manifest is under the encrypted file's prefix too: SSE required (§12)
+            Bucket=params["bucket"],
+            Key=params["key"] + "manifest",
+            Body=json.dumps({"entries": entries}).encode(),
+            ServerSideEncryption="AES256",
         )
     return int(prepared["id"])
 
@@ -134,3 +137,63 @@ def test_multipart_upload_with_transfer_manager(client: Any, emulator: Emulator,
     assert job["status"] == "success", job.get("error")
     assert client.tables.detail(f"{bucket_id}.big")["rowsCount"] == rows
     assert client.files.detail(prepared["id"])["sizeBytes"] == path.stat().st_size
+
+
+def access_denied(call: Any) -> None:
+    """The S3 call is refused with 403 AccessDenied (not a connection error)."""
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as info:
+        call()
+    assert info.value.response["Error"]["Code"] == "AccessDenied"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_upload_credentials_write_exactly_their_key_with_sse(client: Any, emulator: Emulator) -> None:
+    """§12 (PHPT AwsFileTest): write-only for the prepared key; an encrypted file's key refuses a PUT
+    without `x-amz-server-side-encryption: AES256`; a re-upload to the same key is fine."""
+    prepared = client.files.prepare_upload("data.csv")
+    other = client.files.prepare_upload("other.csv")
+    params = prepared["uploadParams"]
+    bucket, key = params["bucket"], params["key"]
+    s3 = s3_client(emulator, params["credentials"])
+    big = b"id\n" + b"1\n" * (1 << 20)  # 2 MiB: the refused body is read, the answer is a clean 403
+    access_denied(lambda: s3.put_object(Bucket=bucket, Key=key, Body=big))
+    access_denied(lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"id\n1\n", ServerSideEncryption="aws:kms"))
+    access_denied(lambda: s3.create_multipart_upload(Bucket=bucket, Key=key))
+    for elsewhere in (other["uploadParams"]["key"], key + "x", key.rsplit("/", 1)[0] + "/mine.csv"):
+        access_denied(lambda k=elsewhere: s3.put_object(Bucket=bucket, Key=k, Body=b"x", ServerSideEncryption="AES256"))
+    s3.put_object(Bucket=bucket, Key=key, Body=b"id\n1\n", ServerSideEncryption="AES256", ACL="private")
+    s3.put_object(Bucket=bucket, Key=key, Body=b"id\n2\n", ServerSideEncryption="AES256")  # re-upload
+    access_denied(lambda: s3.delete_object(Bucket=bucket, Key=key))
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"id\n2\n"  # reads are not restricted
+
+
+def test_unknown_credentials_cannot_write(client: Any, emulator: Emulator) -> None:
+    params = client.files.prepare_upload("data.csv")["uploadParams"]
+    stranger = s3_client(emulator, {"AccessKeyId": "AKIAEXAMPLE", "SecretAccessKey": "x", "SessionToken": None})
+    access_denied(
+        lambda: stranger.put_object(
+            Bucket=params["bucket"], Key=params["key"], Body=b"x", ServerSideEncryption="AES256"
+        )
+    )
+
+
+def test_unencrypted_file_needs_no_sse_header(client: Any, emulator: Emulator) -> None:
+    prepared = client.files.prepare_upload("plain.csv", is_encrypted=False)
+    params = prepared["uploadParams"]
+    assert "x-amz-server-side-encryption" not in params
+    s3_client(emulator, params["credentials"]).put_object(Bucket=params["bucket"], Key=params["key"], Body=b"a\n1\n")
+    job = finished_job(
+        client, client.tables.create_raw(bucket_id=new_bucket(client), name="p", data_file_id=prepared["id"])
+    )
+    assert job["status"] == "success", job.get("error")
+
+
+def test_sliced_credentials_cover_their_prefix_only(client: Any, emulator: Emulator) -> None:
+    params = client.files.prepare_upload("sliced.csv", is_sliced=True)["uploadParams"]
+    s3 = s3_client(emulator, params["credentials"])
+    s3.put_object(Bucket=params["bucket"], Key=params["key"] + "part1", Body=b"1\n", ServerSideEncryption="AES256")
+    access_denied(lambda: s3.put_object(Bucket=params["bucket"], Key=params["key"] + "part2", Body=b"2\n"))
+    outside = params["key"].rstrip("/") + "-evil/part1"
+    access_denied(lambda: s3.put_object(Bucket=params["bucket"], Key=outside, Body=b"x", ServerSideEncryption="AES256"))

@@ -184,7 +184,7 @@ def test_sliced_file_error_counts_records_within_its_slice(client: Any, emulator
         s3.put_object(Bucket=params["bucket"], Key=params["key"] + suffix, Body=body, ServerSideEncryption="AES256")
         entries.append({"url": f"s3://{params['bucket']}/{params['key']}{suffix}"})
     manifest = json.dumps({"entries": entries}).encode()
-    s3.put_object(Bucket=params["bucket"], Key=params["key"] + "manifest", Body=manifest)
+    s3.put_object(Bucket=params["bucket"], Key=params["key"] + "manifest", Body=manifest, ServerSideEncryption="AES256")
     job = finished_job(client, client.tables.create_raw(bucket_id=bucket_id, name="s", data_file_id=prepared["id"]))
     # slices after the first have no header: record 251 of the second slice is its line 251
     assert job["error"]["message"] == width_message(1, 2, 251)

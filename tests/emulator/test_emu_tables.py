@@ -39,6 +39,25 @@ def test_create_job_shape_and_table_detail(client: Any, tmp_path: Path) -> None:
     assert detail["bucket"]["id"] == bucket_id
 
 
+def test_create_job_reports_table_id_only_once_the_table_exists(
+    emulator: Emulator, client: Any, tmp_path: Path
+) -> None:
+    """§12 (PHPT QueueJobsTest): a queued tableCreate job has `tableId: null` and
+    `operationParams.source = {fileId, type: "file"}`; the finished job names the table."""
+    bucket_id = new_bucket(client)
+    file_id = client.files.upload_file(str(write(tmp_path / "o.csv", "id\n1\n")))
+    emulator.set_faults(job_seconds=1.5)
+    queued = client.tables.create_raw(bucket_id=bucket_id, name="orders", data_file_id=file_id)
+    assert queued["tableId"] is None
+    assert queued["operationParams"]["source"] == {"fileId": file_id, "type": "file"}
+    assert client.jobs.detail(queued["id"])["tableId"] is None  # still processing
+    emulator.reset_faults()
+    done = finished_job(client, queued)
+    assert done["status"] == "success" and done["tableId"] == f"{bucket_id}.orders"
+    failed = create_table_job(client, bucket_id, "empty", write(tmp_path / "e.csv", ""))
+    assert failed["status"] == "error" and failed["tableId"] is None
+
+
 def test_header_is_sanitised(client: Any, tmp_path: Path) -> None:
     table_id = make_table(client, tmp_path, "with spaces,ščřščž,_with_underscore,language-id,xMax\n1,2,3,4,5\n")
     assert client.tables.detail(table_id)["columns"] == [
@@ -48,6 +67,16 @@ def test_header_is_sanitised(client: Any, tmp_path: Path) -> None:
         "language_id",
         "xMax_",
     ]
+
+
+def test_header_with_cp1250_symbols_creates_and_loads_again(client: Any, tmp_path: Path) -> None:
+    """§12: keboola/sanitizer's rule; the same header must load again into the table it created."""
+    content = "id,Straße,price €,§5,2×3\n1,a,b,c,d\n"
+    table_id = make_table(client, tmp_path, content)
+    assert client.tables.detail(table_id)["columns"] == ["id", "Strase", "price", "S5", "2x3"]
+    again = load_job(client, table_id, write(tmp_path / "again.csv", content.replace("1,a", "2,a")))
+    assert again["status"] == "success", again.get("error")
+    assert preview_rows(client, table_id)[1:] == ['"2","a","b","c","d"']
 
 
 @pytest.mark.parametrize(
@@ -62,6 +91,21 @@ def test_header_is_sanitised(client: Any, tmp_path: Path) -> None:
 def test_bad_headers_fail_the_create_job(client: Any, tmp_path: Path, header: str, code: str) -> None:
     job = create_table_job(client, new_bucket(client), "t", write(tmp_path / "t.csv", header + "\n"))
     assert job["status"] == "error" and job["error"]["code"] == code
+
+
+@pytest.mark.parametrize("second", ["Orders", "ORDERS", "orders"])
+def test_table_names_are_case_insensitive(client: Any, tmp_path: Path, second: str) -> None:
+    """§12: `Orders` beside `orders` is refused like a duplicate, with Keboola's code and message."""
+    bucket_id = new_bucket(client)
+    path = write(tmp_path / "t.csv", "a\n1\n")
+    assert create_table_job(client, bucket_id, "orders", path)["status"] == "success"
+    job = create_table_job(client, bucket_id, second, path)
+    assert job["status"] == "error"
+    assert job["error"]["code"] == "storage.buckets.tableAlreadyExists"
+    assert job["error"]["message"] == (
+        f'The table "orders" in the bucket already has the same display name "{second}".'
+    )
+    assert [t["id"] for t in client.buckets.list_tables(bucket_id)] == [f"{bucket_id}.orders"]
 
 
 def test_empty_file_on_create_is_no_columns(client: Any, tmp_path: Path) -> None:
@@ -268,3 +312,50 @@ def test_sdk_compressed_upload_loads(client: Any, tmp_path: Path) -> None:
     job = finished_job(client, client.tables.load_raw(table_id=table_id, data_file_id=file_id))
     assert job["status"] == "success" and job["metrics"]["inCompressed"] is True
     assert preview_rows(client, table_id) == ['"id","name"', '"7","g"']
+
+
+def wide_csv(width: int, prefix: str = "c") -> str:
+    return ",".join(f"{prefix}{i}" for i in range(width)) + "\n" + ",".join(str(i) for i in range(width)) + "\n"
+
+
+def test_a_table_may_have_1200_columns_not_more(client: Any, tmp_path: Path) -> None:
+    """Keboola's column limit (1200, naming.MAX_TABLE_COLUMNS) is a validation error of the job,
+    never SQLite's `too many columns` as an internal error — also far past SQLite's own limit."""
+    bucket_id = new_bucket(client)
+    ok = create_table_job(client, bucket_id, "at_limit", write(tmp_path / "a.csv", wide_csv(1200)))
+    assert ok["status"] == "success", ok.get("error")
+    assert len(client.tables.detail(f"{bucket_id}.at_limit")["columns"]) == 1200
+    for width in (1201, 5000):
+        job = create_table_job(client, bucket_id, f"w{width}", write(tmp_path / f"w{width}.csv", wide_csv(width)))
+        assert job["status"] == "error"
+        assert job["error"]["code"] == "storage.tables.validation.tooManyColumns"
+        assert job["error"]["message"] == (
+            f"Too many columns. The table would have {width} columns; at most 1200 columns are allowed."
+        )
+    assert [t["name"] for t in client.buckets.list_tables(bucket_id)] == ["at_limit"]
+
+
+def test_an_import_may_not_widen_a_table_past_the_limit(client: Any, tmp_path: Path) -> None:
+    table_id = make_table(client, tmp_path, wide_csv(1000))
+    wider = ",".join([f"c{i}" for i in range(1000)] + [f"x{i}" for i in range(201)]) + "\n" + "1," * 1200 + "1\n"
+    job = load_job(client, table_id, write(tmp_path / "wider.csv", wider))
+    assert job["status"] == "error" and job["error"]["code"] == "storage.tables.validation.tooManyColumns"
+    detail = client.tables.detail(table_id)
+    assert len(detail["columns"]) == 1000 and detail["rowsCount"] == 1  # nothing changed
+
+
+def test_data_preview_of_a_wide_table_fails_as_keboola_does(emulator: Emulator, client: Any, tmp_path: Path) -> None:
+    """§12 (PHPT Snowflake TableExportTest): 130 columns -> 400 storage.maxNumberOfColumnsExceed."""
+    table_id = make_table(client, tmp_path, wide_csv(130))
+    url = f"{emulator.api_url}/v2/storage/tables/{table_id}/data-preview"
+    headers = {"X-StorageApi-Token": emulator.token}
+    for fmt in ("rfc", "json"):
+        r = requests.get(url, params={"format": fmt}, headers=headers, timeout=10)
+        assert r.status_code == 400 and r.json()["code"] == "storage.maxNumberOfColumnsExceed"
+    with pytest.raises(requests.HTTPError) as info:
+        client.tables.preview(table_id)
+    assert info.value.response.status_code == 400
+    narrow = requests.get(url, params={"columns": "c0,c129"}, headers=headers, timeout=10)
+    assert narrow.status_code == 200 and narrow.text == '"c0","c129"\n"0","129"\n'
+    at_limit = make_table(client, tmp_path, wide_csv(120), name="t120")
+    assert preview_rows(client, at_limit)[1] == ",".join(f'"{i}"' for i in range(120))

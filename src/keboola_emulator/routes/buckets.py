@@ -22,6 +22,8 @@ from keboola_emulator.routes.common import (
 )
 from keboola_emulator.views import bucket_json, job_json, table_json
 
+LEGACY_PREFIX_OFF = "disable-legacy-bucket-prefix"  # §12 project feature
+
 
 def register(app: Flask, ctx: Context) -> None:
     route = branch_route(app)
@@ -61,7 +63,9 @@ def register(app: Flask, ctx: Context) -> None:
                 "storage.buckets.validation",
                 f"Invalid data - backend: '{backend}' is not supported. Allowed values are: snowflake, bigquery.",
             )
-        bucket_id = f"{stage}.c-{name}"  # §3.2: the server adds `c-`
+        # §3.2: the server adds `c-`, unless the project has `disable-legacy-bucket-prefix` (§12)
+        prefix = "" if LEGACY_PREFIX_OFF in ctx.features else "c-"
+        bucket_id = f"{stage}.{prefix}{name}"
         with ctx.store.write() as c:
             if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone():
                 raise ApiError(400, "storage.buckets.alreadyExists", f"The bucket {name} already exists.")
@@ -78,7 +82,7 @@ def register(app: Flask, ctx: Context) -> None:
                 {
                     "id": bucket_id,
                     "stage": stage,
-                    "name": f"c-{name}",
+                    "name": f"{prefix}{name}",
                     "display_name": display_name,
                     "description": str(p.get("description") or ""),
                     "backend": backend,

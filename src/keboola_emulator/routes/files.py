@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from keboola_emulator import model
+from keboola_emulator import model, uploads
 from keboola_emulator.context import Context
 from keboola_emulator.errors import ApiError
 from keboola_emulator.routes.common import (
@@ -33,19 +33,6 @@ def register(app: Flask, ctx: Context) -> None:
             raise ApiError(404, "storage.files.notFound", "File not found.")  # §5.4
         return f
 
-    def credentials() -> dict[str, Any]:
-        """§5.1 aws credentials; moto accepts any, so these only need the real shape."""
-        from datetime import UTC, datetime, timedelta
-
-        expiration = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0).isoformat()
-        return {
-            "AccessKeyId": "ASIAKEBOOLAEMULATOR1",
-            "SecretAccessKey": "keboola-emulator-secret",
-            "SessionToken": "keboola-emulator-session-token",
-            "Expiration": expiration,
-            "_bucket": "kbc-sapi-files",
-        }
-
     def render_file(f: dict[str, Any], with_credentials: bool, upload: bool = False) -> dict[str, Any]:
         key = f["s3_key"] + ("manifest" if f["is_sliced"] else "")
         size = ctx.s3.object_size(f["s3_key"]) if not f["is_sliced"] else None
@@ -53,7 +40,7 @@ def register(app: Flask, ctx: Context) -> None:
             f,
             url=ctx.s3.presigned_get(key),
             size=size if size is not None else f["size_bytes"],
-            credentials=credentials() if with_credentials else None,
+            credentials=uploads.credentials(f) if with_credentials else None,
             with_upload_params=upload,
         )
 

@@ -31,6 +31,17 @@ from keboola_emulator.views import bucket_json, job_json, metadata_json, table_j
 PREVIEW_MAX = 1000  # §4.7
 
 
+def _refuse_wide_preview(width: int) -> None:
+    """§12 (PHPT Snowflake TableExportTest): wide tables have no data preview."""
+    if width > naming.MAX_PREVIEW_COLUMNS:
+        raise ApiError(
+            400,
+            "storage.maxNumberOfColumnsExceed",
+            f"Data preview is limited to {naming.MAX_PREVIEW_COLUMNS} columns; {width} columns "
+            "requested. Select fewer columns, or export the table.",
+        )
+
+
 def register(app: Flask, ctx: Context) -> None:
     route = branch_route(app)
 
@@ -89,20 +100,24 @@ def register(app: Flask, ctx: Context) -> None:
         if isinstance(p.get("primaryKey"), list):
             raise ApiError(400, "storage.validation.primaryKey", "Primary key must be a string.")  # §4.2
         dialect, source = load_params(p)
+        lock_key = f"{bucket_id}.{name}"
         job_params = {
             "name": name,
             **dialect.as_params(),
             "primaryKey": as_list(p.get("primaryKey")),
             "columns": as_list(p.get("columns")),
             "_bucketId": bucket_id,
+            "_lockKey": lock_key,
         }
+        # §12: a tableCreate job's tableId is null until the job has created the table.
         job = ctx.jobs.submit(
             "tableCreate",
-            table_id=f"{bucket_id}.{name}",
+            table_id=None,
             params=job_params,
             source=source,
             token_id=token.id,
             run_id=run_id(),
+            lock_key=lock_key,
         )
         return json_response(job_json(job, url(ctx)), 202)
 
@@ -167,6 +182,7 @@ def register(app: Flask, ctx: Context) -> None:
         unknown = [c for c in columns if c not in t["columns"]]
         if unknown:
             raise ApiError(400, "storage.tables.validation", f"Columns {', '.join(unknown)} not found in the table.")
+        _refuse_wide_preview(len(columns))
         where = None
         if p.get("whereColumn"):
             if p["whereColumn"] not in t["columns"]:
