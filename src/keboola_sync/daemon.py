@@ -23,14 +23,14 @@ from .config import Config
 from .health import Health
 from .layout import Layout
 from .preflight import StartupError, check_folder, connect
-from .rescan import Rescan, RescanNotes, RescanReport, ScanContext
+from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
 from .sync import Outcome, SyncService
 from .watcher import Watcher
 
-__all__ = ["SPOOL_NAME", "Daemon", "StartupError", "check_folder", "clean_spool", "connect"]
+__all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
 
 log = logging.getLogger("keboola_sync.daemon")
 
@@ -116,6 +116,11 @@ class Daemon:
     def rescan(self, service: SyncService, scheduler: Scheduler, watcher: Watcher | None) -> None:
         """A full rescan, and what the daemon does about its report."""
         records = {r.path: r for r in service.ledger.all()}
+        # Health first: while paused, the previous scan's time and the events seen since are kept.
+        if not self._check_health(
+            folder_health(self.config.watch.path, synced_before=bool(records)), scheduler, watcher
+        ):
+            return
         now_wall = time.time()
         since, self._last_scan_wall = self._last_scan_wall, now_wall
         events_seen = scheduler.take_events_seen()
@@ -129,7 +134,7 @@ class Daemon:
             first_scan=since is None and not self._scanned_once,
         )
         report = Rescan(self.config.watch.path, self.layout, context).full()
-        if not self._check_health(report, scheduler, watcher):
+        if not self._check_health(report.health, scheduler, watcher):
             return
         self._act(report, scheduler)
         if report.root_error:
@@ -143,14 +148,12 @@ class Daemon:
                 f"(e.g. {report.missed[0]}); events do not arrive reliably on this mount"
             )
 
-    def _check_health(self, report: RescanReport, scheduler: Scheduler, watcher: Watcher | None) -> bool:
+    def _check_health(self, problem: str | None, scheduler: Scheduler, watcher: Watcher | None) -> bool:
         """Pause while the folder cannot be trusted (an unmounted volume must not look like deletions)."""
-        if report.health:
-            if scheduler.paused != report.health:
-                log.error(
-                    "%s; pausing: nothing is loaded and nothing in Keboola is touched until it is back", report.health
-                )
-            scheduler.paused = report.health
+        if problem:
+            if scheduler.paused != problem:
+                log.error("%s; pausing: nothing is loaded and nothing in Keboola is touched until it is back", problem)
+            scheduler.paused = problem
             return False
         if scheduler.paused:
             log.info("the watched folder %s is back; resuming", self.config.watch.path)
