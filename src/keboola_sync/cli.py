@@ -102,14 +102,12 @@ def _print(text: str, *, err: bool = False) -> None:
 
 
 def _run(config: Config, *, once: bool) -> int:
-    from .config import check_writable_dir
     from .daemon import Daemon
     from .memory import return_big_buffers_to_the_os
+    from .preflight import check_writable_dirs
 
     return_big_buffers_to_the_os()
-    check_writable_dir(config.logging.file.parent, "logging.file")
-    check_writable_dir(config.state.path.parent, "state.path")
-    check_writable_dir(config.upload.spool_dir, "upload.spool_dir")
+    check_writable_dirs(config)
     setup_logging(config.logging, secrets=[config.token] if config.token else [])
     for warning in config.warnings:
         log.warning("%s", warning)
@@ -127,7 +125,7 @@ def _run(config: Config, *, once: bool) -> int:
 def _check(config: Config) -> int:
     """Everything `run` checks at start-up, printed as it goes, without starting to sync."""
     from .config import check_writable_dir
-    from .daemon import check_folder, connect
+    from .preflight import check_folder, connect
 
     ok = True
 

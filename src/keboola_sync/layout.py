@@ -1,8 +1,9 @@
 """Pure naming rules: which path becomes which Keboola bucket and table, and what is ignored.
 
 Every Keboola naming rule lives here (one place for each fact), as pure functions over strings, so
-the watcher, the sync service and the emulator-backed tests agree on one answer. Nothing here touches
-the filesystem: the caller says whether a path is a directory.
+the watcher, rescans, `status`, the sync service and the emulator-backed tests agree on one answer.
+`Layout` (built once from the config) is the one place the ignore rules are applied, to files and
+folders alike. Nothing here touches the filesystem: the caller says whether a name is a folder.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
 
 # keboola-storage-api.md §3.3 / §4.3: the server's maximum length is UNCONFIRMED; the Go SDK validates
 # 1..96 characters client-side for the bucket name *including* its "c-" prefix and for the table name.
@@ -20,8 +25,6 @@ MAX_BUCKET_NAME = 96  # len("c-" + bucket_name)  (UNCONFIRMED server-side)
 MAX_TABLE_NAME = 96  # (UNCONFIRMED server-side)
 # keboola-storage-api.md §4.4: "Column name cannot be longer than 64 characters."
 MAX_COLUMN_NAME = 64
-
-ON_INVALID_NAME = ("sanitize", "reject")
 
 
 @dataclass(frozen=True)
@@ -156,25 +159,6 @@ def _name_problem(raw: str, sanitized: str, limit: int, what: str) -> tuple[str,
     return None
 
 
-def classify_folder(name: str, *, stage: str, on_invalid_name: str) -> tuple[str, str] | Ignored | Rejected:
-    """A first-level folder -> (bucket_name, bucket_id), or why it is not a bucket."""
-    reason = is_ignored_name(name)
-    if reason is not None:
-        return Ignored(name, f"{reason} folder")
-    bucket_name = sanitize_name(name)
-    # §3.3: the limit (UNCONFIRMED) counts the "c-" the server prepends.
-    problem = _name_problem(name, bucket_name, MAX_BUCKET_NAME - 2, "folder")
-    if problem is not None:
-        return Rejected(name, *problem)
-    if bucket_name != name and on_invalid_name == "reject":
-        return Rejected(
-            name,
-            f"the folder name {name!r} is not a valid Keboola bucket name (only letters, digits, '-' and '_')",
-            f"Rename the folder to {bucket_name!r}, or set mapping.on_invalid_name: sanitize.",
-        )
-    return bucket_name, f"{stage}.c-{bucket_name}"
-
-
 def _csv_extension(name: str, extensions: tuple[str, ...]) -> str | None:
     lower = name.lower()
     for ext in extensions:
@@ -187,6 +171,144 @@ def _csv_extension(name: str, extensions: tuple[str, ...]) -> str | None:
 SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 TEXT_TABLE_ENDINGS = (".tsv", ".tab")  # not .txt: README.txt files are common and not tables
 
+ROOT_CSV = "CSV files directly in the watched folder are not synced; put them in a folder"
+SUBFOLDER = "folders inside folders are not synced (only first-level folders are buckets)"
+
+
+def _not_a_csv(rel: str, name: str, extensions: tuple[str, ...]) -> Ignored:
+    """Why a file that is not a CSV is skipped; said once for the endings people mistake for one."""
+    stripped = name[:-3] if name.lower().endswith(".gz") else None
+    if stripped and _csv_extension(stripped, extensions):
+        return Ignored(
+            rel, "compressed CSVs are not loaded; decompress it (keep the plain .csv in the folder)", notable=True
+        )
+    lower = name.lower()
+    if lower.endswith(SPREADSHEET_ENDINGS):
+        return Ignored(
+            rel,
+            "a spreadsheet, not a CSV; save it as 'CSV UTF-8 (Comma delimited)' (.csv) in this folder",
+            notable=True,
+        )
+    if lower.endswith(TEXT_TABLE_ENDINGS):
+        return Ignored(
+            rel,
+            "not a .csv file; rename it to .csv (tabs and semicolons are detected) or add its ending to"
+            " watch.csv_extensions",
+            notable=True,
+        )
+    return Ignored(rel, "not a CSV file")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folder's shape as Keboola sees it, built once from the config.
+
+    The ONE place that applies the ignore rules (junk names, hidden names, `watch.ignore_patterns`,
+    `watch.csv_extensions`) to files and folders alike: the watcher's hints, rescans, `status` and the
+    sync service all ask it, so a folder ignored by a rescan is ignored when it appears live too.
+    """
+
+    stage: str = "in"
+    extensions: tuple[str, ...] = (".csv",)
+    ignore_patterns: tuple[str, ...] = ()
+    on_invalid_name: str = "sanitize"
+
+    @classmethod
+    def from_config(cls, config: Config) -> Layout:
+        return cls(
+            stage=config.keboola.stage,
+            extensions=tuple(config.watch.csv_extensions),
+            ignore_patterns=tuple(config.watch.ignore_patterns),
+            on_invalid_name=config.mapping.on_invalid_name,
+        )
+
+    def ignored_name(self, name: str) -> str | None:
+        """Why one file or folder name is never synced, or None."""
+        return is_ignored_name(name, self.ignore_patterns)
+
+    def folder(self, name: str) -> tuple[str, str] | Ignored | Rejected:
+        """A first-level folder -> (bucket_name, bucket_id), or why it is not a bucket."""
+        reason = self.ignored_name(name)
+        if reason is not None:
+            return Ignored(name, f"{reason} folder")
+        bucket_name = sanitize_name(name)
+        # §3.3: the limit (UNCONFIRMED) counts the "c-" the server prepends.
+        problem = _name_problem(name, bucket_name, MAX_BUCKET_NAME - 2, "folder")
+        if problem is not None:
+            return Rejected(name, *problem)
+        if bucket_name != name and self.on_invalid_name == "reject":
+            return Rejected(
+                name,
+                f"the folder name {name!r} is not a valid Keboola bucket name (only letters, digits, '-' and '_')",
+                f"Rename the folder to {bucket_name!r}, or set mapping.on_invalid_name: sanitize.",
+            )
+        return bucket_name, f"{self.stage}.c-{bucket_name}"
+
+    def folder_ignored(self, name: str) -> bool:
+        """Hidden, junk and `ignore_patterns` folders are not synced at all (their files are not looked at)."""
+        return isinstance(self.folder(name), Ignored)
+
+    def subfolder(self, rel_path: str) -> Ignored:
+        """A folder inside a first-level folder: never synced; said once unless its name is ignored anyway."""
+        reason = self.ignored_name(rel_path.rsplit("/", 1)[-1])
+        return Ignored(rel_path, reason or SUBFOLDER, notable=reason is None)
+
+    def classify(self, rel_path: str) -> Target | Ignored | Rejected:
+        """What one file (relative to the watch root, "/"-separated) is: a table, or why not."""
+        parts = PurePosixPath(rel_path).parts
+        rel = "/".join(parts)
+        for index, part in enumerate(parts):
+            reason = self.ignored_name(part)
+            if reason is not None:
+                where = "" if index == len(parts) - 1 else f" (in {'/'.join(parts[: index + 1])})"
+                return Ignored(rel, reason + where)
+        name = parts[-1] if parts else ""
+        ext = _csv_extension(name, self.extensions)
+        if len(parts) == 1 and ext is not None:
+            return Ignored(rel, ROOT_CSV, notable=True)
+        if len(parts) != 2:  # the watcher and rescans look one level deep only
+            return Ignored(rel, SUBFOLDER if len(parts) > 2 else "not a CSV file")
+        if ext is None:
+            return _not_a_csv(rel, name, self.extensions)
+        return self._target(rel, parts[0], name, ext)
+
+    def _target(self, rel: str, folder: str, name: str, ext: str) -> Target | Ignored | Rejected:
+        folder_result = self.folder(folder)
+        if isinstance(folder_result, Ignored):
+            return Ignored(rel, folder_result.reason)
+        if isinstance(folder_result, Rejected):
+            return Rejected(rel, folder_result.problem, folder_result.fix)
+        bucket_name, bucket_id = folder_result
+        stem = name[: -len(ext)]
+        table_name = sanitize_name(stem)
+        problem = _name_problem(stem, table_name, MAX_TABLE_NAME, "file")
+        if problem is not None:
+            return Rejected(rel, *problem)
+        if table_name != stem and self.on_invalid_name == "reject":
+            return Rejected(
+                rel,
+                f"the file name {stem!r} is not a valid Keboola table name (only letters, digits, '-' and '_',"
+                " not starting with '_' or '-')",
+                f"Rename the file to {table_name + ext!r}, or set mapping.on_invalid_name: sanitize.",
+            )
+        return Target(
+            rel_path=rel,
+            folder=folder,
+            file_name=name,
+            bucket_name=bucket_name,
+            bucket_id=bucket_id,
+            table_name=table_name,
+            table_id=f"{bucket_id}.{table_name}",
+            renamed=bucket_name != folder or table_name != stem,
+        )
+
+
+def classify_folder(
+    name: str, *, stage: str, on_invalid_name: str, ignore_patterns: tuple[str, ...] = ()
+) -> tuple[str, str] | Ignored | Rejected:
+    """`Layout.folder` for callers without a Layout (kept for other modules; prefer a Layout)."""
+    return Layout(stage=stage, ignore_patterns=ignore_patterns, on_invalid_name=on_invalid_name).folder(name)
+
 
 def classify(
     rel_path: str,
@@ -195,98 +317,9 @@ def classify(
     extensions: tuple[str, ...],
     ignore_patterns: tuple[str, ...],
     on_invalid_name: str,
-    is_dir: bool = False,
 ) -> Target | Ignored | Rejected:
-    """Decide what one path (relative to the watch root, "/"-separated) is.
-
-    `is_dir` lets the caller report a folder that looks like a CSV (`sales/x.csv/`), which users
-    sometimes create by mistake; a pure function cannot know that on its own.
-    """
-    parts = PurePosixPath(rel_path).parts
-    rel = "/".join(parts)
-    if not parts:
-        return Ignored(rel, "the watched folder itself")
-    for index, part in enumerate(parts):
-        reason = is_ignored_name(part, ignore_patterns)
-        if reason is not None:
-            where = "" if index == len(parts) - 1 else f" (in {'/'.join(parts[: index + 1])})"
-            return Ignored(rel, reason + where)
-
-    name = parts[-1]
-    ext = _csv_extension(name, extensions)
-    if ext is None:
-        stripped = name[:-3] if name.lower().endswith(".gz") else None
-        if stripped and _csv_extension(stripped, extensions):
-            return Ignored(
-                rel,
-                "compressed CSVs are not loaded; decompress it (keep the plain .csv in the folder)",
-                notable=True,
-            )
-        lower = name.lower()
-        if not is_dir and lower.endswith(SPREADSHEET_ENDINGS):
-            return Ignored(
-                rel,
-                "a spreadsheet, not a CSV; save it as 'CSV UTF-8 (Comma delimited)' (.csv) in this folder",
-                notable=True,
-            )
-        if not is_dir and lower.endswith(TEXT_TABLE_ENDINGS):
-            return Ignored(
-                rel,
-                "not a .csv file; rename it to .csv (tabs and semicolons are detected) or add its ending to"
-                " watch.csv_extensions",
-                notable=True,
-            )
-        return Ignored(rel, "a folder" if is_dir else "not a CSV file")
-    if is_dir:
-        return Ignored(
-            rel,
-            f"{name!r} is a folder, not a CSV file; only files are loaded (rename the folder)",
-            notable=True,
-        )
-    if len(parts) == 1:
-        return Ignored(
-            rel,
-            "CSV files directly in the watched folder are not loaded; move it into a sub-folder"
-            " (the sub-folder becomes the bucket)",
-            notable=True,
-        )
-    if len(parts) > 2:
-        return Ignored(
-            rel,
-            f"CSV files nested deeper than one sub-folder are not loaded; move it up to {parts[0]}/{name}",
-            notable=True,
-        )
-
-    folder = parts[0]
-    folder_result = classify_folder(folder, stage=stage, on_invalid_name=on_invalid_name)
-    if isinstance(folder_result, Ignored):
-        return Ignored(rel, folder_result.reason)
-    if isinstance(folder_result, Rejected):
-        return Rejected(rel, folder_result.problem, folder_result.fix)
-    bucket_name, bucket_id = folder_result
-
-    stem = name[: -len(ext)]
-    table_name = sanitize_name(stem)
-    problem = _name_problem(stem, table_name, MAX_TABLE_NAME, "file")
-    if problem is not None:
-        return Rejected(rel, *problem)
-    if table_name != stem and on_invalid_name == "reject":
-        return Rejected(
-            rel,
-            f"the file name {stem!r} is not a valid Keboola table name (only letters, digits, '-' and '_',"
-            " not starting with '_' or '-')",
-            f"Rename the file to {table_name + ext!r}, or set mapping.on_invalid_name: sanitize.",
-        )
-    return Target(
-        rel_path=rel,
-        folder=folder,
-        file_name=name,
-        bucket_name=bucket_name,
-        bucket_id=bucket_id,
-        table_name=table_name,
-        table_id=f"{bucket_id}.{table_name}",
-        renamed=bucket_name != folder or table_name != stem,
-    )
+    """`Layout.classify` for callers without a Layout (kept for other modules; prefer a Layout)."""
+    return Layout(stage, extensions, ignore_patterns, on_invalid_name).classify(rel_path)
 
 
 # ---------------------------------------------------------------------------------------------------

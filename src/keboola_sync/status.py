@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import Config
 from .fileid import Fingerprint
-from .layout import Ignored, Rejected, classify
+from .layout import Ignored, Layout, Rejected
 from .state import Ledger
 
 
@@ -36,14 +36,9 @@ def collect(config: Config) -> list[dict[str, Any]]:
     finally:
         ledger.close()
     rows = []
+    layout = Layout.from_config(config)
     for rel_path in _csv_paths(config):
-        target = classify(
-            rel_path,
-            stage=config.keboola.stage,
-            extensions=config.watch.csv_extensions,
-            ignore_patterns=config.watch.ignore_patterns,
-            on_invalid_name=config.mapping.on_invalid_name,
-        )
+        target = layout.classify(rel_path)
         if isinstance(target, Ignored):
             continue
         record = records.get(rel_path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from .config import Config
 from .csvfile import CsvInfo, Dialect, Spool, SpoolReader, inspect_and_spool
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
-from .layout import Ignored, Rejected, Target, classify, classify_folder
+from .layout import Ignored, Layout, Rejected, Target
 from .state import FileRecord, Ledger
 from .storage import (
     MISSING_TARGET_CODES,
@@ -66,22 +67,18 @@ class SyncService:
 
     # -- classification ------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def layout(self) -> Layout:
+        """The naming and ignore rules, built once from the config."""
+        return Layout.from_config(self.config)
+
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
-        cfg = self.config
-        return classify(
-            rel_path,
-            stage=cfg.keboola.stage,
-            extensions=cfg.watch.csv_extensions,
-            ignore_patterns=cfg.watch.ignore_patterns,
-            on_invalid_name=cfg.mapping.on_invalid_name,
-        )
+        return self.layout.classify(rel_path)
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
     def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
-        return classify_folder(
-            folder, stage=self.config.keboola.stage, on_invalid_name=self.config.mapping.on_invalid_name
-        )
+        return self.layout.folder(folder)
 
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
@@ -119,9 +116,8 @@ class SyncService:
         return not isinstance(result, tuple) or result[1] in self._buckets
 
     def folder_ignored(self, folder: str) -> bool:
-        """Hidden and junk folders are not synced at all (their files are not even looked at)."""
-        result = self._folder(folder)
-        return isinstance(result, Ignored)
+        """Hidden, junk and `watch.ignore_patterns` folders are not synced (their files are not looked at)."""
+        return self.layout.folder_ignored(folder)
 
     # -- files -> tables -----------------------------------------------------------------------------
 

@@ -180,3 +180,21 @@ def test_files_untouched_for_long_are_not_held_back_at_start_up(daemon_factory, 
                 stamps[key] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert stamps["old"] - stamps["start"] < 6, stamps
     assert stamps["fresh"] - stamps["start"] >= 6, stamps
+
+
+def test_folder_in_ignore_patterns_created_while_running_gets_no_bucket(daemon_factory, emulator):
+    """watch.ignore_patterns applies to folders that appear while the daemon runs, not only to the
+    ones a rescan finds: an ignored folder never becomes a bucket (issue 11)."""
+    ignored, synced = f"archive{uid()}", f"sales{uid()}"
+    daemon = daemon_factory({"watch": {"ignore_patterns": ["archive*"]}}).start()
+    daemon.wait_log("watching with")
+    (daemon.watch / ignored).mkdir()
+    daemon.write(f"{ignored}/orders.csv", "id\n1\n")
+    # The control folder appears after the ignored one; once its table is loaded, the folder job of
+    # the ignored folder (queued first, on the event) has long run.
+    daemon.write(f"{synced}/orders.csv", "id\n2\n")
+    wait_table(emulator, f"in.c-{synced}.orders", [["id"], ["2"]])
+    bucket_ids = {b["id"] for b in emulator.client().buckets.list()}
+    assert f"in.c-{synced}" in bucket_ids
+    assert f"in.c-{ignored}" not in bucket_ids, daemon.log()[-3000:]
+    assert daemon.stop() == 0, daemon.log()[-3000:]

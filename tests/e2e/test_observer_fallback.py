@@ -10,7 +10,9 @@ import time
 import yaml
 
 from keboola_sync.config import load_config
-from keboola_sync.daemon import Scheduler, connect
+from keboola_sync.daemon import Daemon
+from keboola_sync.preflight import connect
+from keboola_sync.scheduler import Scheduler
 from keboola_sync.state import Ledger
 from keboola_sync.sync import SyncService
 from keboola_sync.watcher import Watcher
@@ -18,7 +20,7 @@ from support.emulator import wait_for
 
 
 def in_process(tmp_path, emulator, folder: str):
-    """Config, ledger and scheduler of a daemon, without its loop, so the test drives the rescans."""
+    """Config, ledger, scheduler and rescan of a daemon, without its loop, so the test drives the rescans."""
     watch = tmp_path / "watched"
     (watch / folder).mkdir(parents=True)
     config_file = tmp_path / "config.yaml"
@@ -37,7 +39,14 @@ def in_process(tmp_path, emulator, folder: str):
     config = load_config(config_file, None, environ=emulator.env(), config_path_explicit=True)
     storage, _ = connect(config)
     ledger = Ledger(config.state.path)
-    return config, ledger, Scheduler(config, SyncService(config, storage, ledger), threading.Event())
+    service = SyncService(config, storage, ledger)
+    scheduler = Scheduler(service, watch, stable_seconds=config.watch.stable_seconds, workers=1, stop=threading.Event())
+
+    def full_scan(watcher: Watcher) -> None:
+        daemon.rescan(service, scheduler, watcher)
+
+    daemon = Daemon(config)
+    return config, ledger, scheduler, full_scan
 
 
 def wait_settled(config, path) -> None:
@@ -46,7 +55,7 @@ def wait_settled(config, path) -> None:
 
 
 def test_a_change_no_event_announced_switches_to_polling(tmp_path, emulator):
-    config, ledger, scheduler = in_process(tmp_path, emulator, "fallback")
+    config, ledger, scheduler, full_scan = in_process(tmp_path, emulator, "fallback")
     watch = config.watch.path
     watcher = Watcher(
         watch,
@@ -59,12 +68,12 @@ def test_a_change_no_event_announced_switches_to_polling(tmp_path, emulator):
     try:
         assert watcher.mode == "native"
         watcher.start()
-        scheduler.full_scan(watcher=watcher)
+        full_scan(watcher)
         watcher.stop()  # from here on events are lost, as they are through Docker Desktop's file sharing
         path = watch / "fallback" / "a.csv"
         path.write_text("id\n1\n")
         wait_settled(config, path)
-        scheduler.full_scan(watcher=watcher)
+        full_scan(watcher)
         assert watcher.mode == "polling"
         assert "no file event announced" in watcher.reason and "fallback/a.csv" in watcher.reason
         assert watcher.running
@@ -74,7 +83,7 @@ def test_a_change_no_event_announced_switches_to_polling(tmp_path, emulator):
 
 
 def test_a_change_an_event_announced_keeps_native_events(tmp_path, emulator):
-    config, ledger, scheduler = in_process(tmp_path, emulator, "native")
+    config, ledger, scheduler, full_scan = in_process(tmp_path, emulator, "native")
     watch = config.watch.path
     seen: list[str] = []
 
@@ -92,12 +101,12 @@ def test_a_change_an_event_announced_keeps_native_events(tmp_path, emulator):
     )
     try:
         watcher.start()
-        scheduler.full_scan(watcher=watcher)
+        full_scan(watcher)
         path = watch / "native" / "a.csv"
         path.write_text("id\n1\n")
         wait_for(lambda: "native/a.csv" in seen, timeout=5)
         wait_settled(config, path)
-        scheduler.full_scan(watcher=watcher)
+        full_scan(watcher)
         assert watcher.mode == "native"
     finally:
         watcher.stop()

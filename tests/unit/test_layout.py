@@ -10,7 +10,9 @@ import pytest
 
 from keboola_sync.errors import ConfigError, FileChanged, InvalidFile, KeboolaSyncError
 from keboola_sync.layout import (
+    SUBFOLDER,
     Ignored,
+    Layout,
     Rejected,
     Target,
     classify,
@@ -77,7 +79,7 @@ def test_stage_and_extensions_come_from_config() -> None:
     ("rel_path", "notable", "reason_part"),
     [
         ("orders.csv", True, "directly in the watched folder"),
-        ("sales/2024/orders.csv", True, "nested deeper"),
+        ("sales/2024/orders.csv", False, "folders inside folders"),
         ("sales/orders.csv.gz", True, "compressed CSVs are not loaded; decompress it"),
         ("sales/ORDERS.CSV.GZ", True, "compressed"),
         ("sales/orders.xlsx", True, "save it as 'CSV UTF-8"),
@@ -103,7 +105,7 @@ def test_stage_and_extensions_come_from_config() -> None:
         ("sales/Thumbs.db", False, "Windows thumbnail cache"),
         ("sales/desktop.ini", False, "Windows folder settings"),
         ("sales/._orders.csv", False, "macOS resource fork"),
-        ("", False, "watched folder itself"),
+        ("notes.txt", False, "not a CSV"),
     ],
 )
 def test_ignored(rel_path: str, notable: bool, reason_part: str) -> None:
@@ -114,14 +116,27 @@ def test_ignored(rel_path: str, notable: bool, reason_part: str) -> None:
     assert result.rel_path == rel_path
 
 
-def test_folder_named_like_a_csv_is_notable_when_the_caller_says_it_is_a_folder() -> None:
-    result = run("sales/x.csv", is_dir=True)
-    assert isinstance(result, Ignored)
-    assert result.notable
-    assert "is a folder, not a CSV file" in result.reason
+def test_subfolders_are_notable_unless_their_name_is_ignored() -> None:
+    layout = Layout(ignore_patterns=("old*",))
+    assert layout.subfolder("sales/x.csv") == Ignored("sales/x.csv", SUBFOLDER, notable=True)
+    assert layout.subfolder("sales/.git").notable is False
+    assert layout.subfolder("sales/Old_2023").notable is False
     # A first-level folder called x.csv is just a (renamed) bucket: its CSVs load.
-    assert isinstance(run("x.csv/a.csv"), Target)
-    assert run("sales", is_dir=True) == Ignored("sales", "a folder")
+    assert isinstance(layout.classify("x.csv/a.csv"), Target)
+
+
+def test_ignore_patterns_apply_to_first_level_folders() -> None:
+    """One rule for rescans and live folder events: an ignored folder never becomes a bucket."""
+    layout = Layout(ignore_patterns=("ARCHIVE*",))
+    assert layout.folder_ignored("archive_2023")
+    assert layout.folder("archive_2023") == Ignored(
+        "archive_2023", "matches watch.ignore_patterns entry 'ARCHIVE*' folder"
+    )
+    assert isinstance(layout.classify("archive_2023/orders.csv"), Ignored)
+    assert not layout.folder_ignored("sales")
+    assert isinstance(
+        classify_folder("archive", stage="in", on_invalid_name="sanitize", ignore_patterns=("archive",)), Ignored
+    )
 
 
 def test_ignore_patterns_from_config_are_case_insensitive_globs() -> None:

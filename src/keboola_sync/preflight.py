@@ -1,0 +1,92 @@
+"""Start-up checks: everything `run`, `sync --once` and `check` must know before anything is synced.
+
+Each check raises a `ConfigError` naming the setting and the fix (exit code 2), so a wrong folder, an
+unwritable directory or a refused token stops the daemon at once instead of failing file by file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from .config import Config, check_writable_dir
+from .errors import ConfigError
+from .storage import Storage, StorageError, TokenInfo, TokenRejected
+
+log = logging.getLogger("keboola_sync.daemon")
+
+
+class StartupError(ConfigError):
+    """Start-up cannot go on (bad token, unreachable stack, missing folder): exit code 2."""
+
+
+def check_folder(path: Path) -> None:
+    """The watched folder exists, is a folder and can be listed."""
+    if not path.exists():
+        raise StartupError(
+            "watch.path",
+            f"the watched folder {path} does not exist. Create it or fix watch.path (in Docker: the WATCH_DIR mount)",
+        )
+    if not path.is_dir():
+        raise StartupError("watch.path", f"{path} is not a folder. Point watch.path at a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise StartupError("watch.path", f"the watched folder {path} cannot be read. Fix its permissions")
+
+
+def writable_dirs(config: Config) -> tuple[tuple[str, Path], ...]:
+    """(config key, directory) the daemon writes to; `check` also lists the health file's folder."""
+    return (
+        ("logging.file", config.logging.file.parent),
+        ("state.path", config.state.path.parent),
+        ("upload.spool_dir", config.upload.spool_dir),
+    )
+
+
+def check_writable_dirs(config: Config) -> None:
+    """Before logging is set up: the log, ledger and spool directories can be created and written."""
+    for key, path in writable_dirs(config):
+        check_writable_dir(path, key)
+
+
+def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Storage, TokenInfo]:
+    """Verify the token and that it may write (§1.3). Any problem is a StartupError naming the fix."""
+    token = config.require_token()
+    storage = Storage(
+        config.keboola.url,
+        token,
+        keboola=config.keboola,
+        retry=config.retry,
+        upload=config.upload,
+        progress_seconds=config.logging.progress_seconds,
+        abandon=abandon,
+    )
+    try:
+        info = storage.verify_token()
+    except TokenRejected as exc:
+        raise StartupError(
+            "KBC_STORAGE_API_TOKEN",
+            f"Keboola at {config.keboola.url} refused the token ({exc.code or exc.status}). "
+            "Check KBC_STORAGE_API_TOKEN in .env and that KBC_STORAGE_API_HOST is the stack of "
+            "your project",
+        ) from exc
+    except StorageError as exc:
+        raise StartupError(
+            "keboola.url",
+            f"cannot reach Keboola at {config.keboola.url}: {exc}. Check KBC_STORAGE_API_HOST "
+            "(or keboola.url) and the network",
+        ) from exc
+    writable = [b for b, p in info.bucket_permissions.items() if p in ("write", "manage")]
+    if not info.can_manage_buckets and not writable:
+        raise StartupError(
+            "KBC_STORAGE_API_TOKEN",
+            "the token can neither create buckets nor write to any bucket. Create a token "
+            "with 'Full access to all buckets' (canManageBuckets) in Keboola",
+        )
+    if not info.can_manage_buckets:
+        log.warning(
+            "the token cannot create buckets; only folders whose buckets exist and are writable (%s) will sync",
+            ", ".join(writable),
+        )
+    return storage, info
