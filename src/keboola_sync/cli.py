@@ -125,7 +125,7 @@ def _run(config: Config, *, once: bool) -> int:
 def _check(config: Config) -> int:
     """Everything `run` checks at start-up, printed as it goes, without starting to sync."""
     from .config import check_writable_dir
-    from .preflight import check_folder, connect
+    from .preflight import check_folder
 
     ok = True
 
@@ -154,17 +154,35 @@ def _check(config: Config) -> int:
             say(True, f"{key}: {path} is writable")
         except ConfigError as exc:
             say(False, str(exc))
-    try:
-        _, info = connect(config)
-        say(
-            True,
-            f"Keboola {config.keboola.url}: token accepted, project '{info.project_name}' "
-            f"({info.project_id}), can create buckets: {'yes' if info.can_manage_buckets else 'no'}, "
-            f"file storage: {info.file_storage_provider}",
-        )
-    except ConfigError as exc:
-        say(False, str(exc))
+    say(*_check_keboola(config))
     return 0 if ok else 2
+
+
+def _check_keboola(config: Config) -> tuple[bool, str]:
+    """The stack first (one quick probe that tells DNS, refused, timeout and not-Keboola apart), then the
+    token with one attempt and a short timeout: `check` answers within seconds, one line per problem."""
+    from dataclasses import replace
+
+    from .preflight import check_stack, connect
+    from .storage.probe import PROBE_TIMEOUT_SECONDS
+
+    quick = replace(
+        config,
+        retry=replace(config.retry, max_attempts=1),
+        keboola=replace(
+            config.keboola, request_timeout_seconds=min(config.keboola.request_timeout_seconds, PROBE_TIMEOUT_SECONDS)
+        ),
+    )
+    try:
+        check_stack(config)
+        _, info = connect(quick)
+    except ConfigError as exc:
+        return False, str(exc)
+    return True, (
+        f"Keboola {config.keboola.url}: token accepted, project '{info.project_name}' "
+        f"({info.project_id}), can create buckets: {'yes' if info.can_manage_buckets else 'no'}, "
+        f"file storage: {info.file_storage_provider}"
+    )
 
 
 def _status(config: Config, *, as_json: bool) -> int:

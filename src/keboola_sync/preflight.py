@@ -14,6 +14,7 @@ from pathlib import Path
 from .config import Config, check_writable_dir
 from .errors import ConfigError
 from .storage import Storage, StorageError, TokenInfo, TokenRejected
+from .storage.probe import probe_stack
 
 log = logging.getLogger("keboola_sync.daemon")
 
@@ -50,6 +51,22 @@ def check_writable_dirs(config: Config) -> None:
         check_writable_dir(path, key)
 
 
+def unreachable(config: Config, why: str) -> StartupError:
+    """The one wording for a stack URL that does not lead to Keboola (`run`, `sync --once` and `check`)."""
+    return StartupError(
+        "keboola.url",
+        f"cannot reach Keboola at {config.keboola.url}: {why}. Check KBC_STORAGE_API_HOST (or keboola.url) "
+        "and the network",
+    )
+
+
+def check_stack(config: Config) -> None:
+    """One quick probe of the stack URL (no token sent): raises the StartupError that says plainly why not."""
+    probe = probe_stack(config.keboola.url)
+    if not probe.ok:
+        raise unreachable(config, probe.problem)
+
+
 def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Storage, TokenInfo]:
     """Verify the token and that it may write (§1.3). Any problem is a StartupError naming the fix."""
     token = config.require_token()
@@ -72,11 +89,8 @@ def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Sto
             "your project",
         ) from exc
     except StorageError as exc:
-        raise StartupError(
-            "keboola.url",
-            f"cannot reach Keboola at {config.keboola.url}: {exc}. Check KBC_STORAGE_API_HOST "
-            "(or keboola.url) and the network",
-        ) from exc
+        probe = probe_stack(config.keboola.url)
+        raise unreachable(config, probe.problem if not probe.ok else str(exc)) from exc
     writable = [b for b, p in info.bucket_permissions.items() if p in ("write", "manage")]
     if not info.can_manage_buckets and not writable:
         raise StartupError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 import uuid
 
 from support.emulator import wait_for
@@ -66,3 +68,50 @@ def test_health_turns_unhealthy_when_keboola_stops_answering(daemon_factory, mak
     assert "no successful contact with Keboola" in daemon.run("health").stdout
     assert daemon.alive  # an unreachable Keboola never kills the daemon
     assert daemon.stop() == 0
+
+
+def _keboola_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if "keboola.url" in line or "Keboola" in line]
+
+
+def test_check_against_a_closed_port_says_so_in_one_line_within_seconds(daemon_factory):
+    from support.emulator import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    daemon = daemon_factory({"keboola": {"url": url}})
+    started = time.monotonic()
+    result = daemon.run("check", timeout=60)
+    took = time.monotonic() - started
+    assert result.returncode == 2
+    assert _keboola_lines(result.stdout) == [
+        f"FAIL keboola.url: cannot reach Keboola at {url}: nothing listens at {url} (connection refused); check the "
+        "host and port. Check KBC_STORAGE_API_HOST (or keboola.url) and the network"
+    ]
+    assert "HTTPConnectionPool" not in result.stdout + result.stderr
+    assert took < 15, took
+
+
+def test_check_against_a_server_that_is_not_keboola(daemon_factory, emulator):
+    # The emulator's S3 port: a live HTTP server that is not a Keboola Storage API (answers 404 or 403 there).
+    daemon = daemon_factory({"keboola": {"url": emulator.s3_url}})
+    result = daemon.run("check", timeout=60)
+    assert result.returncode == 2
+    [line] = _keboola_lines(result.stdout)
+    assert line.startswith(f"FAIL keboola.url: cannot reach Keboola at {emulator.s3_url}: {emulator.s3_url} answers")
+    assert "but is not a Keboola Storage API; use your project's stack URL" in line
+    assert "refused the token" not in result.stdout  # the token was never sent there
+
+
+def test_check_against_a_server_that_never_answers_times_out_in_seconds(daemon_factory):
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        daemon = daemon_factory({"keboola": {"url": url}})
+        started = time.monotonic()
+        result = daemon.run("check", timeout=60)
+        took = time.monotonic() - started
+    assert result.returncode == 2
+    [line] = _keboola_lines(result.stdout)
+    assert f"{url} did not answer within 5 s" in line
+    assert took < 15, took
