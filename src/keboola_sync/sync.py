@@ -206,7 +206,7 @@ class SyncService:
         try:
             info, spool, fresh_file_id = self._pass(rel_path, path, target, fp, record)
         except (InvalidFile, SpoolError, FileChanged, OSError) as exc:
-            return self._on_error(rel_path, target.table_id, fp, exc)
+            return self._on_error(rel_path, target.table_id, fp, exc, record)
         try:
             if record is not None and record.state == LedgerState.SYNCED and record.sha256 == info.sha256:
                 # A touch (or a copy of the same bytes): Keboola already holds this content.
@@ -215,7 +215,7 @@ class SyncService:
             try:
                 loaded = self.loader.load(rel_path, target, info, spool, record, fresh_file_id)
             except (Abandoned, StorageError, HeaderRefused, ContentRefused) as exc:
-                return self._on_error(rel_path, target.table_id, info.fingerprint, exc)
+                return self._on_error(rel_path, target.table_id, info.fingerprint, exc, record)
             return self._finish(rel_path, path, target, info, spool, loaded, started)
         finally:
             spool.path.unlink(missing_ok=True)
@@ -295,7 +295,9 @@ class SyncService:
 
     # -- outcomes ----------------------------------------------------------------------------------
 
-    def _on_error(self, rel_path: str, table_id: str, version: Fingerprint, exc: BaseException) -> Outcome:
+    def _on_error(
+        self, rel_path: str, table_id: str, version: Fingerprint, exc: BaseException, before: FileRecord | None
+    ) -> Outcome:
         """What becomes of the file after `exc`, from the one table; an error it does not know is raised."""
         rule = error_outcome(exc)
         if rule is None:
@@ -305,7 +307,7 @@ class SyncService:
         if rule.status is Status.SKIPPED:
             return self._skip(rel_path, table_id, remembered, message)
         if rule.status is Status.FAILED:
-            return self._fail(rel_path, table_id, remembered, message)
+            return self._fail(rel_path, table_id, remembered, message, before)
         if rule.status is Status.ABANDONED:
             log.warning("%s: %s; the next start finishes it", rel_path, exc, extra={"file": rel_path})
         return Outcome(rel_path, rule.status, message, table_id)
@@ -314,17 +316,25 @@ class SyncService:
         """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes."""
         previous = self.ledger.get(rel_path)
         self.ledger.record_skipped(rel_path, table_id, fp, message)
-        if _transition(previous, LedgerState.SKIPPED, fp, message):
+        if (
+            previous is None
+            or previous.state != LedgerState.SKIPPED
+            or previous.error != message
+            or previous.seen != fp
+        ):
             log.warning("skipped %s", message, extra={"file": rel_path, "outcome": "skipped"})
         return Outcome(rel_path, Status.SKIPPED, message, table_id)
 
-    def _fail(self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str) -> Outcome:
-        """Keboola failed: one ERROR line when the file starts failing (or fails differently); a retry
-        that fails the same way is logged at DEBUG only."""
+    def _fail(
+        self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str, before: FileRecord | None
+    ) -> Outcome:
+        """Keboola failed: one ERROR line when this version of the file starts failing; a retry that
+        fails again is logged at DEBUG only (its message differs by a job id or a status code, so it
+        is not compared)."""
         retry_in = self.config.retry.failed_retry_seconds
-        previous = self.ledger.get(rel_path)
         self.ledger.record_failed(rel_path, table_id, fp, message, time.time() + retry_in)
-        new = _transition(previous, LedgerState.FAILED, fp, message)
+        # Judged against the row as this sync found it: the load itself marks the row pending on upload.
+        new = before is None or before.state != LedgerState.FAILED or before.seen != fp
         log.log(
             logging.ERROR if new else logging.DEBUG,
             "failed %s: %s; trying again in %.0f s or when the file changes",
@@ -371,8 +381,3 @@ _STATUS_OF_ACTION = {
     Action.NOTHING: Status.UNCHANGED,
     Action.WAIT: Status.WAITING,
 }
-
-
-def _transition(previous: FileRecord | None, state: LedgerState, fp: Fingerprint | None, message: str) -> bool:
-    """Is this a new state for the file (another state, another problem or another version)?"""
-    return previous is None or previous.state != state or previous.error != message or previous.seen != fp
