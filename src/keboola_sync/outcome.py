@@ -17,6 +17,8 @@ from .fileid import Fingerprint
 from .load import ContentRefused, HeaderRefused
 from .storage import Abandoned, StorageError, TokenRejected
 
+GONE_MESSAGE = "deleted before it could be loaded"
+
 
 class Status(StrEnum):
     """What happened to one file (the daemon counts these; they are not ledger states)."""
@@ -110,7 +112,7 @@ class ErrorOutcome:
 # The one table from an error to what becomes of the file; the first matching class wins (subclasses first).
 ERROR_OUTCOMES: tuple[tuple[type[BaseException], ErrorOutcome], ...] = (
     (FileChanged, ErrorOutcome(Status.CHANGED, False, lambda _p, _e: "changed while being read")),
-    (FileNotFoundError, ErrorOutcome(Status.GONE, False, lambda _p, _e: "deleted before it could be loaded")),
+    (FileNotFoundError, ErrorOutcome(Status.GONE, False, lambda _p, _e: GONE_MESSAGE)),
     (InvalidFile, ErrorOutcome(Status.SKIPPED, True)),
     (HeaderRefused, ErrorOutcome(Status.SKIPPED, True)),
     (ContentRefused, ErrorOutcome(Status.SKIPPED, True)),

@@ -27,7 +27,7 @@ from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Rejected, Target, classify, classify_folder
 from .load import ContentRefused, HeaderRefused, Loaded, Loader, Overlap
-from .outcome import Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
+from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
 from .state import FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
 
@@ -59,7 +59,7 @@ def decide(
     fp = seen.fingerprint
     if fp is None:
         if not seen.exists:
-            return Decision(Action.GONE, "deleted before it could be loaded")
+            return Decision(Action.GONE, GONE_MESSAGE)
         # No fingerprint is remembered: fixing permissions or a link changes no size or mtime, so the
         # file is looked at again on every rescan (one failed open), logged only once.
         problem = os_problem(rel_path, seen.error) if seen.error else f"{rel_path}: cannot be read"
