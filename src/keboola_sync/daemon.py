@@ -25,7 +25,7 @@ from .scheduler import Scheduler
 from .spool import clean_spool
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
-from .sync import Outcome, SyncService
+from .sync import Outcome, Status, SyncService
 from .watcher import Watcher
 
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
@@ -247,7 +247,7 @@ class Daemon:
                 and record.path not in scheduler.counters.outcomes
                 and (self.config.watch.path / record.path).exists()
             ):
-                bad.append(Outcome(record.path, record.state, record.error or ""))
+                bad.append(Outcome(record.path, Status(record.state), record.error or ""))
         c = scheduler.counters
         log.info(
             "sync --once done: %d loaded, %d unchanged, %d skipped, %d failed",

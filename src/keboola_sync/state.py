@@ -21,12 +21,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from .errors import ConfigError
 from .fileid import Fingerprint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -65,9 +66,25 @@ MIGRATIONS: dict[int, str] = {
         created_at  REAL NOT NULL
     );
     """,
+    # Columns that were written and never read. An older keboola-sync refuses schema 2 with the
+    # "written by a newer keboola-sync" message; nothing it needs is lost. (DROP COLUMN: SQLite >= 3.35.)
+    2: """
+    ALTER TABLE files DROP COLUMN seen_sha256;
+    ALTER TABLE files DROP COLUMN bytes;
+    ALTER TABLE files DROP COLUMN seconds;
+    ALTER TABLE files DROP COLUMN pending_kind;
+    ALTER TABLE files DROP COLUMN attempts;
+    """,
 }
 
-STATES = ("synced", "pending", "failed", "skipped")
+
+class LedgerState(StrEnum):
+    """A row's `state` column. The values are what the database and `status --json` show."""
+
+    SYNCED = "synced"  # the table holds the version in `seen_*`
+    PENDING = "pending"  # not loaded yet, or a load is in flight
+    FAILED = "failed"  # Keboola failed; tried again at `next_retry_at` or when the file changes
+    SKIPPED = "skipped"  # the file is invalid as it is; tried again when it changes
 
 
 def unreadable_ledger(path: Path, exc: Exception) -> str:
@@ -81,26 +98,20 @@ def unreadable_ledger(path: Path, exc: Exception) -> str:
 class FileRecord:
     path: str
     table_id: str | None
-    state: str
+    state: LedgerState
     seen: Fingerprint | None
-    seen_sha256: str | None
     sha256: str | None
     columns: tuple[str, ...] | None
     rows: int | None
-    bytes: int | None
-    seconds: float | None
     last_load_at: float | None
     pending: Fingerprint | None
     pending_sha256: str | None
     pending_columns: tuple[str, ...] | None
-    pending_kind: str | None
     file_id: int | None
     file_uploaded_at: float | None
     job_id: int | None
     error: str | None
-    attempts: int
     next_retry_at: float | None
-    updated_at: float
 
     @property
     def in_flight(self) -> bool:
@@ -122,26 +133,20 @@ def _record(row: sqlite3.Row) -> FileRecord:
     return FileRecord(
         path=row["path"],
         table_id=row["table_id"],
-        state=row["state"],
+        state=LedgerState(row["state"]),
         seen=_fingerprint(row["seen_size"], row["seen_mtime_ns"], row["seen_inode"]),
-        seen_sha256=row["seen_sha256"],
         sha256=row["sha256"],
         columns=_columns(row["columns"]),
         rows=row["rows"],
-        bytes=row["bytes"],
-        seconds=row["seconds"],
         last_load_at=row["last_load_at"],
         pending=_fingerprint(row["pending_size"], row["pending_mtime_ns"], row["pending_inode"]),
         pending_sha256=row["pending_sha256"],
         pending_columns=_columns(row["pending_columns"]),
-        pending_kind=row["pending_kind"],
         file_id=row["file_id"],
         file_uploaded_at=row["file_uploaded_at"],
         job_id=row["job_id"],
         error=row["error"],
-        attempts=row["attempts"],
         next_retry_at=row["next_retry_at"],
-        updated_at=row["updated_at"],
     )
 
 
@@ -235,7 +240,7 @@ class Ledger:
             sets = ", ".join(f"{k} = ?" for k in fields)
             conn.execute(f"UPDATE files SET {sets}, table_id = ? WHERE path = ?", (*fields.values(), table_id, path))  # noqa: S608
         else:
-            fields.setdefault("state", "pending")
+            fields.setdefault("state", LedgerState.PENDING.value)
             names = ", ".join(["path", "table_id", *fields])
             marks = ", ".join("?" * (len(fields) + 2))
             conn.execute(f"INSERT INTO files ({names}) VALUES ({marks})", (path, table_id, *fields.values()))  # noqa: S608
@@ -248,7 +253,6 @@ class Ledger:
         sha256: str,
         columns: tuple[str, ...],
         file_id: int,
-        kind: str,
     ) -> None:
         """The content is in Keboola file storage; if the import fails it is retried from this file id."""
         with self._tx() as conn:
@@ -256,13 +260,12 @@ class Ledger:
                 conn,
                 path,
                 table_id,
-                state="pending",
+                state=LedgerState.PENDING.value,
                 pending_size=fp.size,
                 pending_mtime_ns=fp.mtime_ns,
                 pending_inode=fp.inode,
                 pending_sha256=sha256,
                 pending_columns=json.dumps(list(columns)),
-                pending_kind=kind,
                 file_id=file_id,
                 file_uploaded_at=time.time(),
                 job_id=None,
@@ -281,24 +284,19 @@ class Ledger:
         sha256: str,
         columns: tuple[str, ...],
         rows: int | None,
-        nbytes: int | None,
-        seconds: float | None,
     ) -> None:
         with self._tx() as conn:
             self._upsert(
                 conn,
                 path,
                 table_id,
-                state="synced",
+                state=LedgerState.SYNCED.value,
                 seen_size=fp.size,
                 seen_mtime_ns=fp.mtime_ns,
                 seen_inode=fp.inode,
-                seen_sha256=sha256,
                 sha256=sha256,
                 columns=json.dumps(list(columns)),
                 rows=rows,
-                bytes=nbytes,
-                seconds=seconds,
                 last_load_at=time.time(),
                 job_id=None,
                 pending_size=None,
@@ -306,9 +304,7 @@ class Ledger:
                 pending_inode=None,
                 pending_sha256=None,
                 pending_columns=None,
-                pending_kind=None,
                 error=None,
-                attempts=0,
                 next_retry_at=None,
             )
 
@@ -317,22 +313,19 @@ class Ledger:
         with self._tx() as conn:
             self._upsert(conn, path, table_id, seen_size=fp.size, seen_mtime_ns=fp.mtime_ns, seen_inode=fp.inode)
 
-    def record_skipped(
-        self, path: str, table_id: str | None, fp: Fingerprint | None, sha256: str | None, error: str
-    ) -> None:
+    def record_skipped(self, path: str, table_id: str | None, fp: Fingerprint | None, error: str) -> None:
         """The file is invalid as it is: skip it until its fingerprint changes."""
         with self._tx() as conn:
             self._upsert(
                 conn,
                 path,
                 table_id,
-                state="skipped",
+                state=LedgerState.SKIPPED.value,
                 error=error,
                 next_retry_at=None,
                 seen_size=fp.size if fp else None,
                 seen_mtime_ns=fp.mtime_ns if fp else None,
                 seen_inode=fp.inode if fp else None,
-                seen_sha256=sha256,
             )
 
     def record_failed(
@@ -340,7 +333,6 @@ class Ledger:
         path: str,
         table_id: str | None,
         fp: Fingerprint | None,
-        sha256: str | None,
         error: str,
         retry_at: float | None,
     ) -> None:
@@ -350,16 +342,14 @@ class Ledger:
                 conn,
                 path,
                 table_id,
-                state="failed",
+                state=LedgerState.FAILED.value,
                 error=error,
                 next_retry_at=retry_at,
                 job_id=None,
                 seen_size=fp.size if fp else None,
                 seen_mtime_ns=fp.mtime_ns if fp else None,
                 seen_inode=fp.inode if fp else None,
-                seen_sha256=sha256,
             )
-            conn.execute("UPDATE files SET attempts = attempts + 1 WHERE path = ?", (path,))
 
     def clear_in_flight(self, path: str) -> None:
         """The job in flight ended without loading anything (it failed): forget it, keep the file id."""
@@ -391,10 +381,11 @@ class Ledger:
         with self._tx() as conn:
             conn.execute(
                 "UPDATE files SET columns = NULL, sha256 = NULL, seen_size = NULL, seen_mtime_ns = NULL, "
-                "seen_inode = NULL, seen_sha256 = NULL, state = 'pending', updated_at = ? WHERE table_id = ?",
-                (time.time(), table_id),
+                "seen_inode = NULL, state = ?, updated_at = ? WHERE table_id = ?",
+                (LedgerState.PENDING.value, time.time(), table_id),
             )
 
     def integrity_ok(self) -> bool:
         with self._lock:
-            return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            verdict: str = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return verdict == "ok"

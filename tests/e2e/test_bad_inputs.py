@@ -1109,3 +1109,30 @@ def test_spool_directory_lost_while_running_fails_the_load_not_the_file(daemon_f
     spool.unlink()
     wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
     assert daemon.stop() == 0
+
+
+def test_a_load_that_keeps_failing_logs_one_error_line(daemon_factory, emulator):
+    """A failure is logged at ERROR when a version of the file starts failing, not again on every retry
+    (those show at DEBUG only, whatever status code each got); the file loads once Keboola recovers."""
+    folder = f"fail{uid()}"
+    daemon = daemon_factory(
+        {
+            "logging": {"level": "DEBUG"},
+            "retry": {"max_attempts": 1, "failed_retry_seconds": 0.5},
+            "watch": {"rescan_seconds": 0.5},
+        }
+    )
+    (daemon.watch / folder).mkdir()
+    daemon.start()
+    daemon.wait_log("watching with")
+    emulator.set_faults(fail_rate=1.0, paths=["files/prepare"])  # every upload gets a 5xx
+    daemon.write(f"{folder}/a.csv", VALID)
+    needle = f"failed {folder}/a.csv: "
+    daemon.wait_log(needle, count=3, timeout=60)  # three loads failed: the first at ERROR, the others at DEBUG
+    lines = [ln for ln in daemon.log().splitlines() if needle in ln]
+    assert [level_of(ln) for ln in lines[:3]] == ["ERROR", "DEBUG", "DEBUG"], lines
+    assert status_rows(daemon)[f"{folder}/a.csv"]["state"] == "failed"
+    emulator.reset_faults()
+    wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
+    assert len(problem_lines(daemon, needle)) == 1
+    assert daemon.stop() == 0

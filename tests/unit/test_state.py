@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
 from keboola_sync.errors import ConfigError
 from keboola_sync.fileid import Fingerprint
-from keboola_sync.state import SCHEMA_VERSION, Ledger
+from keboola_sync.state import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerState
 
 FP = Fingerprint(size=10, mtime_ns=123, inode=7)
 
 
 def test_a_load_moves_from_uploaded_to_in_flight_to_synced(tmp_path):
     ledger = Ledger(tmp_path / "s.db")
-    ledger.record_uploaded("a/b.csv", "in.c-a.b", FP, "h1", ("id",), file_id=42, kind="create")
+    ledger.record_uploaded("a/b.csv", "in.c-a.b", FP, "h1", ("id",), file_id=42)
     ledger.record_job_started("a/b.csv", 9)
     row = ledger.get("a/b.csv")
     assert row is not None and row.in_flight and row.file_id == 42 and row.pending == FP
     assert [r.path for r in ledger.in_flight()] == ["a/b.csv"]
 
-    ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), rows=3, nbytes=10, seconds=0.5)
+    ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), rows=3)
     row = ledger.get("a/b.csv")
     assert row is not None
     assert (row.state, row.seen, row.sha256, row.columns, row.rows, row.job_id) == (
@@ -43,18 +44,18 @@ def test_a_load_moves_from_uploaded_to_in_flight_to_synced(tmp_path):
 
 def test_skipped_and_failed_rows_keep_the_error_and_the_version_judged(tmp_path):
     ledger = Ledger(tmp_path / "s.db")
-    ledger.record_skipped("x/y.csv", None, FP, None, "x/y.csv: not UTF-8. Save it as UTF-8")
+    ledger.record_skipped("x/y.csv", None, FP, "x/y.csv: not UTF-8. Save it as UTF-8")
     row = ledger.get("x/y.csv")
     assert row is not None
     assert (row.state, row.seen, row.error) == ("skipped", FP, "x/y.csv: not UTF-8. Save it as UTF-8")
-    ledger.record_failed("x/y.csv", "in.c-x.y", FP, "h", "HTTP 503", retry_at=100.0)
+    ledger.record_failed("x/y.csv", "in.c-x.y", FP, "HTTP 503", retry_at=100.0)
     row = ledger.get("x/y.csv")
-    assert row is not None and (row.state, row.attempts, row.next_retry_at) == ("failed", 1, 100.0)
+    assert row is not None and (row.state, row.next_retry_at) == (LedgerState.FAILED, 100.0)
 
 
 def test_forgetting_a_table_makes_its_files_load_again(tmp_path):
     ledger = Ledger(tmp_path / "s.db")
-    ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), 1, 1, 0.1)
+    ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), 1)
     ledger.forget_table("in.c-a.b")
     row = ledger.get("a/b.csv")
     assert row is not None and row.seen is None and row.state == "pending"
@@ -74,3 +75,43 @@ def test_readonly_ledger_of_a_missing_file_is_empty_and_creates_nothing(tmp_path
     ledger = Ledger(tmp_path / "none" / "s.db", readonly=True)
     assert ledger.all() == []
     assert not (tmp_path / "none").exists()
+
+
+def test_a_ledger_of_schema_1_opens_and_keeps_its_rows(tmp_path):
+    """Schema 2 drops columns that were written and never read; a ledger of an older run keeps every row."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[1])
+        conn.execute("PRAGMA user_version=1")
+        conn.execute(
+            "INSERT INTO files (path, table_id, state, seen_size, seen_mtime_ns, seen_inode, seen_sha256, sha256, "
+            "columns, rows, bytes, seconds, last_load_at, pending_kind, attempts, updated_at) "
+            "VALUES ('a/b.csv', 'in.c-a.b', 'synced', 10, 123, 7, 'h1', 'h1', '[\"id\"]', 3, 10, 0.5, 5.0, "
+            "'create', 2, 5.0)"
+        )
+    conn.close()
+    old = Ledger(path, readonly=True)  # `status` beside a daemon that has not migrated it yet
+    assert [(r.path, r.state, r.seen, r.rows) for r in old.all()] == [("a/b.csv", "synced", FP, 3)]
+    old.close()
+    ledger = Ledger(path)
+    row = ledger.get("a/b.csv")
+    assert row is not None and (row.state, row.seen, row.sha256, row.columns, row.rows) == (
+        LedgerState.SYNCED,
+        FP,
+        "h1",
+        ("id",),
+        3,
+    )
+    ledger.record_failed("a/b.csv", "in.c-a.b", FP, "HTTP 503", retry_at=100.0)
+    assert ledger.integrity_ok()
+    ledger.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(files)")}
+    conn.close()
+    assert not columns & {"seen_sha256", "bytes", "seconds", "pending_kind", "attempts"}
+
+
+def test_ledger_states_are_the_strings_the_database_and_status_json_show():
+    assert [s.value for s in LedgerState] == ["synced", "pending", "failed", "skipped"]
+    assert json.dumps({"state": LedgerState.FAILED}) == '{"state": "failed"}'

@@ -1,0 +1,346 @@
+"""The remote half of a load: make one Keboola table equal to a file already inspected and spooled.
+
+`Loader.load` ensures the bucket, compares the header with the table, uploads (or reuses a kept upload),
+starts a create or a full load, waits for the job and records each step in the ledger, so a crash at any
+moment is resolved at the next start by asking Keboola (`resolve_in_flight`), never by sending blindly.
+
+A failed job is handled by its kind (`JobFailed.kind`, §7.2 codes), one handler per kind in `_ON_JOB_ERROR`:
+the uploaded file is gone (upload again), the table or bucket vanished (create it again), Keboola had an
+internal error (import again from the same upload), or the content is wrong (`ContentRefused`: the caller
+skips the file until it changes). A refused header raises `HeaderRefused` before anything remote changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import Config
+from .csvfile import CsvInfo, Dialect, Spool, SpoolReader
+from .errors import KeboolaSyncError
+from .fileid import Fingerprint
+from .layout import Target
+from .state import FileRecord, Ledger
+from .storage import (
+    MISSING_TARGET_CODES,
+    Abandoned,
+    JobFailed,
+    JobOutcome,
+    NotFound,
+    Storage,
+    StorageError,
+)
+
+log = logging.getLogger("keboola_sync.sync")
+
+# How often one load may go around "upload again / create again / import again" before it fails.
+MAX_LOAD_ROUNDS = 4
+
+
+class HeaderRefused(KeboolaSyncError):
+    """The file's header does not fit the existing table; nothing was changed in Keboola."""
+
+
+class ContentRefused(KeboolaSyncError):
+    """Keboola's job refused the file's content; the message carries Keboola's words and our guess."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    outcome: JobOutcome
+    created: bool  # the table was created from the file (else: a full load of an existing table)
+
+
+@dataclass
+class _Round:
+    """What one load carries from round to round."""
+
+    rel_path: str
+    target: Target
+    info: CsvInfo
+    file_id: int | None
+    kept: int | None  # an upload kept from an earlier run (an import of it may already have been sent)
+    number: int = 0
+
+
+def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(table columns the file lacks, file columns the table lacks); order does not matter, since
+    Keboola matches columns by name (§4.5.1)."""
+    return [c for c in table if c not in file], [c for c in file if c not in table]
+
+
+def header_refused(table: tuple[str, ...], file: tuple[str, ...], on_header_change: str) -> bool:
+    missing, extra = header_difference(table, file)
+    return bool(missing or (extra and on_header_change == "skip"))
+
+
+class Loader:
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        ledger: Ledger,
+        buckets: set[str],
+        ensure_folder: Callable[[str], str | None],
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.ledger = ledger
+        self._buckets = buckets  # shared with SyncService: the buckets known to exist
+        self._ensure_folder = ensure_folder
+
+    def header_refused(self, table: tuple[str, ...], file: tuple[str, ...]) -> bool:
+        return header_refused(table, file, self.config.csv.on_header_change)
+
+    def load(
+        self,
+        rel_path: str,
+        target: Target,
+        info: CsvInfo,
+        spool: Spool,
+        record: FileRecord | None,
+        fresh_file_id: int | None,
+    ) -> Loaded:
+        """Bucket, header check, upload (or reuse of a kept upload), job, wait; another round when a job
+        error says so. Raises HeaderRefused, ContentRefused or the last StorageError."""
+        # A kept upload of the same content (a crash or failure after an earlier upload) wins over a fresh
+        # one: an import of it may already have been sent, and only the kept id can be looked up.
+        kept = self._reusable_file_id(record, info)
+        state = _Round(rel_path, target, info, kept or fresh_file_id, kept)
+        last_error: StorageError | None = None
+        for number in range(MAX_LOAD_ROUNDS):
+            state.number = number
+            created = self._ensure_table(state, record)
+            try:
+                job_id = self._start(state, spool, created)
+            except NotFound as exc:
+                if exc.code not in MISSING_TARGET_CODES:
+                    raise
+                last_error = exc
+                self._target_vanished(rel_path, target, exc)
+                continue
+            self.ledger.record_job_started(rel_path, job_id)
+            try:
+                outcome = self.storage.wait_for_job(
+                    job_id, what=f"{'create' if created else 'import'} {target.table_id}"
+                )
+            except JobFailed as exc:
+                self.ledger.clear_in_flight(rel_path)
+                last_error = exc
+                _ON_JOB_ERROR[exc.kind](self, state, exc)
+                continue
+            return Loaded(self._with_rows(outcome, target), created)
+        assert last_error is not None
+        raise last_error
+
+    def _ensure_table(self, state: _Round, record: FileRecord | None) -> bool:
+        """True when the table must be created. Raises HeaderRefused before anything remote changes."""
+        rel_path, target, info = state.rel_path, state.target, state.info
+        if target.bucket_id not in self._buckets:
+            self._ensure_folder(target.folder)
+        remote = self.storage.get_table(target.table_id)
+        if remote is None:
+            if record is not None and record.columns is not None:
+                log.warning(
+                    "table %s no longer exists in Keboola; creating it again from %s",
+                    target.table_id,
+                    rel_path,
+                    extra={"file": rel_path, "table": target.table_id},
+                )
+            return True
+        if self.header_refused(remote.columns, info.columns):
+            missing, extra = header_difference(remote.columns, info.columns)
+            raise HeaderRefused(
+                f"{rel_path}: the header no longer matches table {target.table_id}"
+                + (f"; missing columns: {', '.join(missing)}" if missing else "")
+                + (f"; new columns: {', '.join(extra)}" if extra else "")
+                + ". Nothing was changed in Keboola. Restore the header, or drop the table in Keboola "
+                "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load")
+            )
+        return False
+
+    def _start(self, state: _Round, spool: Spool, created: bool) -> int:
+        """Upload if needed, record the upload, then find the job a crash left behind or start one."""
+        target, info = state.target, state.info
+        job_id = None
+        if state.file_id is None:
+            state.file_id = self.storage.upload(spool.path, label=state.rel_path)
+        elif state.number == 0 and state.kept is not None:
+            # An upload kept from an earlier run: an import for it may have been sent just before a crash.
+            job_id = self.storage.find_job_for_file(state.file_id, target.table_id)
+        self.ledger.record_uploaded(
+            state.rel_path, target.table_id, info.fingerprint, info.sha256, info.columns, state.file_id
+        )
+        if job_id is not None:
+            return job_id
+        if created:
+            return self.storage.start_create_table(target.bucket_id, target.table_name, state.file_id, info.dialect)
+        return self.storage.start_full_load(target.table_id, state.file_id, info.dialect)
+
+    def _with_rows(self, outcome: JobOutcome, target: Target) -> JobOutcome:
+        if outcome.rows is not None:
+            return outcome
+        remote_after = self.storage.get_table(target.table_id)
+        if remote_after is None:
+            return outcome
+        return JobOutcome(outcome.job_id, outcome.results, remote_after.rows_count, remote_after.columns)
+
+    # -- what a failed job's kind asks for (one handler per JobFailed.kind) -----------------------
+
+    def _upload_again(self, state: _Round, exc: JobFailed) -> None:
+        log.warning("%s: %s; uploading again", state.rel_path, exc, extra={"file": state.rel_path})
+        self.ledger.forget_file_id(state.rel_path)
+        state.file_id = None
+
+    def _create_again(self, state: _Round, exc: JobFailed) -> None:
+        self._target_vanished(state.rel_path, state.target, exc)
+
+    def _import_again(self, state: _Round, exc: JobFailed) -> None:
+        log.warning(
+            "%s: %s; retrying the import from the uploaded file", state.rel_path, exc, extra={"file": state.rel_path}
+        )
+        pause = min(2.0 * (1 + state.number), self.config.retry.max_backoff_seconds)
+        if self.storage.abandon.wait(pause):
+            raise Abandoned("shutdown while waiting to retry the import") from exc
+
+    def _refuse_content(self, state: _Round, exc: JobFailed) -> None:
+        # One line: Keboola's refusal, with what our inspection suspected as the likely cause.
+        warnings = state.info.warnings
+        cause = f"; probably because {'; '.join(warnings)}" if warnings else ""
+        raise ContentRefused(
+            f"{state.rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
+            "file; it is loaded again when it changes"
+        ) from exc
+
+    def _target_vanished(self, rel_path: str, target: Target, exc: StorageError) -> None:
+        """The bucket (or table) was deleted in Keboola behind our back: create it again (§7.2 codes)."""
+        what = "bucket " + target.bucket_id if exc.code == "storage.buckets.notFound" else "table " + target.table_id
+        log.warning(
+            "%s no longer exists in Keboola; creating it again for %s",
+            what,
+            rel_path,
+            extra={"file": rel_path, "table": target.table_id},
+        )
+        self._buckets.discard(target.bucket_id)
+        self.ledger.forget_bucket(target.bucket_id)
+
+    def _reusable_file_id(self, record: FileRecord | None, info: CsvInfo) -> int | None:
+        """A failed or interrupted load of the same content kept its Keboola file: import it again
+        instead of uploading again, while the file is still valid (§5.4: 15-day expiry)."""
+        if record is None or record.file_id is None or record.pending_sha256 != info.sha256:
+            return None
+        if self.storage.file_is_usable(record.file_id, record.file_uploaded_at):
+            log.info("reusing upload %s of %s (same content)", record.file_id, record.path, extra={"file": record.path})
+            return record.file_id
+        self.ledger.forget_file_id(record.path)
+        return None
+
+    # -- start-up ----------------------------------------------------------------------------------
+
+    def resolve_in_flight(self) -> None:
+        """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended, never
+        re-send blindly. A finished job is recorded; a failed one is forgotten (its upload is kept)."""
+        for record in self.ledger.in_flight():
+            assert record.job_id is not None
+            try:
+                job = self.storage.job_status(record.job_id)
+                if job is not None and job.get("status") not in ("success", "error"):
+                    log.info(
+                        "waiting for job %s of %s, started before the restart",
+                        record.job_id,
+                        record.path,
+                        extra={"file": record.path},
+                    )
+                    with contextlib.suppress(JobFailed):  # its error is read from the job below
+                        self.storage.wait_for_job(record.job_id, what=f"load of {record.path}")
+                    job = self.storage.job_status(record.job_id)
+            except Abandoned:
+                raise
+            except StorageError as exc:
+                log.warning("cannot resolve job %s of %s yet: %s", record.job_id, record.path, exc)
+                continue
+            if job is not None and job.get("status") == "success" and record.pending and record.pending_sha256:
+                self._record_finished(record, record.pending, record.pending_sha256)
+            else:
+                self.ledger.clear_in_flight(record.path)
+
+    def _record_finished(self, record: FileRecord, pending: Fingerprint, sha256: str) -> None:
+        table = self.storage.get_table(record.table_id) if record.table_id else None
+        self.ledger.record_synced(
+            record.path,
+            record.table_id or "",
+            pending,
+            sha256,
+            table.columns if table else (record.pending_columns or ()),
+            table.rows_count if table else None,
+        )
+        log.info(
+            "job %s of %s finished while the daemon was down; recorded it",
+            record.job_id,
+            record.path,
+            extra={"file": record.path, "outcome": "loaded"},
+        )
+
+
+_ON_JOB_ERROR: dict[str, Callable[[Loader, _Round, JobFailed], None]] = {
+    "file": Loader._upload_again,
+    "missing": Loader._create_again,
+    "transient": Loader._import_again,
+    "content": Loader._refuse_content,
+}
+
+
+class Overlap:
+    """Uploads a big file's gzip spool while the pass is still writing it (issue 7: the uplink, not the
+    CPU, should set the pace). Best effort: if anything goes wrong, the caller uploads the finished spool
+    with the full retry policy. Never starts when the header would be refused: nothing remote is touched
+    for a file that is going to be skipped."""
+
+    def __init__(self, loader: Loader, rel_path: str, target: Target, size: int) -> None:
+        self._loader, self._rel_path, self._size = loader, rel_path, size
+        self._thread: threading.Thread | None = None
+        self._file_id: int | None = None
+        self._remote_columns: tuple[str, ...] | None = None
+        try:
+            remote = loader.storage.get_table(target.table_id)
+            self._remote_columns = remote.columns if remote is not None else None
+            self._known = True
+        except StorageError:
+            self._known = False  # Keboola is not answering: the plain path will retry and report
+
+    def on_header(self, dialect: Dialect, columns: tuple[str, ...], reader: SpoolReader | None) -> None:
+        if reader is None:
+            return
+        if not self._known or (
+            self._remote_columns is not None and self._loader.header_refused(self._remote_columns, columns)
+        ):
+            reader.close()
+            return
+        self._thread = threading.Thread(target=self._upload, args=(reader,), name="overlap-upload", daemon=True)
+        self._thread.start()
+
+    def _upload(self, reader: SpoolReader) -> None:
+        try:
+            self._file_id = self._loader.storage.upload_stream(
+                reader, name=reader.name, size_hint=self._size, label=self._rel_path
+            )
+        except Exception as exc:  # the finished spool is uploaded the ordinary way instead
+            if reader.abandoned:  # the pass refused the file: its own outcome line says why
+                log.debug("%s: upload during the pass stopped with the pass", self._rel_path)
+            else:
+                log.info(
+                    "%s: uploading while compressing did not work (%s); uploading the finished file",
+                    self._rel_path,
+                    exc,
+                    extra={"file": self._rel_path},
+                )
+        finally:
+            reader.close()
+
+    def result(self) -> int | None:
+        if self._thread is not None:
+            self._thread.join()
+        return self._file_id
