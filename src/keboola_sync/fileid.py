@@ -14,17 +14,26 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """Size, mtime and inode (rclone's size+mtime, plus the inode for atomic saves), and the ctime.
+
+    Why the ctime: `cp -p`, `touch -r`, `rsync -t` and backup restores write new bytes and put the old
+    mtime back, so size+mtime+inode can stay equal while the content changed. Nobody can set the ctime: any
+    write (or chmod) moves it. A ctime-only change costs one re-read and hash, never a needless load (the
+    hash decides). 0 means unknown (a ledger row written before the ctime was kept).
+    """
+
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
 
     @classmethod
     def of(cls, st: os.stat_result) -> Fingerprint:
-        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, ctime_ns=st.st_ctime_ns)
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """Cheap identity of a file's content (rclone's size+mtime, plus the inode for atomic saves)."""
+    """Cheap identity of a file's content, from one stat call."""
     return Fingerprint.of(os.stat(path))
 
 

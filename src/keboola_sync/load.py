@@ -151,6 +151,8 @@ class Loader:
                     extra={"file": rel_path, "table": target.table_id},
                 )
             return True
+        if self._same_header_as_last_load(record, target, info):
+            return False  # an unchanged header never blocks a load (nothing predicted: §12, locale)
         if self.header_refused(remote.columns, info.columns):
             missing, extra = header_difference(remote.columns, info.columns)
             raise HeaderRefused(
@@ -161,6 +163,19 @@ class Loader:
                 "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load")
             )
         return False
+
+    @staticmethod
+    def _same_header_as_last_load(record: FileRecord | None, target: Target, info: CsvInfo) -> bool:
+        """The file's header is the one this table was last loaded from by us. Then the load goes ahead
+        whatever our prediction of Keboola's column names says: how Keboola names letters outside
+        Windows-1250 depends on its server's locale (§12), and a table we loaded from this very header
+        is proof enough. Only a changed header (or a table we never loaded) is compared by prediction."""
+        return (
+            record is not None
+            and record.header is not None
+            and record.table_id == target.table_id
+            and record.header == info.header
+        )
 
     def _start(self, state: _Round, spool: Spool, created: bool) -> int:
         """Upload if needed, record the upload, then find the job a crash left behind or start one."""

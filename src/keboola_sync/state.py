@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .fileid import Fingerprint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -75,6 +76,13 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE files DROP COLUMN pending_kind;
     ALTER TABLE files DROP COLUMN attempts;
     """,
+    # The ctime joins the fingerprint (a same-size, same-mtime rewrite is noticed); the raw header of the
+    # last load, so an unchanged header never depends on predicting Keboola's column-name rules.
+    3: """
+    ALTER TABLE files ADD COLUMN seen_ctime_ns INTEGER;
+    ALTER TABLE files ADD COLUMN pending_ctime_ns INTEGER;
+    ALTER TABLE files ADD COLUMN header TEXT;
+    """,
 }
 
 
@@ -102,6 +110,7 @@ class FileRecord:
     seen: Fingerprint | None
     sha256: str | None
     columns: tuple[str, ...] | None
+    header: tuple[str, ...] | None  # the file's raw header cells at the last load
     rows: int | None
     last_load_at: float | None
     pending: Fingerprint | None
@@ -119,14 +128,30 @@ class FileRecord:
         return self.job_id is not None
 
 
-def _fingerprint(size: int | None, mtime_ns: int | None, inode: int | None) -> Fingerprint | None:
+def _fingerprint(size: int | None, mtime_ns: int | None, inode: int | None, ctime_ns: int | None) -> Fingerprint | None:
     if size is None or mtime_ns is None:
         return None
-    return Fingerprint(size=size, mtime_ns=mtime_ns, inode=inode or 0)
+    return Fingerprint(size=size, mtime_ns=mtime_ns, inode=inode or 0, ctime_ns=ctime_ns or 0)
+
+
+def _seen(fp: Fingerprint | None) -> dict[str, int | None]:
+    """The `seen_*` columns of a fingerprint (all None: no version remembered)."""
+    return {
+        "seen_size": fp.size if fp else None,
+        "seen_mtime_ns": fp.mtime_ns if fp else None,
+        "seen_inode": fp.inode if fp else None,
+        "seen_ctime_ns": fp.ctime_ns if fp else None,
+    }
 
 
 def _columns(raw: str | None) -> tuple[str, ...] | None:
     return None if raw is None else tuple(json.loads(raw))
+
+
+def _newer(row: sqlite3.Row, name: str) -> Any:
+    """A column added by a later schema: None in an older ledger opened read-only (`status` beside an
+    older daemon, which never migrates it)."""
+    return row[name] if name in row.keys() else None  # noqa: SIM118 - sqlite3.Row has keys(), not `in`
 
 
 def _record(row: sqlite3.Row) -> FileRecord:
@@ -134,12 +159,15 @@ def _record(row: sqlite3.Row) -> FileRecord:
         path=row["path"],
         table_id=row["table_id"],
         state=LedgerState(row["state"]),
-        seen=_fingerprint(row["seen_size"], row["seen_mtime_ns"], row["seen_inode"]),
+        seen=_fingerprint(row["seen_size"], row["seen_mtime_ns"], row["seen_inode"], _newer(row, "seen_ctime_ns")),
         sha256=row["sha256"],
         columns=_columns(row["columns"]),
+        header=_columns(_newer(row, "header")),
         rows=row["rows"],
         last_load_at=row["last_load_at"],
-        pending=_fingerprint(row["pending_size"], row["pending_mtime_ns"], row["pending_inode"]),
+        pending=_fingerprint(
+            row["pending_size"], row["pending_mtime_ns"], row["pending_inode"], _newer(row, "pending_ctime_ns")
+        ),
         pending_sha256=row["pending_sha256"],
         pending_columns=_columns(row["pending_columns"]),
         file_id=row["file_id"],
@@ -264,6 +292,7 @@ class Ledger:
                 pending_size=fp.size,
                 pending_mtime_ns=fp.mtime_ns,
                 pending_inode=fp.inode,
+                pending_ctime_ns=fp.ctime_ns,
                 pending_sha256=sha256,
                 pending_columns=json.dumps(list(columns)),
                 file_id=file_id,
@@ -284,6 +313,7 @@ class Ledger:
         sha256: str,
         columns: tuple[str, ...],
         rows: int | None,
+        header: tuple[str, ...] | None = None,
     ) -> None:
         with self._tx() as conn:
             self._upsert(
@@ -291,17 +321,17 @@ class Ledger:
                 path,
                 table_id,
                 state=LedgerState.SYNCED.value,
-                seen_size=fp.size,
-                seen_mtime_ns=fp.mtime_ns,
-                seen_inode=fp.inode,
+                **_seen(fp),
                 sha256=sha256,
                 columns=json.dumps(list(columns)),
+                header=None if header is None else json.dumps(list(header)),
                 rows=rows,
                 last_load_at=time.time(),
                 job_id=None,
                 pending_size=None,
                 pending_mtime_ns=None,
                 pending_inode=None,
+                pending_ctime_ns=None,
                 pending_sha256=None,
                 pending_columns=None,
                 error=None,
@@ -311,7 +341,7 @@ class Ledger:
     def record_unchanged(self, path: str, table_id: str, fp: Fingerprint) -> None:
         """A touch without a change: remember the new fingerprint so the file is not read again."""
         with self._tx() as conn:
-            self._upsert(conn, path, table_id, seen_size=fp.size, seen_mtime_ns=fp.mtime_ns, seen_inode=fp.inode)
+            self._upsert(conn, path, table_id, **_seen(fp))
 
     def record_skipped(self, path: str, table_id: str | None, fp: Fingerprint | None, error: str) -> None:
         """The file is invalid as it is: skip it until its fingerprint changes."""
@@ -323,9 +353,7 @@ class Ledger:
                 state=LedgerState.SKIPPED.value,
                 error=error,
                 next_retry_at=None,
-                seen_size=fp.size if fp else None,
-                seen_mtime_ns=fp.mtime_ns if fp else None,
-                seen_inode=fp.inode if fp else None,
+                **_seen(fp),
             )
 
     def record_failed(
@@ -346,9 +374,7 @@ class Ledger:
                 error=error,
                 next_retry_at=retry_at,
                 job_id=None,
-                seen_size=fp.size if fp else None,
-                seen_mtime_ns=fp.mtime_ns if fp else None,
-                seen_inode=fp.inode if fp else None,
+                **_seen(fp),
             )
 
     def clear_in_flight(self, path: str) -> None:
@@ -380,8 +406,9 @@ class Ledger:
         """The table was deleted in Keboola behind our back: the next load creates it from the file."""
         with self._tx() as conn:
             conn.execute(
-                "UPDATE files SET columns = NULL, sha256 = NULL, seen_size = NULL, seen_mtime_ns = NULL, "
-                "seen_inode = NULL, state = ?, updated_at = ? WHERE table_id = ?",
+                "UPDATE files SET columns = NULL, header = NULL, sha256 = NULL, seen_size = NULL, "
+                "seen_mtime_ns = NULL, seen_inode = NULL, seen_ctime_ns = NULL, state = ?, updated_at = ? "
+                "WHERE table_id = ?",
                 (LedgerState.PENDING.value, time.time(), table_id),
             )
 

@@ -256,7 +256,9 @@ class SyncService:
         seconds = time.monotonic() - started
         rows = loaded.outcome.rows
         columns = loaded.outcome.columns or info.columns
-        self.ledger.record_synced(rel_path, target.table_id, info.fingerprint, info.sha256, columns, rows)
+        self.ledger.record_synced(
+            rel_path, target.table_id, info.fingerprint, info.sha256, columns, rows, header=info.header
+        )
         compressed = f", gzip {spool.size / 1e6:.1f} MB" if spool.gzipped else ""
         rate = info.size / 1e6 / max(seconds, 1e-6)
         status = Status.CREATED if loaded.created else Status.LOADED

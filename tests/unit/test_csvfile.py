@@ -295,7 +295,7 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
 def test_fingerprint(tmp_path: Path) -> None:
     path = write(tmp_path, b"a\n")
     st = path.stat()
-    assert fingerprint(path) == Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+    assert fingerprint(path) == Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def test_header_longer_than_the_sniff_sample(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def row(
         seen=seen,
         sha256="h1",
         columns=("id",),
+        header=("id",),
         rows=1,
         last_load_at=NOW - 100,
         pending=None,

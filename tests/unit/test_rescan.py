@@ -12,17 +12,16 @@ import pytest
 from keboola_sync.fileid import Fingerprint, fingerprint
 from keboola_sync.layout import Layout
 from keboola_sync.rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
-from keboola_sync.state import FileRecord
+from keboola_sync.state import FileRecord, LedgerState
 
 STABLE = 2.0
 
 
 def record(path: str, seen: Fingerprint | None, state: str = "synced") -> FileRecord:
     return FileRecord(
-        path=path, table_id=None, state=state, seen=seen, seen_sha256=None, sha256=None, columns=None,
-        rows=None, bytes=None, seconds=None, last_load_at=None, pending=None, pending_sha256=None,
-        pending_columns=None, pending_kind=None, file_id=None, file_uploaded_at=None, job_id=None,
-        error=None, attempts=0, next_retry_at=None, updated_at=0.0,
+        path=path, table_id=None, state=LedgerState(state), seen=seen, sha256=None, columns=None, header=None,
+        rows=None, last_load_at=None, pending=None, pending_sha256=None, pending_columns=None, file_id=None,
+        file_uploaded_at=None, job_id=None, error=None, next_retry_at=None,
     )  # fmt: skip
 
 
