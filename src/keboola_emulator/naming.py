@@ -52,6 +52,8 @@ def set_column_locale(name: str) -> None:
     if name not in COLUMN_LOCALES:
         raise ValueError(f"column locale must be one of {', '.join(COLUMN_LOCALES)}")
     _locale["name"] = name
+
+
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DISPLAY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -175,6 +175,8 @@ class RetryConfig:
     initial_backoff_seconds: float = _opt(1.0, _seconds())
     max_backoff_seconds: float = _opt(60.0, _seconds())
     failed_retry_seconds: float = _opt(300.0, _seconds())
+    # A file that keeps failing is retried at growing spacing, doubling up to this (issue 13: never a loop).
+    failed_retry_max_seconds: float = _opt(21600.0, _seconds())
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE files ADD COLUMN seen_ctime_ns INTEGER;
     ALTER TABLE files ADD COLUMN pending_ctime_ns INTEGER;
     ALTER TABLE files ADD COLUMN header TEXT;
+    ALTER TABLE files ADD COLUMN retry_seconds REAL;
     """,
 }
 
@@ -121,6 +122,7 @@ class FileRecord:
     job_id: int | None
     error: str | None
     next_retry_at: float | None
+    retry_seconds: float | None = None  # the spacing that set next_retry_at (it doubles while failing)
 
     @property
     def in_flight(self) -> bool:
@@ -175,6 +177,7 @@ def _record(row: sqlite3.Row) -> FileRecord:
         job_id=row["job_id"],
         error=row["error"],
         next_retry_at=row["next_retry_at"],
+        retry_seconds=_newer(row, "retry_seconds"),
     )
 
 
@@ -363,6 +366,7 @@ class Ledger:
         fp: Fingerprint | None,
         error: str,
         retry_at: float | None,
+        retry_seconds: float | None = None,
     ) -> None:
         """Keboola refused or kept failing: retry at `retry_at` (None: only when the file changes)."""
         with self._tx() as conn:
@@ -373,6 +377,7 @@ class Ledger:
                 state=LedgerState.FAILED.value,
                 error=error,
                 next_retry_at=retry_at,
+                retry_seconds=retry_seconds,
                 job_id=None,
                 **_seen(fp),
             )

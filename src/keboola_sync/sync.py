@@ -32,7 +32,17 @@ from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Statu
 from .state import FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
 
-__all__ = ["Action", "Decision", "Observation", "Outcome", "Status", "SyncService", "decide", "needs_work"]
+__all__ = [
+    "Action",
+    "Decision",
+    "Observation",
+    "Outcome",
+    "Status",
+    "SyncService",
+    "decide",
+    "needs_work",
+    "retry_spacing",
+]
 
 log = logging.getLogger("keboola_sync.sync")
 
@@ -84,6 +94,15 @@ def decide(
         return Decision(action, record.error or "", target.table_id)
     rename = target.renamed and (record is None or record.table_id != target.table_id)
     return Decision(Action.LOAD, "", target.table_id, fp, announce_rename=rename)
+
+
+def retry_spacing(previous: float | None, first: float, cap: float) -> float:
+    """How long a failed file waits before the next try: `first`, then doubling while the same version
+    keeps failing, never more than `cap`. A failure Keboola explains no better than "error" must never
+    become an import every few minutes forever (issue 13)."""
+    if previous is None:
+        return min(first, cap)
+    return min(max(previous * 2, first), cap)
 
 
 # -- doing ---------------------------------------------------------------------------------------------
@@ -329,10 +348,14 @@ class SyncService:
         """Keboola failed: one ERROR line when this version of the file starts failing; a retry that
         fails again is logged at DEBUG only (its message differs by a job id or a status code, so it
         is not compared)."""
-        retry_in = self.config.retry.failed_retry_seconds
-        self.ledger.record_failed(rel_path, table_id, fp, message, time.time() + retry_in)
         # Judged against the row as this sync found it: the load itself marks the row pending on upload.
         new = before is None or before.state != LedgerState.FAILED or before.seen != fp
+        retry_in = retry_spacing(
+            None if new or before is None else before.retry_seconds,
+            self.config.retry.failed_retry_seconds,
+            self.config.retry.failed_retry_max_seconds,
+        )
+        self.ledger.record_failed(rel_path, table_id, fp, message, time.time() + retry_in, retry_in)
         log.log(
             logging.ERROR if new else logging.DEBUG,
             "failed %s: %s; trying again in %.0f s or when the file changes",

@@ -17,7 +17,7 @@ from keboola_sync.load import ContentRefused, HeaderRefused
 from keboola_sync.outcome import error_outcome
 from keboola_sync.state import FileRecord, LedgerState
 from keboola_sync.storage import Abandoned, JobFailed, NotFound, StorageTransient, TokenRejected
-from keboola_sync.sync import Action, Decision, Observation, Status, decide, needs_work
+from keboola_sync.sync import Action, Decision, Observation, Status, decide, needs_work, retry_spacing
 
 NOW = 1_000.0
 PATH = "sales/orders.csv"
@@ -253,3 +253,15 @@ def test_outcome_and_ledger_values_are_the_strings_users_see():
         "abandoned",
     ]
     assert f"{Status.CREATED} a.csv" == "created a.csv"
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [(None, 300), (300, 600), (600, 1200), (12_000, 21_600), (21_600, 21_600), (10, 300)],
+)
+def test_a_file_that_keeps_failing_waits_longer_each_time_up_to_the_cap(previous, expected):
+    assert retry_spacing(previous, 300, 21_600) == expected
+
+
+def test_the_spacing_never_exceeds_a_cap_below_the_first_wait():
+    assert retry_spacing(None, 300, 60) == 60
