@@ -251,10 +251,11 @@ class Ledger:
         return [_record(r) for r in rows]
 
     def owner_of_table(self, table_id: str) -> str | None:
-        """The path that first claimed a table id (two files mapping to one table: the later one loses)."""
+        """The path that first claimed a table id (two files mapping to one table: the later one loses).
+        Table names are case-insensitive in Keboola (§12), so `Orders` and `orders` are one table."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT path FROM files WHERE table_id = ? ORDER BY rowid LIMIT 1", (table_id,)
+                "SELECT path FROM files WHERE lower(table_id) = lower(?) ORDER BY rowid LIMIT 1", (table_id,)
             ).fetchone()
         return None if row is None else row[0]
 

@@ -59,3 +59,23 @@ def test_an_unchanged_header_never_blocks_a_load(daemon_factory, make_emulator):
     assert daemon.run("sync", "--once").returncode == 1
     assert "the header no longer matches table" in daemon.log()
     assert table_rows(emulator, table) == [["id", "rsted"], ["1", "10"], ["2", "20"]]
+
+
+def test_two_files_whose_names_differ_only_in_case_are_one_table(daemon_factory, emulator):
+    """Keboola's table names are case-insensitive (§12): `Orders.csv` and `orders.csv` are one table. One
+    loads, the other is skipped with the rename advice, and nothing is retried in a loop (issue 13 item 4)."""
+    folder = f"case{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/Orders.csv", "id\n1\n")
+    daemon.write(f"{folder}/orders.csv", "id\n2\n")
+    before = emulator.stats()["jobs"]
+    assert daemon.run("sync", "--once").returncode == 1
+    log = daemon.log()
+    assert log.count("already loads. Rename one of the two files") == 1
+    tables = [t["id"] for t in emulator.client().tables.list() if t["id"].startswith(f"in.c-{folder}.")]
+    assert len(tables) == 1
+    after_first = emulator.stats()["jobs"]
+    assert sum(after_first.values()) - sum(before.values()) == 1  # one create, no failed attempt
+
+    assert daemon.run("sync", "--once").returncode == 1  # still skipped, and nothing sent again
+    assert emulator.stats()["jobs"] == after_first
