@@ -25,7 +25,7 @@ from .scheduler import Scheduler
 from .spool import clean_spool
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
-from .sync import Outcome, Status, SyncService
+from .sync import Outcome, Status, SyncService, judged_by_the_table
 from .watcher import Watcher
 
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
@@ -122,7 +122,7 @@ class Daemon:
         if report.root_error:
             return
         self._scanned_once = True
-        if any(r.state == "synced" for r in records.values()):
+        if any(judged_by_the_table(r) for r in records.values()):
             scheduler.queue_table_check()  # tables deleted in Keboola behind our back come back
         if report.missed and watcher is not None and watcher.mode == "native" and self.config.watch.observer == "auto":
             watcher.switch_to_polling(

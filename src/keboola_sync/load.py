@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import Config
 from .csvfile import CsvInfo, Dialect, Spool, SpoolReader
@@ -52,6 +52,7 @@ class ContentRefused(KeboolaSyncError):
 class Loaded:
     outcome: JobOutcome
     created: bool  # the table was created from the file (else: a full load of an existing table)
+    table_id: str  # the table loaded: the target's, or the same name in another case that already exists
 
 
 @dataclass
@@ -113,6 +114,8 @@ class Loader:
         last_error: StorageError | None = None
         for number in range(MAX_LOAD_ROUNDS):
             state.number = number
+            if number == 0:
+                state.target = self._as_named_in_keboola(state.target)
             created = self._ensure_table(state, record)
             try:
                 job_id = self._start(state, spool, created)
@@ -120,21 +123,33 @@ class Loader:
                 if exc.code not in MISSING_TARGET_CODES:
                     raise
                 last_error = exc
-                self._target_vanished(rel_path, target, exc)
+                self._target_vanished(rel_path, state.target, exc)
                 continue
             self.ledger.record_job_started(rel_path, job_id)
             try:
                 outcome = self.storage.wait_for_job(
-                    job_id, what=f"{'create' if created else 'import'} {target.table_id}"
+                    job_id, what=f"{'create' if created else 'import'} {state.target.table_id}"
                 )
             except JobFailed as exc:
                 self.ledger.clear_in_flight(rel_path)
                 last_error = exc
                 _ON_JOB_ERROR[exc.kind](self, state, exc)
                 continue
-            return Loaded(self._with_rows(outcome, target), created)
+            return Loaded(self._with_rows(outcome, state.target), created, state.target.table_id)
         assert last_error is not None
         raise last_error
+
+    def _as_named_in_keboola(self, target: Target) -> Target:
+        """Table names are case-insensitive in Keboola (§12), but whether a lookup by id is, is not known.
+        When `in.c-x.Orders` is not found, a table `in.c-x.orders` may still be the same table: load into
+        it instead of sending a create that must fail (one bucket listing, only when no table was found)."""
+        if target.bucket_id not in self._buckets or self.storage.get_table(target.table_id) is not None:
+            return target
+        wanted = target.table_id.lower()
+        same = sorted(t for t in self.storage.table_ids_in_bucket(target.bucket_id) if t.lower() == wanted)
+        if not same or target.table_id in same:
+            return target
+        return replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1])
 
     def _ensure_table(self, state: _Round, record: FileRecord | None) -> bool:
         """True when the table must be created. Raises HeaderRefused before anything remote changes."""

@@ -83,8 +83,13 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE files ADD COLUMN pending_ctime_ns INTEGER;
     ALTER TABLE files ADD COLUMN header TEXT;
     ALTER TABLE files ADD COLUMN retry_seconds REAL;
+    ALTER TABLE files ADD COLUMN depends TEXT;
     """,
 }
+
+
+DEPENDS_TABLE = "table"
+RIVAL = "rival:"
 
 
 class LedgerState(StrEnum):
@@ -123,6 +128,10 @@ class FileRecord:
     error: str | None
     next_retry_at: float | None
     retry_seconds: float | None = None  # the spacing that set next_retry_at (it doubles while failing)
+    # What a skip depends on besides the file itself, so the verdict is judged again when that changes:
+    # DEPENDS_TABLE (the remote table: a refused header or content), or RIVAL + path (another file loads
+    # the same table). None: only the file's own bytes.
+    depends: str | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -178,6 +187,7 @@ def _record(row: sqlite3.Row) -> FileRecord:
         error=row["error"],
         next_retry_at=row["next_retry_at"],
         retry_seconds=_newer(row, "retry_seconds"),
+        depends=_newer(row, "depends"),
     )
 
 
@@ -347,8 +357,10 @@ class Ledger:
         with self._tx() as conn:
             self._upsert(conn, path, table_id, **_seen(fp))
 
-    def record_skipped(self, path: str, table_id: str | None, fp: Fingerprint | None, error: str) -> None:
-        """The file is invalid as it is: skip it until its fingerprint changes."""
+    def record_skipped(
+        self, path: str, table_id: str | None, fp: Fingerprint | None, error: str, depends: str | None = None
+    ) -> None:
+        """The file is invalid as it is: skip it until its fingerprint (or what it `depends` on) changes."""
         with self._tx() as conn:
             self._upsert(
                 conn,
@@ -356,6 +368,7 @@ class Ledger:
                 table_id,
                 state=LedgerState.SKIPPED.value,
                 error=error,
+                depends=depends,
                 next_retry_at=None,
                 **_seen(fp),
             )

@@ -29,7 +29,7 @@ from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Layout, Rejected, Target
 from .load import ContentRefused, HeaderRefused, Loaded, Loader, Overlap
 from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
-from .state import FileRecord, Ledger, LedgerState
+from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Status",
     "SyncService",
     "decide",
+    "judged_by_the_table",
     "needs_work",
     "retry_spacing",
 ]
@@ -88,12 +89,18 @@ def decide(
             f"{rel_path}: maps to table {target.table_id}, which {seen.rival} already loads. "
             "Rename one of the two files"
         )
-        return Decision(Action.SKIP, message, version=fp)
-    if record is not None and not needs_work(fp, record, now):
+        return Decision(Action.SKIP, message, version=fp, depends=RIVAL + seen.rival)
+    if record is not None and not _rival_gone(record, seen) and not needs_work(fp, record, now):
         action = Action.WAIT if record.state == LedgerState.FAILED else Action.NOTHING
         return Decision(action, record.error or "", target.table_id)
     rename = target.renamed and (record is None or record.table_id != target.table_id)
     return Decision(Action.LOAD, "", target.table_id, fp, announce_rename=rename)
+
+
+def _rival_gone(record: FileRecord, seen: Observation) -> bool:
+    """Skipped because another file loaded its table, and that file no longer does (renamed, deleted):
+    the verdict is judged again although this file did not change (issue 12 item 4)."""
+    return bool(record.depends and record.depends.startswith(RIVAL) and seen.rival is None)
 
 
 def retry_spacing(previous: float | None, first: float, cap: float) -> float:
@@ -176,7 +183,12 @@ class SyncService:
     # -- files -> tables -----------------------------------------------------------------------------
 
     def needs_work(self, rel_path: str, fp: Fingerprint, record: FileRecord | None, now: float) -> bool:
-        """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?"""
+        """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?
+        Besides the file's own change: a skip because of another file that is no longer there."""
+        if record is not None and record.depends and record.depends.startswith(RIVAL):
+            rival = record.depends.removeprefix(RIVAL)
+            if not (self.root / rival).exists():
+                return True
         return needs_work(fp, record, now)
 
     def sync(self, rel_path: str) -> Outcome:
@@ -186,7 +198,7 @@ class SyncService:
         decision = decide(rel_path, target, seen, record, time.time())
         action = decision.action
         if action is Action.SKIP:
-            return self._skip(rel_path, decision.table_id, decision.version, decision.message)
+            return self._skip(rel_path, decision.table_id, decision.version, decision.message, decision.depends)
         if action is not Action.LOAD or not isinstance(target, Target) or decision.version is None:
             status = _STATUS_OF_ACTION[action]
             return Outcome(rel_path, status, decision.message, decision.table_id)
@@ -275,9 +287,8 @@ class SyncService:
         seconds = time.monotonic() - started
         rows = loaded.outcome.rows
         columns = loaded.outcome.columns or info.columns
-        self.ledger.record_synced(
-            rel_path, target.table_id, info.fingerprint, info.sha256, columns, rows, header=info.header
-        )
+        table_id = loaded.table_id
+        self.ledger.record_synced(rel_path, table_id, info.fingerprint, info.sha256, columns, rows, header=info.header)
         compressed = f", gzip {spool.size / 1e6:.1f} MB" if spool.gzipped else ""
         rate = info.size / 1e6 / max(seconds, 1e-6)
         status = Status.CREATED if loaded.created else Status.LOADED
@@ -285,7 +296,7 @@ class SyncService:
             "%s %s -> %s: %s rows, %.1f MB%s, %.1f s, %.1f MB/s",
             status,
             rel_path,
-            target.table_id,
+            table_id,
             rows if rows is not None else "?",
             info.size / 1e6,
             compressed,
@@ -293,7 +304,7 @@ class SyncService:
             rate,
             extra={
                 "file": rel_path,
-                "table": target.table_id,
+                "table": table_id,
                 "outcome": status,
                 "rows": rows,
                 "bytes": info.size,
@@ -307,8 +318,8 @@ class SyncService:
             changed = False
         if changed:
             log.info("%s changed during the load; loading the new content next", rel_path, extra={"file": rel_path})
-            return Outcome(rel_path, Status.CHANGED, "changed during the load", target.table_id)
-        return Outcome(rel_path, status, "", target.table_id)
+            return Outcome(rel_path, Status.CHANGED, "changed during the load", table_id)
+        return Outcome(rel_path, status, "", table_id)
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -322,17 +333,19 @@ class SyncService:
         message = rule.message(rel_path, exc)
         remembered = version if rule.remember else None
         if rule.status is Status.SKIPPED:
-            return self._skip(rel_path, table_id, remembered, message)
+            return self._skip(rel_path, table_id, remembered, message, DEPENDS_TABLE if rule.depends_on_table else None)
         if rule.status is Status.FAILED:
             return self._fail(rel_path, table_id, remembered, message, before)
         if rule.status is Status.ABANDONED:
             log.warning("%s: %s; the next start finishes it", rel_path, exc, extra={"file": rel_path})
         return Outcome(rel_path, rule.status, message, table_id)
 
-    def _skip(self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str) -> Outcome:
+    def _skip(
+        self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str, depends: str | None = None
+    ) -> Outcome:
         """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes."""
         previous = self.ledger.get(rel_path)
-        self.ledger.record_skipped(rel_path, table_id, fp, message)
+        self.ledger.record_skipped(rel_path, table_id, fp, message, depends)
         if (
             previous is None
             or previous.state != LedgerState.SKIPPED
@@ -373,7 +386,7 @@ class SyncService:
         remote = self.storage.list_table_ids()
         paths = []
         for record in self.ledger.all():
-            if record.state != LedgerState.SYNCED or not record.table_id or record.table_id in remote:
+            if not judged_by_the_table(record) or not record.table_id or record.table_id in remote:
                 continue
             if (record.last_load_at or 0) >= asked_at or not (self.root / record.path).exists():
                 continue
@@ -394,6 +407,14 @@ class SyncService:
     def resolve_in_flight(self) -> None:
         """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended."""
         self.loader.resolve_in_flight()
+
+
+def judged_by_the_table(record: FileRecord) -> bool:
+    """A row whose state is about the remote table: it holds our load, or a skip refused by that table
+    (header or content). When the table is dropped in Keboola, the file is loaded again (issue 12 item 3)."""
+    return record.state == LedgerState.SYNCED or (
+        record.state == LedgerState.SKIPPED and record.depends == DEPENDS_TABLE
+    )
 
 
 _STATUS_OF_ACTION = {

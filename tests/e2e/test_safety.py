@@ -79,3 +79,40 @@ def test_two_files_whose_names_differ_only_in_case_are_one_table(daemon_factory,
 
     assert daemon.run("sync", "--once").returncode == 1  # still skipped, and nothing sent again
     assert emulator.stats()["jobs"] == after_first
+
+
+def test_after_a_header_change_dropping_the_table_as_advised_recreates_it(daemon_factory, emulator):
+    """The skip line says "drop the table in Keboola to recreate it from the file": doing exactly that
+    must work at the next sync, without touching the file (issue 12 item 3)."""
+    folder = f"drop{uid()}"
+    table = f"in.c-{folder}.sales"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/sales.csv", "id,amount\n1,10\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    daemon.write(f"{folder}/sales.csv", "id,total\n1,99\n")
+    assert daemon.run("sync", "--once").returncode == 1
+    assert "drop the table in Keboola to recreate it from the file" in daemon.log()
+
+    emulator.client().tables.delete(table)
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
+    assert table_rows(emulator, table) == [["id", "total"], ["1", "99"]]
+
+
+def test_when_the_file_that_loads_a_table_goes_away_the_skipped_one_loads(daemon_factory, emulator):
+    """Two files, one table: the later is skipped with "Rename one of the two files". Once the first is
+    renamed away (as advised), the other loads, and the table no longer holds the vanished file's rows
+    (issue 12 item 4)."""
+    folder = f"rival{uid()}"
+    table = f"in.c-{folder}.orders"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/orders.csv", "id\n1\n")
+    assert daemon.run("sync", "--once").returncode == 0
+    daemon.write(f"{folder}/Orders.csv", "id\n2\n")
+    assert daemon.run("sync", "--once").returncode == 1
+    assert table_rows(emulator, table) == [["id"], ["1"]]
+
+    (daemon.watch / folder / "orders.csv").rename(daemon.watch / folder / "old-orders.txt")
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
+    tables = [t["id"] for t in emulator.client().tables.list() if t["id"].lower() == table.lower()]
+    assert len(tables) == 1
+    assert table_rows(emulator, tables[0]) == [["id"], ["2"]]

@@ -35,6 +35,7 @@ def row(
     job_id: int | None = None,
     error: str | None = None,
     table_id: str | None = "in.c-sales.orders",
+    depends: str | None = None,
 ) -> FileRecord:
     return FileRecord(
         path=PATH,
@@ -54,6 +55,7 @@ def row(
         job_id=job_id,
         error=error,
         next_retry_at=retry_at,
+        depends=depends,
     )
 
 
@@ -113,6 +115,26 @@ CASES = [
             Action.SKIP,
             f"{PATH}: maps to table {T}, which sales/Orders.csv already loads. Rename one of the two files",
             version=FP,
+            depends="rival:sales/Orders.csv",
+        ),
+    ),
+    (
+        "skipped for a rival that no longer loads the table: judged again",
+        TARGET,
+        SEEN,
+        row(LedgerState.SKIPPED, depends="rival:sales/Orders.csv"),
+        Decision(Action.LOAD, "", T, FP),
+    ),
+    (
+        "skipped for a rival that still loads it: nothing new",
+        TARGET,
+        Observation(FP, rival="sales/Orders.csv"),
+        row(LedgerState.SKIPPED, depends="rival:sales/Orders.csv"),
+        Decision(
+            Action.SKIP,
+            f"{PATH}: maps to table {T}, which sales/Orders.csv already loads. Rename one of the two files",
+            version=FP,
+            depends="rival:sales/Orders.csv",
         ),
     ),
     ("new file", TARGET, SEEN, None, Decision(Action.LOAD, "", T, FP)),

@@ -178,6 +178,14 @@ class Storage:
             table_id=data["id"], columns=tuple(data.get("columns") or ()), rows_count=data.get("rowsCount")
         )
 
+    def table_ids_in_bucket(self, bucket_id: str) -> set[str]:
+        """The ids of one bucket's tables (GET buckets/{id}/tables, §4.1); empty when the bucket is gone."""
+        try:
+            tables = self._retrying(f"listing tables of {bucket_id}", lambda: self._buckets.list_tables(bucket_id))
+        except NotFound:
+            return set()
+        return {t["id"] for t in tables or [] if isinstance(t, dict) and "id" in t}
+
     def list_table_ids(self) -> set[str]:
         """Every table of the project, in one call (GET tables, §4.1): how a rescan notices tables
         dropped in Keboola while their files did not change."""
