@@ -143,6 +143,9 @@ class WatchConfig:
 @dataclass(frozen=True)
 class MappingConfig:
     on_invalid_name: str = _opt("sanitize", _one_of("sanitize", "reject"))
+    # A table that exists in Keboola without keboola-sync's mark is someone else's data: not loaded unless
+    # adopted (architecture §1, a fixed key).
+    existing_tables: str = _opt("skip", _one_of("skip", "adopt"))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint
-from .load import ContentRefused, HeaderRefused
+from .load import ContentRefused, HeaderRefused, NotOwned
 from .storage import Abandoned, StorageError, TokenRejected
 
 GONE_MESSAGE = "deleted before it could be loaded"
@@ -66,6 +66,9 @@ class Observation:
     exists: bool = True  # False: nothing at the path any more
     inside: bool = True  # False: a symbolic link leading out of the watched folder (or nowhere)
     rival: str | None = None  # another existing file that already loads the same table
+    # First look in this process at a skip that depends on the table or the configuration (ownership,
+    # header rules): judged again once, since either may have changed while the daemon was not running.
+    rejudge: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ ERROR_OUTCOMES: tuple[tuple[type[BaseException], ErrorOutcome], ...] = (
     (InvalidFile, ErrorOutcome(Status.SKIPPED, True)),
     (HeaderRefused, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
     (ContentRefused, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
+    (NotOwned, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
     (SpoolError, ErrorOutcome(Status.FAILED, False)),  # our disk, not the user's file: fail and retry
     (Abandoned, ErrorOutcome(Status.ABANDONED, False)),
     (TokenRejected, ErrorOutcome(Status.FAILED, True, _token_rejected)),

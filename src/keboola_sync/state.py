@@ -84,6 +84,7 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE files ADD COLUMN header TEXT;
     ALTER TABLE files ADD COLUMN retry_seconds REAL;
     ALTER TABLE files ADD COLUMN depends TEXT;
+    ALTER TABLE files ADD COLUMN table_import_date TEXT;
     """,
 }
 
@@ -132,6 +133,9 @@ class FileRecord:
     # DEPENDS_TABLE (the remote table: a refused header or content), or RIVAL + path (another file loads
     # the same table). None: only the file's own bytes.
     depends: str | None = None
+    # The table's `lastImportDate` as Keboola reported it right after our last load: another value later
+    # means someone else loaded (or recreated) the table (Keboola's clock against Keboola's clock).
+    table_import_date: str | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -188,6 +192,7 @@ def _record(row: sqlite3.Row) -> FileRecord:
         next_retry_at=row["next_retry_at"],
         retry_seconds=_newer(row, "retry_seconds"),
         depends=_newer(row, "depends"),
+        table_import_date=_newer(row, "table_import_date"),
     )
 
 
@@ -328,6 +333,7 @@ class Ledger:
         columns: tuple[str, ...],
         rows: int | None,
         header: tuple[str, ...] | None = None,
+        table_import_date: str | None = None,
     ) -> None:
         with self._tx() as conn:
             self._upsert(
@@ -339,6 +345,7 @@ class Ledger:
                 sha256=sha256,
                 columns=json.dumps(list(columns)),
                 header=None if header is None else json.dumps(list(header)),
+                table_import_date=table_import_date,
                 rows=rows,
                 last_load_at=time.time(),
                 job_id=None,
@@ -425,10 +432,20 @@ class Ledger:
         """The table was deleted in Keboola behind our back: the next load creates it from the file."""
         with self._tx() as conn:
             conn.execute(
-                "UPDATE files SET columns = NULL, header = NULL, sha256 = NULL, seen_size = NULL, "
-                "seen_mtime_ns = NULL, seen_inode = NULL, seen_ctime_ns = NULL, state = ?, updated_at = ? "
-                "WHERE table_id = ?",
+                "UPDATE files SET columns = NULL, header = NULL, sha256 = NULL, table_import_date = NULL, "
+                "seen_size = NULL, seen_mtime_ns = NULL, seen_inode = NULL, seen_ctime_ns = NULL, state = ?, "
+                "updated_at = ? WHERE table_id = ?",
                 (LedgerState.PENDING.value, time.time(), table_id),
+            )
+
+    def forget_content(self, path: str) -> None:
+        """Someone else loaded the table: what it holds is no longer the file's, so the next look at the
+        file loads it again. What it was created from (header, columns) is kept."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE files SET sha256 = NULL, table_import_date = NULL, seen_size = NULL, seen_mtime_ns = NULL, "
+                "seen_inode = NULL, seen_ctime_ns = NULL, state = ?, updated_at = ? WHERE path = ?",
+                (LedgerState.PENDING.value, time.time(), path),
             )
 
     def integrity_ok(self) -> bool:

@@ -20,6 +20,7 @@ import functools
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Config
@@ -27,7 +28,7 @@ from .csvfile import CsvInfo, Spool, inspect_and_spool
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Layout, Rejected, Target
-from .load import ContentRefused, HeaderRefused, Loaded, Loader, Overlap
+from .load import ContentRefused, HeaderRefused, Loaded, Loader, NotOwned, Overlap
 from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
 from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
@@ -90,7 +91,7 @@ def decide(
             "Rename one of the two files"
         )
         return Decision(Action.SKIP, message, version=fp, depends=RIVAL + seen.rival)
-    if record is not None and not _rival_gone(record, seen) and not needs_work(fp, record, now):
+    if record is not None and not seen.rejudge and not _rival_gone(record, seen) and not needs_work(fp, record, now):
         action = Action.WAIT if record.state == LedgerState.FAILED else Action.NOTHING
         return Decision(action, record.error or "", target.table_id)
     rename = target.renamed and (record is None or record.table_id != target.table_id)
@@ -124,6 +125,7 @@ class SyncService:
         self._buckets = ledger.known_buckets()
         self._warned_folders: set[str] = set()
         self._bucket_lock = threading.Lock()
+        self._rejudged: set[str] = set()  # table-dependent skips already judged again in this process
         self.loader = Loader(config, storage, ledger, self._buckets, self.ensure_folder)
 
     # -- classification ------------------------------------------------------------------------------
@@ -185,6 +187,8 @@ class SyncService:
     def needs_work(self, rel_path: str, fp: Fingerprint, record: FileRecord | None, now: float) -> bool:
         """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?
         Besides the file's own change: a skip because of another file that is no longer there."""
+        if self._first_look(rel_path, record, peek=True):
+            return True
         if record is not None and record.depends and record.depends.startswith(RIVAL):
             rival = record.depends.removeprefix(RIVAL)
             if not (self.root / rival).exists():
@@ -195,6 +199,8 @@ class SyncService:
         target = self.target_for(rel_path)
         seen = self._observe(rel_path, target)
         record = self.ledger.get(rel_path) if isinstance(target, Target) else None
+        if self._first_look(rel_path, record):
+            seen = replace(seen, rejudge=True)
         decision = decide(rel_path, target, seen, record, time.time())
         action = decision.action
         if action is Action.SKIP:
@@ -210,6 +216,17 @@ class SyncService:
                 extra={"file": rel_path, "table": target.table_id},
             )
         return self._load(rel_path, self.root / rel_path, target, decision.version, record)
+
+    def _first_look(self, rel_path: str, record: FileRecord | None, *, peek: bool = False) -> bool:
+        """A skip about the table or the configuration (not owned, header refused), not yet judged again
+        by this process: the table or config.yaml may have changed while the daemon was stopped."""
+        if record is None or record.state != LedgerState.SKIPPED or record.depends != DEPENDS_TABLE:
+            return False
+        if rel_path in self._rejudged:
+            return False
+        if not peek:
+            self._rejudged.add(rel_path)
+        return True
 
     def _observe(self, rel_path: str, target: Target | Ignored | Rejected) -> Observation:
         """Everything `decide` needs to know about the file, looked at in the order it is judged."""
@@ -241,8 +258,10 @@ class SyncService:
                 return Outcome(rel_path, Status.UNCHANGED, "content unchanged", target.table_id)
             try:
                 loaded = self.loader.load(rel_path, target, info, spool, record, fresh_file_id)
-            except (Abandoned, StorageError, HeaderRefused, ContentRefused) as exc:
+            except (Abandoned, StorageError, HeaderRefused, ContentRefused, NotOwned) as exc:
                 return self._on_error(rel_path, target.table_id, info.fingerprint, exc, record)
+            if loaded.unchanged:
+                return self._already_held(rel_path, info, loaded)
             return self._finish(rel_path, path, target, info, spool, loaded, started)
         finally:
             spool.path.unlink(missing_ok=True)
@@ -288,7 +307,16 @@ class SyncService:
         rows = loaded.outcome.rows
         columns = loaded.outcome.columns or info.columns
         table_id = loaded.table_id
-        self.ledger.record_synced(rel_path, table_id, info.fingerprint, info.sha256, columns, rows, header=info.header)
+        self.ledger.record_synced(
+            rel_path,
+            table_id,
+            info.fingerprint,
+            info.sha256,
+            columns,
+            rows,
+            header=info.header,
+            table_import_date=loaded.table_import_date,
+        )
         compressed = f", gzip {spool.size / 1e6:.1f} MB" if spool.gzipped else ""
         rate = info.size / 1e6 / max(seconds, 1e-6)
         status = Status.CREATED if loaded.created else Status.LOADED
@@ -320,6 +348,26 @@ class SyncService:
             log.info("%s changed during the load; loading the new content next", rel_path, extra={"file": rel_path})
             return Outcome(rel_path, Status.CHANGED, "changed during the load", table_id)
         return Outcome(rel_path, status, "", table_id)
+
+    def _already_held(self, rel_path: str, info: CsvInfo, loaded: Loaded) -> Outcome:
+        """No ledger memory, but the table's keboola-sync mark says it holds this very content (a ledger
+        moved aside, a new machine): remember it, send nothing (issue 12 item 5)."""
+        self.ledger.record_synced(
+            rel_path,
+            loaded.table_id,
+            info.fingerprint,
+            info.sha256,
+            info.columns,
+            loaded.outcome.rows,
+            header=info.header,
+        )
+        log.info(
+            "%s: table %s already holds this content (keboola-sync's mark); nothing loaded",
+            rel_path,
+            loaded.table_id,
+            extra={"file": rel_path, "table": loaded.table_id, "outcome": "unchanged"},
+        )
+        return Outcome(rel_path, Status.UNCHANGED, "content unchanged", loaded.table_id)
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -380,26 +428,39 @@ class SyncService:
         return Outcome(rel_path, Status.FAILED, message, table_id)
 
     def tables_dropped_remotely(self) -> list[str]:
-        """Paths whose table was deleted in Keboola although the file did not change: forget what the
-        table held so they load again. One list call; rows recorded after it started are not judged."""
+        """Paths whose table was deleted, or loaded by someone else, in Keboola although the file did not
+        change: they load again, so every table ends up equal to its file (issue 12 items 3 and 7). One
+        list call; rows recorded after it started are not judged."""
         asked_at = time.time()
-        remote = self.storage.list_table_ids()
+        remote = self.storage.list_tables()
         paths = []
         for record in self.ledger.all():
-            if not judged_by_the_table(record) or not record.table_id or record.table_id in remote:
+            if not judged_by_the_table(record) or not record.table_id:
                 continue
             if (record.last_load_at or 0) >= asked_at or not (self.root / record.path).exists():
                 continue
             if observe(self.root / record.path) != record.seen:
-                continue  # changed as well: its load is on the way and will say the table is gone
-            log.warning(
-                "table %s was deleted in Keboola; loading %s again",
-                record.table_id,
-                record.path,
-                extra={"file": record.path, "table": record.table_id},
-            )
-            self.ledger.forget_table(record.table_id)
-            paths.append(record.path)
+                continue  # changed as well: its load is on the way and will find out
+            if record.table_id not in remote:
+                log.warning(
+                    "table %s was deleted in Keboola; loading %s again",
+                    record.table_id,
+                    record.path,
+                    extra={"file": record.path, "table": record.table_id},
+                )
+                self.ledger.forget_table(record.table_id)
+                paths.append(record.path)
+            elif _loaded_by_someone_else(record, remote[record.table_id]):
+                log.warning(
+                    "table %s was loaded in Keboola by something other than keboola-sync (last import %s); "
+                    "loading %s again so the table equals the file",
+                    record.table_id,
+                    remote[record.table_id],
+                    record.path,
+                    extra={"file": record.path, "table": record.table_id},
+                )
+                self.ledger.forget_content(record.path)
+                paths.append(record.path)
         return paths
 
     # -- start-up ----------------------------------------------------------------------------------
@@ -407,6 +468,16 @@ class SyncService:
     def resolve_in_flight(self) -> None:
         """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended."""
         self.loader.resolve_in_flight()
+
+
+def _loaded_by_someone_else(record: FileRecord, import_date: str | None) -> bool:
+    """Keboola's lastImportDate moved since our last load (Keboola's clock against Keboola's clock)."""
+    return (
+        record.state == LedgerState.SYNCED
+        and record.table_import_date is not None
+        and import_date is not None
+        and import_date != record.table_import_date
+    )
 
 
 def judged_by_the_table(record: FileRecord) -> bool:

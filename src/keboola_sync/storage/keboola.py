@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from kbcstorage.tables import Tables  # type: ignore[import-untyped, unused-igno
 from kbcstorage.tokens import Tokens  # type: ignore[import-untyped, unused-ignore]
 
 from ..config import KeboolaConfig, RetryConfig, UploadConfig
+from . import marks
 from .errors import Abandoned, JobFailed, NotFound, StorageTerminal, StorageTransient, classify
 from .http import OneAttemptHttp
 from .retry import RetryPolicy
@@ -66,6 +67,9 @@ class RemoteTable:
     table_id: str
     columns: tuple[str, ...]
     rows_count: int | None
+    last_import_date: str | None = None  # Keboola's own clock: compared only with values Keboola gave
+    created: str | None = None  # when Keboola created the table (its clock)
+    marks: dict[str, str] = field(default_factory=dict)  # metadata of provider keboola-sync (marks.py)
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class Storage:
         self._files = Files(self.url, token)
         self._jobs = Jobs(self.url, token)
         self._tokens = Tokens(self.url, token)
-        for endpoint in (self._buckets, self._tables, self._files, self._jobs, self._tokens):
+        for endpoint in (self._buckets, self._tables, self._tables.metadata, self._files, self._jobs, self._tokens):
             endpoint.requests = http  # the SDK's own 11-attempt retry loop is off; ours wraps calls
         self._s3 = S3Uploader(
             request_timeout=keboola.request_timeout_seconds,
@@ -175,8 +179,26 @@ class Storage:
         except NotFound:
             return None
         return RemoteTable(
-            table_id=data["id"], columns=tuple(data.get("columns") or ()), rows_count=data.get("rowsCount")
+            table_id=data["id"],
+            columns=tuple(data.get("columns") or ()),
+            rows_count=data.get("rowsCount"),
+            last_import_date=data.get("lastImportDate"),
+            created=data.get("created"),
+            marks=marks.ours(data.get("metadata")),
         )
+
+    def mark_table(self, table_id: str, values: dict[str, str]) -> None:
+        """Write keboola-sync's metadata on a table (POST tables/{id}/metadata, §4). The answer's shape
+        (a list, or `{"metadata": [...], "columnsMetadata": {...}}`) is not read: nothing depends on it."""
+        self._retrying(
+            f"marking table {table_id}",
+            lambda: self._tables.metadata.create(table_id, marks.PROVIDER, marks.entries(values)),
+        )
+
+    def list_tables(self) -> dict[str, str | None]:
+        """Every table of the project with its `lastImportDate`, in one call (GET tables, §4.1)."""
+        tables = self._retrying("listing tables", self._tables.list)
+        return {str(t["id"]): t.get("lastImportDate") for t in tables or [] if isinstance(t, dict) and "id" in t}
 
     def table_ids_in_bucket(self, bucket_id: str) -> set[str]:
         """The ids of one bucket's tables (GET buckets/{id}/tables, §4.1); empty when the bucket is gone."""
