@@ -15,7 +15,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from keboola_emulator import model
+from keboola_emulator import model, tablejobs
 from keboola_emulator.context import Context
 from keboola_emulator.csvimport import (
     CsvStream,
@@ -39,6 +39,7 @@ def register(ctx: Context) -> None:
     ctx.jobs.register("tableExport", lambda job: export_table(ctx, job))
     ctx.jobs.register("tableDrop", lambda job: drop_table(ctx, job))
     ctx.jobs.register("bucketDelete", lambda job: delete_bucket(ctx, job))
+    tablejobs.register(ctx)
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -263,6 +264,13 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 results={"missingColumns": missing, "expectedColumns": expected},
             )
         extra = [c for c in file_columns if c not in expected]
+        if extra and table.get("definition") is not None:  # §0: typed tables never gain columns on import
+            raise JobError(
+                COLUMNS_NOT_MATCH,
+                f"Columns {', '.join(extra)} are not in the typed table {table_id}; typed tables do not get "
+                "new columns from an import.",
+                results={"missingColumns": [], "expectedColumns": expected},
+            )
         clash = [c for c in extra if c.lower() in {e.lower() for e in expected}]
         if clash:
             raise JobError(
