@@ -307,3 +307,30 @@ def test_out_of_scope_apis_answer_not_found(api: Api, path: str) -> None:
     body = answer.json()
     assert body["code"] == "notFound" and body["error"] and body["exceptionId"] and body["status"] == "error"
     assert json.loads(answer.text) == body
+
+
+# -- reached through a TLS front under a real-looking name (kbagent, tests/clients) -------------------
+def test_a_fronted_client_gets_real_looking_urls_and_s3_answers_virtual_hosted_requests(
+    emulator: Emulator, api: Api
+) -> None:
+    fronted = {**api.headers, "Host": "connection.keboola.test"}
+    prepared = requests.post(
+        f"{api.base}/files/prepare", headers=fronted, data={"name": "v.txt", "federationToken": "1"}, timeout=20
+    ).json()
+    key = prepared["uploadParams"]["key"]
+    put = requests.put(
+        f"{emulator.s3_url}/{key}",
+        headers={"Host": "kbc-sapi-files.s3.us-east-1.amazonaws.com"},
+        data=b"virtual-hosted",
+        timeout=20,
+    )
+    assert put.status_code == 200, put.text
+    detail = requests.get(f"{api.base}/files/{prepared['id']}", headers=fronted, timeout=20).json()
+    assert detail["url"].startswith(f"https://kbc-sapi-files.s3.us-east-1.amazonaws.com/{key}?")
+    assert detail["sizeBytes"] == len(b"virtual-hosted")
+    assert api.call("POST", "/buckets", data={"name": unique("front")}).status_code == 201
+    bucket = requests.get(f"{api.base}/buckets", headers=fronted, timeout=20).json()
+    assert bucket and all(b["uri"].startswith("https://connection.keboola.test/v2/storage/") for b in bucket)
+    plain = api.call("GET", f"/files/{prepared['id']}").json()  # the same file over 127.0.0.1
+    assert plain["url"].startswith(f"{emulator.s3_url}/kbc-sapi-files/")
+    assert requests.get(plain["url"], timeout=20).content == b"virtual-hosted"

@@ -3,11 +3,12 @@ checks and the bucket/table lookups that answer 404 the way the real API does.""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 
 from keboola_emulator.context import Context
 from keboola_emulator.errors import ApiError, bucket_not_found, table_not_found
@@ -79,7 +80,28 @@ def safe_key_name(name: str) -> str:
 
 
 def url(ctx: Context) -> str:
+    """The API's base URL in answers: the name the client used when it came through a TLS front."""
+    if fronted():
+        return f"https://{request.host}"
     return ctx.api_url or request.host_url.rstrip("/")
+
+
+def fronted() -> bool:
+    """True when the client reached the API under a real-looking https name (a host without a port
+    that is neither an IP address nor localhost), i.e. through a TLS front such as the client suite's
+    (tests/clients). Such a client gets URLs of the same kind back: the API's own name, and S3 URLs on
+    the real AWS host (kbagent refuses to download from a loopback address). Every client that talks
+    to `http://127.0.0.1:<port>` (the daemon, kbcstorage, Docker with the host network) is unaffected."""
+    if not has_request_context():
+        return False
+    host = request.host
+    if ":" in host or host == "localhost":
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return False
 
 
 def branch_route(app: Flask) -> Callable[..., Callable[..., Any]]:
