@@ -1,5 +1,6 @@
 """pykeboola 0.0.12 against the emulator: typed table create (tables-definition), table and column
-metadata, delete with a trailing slash. Plain http; the client runs unpatched in its own venv."""
+metadata, delete with a trailing slash; its Queue call meets the out-of-scope "not found". Plain
+http; the client runs unpatched in its own venv."""
 
 from __future__ import annotations
 
@@ -63,3 +64,9 @@ def test_delete_table_with_a_trailing_slash(run: tuple[Emulator, dict[str, Any]]
     emulator, seen = run
     assert seen["deleted"] is True and seen["tables_left"] == []
     assert emulator.client().tables.list() == []
+
+
+def test_queue_api_is_out_of_scope_and_answers_not_found(run: tuple[Emulator, dict[str, Any]]) -> None:
+    _, seen = run
+    assert seen["queue_job"].startswith("Failed to queue a job in Keboola.")
+    assert '"code": "notFound"' in seen["queue_job"]

@@ -39,23 +39,7 @@ def register(app: Flask, ctx: Context) -> None:
     @route("/tables/<table_id>/metadata", ["POST"], branch_aware=True)
     def table_metadata_create(table_id: str) -> Response:
         require_manage()
-        t = table_or_404(ctx, table_id)
-        p = params()
-        provider = _provider(p)
-        entries: list[tuple[str | None, dict[str, Any]]] = [(None, item) for item in _items(p.get("metadata"))]
-        for column, item in _column_items(p.get("columnsMetadata")):
-            if column not in t["columns"]:
-                raise ApiError(400, "storage.metadata.invalidColumn", f"Column {column} not found in the table.")
-            entries.append((column, item))
-        _check_keys(entries)
-        ctx.store.add_metadata_many(table_id, provider, entries)
-        if not is_json_body():
-            return json_response(_table_level(ctx, table_id), 201)
-        columns: dict[str, list[dict[str, Any]]] = {}
-        for m in ctx.store.list_metadata(table_id):
-            if m["column_name"] is not None:
-                columns.setdefault(m["column_name"], []).append(metadata_json(m))
-        return json_response({"metadata": _table_level(ctx, table_id), "columnsMetadata": columns}, 201)
+        return _create_for_table(ctx, table_or_404(ctx, table_id))
 
     @route("/tables/<table_id>/metadata/<metadata_id>", ["DELETE"], branch_aware=True)
     def table_metadata_delete(table_id: str, metadata_id: str) -> Response:
@@ -100,6 +84,26 @@ def register(app: Flask, ctx: Context) -> None:
     app.add_url_rule(rule, "branch_metadata_list", branch_metadata_list, methods=["GET"])
     app.add_url_rule(rule, "branch_metadata_create", branch_metadata_create, methods=["POST"])
     app.add_url_rule(rule + "/<metadata_id>", "branch_metadata_delete", branch_metadata_delete, methods=["DELETE"])
+
+
+def _create_for_table(ctx: Context, t: dict[str, Any]) -> Response:
+    """Table and column metadata in one upsert; the answer's shape follows the request's (module doc)."""
+    p = params()
+    provider = _provider(p)
+    entries: list[tuple[str | None, dict[str, Any]]] = [(None, item) for item in _items(p.get("metadata"))]
+    for column, item in _column_items(p.get("columnsMetadata")):
+        if column not in t["columns"]:
+            raise ApiError(400, "storage.metadata.invalidColumn", f"Column {column} not found in the table.")
+        entries.append((column, item))
+    _check_keys(entries)
+    ctx.store.add_metadata_many(t["id"], provider, entries)
+    if not is_json_body():
+        return json_response(_table_level(ctx, t["id"]), 201)
+    columns: dict[str, list[dict[str, Any]]] = {}
+    for m in ctx.store.list_metadata(t["id"]):
+        if m["column_name"] is not None:
+            columns.setdefault(m["column_name"], []).append(metadata_json(m))
+    return json_response({"metadata": _table_level(ctx, t["id"]), "columnsMetadata": columns}, 201)
 
 
 def _table_level(ctx: Context, table_id: str) -> list[dict[str, Any]]:
