@@ -28,7 +28,7 @@ from keboola_emulator.csvimport import (
 )
 from keboola_emulator.errors import JobError
 from keboola_emulator.s3 import FILES_BUCKET
-from keboola_emulator.views import bucket_json, table_json
+from keboola_emulator.views import table_json
 
 COLUMNS_NOT_MATCH = "csvImport.columnsNotMatch"
 
@@ -233,7 +233,9 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     assert stored is not None
     fresh_bucket = ctx.store.get_bucket(bucket_id) or bucket
     # §4.2: job results = the new table (kbcstorage reads results.id)
-    return table_json(stored, ctx.api_url, bucket=bucket_json(fresh_bucket, ctx.api_url)), source.metrics()
+    from keboola_emulator.routes.common import full_bucket_json  # with its real counts (issue 17, item 9)
+
+    return table_json(stored, ctx.api_url, bucket=full_bucket_json(ctx, fresh_bucket)), source.metrics()
 
 
 # -- tableImport -----------------------------------------------------------------------------------

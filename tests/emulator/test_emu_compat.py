@@ -289,6 +289,9 @@ def test_embedded_bucket_has_counts_and_linked_buckets_are_listed_on_request(
     bucket_id = table_id.rpartition(".")[0]
     detail = api.call("GET", f"/tables/{table_id}").json()
     assert detail["bucket"]["rowsCount"] == 3 and detail["bucket"]["dataSizeBytes"] == detail["dataSizeBytes"] > 0
+    jobs = api.call("GET", "/jobs").json()
+    create_job = next(j for j in jobs if j["tableId"] == table_id and j["operationName"] == "tableCreate")
+    assert create_job["results"]["bucket"]["rowsCount"] == 3  # the tableCreate results embed it too
     listed = api.call("GET", "/tables").json()
     assert next(t for t in listed if t["id"] == table_id)["bucket"]["rowsCount"] == 3
     plain = next(b for b in api.call("GET", "/buckets").json() if b["id"] == bucket_id)
