@@ -5,6 +5,7 @@ the answer is the point, the real kbcstorage client where a table with rows is n
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,27 @@ def test_a_fronted_client_gets_real_looking_urls_and_s3_answers_virtual_hosted_r
     plain = api.call("GET", f"/files/{prepared['id']}").json()  # the same file over 127.0.0.1
     assert plain["url"].startswith(f"{emulator.s3_url}/kbc-sapi-files/")
     assert requests.get(plain["url"], timeout=20).content == b"virtual-hosted"
+
+
+def test_a_data_dir_from_before_object_metadata_keeps_its_table_metadata(make_emulator: Any, tmp_path: Path) -> None:
+    """--data-dir written by an emulator whose metadata table had no object_type column."""
+    data_dir = tmp_path / "state"
+    emu = make_emulator(data_dir=data_dir)
+    client = emu.client()
+    table_id = csv_table(client, tmp_path)
+    old = Api(emu)
+    old.call("POST", f"/tables/{table_id}/metadata", json={"provider": "p", "metadata": [{"key": "k", "value": "v"}]})
+    emu.stop()
+    with sqlite3.connect(data_dir / "catalog.sqlite") as db:  # back to the schema before issue 17
+        db.executescript(
+            "CREATE TABLE m (id INTEGER PRIMARY KEY AUTOINCREMENT, table_id TEXT NOT NULL, column_name TEXT,"
+            " provider TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, timestamp TEXT NOT NULL);"
+            "INSERT INTO m SELECT id, table_id, column_name, provider, key, value, timestamp FROM metadata;"
+            "DROP TABLE metadata; ALTER TABLE m RENAME TO metadata;"
+        )
+    emu.restart()
+    api = Api(emu)
+    assert [(m["key"], m["value"]) for m in api.call("GET", f"/tables/{table_id}/metadata").json()] == [("k", "v")]
+    bucket_id = table_id.rpartition(".")[0]
+    posted = api.call("POST", f"/buckets/{bucket_id}/metadata", json={"provider": "p", "metadata": [{"key": "b"}]})
+    assert posted.status_code == 201 and [m["key"] for m in posted.json()] == ["b"]
