@@ -153,11 +153,12 @@ def test_download_table(kbagent: Kbagent) -> None:
 
 
 def test_file_upload_and_download_by_tag(kbagent: Kbagent) -> None:
-    kbagent.storage("file-upload", "--file", write(kbagent, "old.txt", "older"), "--tag", "report", "--tag", "q3")
     uploaded = kbagent.storage(
         "file-upload", "--file", write(kbagent, "notes.txt", "hello file"), "--tag", "report", "--tag", "q4"
     )
     assert isinstance(uploaded["id"], int)
+    # a newer file with only one of the tags: a server that ignored the tag filter would hand this one out
+    kbagent.storage("file-upload", "--file", write(kbagent, "other.txt", "wrong file"), "--tag", "report")
     target = kbagent.home / "got.txt"
     kbagent.storage("file-download", "--tag", "report", "--tag", "q4", "-o", str(target))
     assert target.read_text() == "hello file"
