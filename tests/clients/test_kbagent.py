@@ -192,3 +192,10 @@ def test_usage_events_reach_the_events_api(kbagent: Kbagent) -> None:
         timeout=20,
     ).json()
     assert any(e["message"] == "storage buckets command done." for e in events)
+
+
+def test_queue_api_is_out_of_scope_and_answers_not_found(kbagent: Kbagent) -> None:
+    answer = kbagent("job", "list", "--project", PROJECT, ok=False)
+    assert "queue.keboola.test" in kbagent.front.tunnels  # kbagent derived the Queue host from the stack
+    (error,) = answer["data"]["errors"]  # kbagent reports per project and keeps going
+    assert error["error_code"] == "NOT_FOUND" and error["message"].startswith("Resource not found: Not found")
