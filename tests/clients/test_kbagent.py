@@ -58,6 +58,13 @@ class Kbagent:
     def storage(self, *args: str) -> Any:
         return self("storage", args[0], "--project", PROJECT, *args[1:])["data"]
 
+    def seed(self, bucket: str, table: str, content: str) -> str:
+        """A table made with kbcstorage, for tests whose subject is not kbagent's upload."""
+        client = self.emulator.client()
+        path = self.home / f"{bucket}-{table}.csv"
+        path.write_text(content)
+        return str(client.tables.create(client.buckets.create(bucket)["id"], table, str(path)))
+
     def rows(self, table_id: str) -> list[str]:
         lines = self.emulator.client().tables.preview(table_id).split("\n")
         return [lines[0], *sorted(lines[1:-1])]
@@ -144,8 +151,7 @@ def test_full_and_incremental_load(kbagent: Kbagent) -> None:
 
 
 def test_download_table(kbagent: Kbagent) -> None:
-    table_id = "in.c-export.rows"
-    kbagent.storage("upload-table", "--table-id", table_id, "--file", write(kbagent, "r.csv", "k,v\n1,one\n2,two\n"))
+    table_id = kbagent.seed("export", "rows", "k,v\n1,one\n2,two\n")
     out = kbagent.home / "downloaded.csv"
     kbagent.storage("download-table", "--table-id", table_id, "--output", str(out))
     lines = out.read_text().splitlines()
@@ -167,15 +173,14 @@ def test_file_upload_and_download_by_tag(kbagent: Kbagent) -> None:
 
 
 def test_truncate_table(kbagent: Kbagent) -> None:
-    table_id = "in.c-trunc.rows"
-    kbagent.storage("upload-table", "--table-id", table_id, "--file", write(kbagent, "t.csv", "a,b\n1,2\n3,4\n"))
+    table_id = kbagent.seed("trunc", "rows", "a,b\n1,2\n3,4\n")
     kbagent.storage("truncate-table", "--table-id", table_id, "--yes")
     detail = kbagent.storage("table-detail", "--table-id", table_id)
     assert detail["rows_count"] == 0 and detail["columns"] == ["a", "b"]
 
 
 def test_delete_table_and_bucket(kbagent: Kbagent) -> None:
-    kbagent.storage("upload-table", "--table-id", "in.c-gone.t", "--file", write(kbagent, "g.csv", "a\n1\n"))
+    kbagent.seed("gone", "t", "a\n1\n")
     kbagent.storage("delete-table", "--table-id", "in.c-gone.t", "--yes")
     client = kbagent.emulator.client()
     assert client.buckets.list_tables("in.c-gone") == []
