@@ -12,6 +12,7 @@ from typing import Any
 PROJECT_ID = 1234  # §1.3: owner.id is the project id, an int
 PROJECT_NAME = "Keboola Emulator"
 REGION = "us-east-1"
+ORGANIZATION_ID = "1"  # §12: organization.id is a string, owner.id an int
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def creator_token(token: Token) -> dict[str, Any]:
 def verify_payload(
     token: Token, base_url: str, bucket_ids: list[str], created: str, data_size_bytes: int, rows_count: int
 ) -> dict[str, Any]:
-    """§1.3 shape; `admin` only for master tokens (GO storage_token_test), owner.id an int."""
+    """§1.3 shape with the §12 corrections; `admin` only for master tokens (GO storage_token_test),
+    owner.id an int, organization.id a string."""
     permission = "manage" if token.can_manage_buckets else "read"
     payload: dict[str, Any] = {
         "id": token.id,
@@ -79,7 +81,8 @@ def verify_payload(
         "bucketPermissions": {bucket_id: permission for bucket_id in bucket_ids},
         "componentAccess": [],
         "creatorToken": {"id": 1, "description": "Master token (keboola-emulator)"},
-        "organization": {"id": 1},
+        "isBYODB": False,  # §12: present in real responses
+        "organization": {"id": ORGANIZATION_ID},  # §12: a string (real recording; GO decodes a string)
         "owner": {
             "id": PROJECT_ID,
             "name": PROJECT_NAME,
@@ -96,6 +99,9 @@ def verify_payload(
             "hasSynapse": False,
             "hasExasol": False,
             "hasTeradata": False,
+            "hasMysql": False,  # §12: present in real responses
+            "hasTryModeOn": "0",  # §12: a string in real responses
+            "billedMonthlyPrice": None,  # §12
             "defaultBackend": "snowflake",
             "fileStorageProvider": "aws",
             "assignedBackends": ["snowflake"],
@@ -118,5 +124,6 @@ def verify_payload(
             "role": "admin",
             "features": [],
             "isOrganizationMember": True,
+            "isActivated": True,  # §12
         }
     return payload
