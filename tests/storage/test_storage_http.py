@@ -25,12 +25,23 @@ class _Stamps(http.server.BaseHTTPRequestHandler):
     """A Storage API that answers every table list with [] and notes when each request arrived."""
 
     stamps: ClassVar[list[float]] = []
+    too_many: ClassVar[int] = 0  # answer this many requests `429` + `Retry-After: 1` first
     lock = threading.Lock()
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         with self.lock:
             self.stamps.append(time.monotonic())
+            throttle = type(self).too_many > 0
+            type(self).too_many -= 1
+        if throttle:
+            body = b'{"error": "Too many requests", "code": "tooManyRequests"}'
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         body = b"[]"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -44,7 +55,7 @@ class _Stamps(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stamping_server() -> Iterator[str]:
-    _Stamps.stamps = []
+    _Stamps.stamps, _Stamps.too_many = [], 0
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stamps)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -82,6 +93,14 @@ def test_zero_means_no_limit(stamping_server: str) -> None:
     assert len(_Stamps.stamps) == 40
     # 40 requests at the default 10/s would take at least 3 s; unpaced, they take a fraction of that.
     assert time.monotonic() - started < 3.0
+
+
+def test_a_429_is_still_waited_out_behind_the_limit(stamping_server: str) -> None:
+    _Stamps.too_many = 2
+    storage = make_storage(stamping_server, "not-a-real-token", rate=50)
+    assert storage.list_table_ids() == set()
+    first, second, third = _Stamps.stamps
+    assert second - first >= 1.0 and third - second >= 1.0  # Retry-After: 1, each time
 
 
 class _FailOnePart(http.server.BaseHTTPRequestHandler):
