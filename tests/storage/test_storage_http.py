@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -181,3 +182,50 @@ def test_a_failed_part_is_sent_again_alone_not_the_whole_file(
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+class _Stack(http.server.BaseHTTPRequestHandler):
+    """A Storage API that answers tokens/verify and the index from `answers` (path -> (status, JSON))."""
+
+    answers: ClassVar[dict[str, tuple[int, object]]] = {}
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        status, payload = self.answers.get(urlsplit(self.path).path, (404, {"error": "Not found", "code": "notFound"}))
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("index", "features", "legacy"),
+    [
+        (
+            (200, {"api": "storage", "features": ["disable-legacy-bucket-prefix"]}),
+            {"a", "disable-legacy-bucket-prefix"},
+            False,
+        ),
+        ((200, {"api": "storage", "features": []}), {"a"}, True),
+        # a stack (or proxy) that refuses the index: the token's own list still counts
+        ((404, {"error": "Not found", "code": "notFound"}), {"a"}, True),
+    ],
+)
+def test_features_come_from_the_index_and_the_token(
+    index: tuple[int, object], features: set[str], legacy: bool
+) -> None:
+    verify = {"canManageBuckets": True, "owner": {"id": 7, "name": "p", "features": ["a"]}}
+    _Stack.answers = {"/v2/storage/tokens/verify": (200, verify), "/v2/storage": index}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stack)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        info = make_storage(f"http://127.0.0.1:{server.server_port}", "not-a-real-token").verify_token()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info.features == features and info.legacy_bucket_prefix is legacy

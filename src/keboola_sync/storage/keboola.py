@@ -222,8 +222,7 @@ class Storage:
     def _verify(self, api: _Api, what: str) -> TokenInfo:
         data = self._retrying(what, api.tokens.verify)
         owner = data.get("owner") or {}
-        index = self._retrying("reading the Storage API index", api.index.detail)
-        features = _names(owner.get("features")) | _names(index.get("features") if isinstance(index, dict) else None)
+        features = _names(owner.get("features")) | self._index_features(api)
         return TokenInfo(
             project_id=owner.get("id"),
             project_name=str(owner.get("name", "")),
@@ -232,6 +231,16 @@ class Storage:
             file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
             features=features,
         )
+
+    def _index_features(self, api: _Api) -> frozenset[str]:
+        """The project features the index lists (§2.2). The index is read only for them: a stack or proxy
+        that refuses it (a 4xx) leaves the token's `owner.features`; one that does not answer is an error
+        like any other."""
+        try:
+            index = self._retrying("reading the Storage API index", api.index.detail)
+        except StorageTerminal:
+            return frozenset()
+        return _names(index.get("features") if isinstance(index, dict) else None)
 
     def ping(self) -> None:
         """One token check, no retries: the idle keepalive behind the health report (any answer from
