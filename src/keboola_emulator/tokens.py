@@ -1,11 +1,13 @@
 """The emulated project and its tokens: who may do what, and the tokens/verify payload (§1.3).
 
 Two tokens exist: the master token (`--token`, default `local-dev-token`) and optionally a
-read-only one (`--readonly-token`) for tests of limited tokens (§1.4: 403 `accessDenied`).
+read-only one (`--readonly-token`) for tests of limited tokens (§1.4: 403 `accessDenied`). Tests of token
+rotation add and revoke master tokens at run time (`POST /_emulator/tokens`, `.../tokens/revoke`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,8 @@ class TokenRegistry:
     """Looks tokens up by their secret; never exposes secrets in reprs or logs."""
 
     def __init__(self, master: str, readonly: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._next_id = 3
         self._by_secret: dict[str, Token] = {
             master: Token("1", master, "Master token (keboola-emulator)", can_manage_buckets=True)
         }
@@ -44,6 +48,27 @@ class TokenRegistry:
 
     def lookup(self, secret: str) -> Token | None:
         return self._by_secret.get(secret)
+
+    def add_master(self, secret: str) -> None:
+        """Accept one more master token (a rotated one); adding a known secret changes nothing."""
+        with self._lock:
+            if secret not in self._by_secret:
+                token_id, self._next_id = str(self._next_id), self._next_id + 1
+                self._by_secret = {
+                    **self._by_secret,
+                    secret: Token(token_id, secret, "Master token (keboola-emulator)", can_manage_buckets=True),
+                }
+
+    def revoke(self, secret: str) -> bool:
+        """Stop accepting a token: from now on it is answered 401 as a revoked token is (§1.4)."""
+        with self._lock:
+            if secret not in self._by_secret:
+                return False
+            self._by_secret = {k: v for k, v in self._by_secret.items() if k != secret}
+            return True
+
+    def __len__(self) -> int:
+        return len(self._by_secret)
 
     @property
     def master(self) -> Token:

@@ -115,6 +115,10 @@ def _delimiters(value: str) -> str | None:
     return None
 
 
+def _requests_per_second(value: float) -> str | None:
+    return None if 0 <= value <= 10_000 else "a number from 0 (no limit) to 10000"
+
+
 def _opt(default: Any, check: Check | None = None) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -127,6 +131,8 @@ class KeboolaConfig:
     request_timeout_seconds: float = _opt(60.0, _seconds())
     job_timeout_seconds: float = _opt(3600.0, _seconds())
     job_poll_max_seconds: float = _opt(5.0, _seconds())
+    # Storage API requests a second at most (a token bucket, issue 16.7); 0 = no limit.
+    max_requests_per_second: float = _opt(50.0, _requests_per_second)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
-from . import __version__
 from .config import Config
 from .csvfile import CsvInfo, Dialect, Spool, SpoolReader
 from .errors import KeboolaSyncError
@@ -37,8 +36,8 @@ from .storage import (
     RemoteTable,
     Storage,
     StorageError,
-    marks,
 )
+from .storage import metadata as marks
 
 log = logging.getLogger("keboola_sync.sync")
 
@@ -90,9 +89,9 @@ def _later(a: str | None, b: str | None) -> bool:
 def holds(remote: RemoteTable, sha256: str) -> bool:
     """The table's mark says it holds content of this hash, and nobody imported into it since."""
     return (
-        remote.marks.get(marks.SHA256) == sha256
+        remote.marks.get(marks.SHA256_KEY) == sha256
         and bool(remote.last_import_date)
-        and remote.marks.get(marks.IMPORTED_AT) == remote.last_import_date
+        and remote.marks.get(marks.IMPORTED_AT_KEY) == remote.last_import_date
     )
 
 
@@ -227,7 +226,11 @@ class Loader:
         if remote is not None or target.bucket_id not in self._buckets:
             return target, remote
         wanted = target.table_id.lower()
-        same = sorted(t for t in self.storage.table_ids_in_bucket(target.bucket_id) if t.lower() == wanted)
+        try:
+            listed = self.storage.list_tables(target.bucket_id)
+        except NotFound:
+            return target, None
+        same = sorted(t.table_id for t in listed if t.table_id.lower() == wanted)
         if not same or target.table_id in same:
             return target, None
         moved = replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1])
@@ -245,7 +248,7 @@ class Loader:
     def _ownership(self, state: _Round, record: FileRecord | None, remote: RemoteTable) -> Plan:
         """Ours (marked, or loaded by us per the ledger): load. Someone else's: skip, or adopt when
         `mapping.existing_tables: adopt` says so. Never overwrite data the daemon does not own."""
-        if marks.OWNER in remote.marks or loaded_by_us(record, remote):
+        if marks.OWNER_KEY in remote.marks or loaded_by_us(record, remote):
             return Plan.LOAD
         table_id = remote.table_id
         if self.config.mapping.existing_tables != "adopt":
@@ -281,15 +284,15 @@ class Loader:
         """Write the table's keboola-sync metadata after a load. A failure costs only the lost-ledger
         shortcut and the ownership proof (the ledger still has both): a WARNING, never a failed load."""
         values = {
-            marks.SHA256: state.info.sha256,
-            marks.HEADER: json.dumps(list(state.info.header)),
-            marks.SOURCE: state.rel_path,
-            marks.IMPORTED_AT: imported_at or "",
+            marks.SHA256_KEY: state.info.sha256,
+            marks.HEADER_KEY: json.dumps(list(state.info.header)),
+            marks.SOURCE_KEY: state.rel_path,
+            marks.IMPORTED_AT_KEY: imported_at or "",
         }
         if first:
-            values[marks.OWNER] = f"created by keboola-sync {__version__}"
+            values[marks.OWNER_KEY] = marks.OWNER_VALUE
         try:
-            self.storage.mark_table(state.target.table_id, values)
+            self.storage.set_sync_metadata(state.target.table_id, values)
         except StorageError as exc:
             log.warning(
                 "could not write keboola-sync's metadata on table %s: %s; ownership is kept in the ledger",

@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from .config import Config
@@ -32,6 +33,7 @@ from .load import ContentRefused, HeaderRefused, Loaded, Loader, NotOwned, Overl
 from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
 from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
+from .storage.metadata import parse_date
 
 __all__ = [
     "Action",
@@ -432,7 +434,7 @@ class SyncService:
         change: they load again, so every table ends up equal to its file (issue 12 items 3 and 7). One
         list call; rows recorded after it started are not judged."""
         asked_at = time.time()
-        remote = self.storage.list_tables()
+        remote = {t.table_id: t.last_import_date for t in self.storage.list_tables()}
         paths = []
         for record in self.ledger.all():
             if not judged_by_the_table(record) or not record.table_id:
@@ -470,14 +472,10 @@ class SyncService:
         self.loader.resolve_in_flight()
 
 
-def _loaded_by_someone_else(record: FileRecord, import_date: str | None) -> bool:
+def _loaded_by_someone_else(record: FileRecord, import_date: datetime | None) -> bool:
     """Keboola's lastImportDate moved since our last load (Keboola's clock against Keboola's clock)."""
-    return (
-        record.state == LedgerState.SYNCED
-        and record.table_import_date is not None
-        and import_date is not None
-        and import_date != record.table_import_date
-    )
+    ours = parse_date(record.table_import_date)
+    return record.state == LedgerState.SYNCED and ours is not None and import_date is not None and import_date != ours
 
 
 def judged_by_the_table(record: FileRecord) -> bool:

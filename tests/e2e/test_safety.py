@@ -148,7 +148,7 @@ def test_a_table_that_someone_else_made_is_never_overwritten_unless_adopted(daem
     assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
     assert table_rows(emulator, table) == [["id", "amount"], ["9", "99"]]
     metadata = {m["key"]: m["value"] for m in emulator.client().tables.detail(table)["metadata"]}
-    assert metadata["keboola-sync.owner"].startswith("created by keboola-sync")
+    assert metadata["keboola-sync.owner"] == "keboola-sync"
     assert metadata["keboola-sync.source"] == f"{folder}/revenue.csv"
 
 

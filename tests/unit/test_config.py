@@ -165,6 +165,8 @@ def test_every_key_rejects_a_wrong_type(tmp_path: Path, section: str, name: str,
         ("csv: {delimiters: ''}", "csv.delimiters", "one or more"),
         ("csv: {delimiters: ',,'}", "csv.delimiters", "each delimiter once"),
         ("csv: {delimiters: ',\"'}", "csv.delimiters", "not letters"),
+        ("keboola: {max_requests_per_second: -1}", "keboola.max_requests_per_second", "0 (no limit)"),
+        ("keboola: {max_requests_per_second: 1e9}", "keboola.max_requests_per_second", "10000"),
         ("upload: {gzip_level: 10}", "upload.gzip_level", "from 0 to 9"),
         ("upload: {gzip_level: -1}", "upload.gzip_level", "from 0 to 9"),
         ("upload: {gzip_threshold_mb: -1}", "upload.gzip_threshold_mb", ">= 0"),
@@ -425,3 +427,9 @@ def test_anchors_and_aliases_still_load_and_a_recursive_one_is_a_clear_error(tmp
     with pytest.raises(ConfigError) as err:
         load_yaml(tmp_path, "watch:\n  ignore_patterns: &loop ['a', *loop]\n")
     assert err.value.key == "watch.ignore_patterns"
+
+
+def test_the_request_rate_defaults_to_ten_and_zero_turns_it_off(tmp_path: Path) -> None:
+    assert defaults().keboola.max_requests_per_second == 50.0
+    assert load_yaml(tmp_path, "keboola: {max_requests_per_second: 0}").keboola.max_requests_per_second == 0.0
+    assert load_yaml(tmp_path, "keboola: {max_requests_per_second: 2.5}").keboola.max_requests_per_second == 2.5

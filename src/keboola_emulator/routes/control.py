@@ -35,6 +35,31 @@ def register(app: Flask, ctx: Context) -> None:
     def stats() -> Response:
         return json_response(ctx.stats.snapshot())
 
+    # -- tokens (token rotation tests): the secret travels in the body, never in the URL (request lines
+    # are logged), and no answer echoes one.
+    def _secret() -> str:
+        body = request.get_json(silent=True)
+        secret = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(secret, str) or not secret:
+            raise ValueError('send {"token": "<secret>"}')
+        return secret
+
+    @app.route("/_emulator/tokens", methods=["POST"])
+    def tokens_add() -> Response:
+        try:
+            ctx.tokens.add_master(_secret())
+        except ValueError as exc:
+            return json_response({"error": str(exc), "code": "emulator.invalidToken", "status": "error"}, 400)
+        return json_response({"tokens": len(ctx.tokens)})
+
+    @app.route("/_emulator/tokens/revoke", methods=["POST"])
+    def tokens_revoke() -> Response:
+        try:
+            revoked = ctx.tokens.revoke(_secret())
+        except ValueError as exc:
+            return json_response({"error": str(exc), "code": "emulator.invalidToken", "status": "error"}, 400)
+        return json_response({"revoked": revoked, "tokens": len(ctx.tokens)})
+
     @app.route("/_emulator/health", methods=["GET"])
     def health() -> Response:
         return json_response({"status": "ok", "s3": ctx.s3.endpoint, "api": url(ctx)})
