@@ -247,6 +247,22 @@ def test_image_is_built_as_issue_6_asks(image: str) -> None:
     assert leftovers.stdout.strip() == ""
 
 
+EMULATOR_ONLY = ("moto", "flask", "flask_cors", "werkzeug", "jinja2", "xmltodict", "py_partiql_parser")
+
+
+def test_the_runtime_image_leaves_the_emulator_extra_out(image: str, emulator_image: str) -> None:
+    """The daemon's image has none of the emulator's packages (issue 15 item 7); the `emulator` target has them
+    all and starts the emulator, and its daemon still works."""
+    probe = f"import importlib.util as u; print(' '.join(m for m in {EMULATOR_ONLY!r} if u.find_spec(m)))"
+    assert docker("run", "--rm", image, "python", "-c", probe).stdout.strip() == ""
+    assert docker("run", "--rm", emulator_image, "python", "-c", probe).stdout.split() == list(EMULATOR_ONLY)
+    assert docker("run", "--rm", emulator_image, "keboola-emulator", "--help").stdout.startswith("usage:")
+    assert docker("run", "--rm", emulator_image, "keboola-sync", "--version").returncode == 0
+    # Without the extra, the emulator says what to install instead of a traceback.
+    missing = docker("run", "--rm", image, "keboola-emulator", "--port", "0", check=False)
+    assert missing.returncode == 2 and "pip install 'keboola-sync[emulator]'" in missing.stderr, missing.stderr
+
+
 def test_image_builds_with_tini_on_a_base_that_lacks_it(image: str) -> None:
     """The official python:3.12-slim has no tini, CI's stand-in has it: derive a tini-less base from the
     stand-in and build the unchanged Dockerfile's runtime stage on it (the builder stage comes from the
