@@ -203,12 +203,16 @@ def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def daemon_uids(d: Deployment) -> list[str]:
-    """The uid of every keboola-sync process in the container, and of PID 1 (tini), last."""
+    """The uid of every keboola-sync process in the container, and of PID 1 (tini), last.
+
+    Not Docker's healthcheck probe (`keboola-sync health`, every second here): Docker starts it with
+    `docker exec`, outside the entrypoint, as the image's user (root), and it only reads the heartbeat."""
     return d.exec(
         "sh",
         "-c",
         "for p in /proc/[0-9]*; do "
         "grep -qa keboola-sync $p/cmdline 2>/dev/null && grep -qav entrypoint $p/cmdline "
+        "&& ! tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'keboola-sync health' "
         "&& awk '/^Uid:/{print $2}' $p/status; "
         "done; awk '/^Uid:/{print $2}' /proc/1/status",
     ).stdout.split()
