@@ -193,7 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
+    try:
+        from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
+    except ModuleNotFoundError as exc:  # moto, Flask, ...: the optional extra, not in the runtime image
+        print(
+            f"keboola-emulator: {exc}. The emulator needs its extra: pip install 'keboola-sync[emulator]'"
+            " (in Docker: the image's `emulator` target, docker build --target emulator).",
+            file=sys.stderr,
+        )
+        return 2
 
     faults = FaultSettings(
         fail_rate=args.fail_rate,

@@ -280,7 +280,8 @@ def load_config(
         if config_path.is_file():
             raw = _read_yaml(config_path)
             source = config_path
-            _warn_if_shared(config_path, warnings)
+            # No "readable by other users" warning here: config.yaml never holds the token (.env does), and
+            # `chmod 600` on it makes it unreadable for a container whose daemon runs as another uid.
         elif config_path.exists():
             raise ConfigError(str(config_path), f"{config_path} is not a file. Pass the path of a config.yaml.")
         elif config_path_explicit:

@@ -155,6 +155,9 @@ def columns_header(count: int) -> str:
 
 
 LONG_STEM = "a" * 100
+# A few lines of real-looking names: enough for the encoding hint to tell the legacy encodings apart.
+CZECH_PEOPLE = "id,jmeno,mesto\n1,Jiří Novák,Plzeň\n2,Petra Dvořáková,České Budějovice\n3,Tomáš Černý,Žďár\n"
+GERMAN_PEOPLE = "id,name,stadt\n1,Jürgen Müller,Köln\n2,Anna Weiß,Düsseldorf\n3,Björn Groß,München\n"
 
 ENTRIES: list[Entry] = [
     # --- encodings -------------------------------------------------------------------------------
@@ -166,9 +169,16 @@ ENTRIES: list[Entry] = [
     ),
     Entry(
         "windows1250",
-        *at("enc/cp1250.csv", "id,mesto\n1,Plzeň\n2,Žďár nad Sázavou\n".encode("cp1250")),
+        *at("enc/cp1250.csv", CZECH_PEOPLE.encode("cp1250")),
         "skipped",
-        ("enc/cp1250.csv", "not valid UTF-8", "Windows-1250", SAVE_AS_UTF8),
+        ("enc/cp1250.csv", "not valid UTF-8", "it looks like Windows-1250 (Central European).", SAVE_AS_UTF8),
+    ),
+    Entry(
+        # A Mac program's export (Numbers, old Excel for Mac): was misnamed Windows-1250 before (issue 15).
+        "mac_roman",
+        *at("enc/macroman.csv", GERMAN_PEOPLE.encode("mac_roman")),
+        "skipped",
+        ("enc/macroman.csv", "not valid UTF-8", "line 2", "it looks like Mac Roman", SAVE_AS_UTF8),
     ),
     Entry(
         "utf16_bom",

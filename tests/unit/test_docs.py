@@ -14,6 +14,8 @@
    and checked (the e2e corpus pins those texts; the rows are in the named section). A new pass-through
    call fails the test until it is listed here, and a listed one that no longer exists fails too, so the
    list stays the truth.
+3. The user docs (README and docs/ but architecture, development and sources) cite no research notes:
+   those live outside the repository; docs/sources.md, for developers, maps them.
 """
 
 from __future__ import annotations
@@ -155,3 +157,27 @@ def test_the_pass_through_list_has_no_stale_entries() -> None:
 )
 def test_distinctive_fragment(literal: str, fragment: str) -> None:
     assert distinctive_fragment(literal) == fragment
+
+
+# --- 3. user docs cite no research notes (issue 15 item 9) -------------------------------------------
+# The notes live outside this repository (beside it, in the steering repository); a user has no copy.
+# Developer docs may name them; docs/sources.md maps them.
+DEVELOPER_DOCS = frozenset({"architecture.md", "development.md", "sources.md"})
+# A section sign right after a backtick is an example header cell (`§5` -> `S5`), not a citation.
+NOTE_REFERENCES = re.compile(r"\.\./shared/|/work/|keboola-storage-api\.md|peers\.md|(?<!`)§\d")
+
+
+def user_docs() -> list[Path]:
+    docs = sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in DEVELOPER_DOCS)
+    return [REPO / "README.md", *docs]
+
+
+def test_user_docs_cite_no_research_notes() -> None:
+    assert len(user_docs()) >= 8  # README and the user docs were found
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in user_docs()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if NOTE_REFERENCES.search(line)
+    ]
+    assert found == []
