@@ -88,12 +88,25 @@ _JUNK_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def nfc(name: str) -> str:
+    """A file or folder name in composed form (NFC), the first step of every naming rule here.
+
+    Why: macOS hands out decomposed names (NFD: "Tržby" as "Trz" + COMBINING CARON + "by"), Linux and
+    Windows composed ones, and both may meet in one synced folder. Decomposed, the accent is a separate
+    character that would become "_" ("Trz_by"); composed, the two spellings name the same table, so the
+    clash rule (one file per table) applies to them like to any other pair.
+    """
+    return unicodedata.normalize("NFC", name)
+
+
 def is_ignored_name(name: str, ignore_patterns: tuple[str, ...] | list[str] = ()) -> str | None:
     """Why a single file or folder name is never synced, or None.
 
     Covers hidden names, editor/office temp and lock files and the user's `watch.ignore_patterns`
-    (globs, compared case-insensitively because macOS and Windows folders are case-insensitive).
+    (globs, compared case-insensitively because macOS and Windows folders are case-insensitive, and in
+    NFC on both sides, so a pattern typed on Linux matches a name made on a Mac).
     """
+    name = nfc(name)
     lower = name.lower()
     for pattern, reason in _JUNK_PATTERNS:
         if fnmatch.fnmatchcase(lower, pattern):
@@ -101,7 +114,7 @@ def is_ignored_name(name: str, ignore_patterns: tuple[str, ...] | list[str] = ()
     if name.startswith("."):
         return "hidden"
     for pattern in ignore_patterns:
-        if fnmatch.fnmatchcase(lower, pattern.lower()):
+        if fnmatch.fnmatchcase(lower, nfc(pattern).lower()):
             return f"matches watch.ignore_patterns entry {pattern!r}"
     return None
 
@@ -141,7 +154,7 @@ def _transliterate(text: str) -> str:
 
 def sanitize_name(name: str) -> str:
     """A bucket or table name Keboola accepts, as close to `name` as possible ("" if nothing is left)."""
-    ascii_name = _transliterate(name)
+    ascii_name = _transliterate(nfc(name))
     return _NAME_RUN.sub("_", ascii_name).strip("_-")
 
 
