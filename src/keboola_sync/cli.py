@@ -179,9 +179,10 @@ def _status(config: Config, *, as_json: bool) -> int:
         _print(f"no CSV files in {config.watch.path}")
         return 0
     headers = ("FILE", "TABLE", "STATE", "LAST LOAD", "ROWS", "ERROR")
+    # printable: one row per file on one line, whatever its name holds
     table = [headers] + [
         (
-            printable(r["file"]),  # one row per file on one line, whatever its name holds
+            printable(r["file"]),
             r["table_id"] or "-",
             r["state"],
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["last_load_at"])) if r["last_load_at"] else "-",
