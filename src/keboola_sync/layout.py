@@ -186,6 +186,10 @@ TEXT_TABLE_ENDINGS = (".tsv", ".tab")  # not .txt: README.txt files are common a
 
 ROOT_CSV = "CSV files directly in the watched folder are not synced; put them in a folder"
 SUBFOLDER = "folders inside folders are not synced (only first-level folders are buckets)"
+LINKED_FOLDER = (
+    "a symbolic link to a folder, which is not followed; move or copy the folder itself into the watched"
+    " folder to sync it"
+)
 
 
 def _not_a_csv(rel: str, name: str, extensions: tuple[str, ...]) -> Ignored:
@@ -265,6 +269,12 @@ class Layout:
         """A folder inside a first-level folder: never synced; said once unless its name is ignored anyway."""
         reason = self.ignored_name(rel_path.rsplit("/", 1)[-1])
         return Ignored(rel_path, reason or SUBFOLDER, notable=reason is None)
+
+    def linked_folder(self, name: str) -> Ignored:
+        """A first-level symbolic link to a folder: never followed (its files may live anywhere, or be
+        another bucket's), and said once, since it looks like a bucket to whoever made it."""
+        reason = self.ignored_name(name)
+        return Ignored(name + "/", reason or LINKED_FOLDER, notable=reason is None)
 
     def classify(self, rel_path: str) -> Target | Ignored | Rejected:
         """What one file (relative to the watch root, "/"-separated) is: a table, or why not."""

@@ -21,7 +21,8 @@ def _csv_paths(config: Config) -> list[str]:
         return paths
     for folder in folders:
         try:
-            names = sorted(e.name for e in os.scandir(root / folder) if not e.is_dir(follow_symlinks=False))
+            # is_dir() follows links: a folder, or a link to one, is never a file row (whatever its name)
+            names = sorted(e.name for e in os.scandir(root / folder) if not e.is_dir())
         except OSError:
             continue
         paths.extend(f"{folder}/{name}" for name in names)
