@@ -46,6 +46,15 @@ def observe(path: Path) -> Fingerprint | None:
     return Fingerprint.of(st)
 
 
+def is_folder(entry: os.DirEntry[str]) -> bool:
+    """A folder, or a symbolic link to one. False for an entry that cannot be followed (a link loop
+    raises ELOOP here): that one is a broken file entry, reported as such by the sync."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def not_a_file(mode: int) -> str | None:
     """What a directory entry is when it is not a regular file ("a named pipe (FIFO)", ...), or None.
 

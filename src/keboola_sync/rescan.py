@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .fileid import Fingerprint, observe
+from .fileid import Fingerprint, is_folder, observe
 from .layout import Ignored, Layout, Rejected, Target
 from .state import FileRecord
 
@@ -115,7 +115,7 @@ class Rescan:
                     self.report.folders.append(entry.name)
                     self._scan_folder(entry.name)
                 continue
-            target = self.layout.linked_folder(entry.name) if entry.is_dir() else self.layout.classify(entry.name)
+            target = self.layout.linked_folder(entry.name) if is_folder(entry) else self.layout.classify(entry.name)
             if isinstance(target, Ignored) and target.notable:
                 self.report.ignored.append(target)
         return self.report
@@ -147,7 +147,7 @@ class Rescan:
         for entry in entries:
             rel_path = f"{folder}/{entry.name}"
             names.add(rel_path)
-            if entry.is_dir():  # a folder, or a link to one: never a file, whatever its name
+            if is_folder(entry):  # a folder, or a link to one: never a file, whatever its name
                 self._subfolder(rel_path)
                 continue
             self._scan_file(rel_path, entry)

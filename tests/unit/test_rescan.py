@@ -206,3 +206,11 @@ def test_a_deleted_watched_folder_is_not_blamed_on_the_mount(tmp_path: Path) -> 
     )
     missing.mkdir()
     assert folder_health(missing, synced_before=True, deleted=True) is None  # created again, still empty
+
+
+def test_a_symbolic_link_loop_is_a_file_entry_not_a_crash(tmp_path: Path) -> None:
+    write(tmp_path, "sales/a.csv")
+    (tmp_path / "sales" / "loop.csv").symlink_to("loop.csv")
+    (tmp_path / "looped").symlink_to("looped")
+    report = scan(tmp_path)
+    assert sorted(c.rel_path for c in report.changed) == ["sales/a.csv", "sales/loop.csv"]
