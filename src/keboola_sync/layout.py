@@ -185,6 +185,13 @@ SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 TEXT_TABLE_ENDINGS = (".tsv", ".tab")  # not .txt: README.txt files are common and not tables
 
 ROOT_CSV = "CSV files directly in the watched folder are not synced; put them in a folder"
+NOT_UTF8 = (
+    "its name is not valid UTF-8 (made on a system with another encoding?), so it cannot be tracked or"
+    " named in Keboola; rename it"
+)
+# Python hands out the bytes of a name that is not UTF-8 as lone surrogates (surrogateescape); the ledger
+# (SQLite, UTF-8), the log and Keboola can hold none of them.
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
 SUBFOLDER = "folders inside folders are not synced (only first-level folders are buckets)"
 LINKED_FOLDER = (
     "a symbolic link to a folder, which is not followed; move or copy the folder itself into the watched"
@@ -248,6 +255,8 @@ class Layout:
         reason = self.ignored_name(name)
         if reason is not None:
             return Ignored(name, f"{reason} folder")
+        if _UNDECODABLE.search(name):
+            return Ignored(name, NOT_UTF8, notable=True)
         bucket_name = sanitize_name(name)
         # §3.3: the limit (UNCONFIRMED) counts the "c-" the server prepends.
         problem = _name_problem(name, bucket_name, MAX_BUCKET_NAME - 2, "folder")
@@ -293,6 +302,8 @@ class Layout:
             return Ignored(rel, SUBFOLDER if len(parts) > 2 else "not a CSV file")
         if ext is None:
             return _not_a_csv(rel, name, self.extensions)
+        if _UNDECODABLE.search(name):
+            return Ignored(rel, NOT_UTF8, notable=True)
         return self._target(rel, parts[0], name, ext)
 
     def _target(self, rel: str, folder: str, name: str, ext: str) -> Target | Ignored | Rejected:

@@ -111,9 +111,12 @@ class Rescan:
             return self.report
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                if not self.layout.folder_ignored(entry.name):
+                folder = self.layout.folder(entry.name)
+                if not isinstance(folder, Ignored):
                     self.report.folders.append(entry.name)
                     self._scan_folder(entry.name)
+                elif folder.notable:
+                    self.report.ignored.append(Ignored(entry.name + "/", folder.reason, notable=True))
                 continue
             target = self.layout.linked_folder(entry.name) if is_folder(entry) else self.layout.classify(entry.name)
             if isinstance(target, Ignored) and target.notable:

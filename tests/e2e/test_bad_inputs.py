@@ -161,7 +161,10 @@ def nfd(text: str) -> str:
 def shown(text: str) -> str:
     """How a name is shown in the log and the status table (issue 12 item 14): control characters
     escaped as Python writes them, so one outcome is one line and nothing drives the terminal."""
-    return re.sub("[\x00-\x1f\x7f-\x9f]", lambda m: repr(m.group())[1:-1], text)
+    return re.sub("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", lambda m: repr(m.group())[1:-1], text)
+
+
+LATIN1_NAME = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python lists a name that is not UTF-8
 
 
 def fifo(rel: str) -> Callable[[Path, Path], None]:
@@ -615,6 +618,22 @@ ENTRIES: list[Entry] = [
         *at("names/\r\x07.csv", VALID),
         "skipped",
         ("names/\\r\\x07.csv", "no letters or digits Keboola accepts", "Rename it"),
+    ),
+    Entry(
+        "file_name_not_utf8",
+        *at(f"names/{LATIN1_NAME}.csv", VALID),
+        None,
+        (f"ignoring names/{shown(LATIN1_NAME)}.csv", "not valid UTF-8", "rename it"),
+        level="INFO",
+    ),
+    Entry(
+        "folder_name_not_utf8",
+        f"{LATIN1_NAME}/",
+        nested_dir(LATIN1_NAME),
+        None,
+        (f"ignoring {shown(LATIN1_NAME)}/", "not valid UTF-8", "rename it"),
+        level="INFO",
+        folder_ok=False,
     ),
     Entry(
         "newline_in_folder_name",

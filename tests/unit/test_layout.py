@@ -315,3 +315,21 @@ def test_ignore_patterns_match_either_spelling() -> None:
     layout = Layout(ignore_patterns=("přehled*",))
     assert layout.ignored_name(nfd("Přehled 2024.csv")) is not None
     assert Layout(ignore_patterns=(nfd("přehled*"),)).ignored_name("Přehled 2024.csv") is not None
+
+
+def test_names_that_are_not_utf8_are_said_once_and_never_tracked() -> None:
+    """The bytes of a non-UTF-8 name arrive as lone surrogates, which the ledger, the log and Keboola
+    cannot hold: such a CSV or folder is ignored with a line that says why (a hidden one stays silent)."""
+    latin1 = b"caf\xe9".decode("utf-8", "surrogateescape")
+    layout = Layout()
+    for rel_path in (f"sales/{latin1}.csv", f"{latin1}/a.csv"):
+        result = layout.classify(rel_path)
+        assert isinstance(result, Ignored), result
+        assert "not valid UTF-8" in result.reason and "rename it" in result.reason
+    assert layout.classify(f"sales/{latin1}.csv") == Ignored(
+        f"sales/{latin1}.csv", layout.classify(f"sales/{latin1}.csv").reason, notable=True
+    )
+    folder = layout.folder(latin1)
+    assert isinstance(folder, Ignored) and folder.notable
+    assert layout.classify(f"sales/.{latin1}.csv") == Ignored(f"sales/.{latin1}.csv", "hidden")
+    assert layout.classify(f"sales/{latin1}.txt") == Ignored(f"sales/{latin1}.txt", "not a CSV file")
