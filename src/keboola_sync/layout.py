@@ -88,12 +88,25 @@ _JUNK_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def nfc(name: str) -> str:
+    """A file or folder name in composed form (NFC), the first step of every naming rule here.
+
+    Why: macOS hands out decomposed names (NFD: "Tržby" as "Trz" + COMBINING CARON + "by"), Linux and
+    Windows composed ones, and both may meet in one synced folder. Decomposed, the accent is a separate
+    character that would become "_" ("Trz_by"); composed, the two spellings name the same table, so the
+    clash rule (one file per table) applies to them like to any other pair.
+    """
+    return unicodedata.normalize("NFC", name)
+
+
 def is_ignored_name(name: str, ignore_patterns: tuple[str, ...] | list[str] = ()) -> str | None:
     """Why a single file or folder name is never synced, or None.
 
     Covers hidden names, editor/office temp and lock files and the user's `watch.ignore_patterns`
-    (globs, compared case-insensitively because macOS and Windows folders are case-insensitive).
+    (globs, compared case-insensitively because macOS and Windows folders are case-insensitive, and in
+    NFC on both sides, so a pattern typed on Linux matches a name made on a Mac).
     """
+    name = nfc(name)
     lower = name.lower()
     for pattern, reason in _JUNK_PATTERNS:
         if fnmatch.fnmatchcase(lower, pattern):
@@ -101,7 +114,7 @@ def is_ignored_name(name: str, ignore_patterns: tuple[str, ...] | list[str] = ()
     if name.startswith("."):
         return "hidden"
     for pattern in ignore_patterns:
-        if fnmatch.fnmatchcase(lower, pattern.lower()):
+        if fnmatch.fnmatchcase(lower, nfc(pattern).lower()):
             return f"matches watch.ignore_patterns entry {pattern!r}"
     return None
 
@@ -141,7 +154,7 @@ def _transliterate(text: str) -> str:
 
 def sanitize_name(name: str) -> str:
     """A bucket or table name Keboola accepts, as close to `name` as possible ("" if nothing is left)."""
-    ascii_name = _transliterate(name)
+    ascii_name = _transliterate(nfc(name))
     return _NAME_RUN.sub("_", ascii_name).strip("_-")
 
 
@@ -172,7 +185,18 @@ SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 TEXT_TABLE_ENDINGS = (".tsv", ".tab")  # not .txt: README.txt files are common and not tables
 
 ROOT_CSV = "CSV files directly in the watched folder are not synced; put them in a folder"
+NOT_UTF8 = (
+    "its name is not valid UTF-8 (made on a system with another encoding?), so it cannot be tracked or"
+    " named in Keboola; rename it"
+)
+# Python hands out the bytes of a name that is not UTF-8 as lone surrogates (surrogateescape); the ledger
+# (SQLite, UTF-8), the log and Keboola can hold none of them.
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
 SUBFOLDER = "folders inside folders are not synced (only first-level folders are buckets)"
+LINKED_FOLDER = (
+    "a symbolic link to a folder, which is not followed; move or copy the folder itself into the watched"
+    " folder to sync it"
+)
 
 
 def _not_a_csv(rel: str, name: str, extensions: tuple[str, ...]) -> Ignored:
@@ -231,6 +255,8 @@ class Layout:
         reason = self.ignored_name(name)
         if reason is not None:
             return Ignored(name, f"{reason} folder")
+        if _UNDECODABLE.search(name):
+            return Ignored(name, NOT_UTF8, notable=True)
         bucket_name = sanitize_name(name)
         # §3.3: the limit (UNCONFIRMED) counts the "c-" the server prepends.
         problem = _name_problem(name, bucket_name, MAX_BUCKET_NAME - 2, "folder")
@@ -253,6 +279,12 @@ class Layout:
         reason = self.ignored_name(rel_path.rsplit("/", 1)[-1])
         return Ignored(rel_path, reason or SUBFOLDER, notable=reason is None)
 
+    def linked_folder(self, name: str) -> Ignored:
+        """A first-level symbolic link to a folder: never followed (its files may live anywhere, or be
+        another bucket's), and said once, since it looks like a bucket to whoever made it."""
+        reason = self.ignored_name(name)
+        return Ignored(name + "/", reason or LINKED_FOLDER, notable=reason is None)
+
     def classify(self, rel_path: str) -> Target | Ignored | Rejected:
         """What one file (relative to the watch root, "/"-separated) is: a table, or why not."""
         parts = PurePosixPath(rel_path).parts
@@ -270,6 +302,8 @@ class Layout:
             return Ignored(rel, SUBFOLDER if len(parts) > 2 else "not a CSV file")
         if ext is None:
             return _not_a_csv(rel, name, self.extensions)
+        if _UNDECODABLE.search(name):
+            return Ignored(rel, NOT_UTF8, notable=True)
         return self._target(rel, parts[0], name, ext)
 
     def _target(self, rel: str, folder: str, name: str, ext: str) -> Target | Ignored | Rejected:

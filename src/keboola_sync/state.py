@@ -448,6 +448,12 @@ class Ledger:
                 (LedgerState.PENDING.value, time.time(), path),
             )
 
+    def forget_path(self, path: str) -> None:
+        """The path is no longer a file (a folder took its name): its row goes, so no verdict about a file
+        that is not there lingers in `status` or the exit code. The table in Keboola is left as it is."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
     def integrity_ok(self) -> bool:
         with self._lock:
             verdict: str = self._conn.execute("PRAGMA integrity_check").fetchone()[0]

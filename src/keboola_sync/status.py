@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .config import Config
-from .fileid import Fingerprint
+from .fileid import Fingerprint, is_folder
 from .layout import Ignored, Layout, Rejected
 from .state import Ledger
 
@@ -21,7 +21,8 @@ def _csv_paths(config: Config) -> list[str]:
         return paths
     for folder in folders:
         try:
-            names = sorted(e.name for e in os.scandir(root / folder) if not e.is_dir(follow_symlinks=False))
+            # a folder, or a link to one, is never a file row (whatever its name)
+            names = sorted(e.name for e in os.scandir(root / folder) if not is_folder(e))
         except OSError:
             continue
         paths.extend(f"{folder}/{name}" for name in names)

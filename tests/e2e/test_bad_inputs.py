@@ -27,8 +27,12 @@ import json
 import os
 import re
 import shutil
+import socket
+import stat
 import subprocess
+import tempfile
 import threading
+import unicodedata
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -145,6 +149,66 @@ def nested_dir(rel: str) -> Callable[[Path, Path], None]:
     def make(watch: Path, scratch: Path) -> None:
         (watch / rel).mkdir(parents=True, exist_ok=True)
         (watch / rel / "inner.csv").write_text(VALID)
+
+    return make
+
+
+def nfd(text: str) -> str:
+    """A name as macOS hands it out: decomposed (an accent is a character of its own)."""
+    return unicodedata.normalize("NFD", text)
+
+
+def shown(text: str) -> str:
+    """How a name is shown in the log and the status table (issue 12 item 14): control characters
+    escaped as Python writes them, so one outcome is one line and nothing drives the terminal."""
+    return re.sub("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", lambda m: repr(m.group())[1:-1], text)
+
+
+LATIN1_NAME = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python lists a name that is not UTF-8
+
+
+def fifo(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(watch / rel)
+
+    return make
+
+
+def unix_socket(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(watch / rel))  # the socket file stays after the socket is closed
+
+    return make
+
+
+def device(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(watch / rel, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # what /dev/null is
+
+    return make
+
+
+def can_make_devices() -> bool:
+    """mknod needs root (CAP_MKNOD): where it is refused the device entry is left out of the corpus."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            os.mknod(Path(scratch) / "probe", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except OSError:
+            return False
+    return True
+
+
+def linked_folder(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        target = scratch / f"linked-{rel.replace('/', '_')}"
+        target.mkdir()
+        (target / "inside.csv").write_text(VALID)
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (watch / rel).symlink_to(target)
 
     return make
 
@@ -515,7 +579,79 @@ ENTRIES: list[Entry] = [
         *at("clash/a b.csv", VALID),
         "skipped",
         ("maps to table in.c-clash.a_b", "already loads", "Rename one of the two files"),
+        table="in.c-clash.a_b",
         extra={"partner": "clash/a_b.csv"},
+    ),
+    # --- names as macOS and everyone else make them (issue 12 items 13, 14) --------------------------
+    Entry(
+        "decomposed_file_name_from_a_mac",
+        *at(nfd("names/Tržby.csv"), VALID),
+        "synced",
+        (nfd("names/Tržby.csv"), "is loaded as table in.c-names.Trzby"),
+        table="in.c-names.Trzby",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "decomposed_folder_name_from_a_mac",
+        *at(nfd("Obchod ČR/data.csv"), VALID),
+        "synced",
+        (nfd("Obchod ČR/data.csv"), "is loaded as table in.c-Obchod_CR.data"),
+        table="in.c-Obchod_CR.data",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "decomposed_and_composed_spelling_are_one_table",
+        *at(nfd("clash/Účet.csv"), VALID),
+        "skipped",
+        ("maps to table in.c-clash.Ucet", "already loads", "Rename one of the two files"),
+        table="in.c-clash.Ucet",
+        extra={"partner": "clash/Účet.csv"},
+    ),
+    Entry(
+        "newline_in_file_name",
+        *at("names/two\nlines.csv", VALID),
+        "synced",
+        ("names/two\\nlines.csv", "is loaded as table in.c-names.two_lines"),
+        table="in.c-names.two_lines",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "terminal_escape_in_file_name",
+        *at("names/\x1b[31mred\x1b[0m.csv", VALID),
+        "synced",
+        ("names/\\x1b[31mred\\x1b[0m.csv", "is loaded as table in.c-names.31mred_0m"),
+        table="in.c-names.31mred_0m",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "control_characters_only_in_a_file_name",
+        *at("names/\r\x07.csv", VALID),
+        "skipped",
+        ("names/\\r\\x07.csv", "no letters or digits Keboola accepts", "Rename it"),
+    ),
+    Entry(
+        "file_name_not_utf8",
+        *at(f"names/{LATIN1_NAME}.csv", VALID),
+        None,
+        (f"ignoring names/{shown(LATIN1_NAME)}.csv", "not valid UTF-8", "rename it"),
+        level="INFO",
+    ),
+    Entry(
+        "folder_name_not_utf8",
+        f"{LATIN1_NAME}/",
+        nested_dir(LATIN1_NAME),
+        None,
+        (f"ignoring {shown(LATIN1_NAME)}/", "not valid UTF-8", "rename it"),
+        level="INFO",
+        folder_ok=False,
+    ),
+    Entry(
+        "newline_in_folder_name",
+        *at("two\nlines/data.csv", VALID),
+        "synced",
+        ("two\\nlines/data.csv", "is loaded as table in.c-two_lines.data"),
+        table="in.c-two_lines.data",
+        rows=VALID_ROWS,
     ),
     Entry(
         "folder_named_x_csv",
@@ -579,7 +715,49 @@ ENTRIES: list[Entry] = [
         "skipped",
         ("fs/dangling.csv", "points nowhere", "target does not exist", "Replace the link with the file itself"),
     ),
+    # --- not files at all (issue 12 item 15): judged by their stat, never opened -------------------------
+    Entry(
+        "fifo_named_csv",
+        "fs/pipe.csv",
+        fifo("fs/pipe.csv"),
+        "skipped",
+        ("fs/pipe.csv", "not a regular file but a named pipe (FIFO)", "Put a regular CSV file there instead"),
+    ),
+    Entry(
+        "socket_named_csv",
+        "fs/sock.csv",
+        unix_socket("fs/sock.csv"),
+        "skipped",
+        ("fs/sock.csv", "not a regular file but a socket", "Put a regular CSV file there instead"),
+    ),
+    Entry(
+        "symlink_to_a_first_level_folder",
+        "linked/",
+        linked_folder("linked"),
+        None,
+        ("ignoring linked/", "a symbolic link to a folder, which is not followed", "move or copy the folder itself"),
+        level="INFO",
+        folder_ok=False,
+    ),
+    Entry(
+        "symlink_to_a_folder_inside_a_folder",
+        "fs/archive/",
+        linked_folder("fs/archive"),
+        None,
+        ("ignoring fs/archive/", "folders inside folders are not synced"),
+        level="INFO",
+    ),
 ]
+if can_make_devices():
+    ENTRIES.append(
+        Entry(
+            "device_named_csv",
+            "fs/null.csv",
+            device("fs/null.csv"),
+            "skipped",
+            ("fs/null.csv", "not a regular file but a character device", "Put a regular CSV file there instead"),
+        )
+    )
 
 ENTRY_IDS = [e.id for e in ENTRIES]
 
@@ -629,7 +807,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
             entry.make(daemon.watch, scratch)
             if "/" in entry.path.rstrip("/") and entry.folder_ok:
                 folders.add(entry.path.split("/", 1)[0])
-        (daemon.watch / "clash" / "a_b.csv").write_text(VALID)
+        for entry in ENTRIES:
+            if "partner" in entry.extra:
+                (daemon.watch / entry.extra["partner"]).write_text(VALID)
         folders.add("good")
         for folder in folders:
             (daemon.watch / folder).mkdir(exist_ok=True)
@@ -652,6 +832,7 @@ def test_sync_once_exits_1_and_the_daemon_survives_the_corpus(corpus: CorpusRun)
     log = "\n".join(corpus.log_lines)
     assert "Traceback" not in log and "Traceback" not in corpus.stderr
     assert "sync --once done:" in log
+    assert "\x1b" not in log  # no name drives the terminal of whoever reads the log
     # Everything the corpus should load was loaded in one run of a few seconds' work per file.
     print(f"corpus sync --once: {corpus.seconds:.1f} s for {len(ENTRIES)} entries")
 
@@ -660,7 +841,12 @@ def lines_about(corpus: CorpusRun, needle: str, levels: tuple[str, ...]) -> list
     return [ln for ln in corpus.log_lines if needle in ln and level_of(ln) in levels]
 
 
-BUCKETS = {"Prodej ČR": "in.c-Prodej_CR", "_internal": "in.c-internal"}
+BUCKETS = {
+    "Prodej ČR": "in.c-Prodej_CR",
+    "_internal": "in.c-internal",
+    nfd("Obchod ČR"): "in.c-Obchod_CR",
+    "two\nlines": "in.c-two_lines",
+}
 
 
 def bucket_for(folder: str) -> str:
@@ -672,14 +858,14 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     path = entry.path
     if "partner" in entry.extra:
         # Two files, one table: whichever is looked at second is skipped, naming the first.
-        lines = lines_about(corpus, "maps to table", ("WARNING", "ERROR"))
+        lines = lines_about(corpus, f"maps to table {entry.table},", ("WARNING", "ERROR"))
         assert len(lines) == 1, lines
         loser = path if f"skipped {path}:" in lines[0] else entry.extra["partner"]
         winner = entry.extra["partner"] if loser == path else path
         assert f"skipped {loser}:" in lines[0] and f"which {winner} already loads" in lines[0], lines[0]
         path = loser
         assert corpus.status[winner]["state"] == "synced"
-        assert table_rows(corpus.emulator, "in.c-clash.a_b") == VALID_ROWS
+        assert table_rows(corpus.emulator, entry.table) == VALID_ROWS
     row = corpus.status.get(path.rstrip("/"))
     # 1. the status row
     if entry.state is None:
@@ -694,16 +880,16 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
         assert not [ln for ln in corpus.log_lines if path in ln], "junk files are ignored silently"
     elif entry.line:
         levels = ("INFO",) if entry.level == "INFO" else ("WARNING", "ERROR")
-        lines = lines_about(corpus, path, levels)
+        lines = lines_about(corpus, shown(path), levels)
         if entry.level == "INFO":
             lines = [ln for ln in lines if "ignoring" in ln]
-        assert len(lines) == 1, f"expected one {entry.level} line about {path}, got {lines}"
+        assert len(lines) == 1, f"expected one {entry.level} line about {shown(path)}, got {lines}"
         for part in entry.line:
             assert part in lines[0], f"{part!r} missing from: {lines[0]}"
         if entry.state == "skipped":
-            assert row is not None and row["error"] in lines[0], (row, lines[0])
+            assert row is not None and shown(row["error"]) in lines[0], (row, lines[0])
     else:
-        problems = lines_about(corpus, path, ("WARNING", "ERROR"))
+        problems = lines_about(corpus, shown(path), ("WARNING", "ERROR"))
         assert problems == [], problems
     # 3. the table: loaded as promised, or never created (a skipped file touches nothing in Keboola)
     if entry.state == "skipped" and row is not None and row["table_id"] and "partner" not in entry.extra:
@@ -718,6 +904,21 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     folder = path.split("/", 1)[0] if entry.folder_ok and "/" in path.rstrip("/") else "good"
     assert table_rows(corpus.emulator, f"{bucket_for(folder)}.valid") == VALID_ROWS
     assert corpus.status[f"{folder}/valid.csv"]["state"] == "synced"
+
+
+def test_status_shows_every_name_on_one_line(corpus: CorpusRun):
+    """`status` keeps one line per file whatever the names hold (issue 12 item 14): the table shows them
+    escaped, `status --json` stays valid JSON lines whose `file` is the real name."""
+    table = corpus.daemon.run("status")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) == 1 + len(corpus.status), lines
+    assert "\x1b" not in table.stdout
+    for name in ("names/two\nlines.csv", "names/\x1b[31mred\x1b[0m.csv", "names/\r\x07.csv"):
+        assert name in corpus.status  # the JSON row carries the real name
+        assert sum(line.startswith(shown(name) + " ") for line in lines) == 1, (shown(name), lines)
+    json_lines = corpus.daemon.run("status", "--json").stdout.splitlines()
+    assert len(json_lines) == len(corpus.status)
 
 
 def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
