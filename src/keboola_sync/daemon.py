@@ -13,6 +13,7 @@ import random
 import signal
 import threading
 import time
+from dataclasses import replace
 from types import FrameType
 
 from . import __version__
@@ -218,8 +219,11 @@ class Daemon:
         cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)
         clean_spool(cfg.upload.spool_dir)
         ledger = Ledger(cfg.state.path)
+        # Buckets without `c-` on projects with `disable-legacy-bucket-prefix` (§12): predicted from the
+        # token's and the index's features; the ids Keboola returns (kept in the ledger) win anyway.
+        self.layout = replace(self.layout, bucket_prefix="c-" if info.legacy_bucket_prefix else "")
         try:
-            service = SyncService(cfg, storage, ledger)
+            service = SyncService(cfg, storage, ledger, self.layout)
             try:
                 service.resolve_in_flight()
             except Abandoned:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -39,6 +39,13 @@ class Target:
     table_name: str  # "orders"
     table_id: str  # "in.c-sales.orders"
     renamed: bool  # sanitising changed the folder or file name: the caller warns once
+
+    def in_bucket(self, bucket_id: str) -> Target:
+        """The same table in the bucket Keboola actually has for the folder (found by name or display
+        name, or created with the id Keboola chose: §12, buckets without `c-`)."""
+        if bucket_id == self.bucket_id:
+            return self
+        return replace(self, bucket_id=bucket_id, table_id=f"{bucket_id}.{self.table_name}")
 
 
 @dataclass(frozen=True)
@@ -236,14 +243,18 @@ class Layout:
     extensions: tuple[str, ...] = (".csv",)
     ignore_patterns: tuple[str, ...] = ()
     on_invalid_name: str = "sanitize"
+    # "c-" on projects with Keboola's legacy bucket prefix, "" with `disable-legacy-bucket-prefix` (§12):
+    # only the *predicted* id; the id Keboola returns for a folder's bucket wins (`Target.in_bucket`).
+    bucket_prefix: str = "c-"
 
     @classmethod
-    def from_config(cls, config: Config) -> Layout:
+    def from_config(cls, config: Config, *, bucket_prefix: str = "c-") -> Layout:
         return cls(
             stage=config.keboola.stage,
             extensions=tuple(config.watch.csv_extensions),
             ignore_patterns=tuple(config.watch.ignore_patterns),
             on_invalid_name=config.mapping.on_invalid_name,
+            bucket_prefix=bucket_prefix,
         )
 
     def ignored_name(self, name: str) -> str | None:
@@ -268,7 +279,7 @@ class Layout:
                 f"the folder name {name!r} is not a valid Keboola bucket name (only letters, digits, '-' and '_')",
                 f"Rename the folder to {bucket_name!r}, or set mapping.on_invalid_name: sanitize.",
             )
-        return bucket_name, f"{self.stage}.c-{bucket_name}"
+        return bucket_name, f"{self.stage}.{self.bucket_prefix}{bucket_name}"
 
     def folder_ignored(self, name: str) -> bool:
         """Hidden, junk and `ignore_patterns` folders are not synced at all (their files are not looked at)."""

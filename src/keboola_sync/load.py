@@ -202,7 +202,9 @@ class Loader:
         """Create, load, adopt, or nothing (the table already holds this content). Raises HeaderRefused or
         NotOwned before anything remote changes."""
         if state.target.bucket_id not in self._buckets:
-            self._ensure_folder(state.target.folder)
+            actual = self._ensure_folder(state.target.folder)
+            if actual is not None:  # the id Keboola has for the folder's bucket wins over our prediction
+                state.target = state.target.in_bucket(actual)
         if state.number == 0:
             state.target, remote = self._locate(state.target)
         else:

@@ -278,6 +278,12 @@ class Ledger:
         with self._lock:
             return {r[0] for r in self._conn.execute("SELECT bucket_id FROM buckets")}
 
+    def bucket_of_folder(self) -> dict[str, str]:
+        """folder -> the bucket id Keboola has for it (the newest record wins)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT folder, bucket_id FROM buckets ORDER BY created_at").fetchall()
+        return {folder: bucket_id for folder, bucket_id in rows}
+
     # -- writing -----------------------------------------------------------------------------------
 
     def _upsert(self, conn: sqlite3.Connection, path: str, table_id: str | None, **fields: object) -> None:

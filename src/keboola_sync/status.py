@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import Config
 from .fileid import Fingerprint, is_folder
-from .layout import Ignored, Layout, Rejected
+from .layout import Ignored, Layout, Rejected, Target
 from .state import Ledger
 
 
@@ -34,6 +34,7 @@ def collect(config: Config) -> list[dict[str, Any]]:
     ledger = Ledger(config.state.path, readonly=True)
     try:
         records = {r.path: r for r in ledger.all()}
+        bucket_of = ledger.bucket_of_folder()
     finally:
         ledger.close()
     rows = []
@@ -42,6 +43,8 @@ def collect(config: Config) -> list[dict[str, Any]]:
         target = layout.classify(rel_path)
         if isinstance(target, Ignored):
             continue
+        if isinstance(target, Target) and target.folder in bucket_of:
+            target = target.in_bucket(bucket_of[target.folder])  # the id Keboola gave the folder's bucket
         record = records.get(rel_path)
         row: dict[str, Any] = {
             "file": rel_path,

@@ -16,7 +16,6 @@ retry); a job error that says the content is wrong is treated like a bad file.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -119,12 +118,14 @@ def retry_spacing(previous: float | None, first: float, cap: float) -> float:
 
 
 class SyncService:
-    def __init__(self, config: Config, storage: Storage, ledger: Ledger) -> None:
+    def __init__(self, config: Config, storage: Storage, ledger: Ledger, layout: Layout | None = None) -> None:
         self.config = config
         self.storage = storage
         self.ledger = ledger
         self.root = config.watch.path
+        self.layout = layout or Layout.from_config(config)
         self._buckets = ledger.known_buckets()
+        self._bucket_of = ledger.bucket_of_folder()  # the ids Keboola gave; they win over predictions
         self._warned_folders: set[str] = set()
         self._bucket_lock = threading.Lock()
         self._rejudged: set[str] = set()  # table-dependent skips already judged again in this process
@@ -132,18 +133,19 @@ class SyncService:
 
     # -- classification ------------------------------------------------------------------------------
 
-    @functools.cached_property
-    def layout(self) -> Layout:
-        """The naming and ignore rules, built once from the config."""
-        return Layout.from_config(self.config)
-
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
-        return self.layout.classify(rel_path)
+        target = self.layout.classify(rel_path)
+        if isinstance(target, Target) and target.folder in self._bucket_of:
+            return target.in_bucket(self._bucket_of[target.folder])
+        return target
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
     def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
-        return self.layout.folder(folder)
+        result = self.layout.folder(folder)
+        if isinstance(result, tuple) and folder in self._bucket_of:
+            return result[0], self._bucket_of[folder]
+        return result
 
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
@@ -165,14 +167,15 @@ class SyncService:
                 return bucket_id
             return self._ensure_bucket(folder, bucket_name, bucket_id)
 
-    def _ensure_bucket(self, folder: str, bucket_name: str, bucket_id: str) -> str:
-        _, created = self.storage.ensure_bucket(bucket_name, self.config.keboola.stage)
+    def _ensure_bucket(self, folder: str, bucket_name: str, predicted: str) -> str:
+        bucket_id, created = self.storage.ensure_bucket(bucket_name, self.config.keboola.stage)
         if created:
             log.info("created bucket %s for folder %s", bucket_id, folder, extra={"bucket": bucket_id})
         else:
             log.info("bucket %s for folder %s already exists", bucket_id, folder, extra={"bucket": bucket_id})
         self.ledger.record_bucket(bucket_id, folder)
         self._buckets.add(bucket_id)
+        self._bucket_of[folder] = bucket_id
         return bucket_id
 
     def bucket_known(self, folder: str) -> bool:

@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from support.daemon import Daemon, table_rows, wait_table
-from support.emulator import Emulator, start_emulator, wait_for
+from support.emulator import IN, Emulator, start_emulator, wait_for
 
 VALID = "id,name\n1,Alice\n2,Bob\n"
 VALID_ROWS = [["id", "name"], ["1", "Alice"], ["2", "Bob"]]
@@ -850,7 +850,7 @@ BUCKETS = {
 
 
 def bucket_for(folder: str) -> str:
-    return BUCKETS.get(folder, f"in.c-{folder}")
+    return BUCKETS.get(folder, f"{IN}{folder}")
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=ENTRY_IDS)
@@ -937,7 +937,7 @@ def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
     rows = status_rows(daemon)
     for rel, text in fixed.items():
         assert rows[rel]["state"] == "synced", rows[rel]
-        table = f"in.c-{rel.split('/')[0]}.{rel.split('/')[1].removesuffix('.csv')}"
+        table = f"{IN}{rel.split('/')[0]}.{rel.split('/')[1].removesuffix('.csv')}"
         expected = [list(r.split(",")) for r in text.strip().split("\n")]
         assert table_rows(emulator, table) == [expected[0], *sorted(expected[1:])]
     # Nothing that was already judged is looked at again, let alone logged again.
@@ -989,7 +989,7 @@ def test_file_empty_at_first_and_filled_a_second_later_is_loaded_once(daemon_fac
     threading.Event().wait(1.0)
     with path.open("ab") as handle:
         handle.write(VALID.encode())
-    wait_table(emulator, f"in.c-{folder}.late", VALID_ROWS)
+    wait_table(emulator, f"{IN}{folder}.late", VALID_ROWS)
     log = daemon.wait_log(f"created {folder}/late.csv")
     assert problem_lines(daemon, f"{folder}/late.csv") == []
     assert log.count(f"{folder}/late.csv ->") == 1  # one load, no second one of the same content
@@ -1005,7 +1005,7 @@ def test_empty_file_is_skipped_then_picked_up_as_soon_as_it_is_filled(daemon_fac
     assert "empty (0 bytes)" in line
     wait_for(lambda: status_rows(daemon)[f"{folder}/orders.csv"]["state"] == "skipped", timeout=10)
     daemon.write(f"{folder}/orders.csv", VALID)
-    wait_table(emulator, f"in.c-{folder}.orders", VALID_ROWS)
+    wait_table(emulator, f"{IN}{folder}.orders", VALID_ROWS)
     wait_for(lambda: status_rows(daemon)[f"{folder}/orders.csv"]["state"] == "synced", timeout=10)
     assert len(problem_lines(daemon, f"{folder}/orders.csv")) == 1  # the one skip line, said once
     assert daemon.stop() == 0
@@ -1020,8 +1020,8 @@ def test_file_deleted_between_the_event_and_the_load_is_forgotten_quietly(daemon
     daemon.write(f"{folder}/brief.csv", VALID)
     (daemon.watch / folder / "brief.csv").unlink()
     daemon.write(f"{folder}/marker.csv", VALID)
-    wait_table(emulator, f"in.c-{folder}.marker", VALID_ROWS)
-    assert table_rows(emulator, f"in.c-{folder}.brief") is None
+    wait_table(emulator, f"{IN}{folder}.marker", VALID_ROWS)
+    assert table_rows(emulator, f"{IN}{folder}.brief") is None
     assert problem_lines(daemon, "brief.csv") == []
     assert f"{folder}/brief.csv" not in status_rows(daemon)
     assert daemon.alive
@@ -1039,11 +1039,11 @@ def test_big_files_uploaded_during_the_pass_still_refuse_a_bad_tail(daemon_facto
     assert daemon.run("sync", "--once", timeout=180).returncode == 1
     lines = problem_lines(daemon, f"{folder}/bad_tail.csv")
     assert len(lines) == 1 and "not valid UTF-8" in lines[0] and SAVE_AS_UTF8 in lines[0], lines
-    assert table_rows(emulator, f"in.c-{folder}.bad_tail") is None
+    assert table_rows(emulator, f"{IN}{folder}.bad_tail") is None
     assert not [ln for ln in daemon.log().splitlines() if "bad_tail.csv" in ln and "INFO" in ln]
     jobs = [j for j in emulator.client().jobs.list() if "bad_tail" in json.dumps(j)]
     assert jobs == [], jobs  # uploaded perhaps, but never imported
-    assert emulator.client().tables.detail(f"in.c-{folder}.good_big")["rowsCount"] == 160_000
+    assert emulator.client().tables.detail(f"{IN}{folder}.good_big")["rowsCount"] == 160_000
     assert status_rows(daemon)[f"{folder}/bad_tail.csv"]["state"] == "skipped"
 
 
@@ -1066,8 +1066,8 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     os.rename(daemon.watch / old, daemon.watch / new)
     shutil.rmtree(daemon.watch / gone)
     emulator.reset_faults()
-    wait_table(emulator, f"in.c-{new}.data", VALID_ROWS)
-    wait_table(emulator, f"in.c-{old}.data", VALID_ROWS)  # the finished load stays
+    wait_table(emulator, f"{IN}{new}.data", VALID_ROWS)
+    wait_table(emulator, f"{IN}{old}.data", VALID_ROWS)  # the finished load stays
     wait_for(
         lambda: daemon.log().count(f"{gone}/data.csv ->") == 1, timeout=20, message="the load of the deleted folder"
     )
@@ -1082,7 +1082,7 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
 
 def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
     folder = f"tdel{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
@@ -1098,7 +1098,7 @@ def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
 
 def test_table_deleted_in_keboola_while_its_file_is_unchanged_comes_back(daemon_factory, emulator):
     folder = f"tgone{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
@@ -1113,16 +1113,16 @@ def test_table_deleted_in_keboola_while_its_file_is_unchanged_comes_back(daemon_
 
 def test_bucket_deleted_in_keboola_is_created_again(daemon_factory, emulator):
     folder = f"bdel{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
-    emulator.client().buckets.delete(f"in.c-{folder}", force=True)
+    emulator.client().buckets.delete(f"{IN}{folder}", force=True)
     daemon.write(f"{folder}/orders.csv", "id,name\n3,Carol\n")
     result = daemon.run("sync", "--once")
     assert result.returncode == 0, daemon.log()[-3000:]
     assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
-    assert any(b["id"] == f"in.c-{folder}" for b in emulator.client().buckets.list())
+    assert any(b["id"] == f"{IN}{folder}" for b in emulator.client().buckets.list())
     assert "Traceback" not in daemon.log()
 
 
@@ -1194,9 +1194,9 @@ def test_names_are_refused_instead_of_renamed_when_configured(daemon_factory, em
     daemon.write(f"ok{u}/fine.csv", VALID)
     daemon.write(f"bad folder{u}/data.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 1
-    assert table_rows(emulator, f"in.c-ok{u}.fine") == VALID_ROWS
-    assert table_rows(emulator, f"in.c-ok{u}.my_report") is None
-    assert not any(b["id"] == f"in.c-bad_folder{u}" for b in emulator.client().buckets.list())
+    assert table_rows(emulator, f"{IN}ok{u}.fine") == VALID_ROWS
+    assert table_rows(emulator, f"{IN}ok{u}.my_report") is None
+    assert not any(b["id"] == f"{IN}bad_folder{u}" for b in emulator.client().buckets.list())
     file_line = problem_lines(daemon, f"ok{u}/my report.csv")
     assert len(file_line) == 1, file_line
     assert "not a valid Keboola table name" in file_line[0] and "Rename the file to 'my_report.csv'" in file_line[0]
@@ -1237,8 +1237,8 @@ def test_file_and_folder_without_read_permission(daemon_factory, emulator):
     try:
         result = run_unprivileged(daemon, "sync", "--once")
         assert result.returncode == 1, result.stderr
-        assert table_rows(emulator, f"in.c-{folder}.good") == VALID_ROWS
-        assert table_rows(emulator, f"in.c-{folder}.locked") is None
+        assert table_rows(emulator, f"{IN}{folder}.good") == VALID_ROWS
+        assert table_rows(emulator, f"{IN}{folder}.locked") is None
         lines = problem_lines(daemon, f"{folder}/locked.csv")
         assert len(lines) == 1, lines
         assert "cannot be read (permission denied)" in lines[0] and f"chmod a+r '{folder}/locked.csv'" in lines[0]
@@ -1249,7 +1249,7 @@ def test_file_and_folder_without_read_permission(daemon_factory, emulator):
         # Doing what the message says is enough: the file is loaded on the next run.
         locked.chmod(0o644)
         result = run_unprivileged(daemon, "sync", "--once")
-        assert table_rows(emulator, f"in.c-{folder}.locked") == VALID_ROWS, daemon.log()[-2000:]
+        assert table_rows(emulator, f"{IN}{folder}.locked") == VALID_ROWS, daemon.log()[-2000:]
     finally:
         closed.chmod(0o755)
         locked.chmod(0o644)
@@ -1284,7 +1284,7 @@ def test_token_revoked_while_running(tmp_path, daemon_factory):
         daemon = daemon_factory(emulator_=first)
         daemon.write(f"{folder}/a.csv", VALID)
         daemon.start()
-        wait_table(first, f"in.c-{folder}.a", VALID_ROWS)
+        wait_table(first, f"{IN}{folder}.a", VALID_ROWS)
         daemon.wait_log(f"created {folder}/a.csv")
         first.stop()
         second = Emulator(token="tok-after-5678", data_dir=data, extra_args=(), port=port, s3_port=s3_port)
@@ -1318,7 +1318,7 @@ def test_spool_directory_lost_while_running_fails_the_load_not_the_file(daemon_f
     assert f"failed {folder}/a.csv" in line and "upload.spool_dir" in line, line
     assert status_rows(daemon)[f"{folder}/a.csv"]["state"] == "failed"
     spool.unlink()
-    wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
+    wait_table(emulator, f"{IN}{folder}.a", VALID_ROWS, timeout=30)
     assert daemon.stop() == 0
 
 
@@ -1344,6 +1344,6 @@ def test_a_load_that_keeps_failing_logs_one_error_line(daemon_factory, emulator)
     assert [level_of(ln) for ln in lines[:3]] == ["ERROR", "DEBUG", "DEBUG"], lines
     assert status_rows(daemon)[f"{folder}/a.csv"]["state"] == "failed"
     emulator.reset_faults()
-    wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
+    wait_table(emulator, f"{IN}{folder}.a", VALID_ROWS, timeout=30)
     assert len(problem_lines(daemon, needle)) == 1
     assert daemon.stop() == 0

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from support.daemon import Daemon, table_rows, wait_table
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 VALID = "id,name\n1,Alice\n2,Bob\n"
 VALID_ROWS = [["id", "name"], ["1", "Alice"], ["2", "Bob"]]
@@ -68,7 +68,7 @@ def test_a_csv_replaced_by_a_folder_leaves_no_verdict_behind(daemon_factory, emu
     assert len(bad_lines) == 1 and "the file is empty" in bad_lines[0], bad_lines  # the first run's, once
     assert f"{folder}/good.csv" not in status_rows(daemon)
     assert status_rows(daemon)[f"{folder}/keep.csv"]["state"] == "synced"
-    assert table_rows(emulator, f"in.c-{folder}.good") == VALID_ROWS  # nothing in Keboola is touched
+    assert table_rows(emulator, f"{IN}{folder}.good") == VALID_ROWS  # nothing in Keboola is touched
     assert daemon.alive
     assert daemon.stop() == 0
     assert daemon.run("sync", "--once").returncode == 0
@@ -83,22 +83,22 @@ def test_the_watched_folder_replaced_while_running_is_watched_again(daemon_facto
     daemon = daemon_factory({"watch": {"rescan_seconds": 600}})
     daemon.write(f"{first}/a.csv", VALID)
     daemon.start()
-    wait_table(emulator, f"in.c-{first}.a", VALID_ROWS)
+    wait_table(emulator, f"{IN}{first}.a", VALID_ROWS)
     daemon.wait_log(f"created {first}/a.csv")
 
     shutil.rmtree(daemon.watch)
     daemon.watch.mkdir()
     daemon.write(f"{second}/b.csv", VALID)
-    wait_table(emulator, f"in.c-{second}.b", VALID_ROWS, timeout=20)
+    wait_table(emulator, f"{IN}{second}.b", VALID_ROWS, timeout=20)
     # A file made after the folder came back arrives through the re-armed watch (no rescan is due).
     daemon.write(f"{second}/c.csv", VALID)
-    wait_table(emulator, f"in.c-{second}.c", VALID_ROWS, timeout=20)
+    wait_table(emulator, f"{IN}{second}.c", VALID_ROWS, timeout=20)
 
     log = daemon.log()
     assert len(lines_with(daemon, "was deleted or replaced; watching it again as soon as it exists", "WARNING")) == 1
     assert "unmounted volume" not in log
     assert lines_with(daemon, "switching to polling:", "WARNING") == []
-    assert table_rows(emulator, f"in.c-{first}.a") == VALID_ROWS  # deleting files never touches Keboola
+    assert table_rows(emulator, f"{IN}{first}.a") == VALID_ROWS  # deleting files never touches Keboola
     wait_for(lambda: daemon.run("health").returncode == 0, timeout=20, message="a healthy daemon")
     assert daemon.alive
     assert daemon.stop() == 0

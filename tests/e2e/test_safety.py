@@ -8,7 +8,7 @@ import time
 import uuid
 
 from support.daemon import table_rows
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 
 def uid() -> str:
@@ -31,7 +31,7 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_loaded(daemon_factory, emulator)
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
 
     assert daemon.run("sync", "--once").returncode == 0
-    assert table_rows(emulator, f"in.c-{folder}.prices") == [["id", "price"], ["1", "99"]]
+    assert table_rows(emulator, f"{IN}{folder}.prices") == [["id", "price"], ["1", "99"]]
 
     # A ctime-only change (chmod) is read and hashed, but nothing is loaded again.
     imports = emulator.stats()["jobs"].get("tableImport", 0)
@@ -47,7 +47,7 @@ def test_an_unchanged_header_never_blocks_a_load(daemon_factory, make_emulator):
     header is still compared, and refused before anything remote changes."""
     emulator = make_emulator(extra_args=["--column-locale", "C"])
     folder = f"hdr{uid()}"
-    table = f"in.c-{folder}.energy"
+    table = f"{IN}{folder}.energy"
     daemon = daemon_factory(emulator_=emulator)
     daemon.write(f"{folder}/energy.csv", "id,Ørsted\n1,10\n")
     assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
@@ -74,7 +74,7 @@ def test_two_files_whose_names_differ_only_in_case_are_one_table(daemon_factory,
     assert daemon.run("sync", "--once").returncode == 1
     log = daemon.log()
     assert log.count("already loads. Rename one of the two files") == 1
-    tables = [t["id"] for t in emulator.client().tables.list() if t["id"].startswith(f"in.c-{folder}.")]
+    tables = [t["id"] for t in emulator.client().tables.list() if t["id"].startswith(f"{IN}{folder}.")]
     assert len(tables) == 1
     after_first = emulator.stats()["jobs"]
     assert sum(after_first.values()) - sum(before.values()) == 1  # one create, no failed attempt
@@ -87,7 +87,7 @@ def test_after_a_header_change_dropping_the_table_as_advised_recreates_it(daemon
     """The skip line says "drop the table in Keboola to recreate it from the file": doing exactly that
     must work at the next sync, without touching the file (issue 12 item 3)."""
     folder = f"drop{uid()}"
-    table = f"in.c-{folder}.sales"
+    table = f"{IN}{folder}.sales"
     daemon = daemon_factory()
     daemon.write(f"{folder}/sales.csv", "id,amount\n1,10\n")
     assert daemon.run("sync", "--once").returncode == 0
@@ -105,7 +105,7 @@ def test_when_the_file_that_loads_a_table_goes_away_the_skipped_one_loads(daemon
     renamed away (as advised), the other loads, and the table no longer holds the vanished file's rows
     (issue 12 item 4)."""
     folder = f"rival{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", "id\n1\n")
     assert daemon.run("sync", "--once").returncode == 0
@@ -134,8 +134,8 @@ def test_a_table_that_someone_else_made_is_never_overwritten_unless_adopted(daem
     """Issue 12 item 1: the daemon loads only tables it created (marked with table metadata of provider
     keboola-sync); another table of the same name is skipped with one line naming the way to hand it over."""
     folder = f"finance{uid()}"
-    table = f"in.c-{folder}.revenue"
-    _someone_elses_table(emulator, tmp_path, f"in.c-{folder}", "revenue", "id,amount\n1,10\n2,20\n3,30\n")
+    table = f"{IN}{folder}.revenue"
+    _someone_elses_table(emulator, tmp_path, f"{IN}{folder}", "revenue", "id,amount\n1,10\n2,20\n3,30\n")
     daemon = daemon_factory()
     daemon.write(f"{folder}/revenue.csv", "id,amount\n9,99\n")
 
@@ -169,13 +169,13 @@ def test_a_lost_ledger_reloads_nothing_that_keboola_already_holds(daemon_factory
     assert f"{folder}/a.csv: table in.c-{folder}.a already holds this content" in daemon.log()
     after = emulator.stats()["jobs"]
     assert after.get("tableImport", 0) - jobs.get("tableImport", 0) == 1  # b.csv only
-    assert table_rows(emulator, f"in.c-{folder}.b") == [["id"], ["3"]]
+    assert table_rows(emulator, f"{IN}{folder}.b") == [["id"], ["3"]]
 
 
 def test_a_table_loaded_by_someone_else_is_made_equal_to_its_file_again(daemon_factory, emulator, tmp_path):
     """Issue 12 item 7: "every table ends up equal to the last stable content of its file"."""
     folder = f"foreign{uid()}"
-    table = f"in.c-{folder}.stock"
+    table = f"{IN}{folder}.stock"
     daemon = daemon_factory()
     daemon.write(f"{folder}/stock.csv", "id,qty\n1,5\n")
     assert daemon.run("sync", "--once").returncode == 0

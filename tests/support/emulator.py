@@ -34,6 +34,9 @@ T = TypeVar("T")
 DEFAULT_TOKEN = "local-dev-token"
 READY_TIMEOUT = 30.0
 EXTRA_ARGS_ENV = "KEBOOLA_EMULATOR_ARGS"
+# The stage and bucket prefix tables land under: `in.c-` by default, `in.` when the suite runs against a
+# project with `disable-legacy-bucket-prefix` (KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix").
+IN = "in." if "disable-legacy-bucket-prefix" in os.environ.get(EXTRA_ARGS_ENV, "") else "in.c-"
 # Dummies so boto3 never looks for real AWS credentials; the emulator's S3 (moto) accepts any.
 AWS_DUMMIES = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
 
