@@ -28,13 +28,13 @@ def test_folder_becomes_bucket_and_csv_becomes_table(daemon_factory, emulator):
 
     daemon.write(f"{folder}/orders.csv", "id,amount\n1,10\n2,20\n")
     wait_table(emulator, f"{IN}{folder}.orders", [["id", "amount"], ["1", "10"], ["2", "20"]])
-    log = daemon.wait_log(f"created {folder}/orders.csv -> in.c-{folder}.orders")
+    log = daemon.wait_log(f"created {folder}/orders.csv -> {IN}{folder}.orders")
     assert "2 rows" in log
 
     # A change is a FULL load: the old rows are gone.
     daemon.write(f"{folder}/orders.csv", "id,amount\n3,30\n")
     wait_table(emulator, f"{IN}{folder}.orders", [["id", "amount"], ["3", "30"]])
-    daemon.wait_log(f"loaded {folder}/orders.csv -> in.c-{folder}.orders")
+    daemon.wait_log(f"loaded {folder}/orders.csv -> {IN}{folder}.orders")
     jobs = emulator.stats()["jobs"]
     assert jobs.get("tableImport", 0) >= 1
 

@@ -97,7 +97,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_f
         else:
             goal = base_jobs + n
             wait_for(lambda goal=goal: sum(emulator.stats()["jobs"].values()) >= goal, timeout=30)
-            daemon.wait_log("-> in.c-", count=daemon.log().count("-> in.c-") + 1)
+            daemon.wait_log(f"-> {IN}", count=daemon.log().count(f"-> {IN}") + 1)
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(timeout=10)
 
@@ -278,7 +278,7 @@ def test_a_table_dropped_in_keboola_comes_back_although_its_file_did_not_change(
     wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
     wait_table(emulator, f"{IN}{folder}.b", [["id"], ["2"]])
     emulator.client().tables.delete(f"{IN}{folder}.a")
-    daemon.wait_log(f"table in.c-{folder}.a was deleted in Keboola; loading {folder}/a.csv again")
+    daemon.wait_log(f"table {IN}{folder}.a was deleted in Keboola; loading {folder}/a.csv again")
     wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
     assert daemon.stop() == 0
     assert jobs_per_table(emulator, f"{IN}{folder}.")[f"{IN}{folder}.b"] == 1  # b was never reloaded

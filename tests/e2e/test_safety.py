@@ -166,7 +166,7 @@ def test_a_lost_ledger_reloads_nothing_that_keboola_already_holds(daemon_factory
     jobs = emulator.stats()["jobs"]
 
     assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-2000:]
-    assert f"{folder}/a.csv: table in.c-{folder}.a already holds this content" in daemon.log()
+    assert f"{folder}/a.csv: table {IN}{folder}.a already holds this content" in daemon.log()
     after = emulator.stats()["jobs"]
     assert after.get("tableImport", 0) - jobs.get("tableImport", 0) == 1  # b.csv only
     assert table_rows(emulator, f"{IN}{folder}.b") == [["id"], ["3"]]
