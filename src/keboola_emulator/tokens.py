@@ -1,7 +1,8 @@
 """The emulated project and its tokens: who may do what, and the tokens/verify payload (§1.3).
 
 Two tokens exist: the master token (`--token`, default `local-dev-token`) and optionally a
-read-only one (`--readonly-token`) for tests of limited tokens (§1.4: 403 `accessDenied`).
+read-only one (`--readonly-token`) for tests of limited tokens (§1.4: 403 `accessDenied`). The control
+route `POST /_emulator/tokens` adds master tokens and revokes tokens, to test a token rotation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ class TokenRegistry:
 
     def __repr__(self) -> str:
         return f"TokenRegistry({len(self._by_secret)} tokens)"
+
+    def add_master(self, secret: str) -> None:
+        """Another master token of the same project (a rotation: the new token works at once)."""
+        if secret not in self._by_secret:
+            token_id = str(max(int(t.id) for t in self._by_secret.values()) + 1)
+            self._by_secret[secret] = Token(token_id, secret, "Master token (keboola-emulator)", can_manage_buckets=True)
+
+    def revoke(self, secret: str) -> None:
+        """The token stops working: every request with it is answered 401 storage.tokenInvalid (§1.4)."""
+        self._by_secret.pop(secret, None)
+
+    def __len__(self) -> int:
+        return len(self._by_secret)
 
     def lookup(self, secret: str) -> Token | None:
         return self._by_secret.get(secret)

@@ -98,7 +98,7 @@ class Scheduler:
         service: Service,
         root: Path,
         *,
-        stable_seconds: float,
+        stable_seconds: float | Callable[[], float],
         workers: int,
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
@@ -106,7 +106,8 @@ class Scheduler:
     ) -> None:
         self.service = service
         self.root = root
-        self.stable_seconds = stable_seconds
+        # A callable is read per use: the daemon passes the reloadable watch.stable_seconds.
+        self._stable_seconds = stable_seconds
         self._stop = stop
         self._clock = clock
         self._stat = stat
@@ -124,6 +125,11 @@ class Scheduler:
         self.counters = Counters()
         self.paused: str | None = None  # why nothing is dispatched (the folder cannot be trusted)
         self._workers = [threading.Thread(target=self._work, name=f"load-{i}", daemon=True) for i in range(workers)]
+
+    @property
+    def stable_seconds(self) -> float:
+        value = self._stable_seconds
+        return value() if callable(value) else value
 
     def start_workers(self) -> None:
         for worker in self._workers:

@@ -16,7 +16,6 @@ retry); a job error that says the content is wrong is treated like a bad file.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -27,6 +26,7 @@ from .csvfile import CsvInfo, Spool, inspect_and_spool
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Layout, Rejected, Target
+from .live import LiveConfig
 from .load import ContentRefused, HeaderRefused, Loaded, Loader, Overlap
 from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
 from .state import FileRecord, Ledger, LedgerState
@@ -90,22 +90,28 @@ def decide(
 
 
 class SyncService:
-    def __init__(self, config: Config, storage: Storage, ledger: Ledger) -> None:
-        self.config = config
+    def __init__(self, config: Config | LiveConfig, storage: Storage, ledger: Ledger) -> None:
+        # The running daemon passes its LiveConfig, so a reloaded config.yaml applies from the next use.
+        self.live = config if isinstance(config, LiveConfig) else LiveConfig(config)
         self.storage = storage
         self.ledger = ledger
-        self.root = config.watch.path
+        self.root = self.live.config.watch.path  # watch.path needs a restart
         self._buckets = ledger.known_buckets()
         self._warned_folders: set[str] = set()
         self._bucket_lock = threading.Lock()
-        self.loader = Loader(config, storage, ledger, self._buckets, self.ensure_folder)
+        self.loader = Loader(self.live, storage, ledger, self._buckets, self.ensure_folder)
 
     # -- classification ------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @property
+    def config(self) -> Config:
+        """The configuration in force now (read per use: it may be reloaded while running)."""
+        return self.live.config
+
+    @property
     def layout(self) -> Layout:
-        """The naming and ignore rules, built once from the config."""
-        return Layout.from_config(self.config)
+        """The naming and ignore rules of the configuration in force."""
+        return self.live.layout
 
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
         return self.layout.classify(rel_path)

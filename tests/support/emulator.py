@@ -140,6 +140,11 @@ class Emulator:
     def faults(self) -> dict[str, Any]:
         return self._control("GET", "/_emulator/faults")  # type: ignore[no-any-return]
 
+    def tokens(self, *, add: str | None = None, revoke: str | None = None) -> None:
+        """Add a master token and/or revoke one (a token rotation, as Keboola's UI does it)."""
+        body = {k: v for k, v in (("add", add), ("revoke", revoke)) if v}
+        self._control("POST", "/_emulator/tokens", body)
+
     def stats(self) -> dict[str, Any]:
         return self._control("GET", "/_emulator/stats")  # type: ignore[no-any-return]
 

@@ -19,7 +19,7 @@ class OneAttemptHttp:
     answered (health reports the last contact). Its methods take the SDK's arguments."""
 
     def __init__(self, timeout: float, on_contact: Callable[[], None]) -> None:
-        self._timeout = timeout
+        self.timeout = timeout  # read per request: a reloaded keboola.request_timeout_seconds applies at once
         self._on_contact = on_contact
         self._local = threading.local()
 
@@ -30,7 +30,7 @@ class OneAttemptHttp:
         return session
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
+        kwargs.setdefault("timeout", self.timeout)
         response = self._session().request(method, url, **kwargs)
         if response.status_code < 500:
             self._on_contact()

@@ -95,20 +95,47 @@ class Storage:
         self.abandon = abandon or threading.Event()
         self.last_contact: float | None = None
         self._policy = RetryPolicy(retry, self.abandon)
-        http = OneAttemptHttp(keboola.request_timeout_seconds, self._contact)
-        self._buckets = Buckets(self.url, token)
-        self._tables = Tables(self.url, token)
-        self._files = Files(self.url, token)
-        self._jobs = Jobs(self.url, token)
-        self._tokens = Tokens(self.url, token)
-        for endpoint in (self._buckets, self._tables, self._files, self._jobs, self._tokens):
-            endpoint.requests = http  # the SDK's own 11-attempt retry loop is off; ours wraps calls
+        self._http = OneAttemptHttp(keboola.request_timeout_seconds, self._contact)
+        self._use_endpoints(token)
         self._s3 = S3Uploader(
             request_timeout=keboola.request_timeout_seconds,
             upload=upload,
             progress_seconds=progress_seconds,
             abandon=self.abandon,
         )
+
+    def _use_endpoints(self, token: str) -> None:
+        """The SDK's endpoints, all sending with `token` through our one-attempt HTTP. Each attribute is
+        swapped in one assignment, so a request in flight keeps the token it started with."""
+        endpoints = (
+            Buckets(self.url, token),
+            Tables(self.url, token),
+            Files(self.url, token),
+            Jobs(self.url, token),
+            Tokens(self.url, token),
+        )
+        for endpoint in endpoints:
+            endpoint.requests = self._http  # the SDK's own 11-attempt retry loop is off; ours wraps calls
+        self._buckets, self._tables, self._files, self._jobs, self._tokens = endpoints
+
+    def use_token(self, token: str) -> TokenInfo:
+        """Verify a new token with tokens/verify (§1.3) and, if Keboola accepts it, send every new request
+        with it. Raises TokenRejected (or another StorageError) and keeps the token in use otherwise."""
+        probe = Tokens(self.url, token)
+        probe.requests = self._http
+        info = _token_info(self._retrying("verifying the new token", probe.verify))
+        self._use_endpoints(token)
+        return info
+
+    def use_settings(
+        self, *, keboola: KeboolaConfig, retry: RetryConfig, upload: UploadConfig, progress_seconds: float
+    ) -> None:
+        """A reloaded configuration: timeouts, retry, upload and progress settings apply to every call
+        that starts from now on (each is one frozen section swapped whole; the URL never changes)."""
+        self._keboola = keboola
+        self._policy.config = retry
+        self._http.timeout = keboola.request_timeout_seconds
+        self._s3.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
 
     def warm_up(self) -> None:
         """Prepare the S3 client in the background, so the first upload does not wait for it."""
@@ -126,15 +153,7 @@ class Storage:
     def verify_token(self) -> TokenInfo:
         """GET tokens/verify (§1.3). Raises TokenRejected for a bad token. Never log the payload: it
         contains the token itself (§9 item 17)."""
-        data = self._retrying("verifying the token", self._tokens.verify)
-        owner = data.get("owner") or {}
-        return TokenInfo(
-            project_id=owner.get("id"),
-            project_name=str(owner.get("name", "")),
-            can_manage_buckets=bool(data.get("canManageBuckets")),
-            bucket_permissions=dict(data.get("bucketPermissions") or {}),
-            file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
-        )
+        return _token_info(self._retrying("verifying the token", self._tokens.verify))
 
     def ping(self) -> None:
         """One token check, no retries: the idle keepalive behind the health report (any answer from
@@ -347,3 +366,16 @@ def _job_outcome(job_id: int, job: Mapping[str, Any]) -> JobOutcome:
     rows = results.get("totalRowsCount", results.get("rowsCount"))
     columns = tuple(results.get("importedColumns") or results.get("columns") or ())
     return JobOutcome(job_id=job_id, results=results, rows=rows, columns=columns)
+
+
+def _token_info(data: Mapping[str, Any]) -> TokenInfo:
+    """What tokens/verify says about the project; the payload holds the token itself, so only these
+    fields leave (never log `data`)."""
+    owner = data.get("owner") or {}
+    return TokenInfo(
+        project_id=owner.get("id"),
+        project_name=str(owner.get("name", "")),
+        can_manage_buckets=bool(data.get("canManageBuckets")),
+        bucket_permissions=dict(data.get("bucketPermissions") or {}),
+        file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
+    )
