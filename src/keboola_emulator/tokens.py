@@ -34,6 +34,7 @@ class TokenRegistry:
         self._by_secret: dict[str, Token] = {
             master: Token("1", master, "Master token (keboola-emulator)", can_manage_buckets=True)
         }
+        self._issued = 2  # ids 1 and 2 are the master and the read-only token; later tokens count on
         if readonly:
             self._by_secret[readonly] = Token(
                 "2", readonly, "Read-only token (keboola-emulator)", can_manage_buckets=False
@@ -45,8 +46,11 @@ class TokenRegistry:
     def add_master(self, secret: str) -> None:
         """Another master token of the same project (a rotation: the new token works at once)."""
         if secret not in self._by_secret:
-            token_id = str(max(int(t.id) for t in self._by_secret.values()) + 1)
-            self._by_secret[secret] = Token(token_id, secret, "Master token (keboola-emulator)", can_manage_buckets=True)
+            self._issued += 1
+            token_id = str(self._issued)
+            self._by_secret[secret] = Token(
+                token_id, secret, "Master token (keboola-emulator)", can_manage_buckets=True
+            )
 
     def revoke(self, secret: str) -> None:
         """The token stops working: every request with it is answered 401 storage.tokenInvalid (§1.4)."""
