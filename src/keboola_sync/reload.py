@@ -176,7 +176,7 @@ class Reloader:
         try:
             token = env_file_token(self.files.env_file)
         except ConfigError as exc:
-            log.error("%s; keeping the token in use", exc)
+            log.error("%s; keeping the token in use", str(exc).rstrip("."))
             return
         if token is None or (token == self._file_token and not force):
             self._file_token = token
