@@ -311,7 +311,9 @@ def load_config(
             )
 
     merged_env = dict(_read_env_file(env_file, warnings))
-    merged_env.update({k: v for k, v in env.items() if k in (TOKEN_ENV, HOST_ENV)})
+    # A blank variable counts as unset, so it does not hide .env: Compose can blank the token it would pass
+    # at creation and let the daemon read a mounted .env, which a rotation changes (deployment.md).
+    merged_env.update({k: v for k, v in env.items() if k in (TOKEN_ENV, HOST_ENV) and v.strip()})
 
     sections = {name: _build_section(name, cls, raw.pop(name, None)) for name, cls in _SECTIONS.items()}
     if raw:
