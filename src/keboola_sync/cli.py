@@ -72,14 +72,11 @@ def _files(args: argparse.Namespace) -> ConfigFiles:
     )
 
 
-def _load(args: argparse.Namespace) -> Config:
-    return _files(args).load()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = _load(args)
+        files = _files(args)
+        config = files.load()
     except ConfigError as exc:
         _print(f"keboola-sync: configuration error: {exc}", err=True)
         return 2
@@ -87,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_secret(config.token)  # from here on nothing we print or log can show it
     try:
         if args.command in ("run", "sync"):
-            return _run(config, once=args.command == "sync", files=_files(args))
+            return _run(config, once=args.command == "sync", files=files)
         setup_console_logging()
         if args.command == "check":
             return _check(config)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import TOKEN_ENV, Config, load_config, schema_keys, values, with_values
+from .config import TOKEN_ENV, Config, env_file_token, load_config, schema_keys, values, with_values
+from .errors import ConfigError
 from .layout import Layout
 from .state import FileRecord, LedgerState
 
@@ -118,13 +119,26 @@ def in_container() -> bool:
     return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
 
 
-@dataclass(frozen=True)
+@dataclass
 class ConfigFiles:
-    """The files the CLI loaded the configuration from, to load them again the same way."""
+    """The files the CLI loads the configuration from, to load them again the same way. Their stats and
+    the token in .env are taken when this is made, BEFORE the files are read: an edit made while the
+    daemon starts is then noticed as a change, never missed."""
 
     config_path: Path
     env_file: Path
     explicit: bool  # --config was given: a missing file is an error, as at start-up
+    config_watch: FileWatch = field(init=False)
+    env_watch: FileWatch = field(init=False)
+    env_token: str | None = field(init=False)  # KBC_STORAGE_API_TOKEN as written in .env
+
+    def __post_init__(self) -> None:
+        self.config_watch = FileWatch(self.config_path)
+        self.env_watch = FileWatch(self.env_file)
+        try:
+            self.env_token = env_file_token(self.env_file)
+        except ConfigError:
+            self.env_token = None  # loading says what is wrong with the file
 
     def load(self) -> Config:
         return load_config(self.config_path, self.env_file, config_path_explicit=self.explicit)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from .config import Config, env_file_token
 from .errors import ConfigError
-from .live import FILES_POLL_SECONDS, ConfigFiles, FileWatch, LiveConfig, Reload, plan, show, to_judge_again
+from .live import FILES_POLL_SECONDS, ConfigFiles, LiveConfig, Reload, plan, show, to_judge_again
 from .logs import add_secret, reconfigure_logging
 from .state import Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError, TokenRejected
@@ -59,18 +59,15 @@ class Reloader:
         self._scheduler = scheduler
         self._watcher = watcher
         self._rescan_now = rescan_now
-        self._config_watch = FileWatch(files.config_path)
-        self._env_watch = FileWatch(files.env_file)
+        self._config_watch = files.config_watch
+        self._env_watch = files.env_watch
         self._next_look = 0.0
         self._pending_restart: dict[str, object] = {}  # restart-only keys already warned about, with their value
         self._swap_lock = threading.Lock()  # the token thread and the loop both swap the live config
         self._token_thread: threading.Thread | None = None
         self._token_recheck_at: float | None = None
         self._retry_failed = threading.Event()  # a new token was accepted: failed loads go again now
-        try:
-            self._file_token = env_file_token(files.env_file)
-        except ConfigError:
-            self._file_token = None
+        self._file_token = files.env_token
 
     # -- the loop's entry points ---------------------------------------------------------------------
 
