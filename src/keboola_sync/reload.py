@@ -94,10 +94,11 @@ class Reloader:
         try:
             loaded = self.files.load()
         except ConfigError as exc:
+            text = str(exc) if str(exc).endswith(".") else f"{exc}."
             log.error(
-                "configuration error in %s: %s; keeping the running configuration until the file is fixed",
+                "configuration error in %s: %s The running configuration stays until the file is fixed",
                 self.files.config_path,
-                exc,
+                text,
             )
             return
         with self._swap_lock:
@@ -156,8 +157,7 @@ class Reloader:
         self._pending_restart = dict(restart)
         if new:
             log.warning(
-                "%s changed in %s but needs a restart to take effect; the running value stays until keboola-sync"
-                " is restarted",
+                "%s changed in %s: applied only after a restart of keboola-sync; until then the running value stays",
                 ", ".join(new),
                 self.files.config_path,
             )
