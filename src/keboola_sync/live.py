@@ -4,9 +4,9 @@ Why one holder: `Config` is frozen, so a reload never mutates it. The edited fil
 at start-up (`config.load_config`) into a new `Config`, which is swapped into `LiveConfig` in one
 assignment; the rooms that behave by it (sync, load, scheduler, daemon) read `live.config` per use, so
 each use sees the old or the new configuration, never half of each. The keys in `LIVE_KEYS` take effect
-at once; every other key shaped something built at start-up (a path, the Keboola URL, the stage, the
-worker threads) and keeps its running value until a restart, which one WARNING says. A key added to the
-schema later is restart-only until someone makes its room read it per use and lists it here.
+at once; every other key shaped something built at start-up (a path, the Keboola URL, the stage) and
+keeps its running value until a restart, which one WARNING says. A key added to the schema later is
+restart-only until someone makes its room read it per use and lists it here.
 
 Files are watched by their stat, not by file events: a stat every few seconds is cheap, notices an
 editor's atomic replace (a new inode) and works where events never arrive (Docker Desktop bind mounts).
@@ -43,6 +43,7 @@ LIVE_KEYS = frozenset(
         "csv.on_header_change",
         "csv.sniff_bytes",
         "csv.delimiters",
+        "upload.concurrency",
         "upload.gzip_threshold_mb",
         "upload.gzip_level",
         "upload.gzip_threads",

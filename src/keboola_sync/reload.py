@@ -35,9 +35,12 @@ _MISSING = object()
 
 
 class Busy(Protocol):
-    """The scheduler, as far as a reload needs it: the paths waiting or loading now are not judged again."""
+    """The scheduler, as far as a reload needs it: the paths waiting or loading now are not judged again,
+    and the number of load workers."""
 
     def known(self) -> set[str]: ...
+
+    def set_workers(self, count: int) -> None: ...
 
 
 class Reloader:
@@ -126,6 +129,8 @@ class Reloader:
         self._storage.use_settings(
             keboola=new.keboola, retry=new.retry, upload=new.upload, progress_seconds=new.logging.progress_seconds
         )
+        if "upload.concurrency" in keys:
+            self._scheduler.set_workers(new.upload.concurrency)
         if self._watcher is not None and keys & {"watch.observer", "watch.polling_interval_seconds"}:
             self._watcher.reconfigure(new.watch.observer, new.watch.polling_interval_seconds)
         self._judge_again(keys)
