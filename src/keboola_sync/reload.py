@@ -65,6 +65,7 @@ class Reloader:
         self._config_watch = files.config_watch
         self._env_watch = files.env_watch
         self._next_look = 0.0
+        self._error: str | None = None  # the configuration error last logged, while the file still has it
         self._pending_restart: dict[str, object] = {}  # restart-only keys already warned about, with their value
         self._swap_lock = threading.Lock()  # the token thread and the loop both swap the live config
         self._token_thread: threading.Thread | None = None
@@ -83,27 +84,32 @@ class Reloader:
             return
         self._next_look = now + FILES_POLL_SECONDS
         env_changed = self._env_watch.changed()
-        if self._config_watch.changed() or env_changed:
-            self.reload(None)
+        config_changed = self._config_watch.changed()
+        if config_changed or env_changed:
+            self.reload(None, said_already_ok=not config_changed)
         recheck = self._token_recheck_at is not None and time.monotonic() >= self._token_recheck_at
         if env_changed or recheck:
             self.check_token(force=recheck)
 
-    def reload(self, signal_name: str | None) -> None:
+    def reload(self, signal_name: str | None, *, said_already_ok: bool = False) -> None:
         """Load config.yaml (and .env) again and apply what changed. `signal_name`: SIGHUP asked for it,
-        so even "nothing changed" is said."""
+        so even "nothing changed" is said. `said_already_ok`: only .env changed, so an error config.yaml
+        still has was logged already and is not logged again."""
         if signal_name is not None:
             self._config_watch.settle()
         try:
             loaded = self.files.load()
         except ConfigError as exc:
             text = str(exc) if str(exc).endswith(".") else f"{exc}."
-            log.error(
-                "configuration error in %s: %s The running configuration stays until the file is fixed",
-                self.files.config_path,
-                text,
-            )
+            if not (said_already_ok and text == self._error):
+                log.error(
+                    "configuration error in %s: %s The running configuration stays until the file is fixed",
+                    self.files.config_path,
+                    text,
+                )
+            self._error = text
             return
+        was_invalid, self._error = self._error is not None, None
         with self._swap_lock:
             running = self.live.config
             change = plan(running, loaded)
@@ -116,8 +122,10 @@ class Reloader:
                 self.files.config_path,
                 ", ".join(f"{key}={show(value)}" for key, value in change.changed.items()),
             )
-        elif signal_name is not None:
-            log.info("%s: configuration reloaded from %s: nothing changed", signal_name, self.files.config_path)
+        elif signal_name is not None or was_invalid:
+            # Said on request, and when a file with an error was put back as it runs (the error is over).
+            prefix = f"{signal_name}: " if signal_name else ""
+            log.info("%sconfiguration reloaded from %s: nothing changed", prefix, self.files.config_path)
         self._warn_restart(change.restart)
 
     # -- applying a change ---------------------------------------------------------------------------
