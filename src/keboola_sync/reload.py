@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from .config import Config, env_file_token
+from .config import env_file_token
 from .errors import ConfigError
 from .live import FILES_POLL_SECONDS, ConfigFiles, LiveConfig, Reload, plan, show, to_judge_again
 from .logs import add_secret, reconfigure_logging
@@ -44,6 +44,9 @@ class Busy(Protocol):
 
 
 class Reloader:
+    """Made by `Daemon.run` once the rooms exist; `poll` and `reload` run on the daemon's main loop only,
+    the token check on its own thread (see the module docstring)."""
+
     def __init__(
         self,
         live: LiveConfig,
@@ -116,7 +119,7 @@ class Reloader:
             if change.changed:
                 self.live.swap(change.applied)
         if change.changed:
-            self._apply(running, change)
+            self._apply(change)
             log.info(
                 "configuration reloaded from %s: %s",
                 self.files.config_path,
@@ -130,7 +133,7 @@ class Reloader:
 
     # -- applying a change ---------------------------------------------------------------------------
 
-    def _apply(self, old: Config, change: Reload) -> None:
+    def _apply(self, change: Reload) -> None:
         new, keys = change.applied, set(change.changed)
         if any(key.startswith("logging.") and key != "logging.progress_seconds" for key in keys):
             reconfigure_logging(new.logging)
