@@ -3,38 +3,55 @@
 #   docker build --network host -t keboola-sync .      (CI: the build reaches PyPI through the host)
 #   docker compose up -d                                (macOS: see docs/deployment.md)
 #
-# Two stages so the final image holds only the interpreter, tini and a ready virtualenv: no compiler,
-# no pip cache, no build tools. Every runtime dependency comes pinned from requirements.txt.
+# Built in stages so the final image holds only the interpreter, tini and a ready virtualenv: no compiler,
+# no pip cache, no build tools. Every runtime dependency comes pinned with its hash from requirements.lock.
+# The Keboola Storage API emulator is not in it: `docker build --target emulator` adds it (docs/emulator.md).
 ARG PYTHON_IMAGE=python:3.12-slim
 # The runtime stage's base; it must carry the builder's Python (the venv links to that interpreter).
 # Only tests change it: they build on a tini-less copy of the base to prove the tini install below.
 ARG RUNTIME_IMAGE=${PYTHON_IMAGE}
 
-# --- builder: a virtualenv with the pinned dependencies and the package itself ---------------------------
+# --- builder: a virtualenv with the hash-pinned dependencies and the package itself ----------------------
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+# A venv without pip: the base image's pip installs into it (`pip --python`), so the runtime venv never
+# holds pip or setuptools and nothing has to be uninstalled from it afterwards.
+RUN python -m venv --without-pip /opt/venv
 WORKDIR /build
 # Dependencies first, in their own layer, so editing the source does not reinstall them.
-# --only-binary: every pin has a manylinux wheel; refusing sdists keeps a compiler out of the picture.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir --only-binary=:all: -r requirements.txt
+# requirements.lock is requirements.txt with the sha256 of every file (scripts/lock-requirements.sh):
+# --require-hashes refuses anything else, --no-deps installs exactly that set (nothing resolved a second
+# time; `pip check` proves the set is complete), and --only-binary keeps a compiler out of the picture.
+COPY requirements.lock ./
+RUN pip --python /opt/venv/bin/python install --no-cache-dir --only-binary=:all: --require-hashes --no-deps \
+        -r requirements.lock \
+    && pip --python /opt/venv/bin/python check
 COPY pyproject.toml README.md* ./
 COPY src ./src
-# --no-deps: the dependencies are exactly the pinned set above, nothing resolved a second time.
-# pip (and setuptools, which 3.11 venvs carry) go afterwards: nobody installs into the runtime venv.
-# pip has already compiled every module to .pyc, so the non-root runtime never needs to write there.
-RUN pip install --no-cache-dir --no-deps . \
-    && pip uninstall --yes pip setuptools
+# The package itself (its build backend, setuptools, lives only in pip's temporary build environment).
+# pip compiles every module to .pyc, so the non-root runtime never needs to write to the venv.
+RUN pip --python /opt/venv/bin/python install --no-cache-dir --no-deps . \
+    && pip --python /opt/venv/bin/python check
 # Marks the finished builder stage (not its dependency layer), so superseded ones can be pruned with
 # `docker image prune --filter label=keboola-sync.stage=builder` without losing the pip cache layer.
 LABEL keboola-sync.stage=builder
 
+# --- emulator-builder: the emulator extra (moto, Flask, ...), outside the venv -------------------------------
+# Only the `emulator` target below uses it. The packages go to a folder of their own, so the emulator image
+# is the runtime image plus one layer (PYTHONPATH points there) and shares every other layer with it.
+FROM builder AS emulator-builder
+COPY requirements-emulator.lock ./
+# That lock holds only the extra's own packages (their dependencies on the daemon's pins are met by the
+# venv: `pip check` with both on the path proves it).
+RUN pip --python /opt/venv/bin/python install --no-cache-dir --only-binary=:all: --require-hashes --no-deps \
+        --target /opt/emulator -r requirements-emulator.lock \
+    && PYTHONPATH=/opt/emulator pip --python /opt/venv/bin/python check
+LABEL keboola-sync.stage=builder
+
 # --- runtime -----------------------------------------------------------------------------------------------
-FROM ${RUNTIME_IMAGE}
+FROM ${RUNTIME_IMAGE} AS runtime
 # Keep in step with pyproject.toml (tests/docker checks the built label against keboola_sync.__version__).
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -83,3 +100,11 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["keboola-sync", "health"]
 ENTRYPOINT ["/usr/local/bin/keboola-sync-entrypoint"]
 CMD ["keboola-sync", "run"]
+
+# --- emulator: the runtime image plus the emulator extra (docker-compose.local.yml, `--target emulator`) -----
+FROM runtime AS emulator
+COPY --from=emulator-builder /opt/emulator /opt/emulator
+ENV PYTHONPATH=/opt/emulator
+
+# --- the default target: the runtime image (the last stage is what a plain `docker build` makes) ----------
+FROM runtime

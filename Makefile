@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint browser run demo demo-status bench clean
+.PHONY: setup test lint browser run demo demo-status bench lock clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# pip shows its progress: the first run downloads about 80 packages (a minute or so), and a silent
+# terminal looks stuck.
+$(VENV)/.installed: requirements.txt requirements-emulator.txt requirements-dev.txt pyproject.toml
+	@echo "Setting up $(VENV): the daemon, the emulator and the test tools (requirements-dev.txt, about 80 packages; the first time takes a minute or two)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements-dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install -r requirements-dev.txt
+	$(BIN)/pip install --no-deps -e .
+	@echo "$(VENV) is ready."
 	touch $@
 
 setup: $(VENV)/.installed  ## virtual environment with the daemon, the emulator and the test tools
@@ -39,6 +43,9 @@ demo: setup  ## no Keboola account needed: the emulator and the daemon on ./demo
 
 demo-status:  ## what the running `make demo` has synced
 	@$(BIN)/keboola-sync --config .demo/config.yaml --env-file .demo/none.env status
+
+lock: setup  ## after changing requirements*.txt: the hash-pinned locks the Docker image installs
+	scripts/lock-requirements.sh
 
 bench: setup  ## speed and memory benchmarks; prints a table
 	$(BIN)/python benchmarks/run.py

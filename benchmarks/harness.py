@@ -34,7 +34,12 @@ __all__ = ["Daemon", "Emulator", "LogTail", "RssSampler", "bench_daemon", "emula
 
 # config.yaml.example's defaults for everything that changes timing; paths are filled by the Daemon helper.
 PRODUCTION: dict[str, dict[str, Any]] = {
-    "keboola": {"request_timeout_seconds": 60, "job_timeout_seconds": 3600, "job_poll_max_seconds": 5},
+    "keboola": {
+        "request_timeout_seconds": 60,
+        "job_timeout_seconds": 3600,
+        "job_poll_max_seconds": 5,
+        "max_requests_per_second": 50,
+    },
     "watch": {"stable_seconds": 2, "rescan_seconds": 300, "polling_interval_seconds": 2, "observer": "auto"},
     "upload": {
         "gzip_threshold_mb": 50,

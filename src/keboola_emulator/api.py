@@ -169,7 +169,22 @@ def create_app(ctx: Context) -> Flask:
     app.add_url_rule(base + "/", "index_slash", _index, methods=["GET"])
 
     register_all(app, ctx)
+    app.wsgi_app = TrailingSlashMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+class TrailingSlashMiddleware:
+    """`DELETE /v2/storage/tables/{id}/?force=true` (pykeboola) reaches the same route as without
+    the slash, as on Keboola's PHP front; Flask's own rules would answer 404 (issue 17, item 6)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/v2/storage/") and len(path) > len("/v2/storage/") and path.endswith("/"):
+            environ["PATH_INFO"] = path.rstrip("/")
+        return self._app(environ, start_response)
 
 
 class DropMiddleware:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from keboola_emulator.faults import FaultSettings
+from keboola_emulator.naming import COLUMN_LOCALES, set_column_locale
 
 DESCRIPTION = """\
 A local emulator of the Keboola Storage API (/v2/storage/...) plus S3-compatible file storage
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a project feature, listed in the index's `features` and the token's `owner.features` "
         "(repeatable); `disable-legacy-bucket-prefix` creates buckets without `c-` (in.sales)",
+    )
+    p.add_argument(
+        "--column-locale",
+        choices=COLUMN_LOCALES,
+        default="C.UTF-8",
+        help="the server locale Keboola's column-name sanitizer runs in (§12: UNCONFIRMED for production); "
+        "it decides letters outside Windows-1250: C.UTF-8 gives Ørsted -> Orsted, C gives Ørsted -> rsted",
     )
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
     p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
@@ -185,7 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
+    try:
+        from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
+    except ModuleNotFoundError as exc:  # moto, Flask, ...: the optional extra, not in the runtime image
+        print(
+            f"keboola-emulator: {exc}. The emulator needs its extra: pip install 'keboola-sync[emulator]'"
+            " (in Docker: the image's `emulator` target, docker build --target emulator).",
+            file=sys.stderr,
+        )
+        return 2
 
     faults = FaultSettings(
         fail_rate=args.fail_rate,
@@ -198,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         lost_response_rate=args.lost_response_rate,
         paths=tuple(args.fault_path),
     )
+    set_column_locale(args.column_locale)
     server = EmulatorServer(
         Options(
             port=args.port,

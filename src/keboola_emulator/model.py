@@ -47,14 +47,23 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS metadata (
     id INTEGER PRIMARY KEY AUTOINCREMENT, table_id TEXT NOT NULL, column_name TEXT,
-    provider TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, timestamp TEXT NOT NULL
+    provider TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, timestamp TEXT NOT NULL,
+    object_type TEXT NOT NULL DEFAULT 'table'
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS table_definitions (table_id TEXT PRIMARY KEY, definition TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT NOT NULL, body TEXT NOT NULL, created TEXT NOT NULL
+);
 """
+# Metadata belongs to a table (and its columns), a bucket or a branch; `table_id` holds the id of
+# whichever object `object_type` names (a column added to the first schema, see Store._migrate).
+METADATA_OBJECTS = ("table", "bucket", "branch")
 
 # Real ids are large integers (§5.1 example 236518631, §6.1 22070846); start somewhere similar.
 FIRST_FILE_ID = 100_000
 FIRST_JOB_ID = 200_000
+FIRST_EVENT_ID = 300_000
 
 
 def now() -> str:
@@ -99,10 +108,18 @@ class Store:
         self._opened_lock = threading.Lock()
         with self._pooled() as c:
             c.executescript(CATALOG_SCHEMA)
+            self._migrate(c)
         with self.write() as c:
-            for name, first in (("files", FIRST_FILE_ID), ("jobs", FIRST_JOB_ID)):
+            for name, first in (("files", FIRST_FILE_ID), ("jobs", FIRST_JOB_ID), ("events", FIRST_EVENT_ID)):
                 if c.execute("SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)).fetchone() is None:
                     c.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (name, first))
+
+    @staticmethod
+    def _migrate(c: sqlite3.Connection) -> None:
+        """A --data-dir written by an older emulator lacks metadata.object_type: add it."""
+        columns = {r[1] for r in c.execute("PRAGMA table_info(metadata)")}
+        if "object_type" not in columns:
+            c.execute("ALTER TABLE metadata ADD COLUMN object_type TEXT NOT NULL DEFAULT 'table'")
 
     # -- connections -------------------------------------------------------------------------
     def _new_connection(self) -> sqlite3.Connection:
@@ -169,7 +186,10 @@ class Store:
 
     def delete_bucket_rows(self, c: sqlite3.Connection, bucket_id: str) -> list[dict[str, Any]]:
         tables = [dict(r) for r in c.execute("SELECT * FROM tables WHERE bucket_id = ?", (bucket_id,))]
-        c.execute("DELETE FROM metadata WHERE table_id IN (SELECT id FROM tables WHERE bucket_id = ?)", (bucket_id,))
+        owned = "SELECT id FROM tables WHERE bucket_id = ?"
+        c.execute(f"DELETE FROM metadata WHERE object_type = 'table' AND table_id IN ({owned})", (bucket_id,))  # noqa: S608
+        c.execute(f"DELETE FROM table_definitions WHERE table_id IN ({owned})", (bucket_id,))  # noqa: S608
+        c.execute("DELETE FROM metadata WHERE object_type = 'bucket' AND table_id = ?", (bucket_id,))
         c.execute("DELETE FROM tables WHERE bucket_id = ?", (bucket_id,))
         c.execute("DELETE FROM buckets WHERE id = ?", (bucket_id,))
         return tables
@@ -180,11 +200,21 @@ class Store:
             rows = self.read().execute("SELECT * FROM tables ORDER BY id")
         else:
             rows = self.read().execute("SELECT * FROM tables WHERE bucket_id = ? ORDER BY id", (bucket_id,))
-        return [_decode_table(dict(r)) for r in rows]
+        return self._with_definitions([_decode_table(dict(r)) for r in rows])
 
     def get_table(self, table_id: str) -> dict[str, Any] | None:
         r = self.read().execute("SELECT * FROM tables WHERE id = ?", (table_id,)).fetchone()
-        return _decode_table(dict(r)) if r is not None else None
+        return self._with_definitions([_decode_table(dict(r))])[0] if r is not None else None
+
+    def _with_definitions(self, tables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`definition` is the typed-table definition (§12 "Typed tables"), None for a CSV-made table."""
+        definitions = {r[0]: json.loads(r[1]) for r in self.read().execute("SELECT * FROM table_definitions")}
+        for t in tables:
+            t["definition"] = definitions.get(t["id"])
+        return tables
+
+    def insert_definition(self, c: sqlite3.Connection, table_id: str, definition: dict[str, Any]) -> None:
+        c.execute("INSERT OR REPLACE INTO table_definitions VALUES (?, ?)", (table_id, json.dumps(definition)))
 
     def count_tables(self, bucket_id: str) -> int:
         return self.read().execute("SELECT COUNT(*) FROM tables WHERE bucket_id = ?", (bucket_id,)).fetchone()[0]
@@ -217,12 +247,25 @@ class Store:
                 (when, table_id),
             )
 
+    def update_table_after_delete(self, table_id: str, rows_count: int, data_size_bytes: int, when: str) -> None:
+        """After rows were deleted (truncate): new counts and lastChangeDate, lastImportDate kept."""
+        with self.write() as c:
+            c.execute(
+                "UPDATE tables SET rows_count = ?, data_size_bytes = ?, last_change_date = ? WHERE id = ?",
+                (rows_count, data_size_bytes, when, table_id),
+            )
+            c.execute(
+                "UPDATE buckets SET last_change_date = ? WHERE id = (SELECT bucket_id FROM tables WHERE id = ?)",
+                (when, table_id),
+            )
+
     def delete_table_row(self, table_id: str) -> dict[str, Any] | None:
         with self.write() as c:
             r = c.execute("SELECT * FROM tables WHERE id = ?", (table_id,)).fetchone()
             if r is None:
                 return None
-            c.execute("DELETE FROM metadata WHERE table_id = ?", (table_id,))
+            c.execute("DELETE FROM metadata WHERE object_type = 'table' AND table_id = ?", (table_id,))
+            c.execute("DELETE FROM table_definitions WHERE table_id = ?", (table_id,))
             c.execute("DELETE FROM tables WHERE id = ?", (table_id,))
             return _decode_table(dict(r))
 
@@ -238,38 +281,81 @@ class Store:
 
     # -- metadata ----------------------------------------------------------------------------
     def add_metadata(
-        self, table_id: str, provider: str, items: Sequence[dict[str, Any]], column_name: str | None = None
+        self,
+        object_id: str,
+        provider: str,
+        items: Sequence[dict[str, Any]],
+        column_name: str | None = None,
+        object_type: str = "table",
     ) -> list[dict[str, Any]]:
-        """Same provider+key (+column) replaces the value, as the real endpoint upserts."""
+        """Same provider+key (+column) replaces the value, as the real endpoint upserts.
+        `object_id` is a table id, a bucket id or a branch id, as `object_type` says."""
+        return self.add_metadata_many(object_id, provider, [(column_name, item) for item in items], object_type)
+
+    def add_metadata_many(
+        self,
+        object_id: str,
+        provider: str,
+        entries: Sequence[tuple[str | None, dict[str, Any]]],
+        object_type: str = "table",
+    ) -> list[dict[str, Any]]:
+        """Upserts (column or None, {key, value}) entries in one transaction: all or nothing."""
         when = now()
         out = []
         with self.write() as c:
-            for item in items:
-                key, value = str(item.get("key", "")), str(item.get("value", ""))
+            for column_name, item in entries:
+                key, value = str(item.get("key", "")), _metadata_value(item.get("value"))
                 existing = c.execute(
-                    "SELECT id FROM metadata WHERE table_id = ? AND provider = ? AND key = ? AND column_name IS ?",
-                    (table_id, provider, key, column_name),
+                    "SELECT id FROM metadata WHERE object_type = ? AND table_id = ? AND provider = ? AND key = ?"
+                    " AND column_name IS ?",
+                    (object_type, object_id, provider, key, column_name),
                 ).fetchone()
                 if existing:
                     c.execute("UPDATE metadata SET value = ?, timestamp = ? WHERE id = ?", (value, when, existing[0]))
                     mid = existing[0]
                 else:
                     mid = c.execute(
-                        "INSERT INTO metadata (table_id, column_name, provider, key, value, timestamp)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (table_id, column_name, provider, key, value, when),
+                        "INSERT INTO metadata (object_type, table_id, column_name, provider, key, value, timestamp)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (object_type, object_id, column_name, provider, key, value, when),
                     ).lastrowid
                 out.append(dict(c.execute("SELECT * FROM metadata WHERE id = ?", (mid,)).fetchone()))
         return out
 
-    def list_metadata(self, table_id: str) -> list[dict[str, Any]]:
+    def list_metadata(self, object_id: str, object_type: str = "table") -> list[dict[str, Any]]:
         return [
-            dict(r) for r in self.read().execute("SELECT * FROM metadata WHERE table_id = ? ORDER BY id", (table_id,))
+            dict(r)
+            for r in self.read().execute(
+                "SELECT * FROM metadata WHERE object_type = ? AND table_id = ? ORDER BY id", (object_type, object_id)
+            )
         ]
 
-    def delete_metadata(self, table_id: str, metadata_id: int) -> bool:
+    def delete_metadata(self, object_id: str, metadata_id: int, object_type: str = "table") -> bool:
         with self.write() as c:
-            return c.execute("DELETE FROM metadata WHERE table_id = ? AND id = ?", (table_id, metadata_id)).rowcount > 0
+            return (
+                c.execute(
+                    "DELETE FROM metadata WHERE object_type = ? AND table_id = ? AND id = ?",
+                    (object_type, object_id, metadata_id),
+                ).rowcount
+                > 0
+            )
+
+    # -- events ------------------------------------------------------------------------------
+    def insert_event(self, body: dict[str, Any], event_uuid: str, created: str) -> int:
+        with self.write() as c:
+            return int(
+                c.execute(
+                    "INSERT INTO events (uuid, body, created) VALUES (?, ?, ?)", (event_uuid, json.dumps(body), created)
+                ).lastrowid
+                or 0
+            )
+
+    def list_events(self, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest first, as the real list answers."""
+        return [
+            {"id": r["id"], "uuid": r["uuid"], "created": r["created"], **json.loads(r["body"])}
+            for r in self.read().execute("SELECT * FROM events ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        ]
 
     # -- files -------------------------------------------------------------------------------
     def insert_file(self, file: dict[str, Any]) -> dict[str, Any]:
@@ -364,6 +450,15 @@ class Store:
         args.append(job_id)
         with self.write() as c:
             c.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", args)  # noqa: S608 - fixed names
+
+
+def _metadata_value(value: Any) -> str:
+    """Values are strings in Keboola; a JSON client may send a number, a bool or null."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else ""
+    return str(value)
 
 
 def _decode_table(t: dict[str, Any]) -> dict[str, Any]:
@@ -485,6 +580,28 @@ def select_rows(
         args.append(limit)
     with closing(open_data(path)) as conn:
         yield from conn.execute(sql, args)
+
+
+def delete_rows(path: Path, where: tuple[int, str, list[str]] | None) -> tuple[int, int]:
+    """Deletes the rows matching `where` (all rows without it) in one transaction; returns
+    (deleted, remaining). VACUUM afterwards so dataSizeBytes shrinks as a real truncate's does."""
+    sql, args = "DELETE FROM data", []
+    if where is not None:
+        idx, op, values = where
+        marks = ", ".join("?" for _ in values)
+        sql += f" WHERE {_col(idx)} {'NOT IN' if op in ('ne', 'neq') else 'IN'} ({marks})"
+        args.extend(values)
+    with closing(open_data(path)) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = conn.execute(sql, args).rowcount
+            remaining = count_rows(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("VACUUM")
+    return deleted, remaining
 
 
 def file_size(path: Path) -> int:

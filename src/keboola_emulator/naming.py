@@ -42,6 +42,18 @@ _OUTSIDE_EXTRA = {
     "Ð": "D", "ð": "d", "Þ": "TH", "þ": "th", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe",
 }  # fmt: skip
 _UNKNOWN = "?"  # what iconv //TRANSLIT writes for a character it cannot convert
+# The sanitizer runs in the server's locale (§12): C.UTF-8 transliterates letters outside Windows-1250,
+# plain C has no transliteration table (`Ørsted` -> `rsted`). Set once at start-up (`--column-locale`).
+COLUMN_LOCALES = ("C.UTF-8", "C")
+_locale = {"name": "C.UTF-8"}
+
+
+def set_column_locale(name: str) -> None:
+    if name not in COLUMN_LOCALES:
+        raise ValueError(f"column locale must be one of {', '.join(COLUMN_LOCALES)}")
+    _locale["name"] = name
+
+
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _DISPLAY_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -86,7 +98,10 @@ def _cp1250_letters() -> dict[str, str]:
 
 
 def _outside_cp1250(ch: str) -> str:
-    """glibc C.UTF-8 //TRANSLIT (locale-dependent, §12 UNCONFIRMED): strip marks, decompose."""
+    """glibc //TRANSLIT (locale-dependent, §12 UNCONFIRMED): in C.UTF-8 strip marks and decompose; in
+    C nothing outside Windows-1250 has a transliteration."""
+    if _locale["name"] == "C":
+        return _UNKNOWN
     if ch in _OUTSIDE_EXTRA:
         return _OUTSIDE_EXTRA[ch]
     base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))

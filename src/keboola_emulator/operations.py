@@ -17,7 +17,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from keboola_emulator import model, naming
+from keboola_emulator import model, naming, tablejobs
 from keboola_emulator.context import Context
 from keboola_emulator.csvimport import (
     CsvStream,
@@ -30,7 +30,7 @@ from keboola_emulator.csvimport import (
 )
 from keboola_emulator.errors import JobError
 from keboola_emulator.s3 import FILES_BUCKET
-from keboola_emulator.views import bucket_json, table_json
+from keboola_emulator.views import table_json
 
 COLUMNS_NOT_MATCH = "csvImport.columnsNotMatch"
 TOO_MANY_COLUMNS = "storage.tables.validation.tooManyColumns"  # PHPT CreateTableTest testTooManyColumns
@@ -42,6 +42,7 @@ def register(ctx: Context) -> None:
     ctx.jobs.register("tableExport", lambda job: export_table(ctx, job))
     ctx.jobs.register("tableDrop", lambda job: drop_table(ctx, job))
     ctx.jobs.register("bucketDelete", lambda job: delete_bucket(ctx, job))
+    tablejobs.register(ctx)
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -232,7 +233,9 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
     assert stored is not None
     fresh_bucket = ctx.store.get_bucket(bucket_id) or bucket
     # §4.2: job results = the new table (kbcstorage reads results.id)
-    return table_json(stored, ctx.api_url, bucket=bucket_json(fresh_bucket, ctx.api_url)), source.metrics()
+    from keboola_emulator.routes.common import full_bucket_json  # with its real counts (issue 17, item 9)
+
+    return table_json(stored, ctx.api_url, bucket=full_bucket_json(ctx, fresh_bucket)), source.metrics()
 
 
 class _Executes(Protocol):
@@ -295,6 +298,13 @@ def import_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
                 results={"missingColumns": missing, "expectedColumns": expected},
             )
         extra = [c for c in file_columns if c not in expected]
+        if extra and table.get("definition") is not None:  # §0: typed tables never gain columns on import
+            raise JobError(
+                COLUMNS_NOT_MATCH,
+                f"Columns {', '.join(extra)} are not in the typed table {table_id}; typed tables do not get "
+                "new columns from an import.",
+                results={"missingColumns": [], "expectedColumns": expected},
+            )
         clash = [c for c in extra if c.lower() in {e.lower() for e in expected}]
         if clash:
             raise JobError(

@@ -54,6 +54,18 @@ BIG_BODY = 1 << 20
 _PRESIGN_CREDENTIALS = Credentials("emulator", "emulator")  # moto accepts any signature
 
 
+def _path_style(environ: dict[str, Any]) -> None:
+    """A virtual-hosted request (`Host: kbc-sapi-files.s3.<region>.amazonaws.com`, as kbagent sends
+    through a TLS front) becomes the path-style one the rest of this module and the mirror expect."""
+    host = environ.get("HTTP_HOST", "").split(":", 1)[0]
+    if host.startswith(FILES_BUCKET + ".s3.") and host.endswith(".amazonaws.com"):
+        environ["PATH_INFO"] = f"/{FILES_BUCKET}{environ.get('PATH_INFO', '') or '/'}"
+        for raw in ("RAW_URI", "REQUEST_URI"):  # moto reads the raw path when the server sets it
+            if environ.get(raw, "").startswith("/"):
+                environ[raw] = f"/{FILES_BUCKET}{environ[raw]}"
+        environ["HTTP_HOST"] = "127.0.0.1"
+
+
 def backend() -> S3Backend:
     return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
@@ -205,6 +217,7 @@ class S3Side:
 
     # -- WSGI ---------------------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        _path_style(environ)
         method = environ.get("REQUEST_METHOD", "GET")
         self._stats.count_s3(method)
         reason = self.policy(environ) if self.policy is not None else None
@@ -275,13 +288,16 @@ class S3Side:
             backend().delete_object(FILES_BUCKET, name)
             self._unmirror_key(name)
 
-    def presigned_get(self, key: str, expires: int = 3600) -> str:
+    def presigned_get(self, key: str, expires: int = 3600, *, public: bool = False) -> str:
         """§5.1 `url`: a signed GET valid 1 h, against the emulator's own S3 port.
 
-        Signed with botocore's SigV4 query signer directly: a full boto3 client would load the
-        S3 service model (~14 MB of RSS) just to sign a URL.
+        `public` signs the URL a real stack gives (`https://<bucket>.s3.<region>.amazonaws.com/…`),
+        for a client that reached the API through a TLS front and will reach S3 the same way
+        (routes.common.fronted). Signed with botocore's SigV4 query signer directly: a full boto3
+        client would load the S3 service model (~14 MB of RSS) just to sign a URL.
         """
-        url = f"{self.endpoint}/{FILES_BUCKET}/{quote(key, safe='/~')}"
+        base = f"https://{FILES_BUCKET}.s3.{REGION}.amazonaws.com" if public else f"{self.endpoint}/{FILES_BUCKET}"
+        url = f"{base}/{quote(key, safe='/~')}"
         request = AWSRequest(method="GET", url=url)
         S3SigV4QueryAuth(_PRESIGN_CREDENTIALS, "s3", REGION, expires=expires).add_auth(request)
         return str(request.url)

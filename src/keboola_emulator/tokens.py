@@ -1,18 +1,20 @@
 """The emulated project and its tokens: who may do what, and the tokens/verify payload (§1.3).
 
 Two tokens exist: the master token (`--token`, default `local-dev-token`) and optionally a
-read-only one (`--readonly-token`) for tests of limited tokens (§1.4: 403 `accessDenied`). The control
-route `POST /_emulator/tokens` adds master tokens and revokes tokens, to test a token rotation.
+read-only one (`--readonly-token`) for tests of limited tokens (§1.4: 403 `accessDenied`). Tests of token
+rotation add and revoke master tokens at run time (`POST /_emulator/tokens`, `.../tokens/revoke`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 PROJECT_ID = 1234  # §1.3: owner.id is the project id, an int
 PROJECT_NAME = "Keboola Emulator"
 REGION = "us-east-1"
+ORGANIZATION_ID = "1"  # §12: organization.id is a string, owner.id an int
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,11 @@ class TokenRegistry:
     """Looks tokens up by their secret; never exposes secrets in reprs or logs."""
 
     def __init__(self, master: str, readonly: str | None = None) -> None:
+        self._lock = threading.Lock()
+        self._next_id = 3
         self._by_secret: dict[str, Token] = {
             master: Token("1", master, "Master token (keboola-emulator)", can_manage_buckets=True)
         }
-        self._issued = 2  # ids 1 and 2 are the master and the read-only token; later tokens count on
         if readonly:
             self._by_secret[readonly] = Token(
                 "2", readonly, "Read-only token (keboola-emulator)", can_manage_buckets=False
@@ -43,24 +46,29 @@ class TokenRegistry:
     def __repr__(self) -> str:
         return f"TokenRegistry({len(self._by_secret)} tokens)"
 
-    def add_master(self, secret: str) -> None:
-        """Another master token of the same project (a rotation: the new token works at once)."""
-        if secret not in self._by_secret:
-            self._issued += 1
-            token_id = str(self._issued)
-            self._by_secret[secret] = Token(
-                token_id, secret, "Master token (keboola-emulator)", can_manage_buckets=True
-            )
+    def lookup(self, secret: str) -> Token | None:
+        return self._by_secret.get(secret)
 
-    def revoke(self, secret: str) -> None:
-        """The token stops working: every request with it is answered 401 storage.tokenInvalid (§1.4)."""
-        self._by_secret.pop(secret, None)
+    def add_master(self, secret: str) -> None:
+        """Accept one more master token (a rotated one); adding a known secret changes nothing."""
+        with self._lock:
+            if secret not in self._by_secret:
+                token_id, self._next_id = str(self._next_id), self._next_id + 1
+                self._by_secret = {
+                    **self._by_secret,
+                    secret: Token(token_id, secret, "Master token (keboola-emulator)", can_manage_buckets=True),
+                }
+
+    def revoke(self, secret: str) -> bool:
+        """Stop accepting a token: from now on it is answered 401 as a revoked token is (§1.4)."""
+        with self._lock:
+            if secret not in self._by_secret:
+                return False
+            self._by_secret = {k: v for k, v in self._by_secret.items() if k != secret}
+            return True
 
     def __len__(self) -> int:
         return len(self._by_secret)
-
-    def lookup(self, secret: str) -> Token | None:
-        return self._by_secret.get(secret)
 
     @property
     def master(self) -> Token:
@@ -74,7 +82,8 @@ def creator_token(token: Token) -> dict[str, Any]:
 def verify_payload(
     token: Token, base_url: str, bucket_ids: list[str], created: str, data_size_bytes: int, rows_count: int
 ) -> dict[str, Any]:
-    """§1.3 shape; `admin` only for master tokens (GO storage_token_test), owner.id an int."""
+    """§1.3 shape with the §12 corrections; `admin` only for master tokens (GO storage_token_test),
+    owner.id an int, organization.id a string."""
     permission = "manage" if token.can_manage_buckets else "read"
     payload: dict[str, Any] = {
         "id": token.id,
@@ -97,7 +106,8 @@ def verify_payload(
         "bucketPermissions": {bucket_id: permission for bucket_id in bucket_ids},
         "componentAccess": [],
         "creatorToken": {"id": 1, "description": "Master token (keboola-emulator)"},
-        "organization": {"id": 1},
+        "isBYODB": False,  # §12: present in real responses
+        "organization": {"id": ORGANIZATION_ID},  # §12: a string (real recording; GO decodes a string)
         "owner": {
             "id": PROJECT_ID,
             "name": PROJECT_NAME,
@@ -114,6 +124,9 @@ def verify_payload(
             "hasSynapse": False,
             "hasExasol": False,
             "hasTeradata": False,
+            "hasMysql": False,  # §12: present in real responses
+            "hasTryModeOn": "0",  # §12: a string in real responses
+            "billedMonthlyPrice": None,  # §12
             "defaultBackend": "snowflake",
             "fileStorageProvider": "aws",
             "assignedBackends": ["snowflake"],
@@ -136,5 +149,6 @@ def verify_payload(
             "role": "admin",
             "features": [],
             "isOrganizationMember": True,
+            "isActivated": True,  # §12
         }
     return payload

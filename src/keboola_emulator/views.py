@@ -16,9 +16,13 @@ def bucket_json(
     tables: list[dict[str, Any]] | None = None,
     rows_count: int = 0,
     data_size: int = 0,
+    metadata: list[dict[str, Any]] | None = None,
+    linked_by: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """§3.2 shape. `tables` is a URL in list/create responses but a list in detail (conflict note)."""
-    return {
+    """§3.2 shape. `tables` is a URL in list/create responses but a list in detail (conflict note).
+    `linkedBy` (the buckets linked to this one) appears only with include=linkedBuckets (§3.1); the
+    emulator has no bucket sharing, so it is always empty."""
+    out: dict[str, Any] = {
         "uri": f"{base_url}/v2/storage/buckets/{b['id']}",
         "id": b["id"],
         "name": b["name"],
@@ -46,8 +50,11 @@ def bucket_json(
         "owner": None,
         "isSnowflakeSharedDatabase": False,
         "attributes": [],
-        "metadata": [],
+        "metadata": [metadata_json(m) for m in metadata or []],
     }
+    if linked_by is not None:
+        out["linkedBy"] = linked_by
+    return out
 
 
 def metadata_json(m: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +75,9 @@ def table_json(
     include_columns: bool = True,
     metadata: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """§4.1 shape. `columns` lists user columns only; empty collections are `[]` (PHP style)."""
+    """§4.1 shape. `columns` lists user columns only. `columnMetadata` is an object keyed by column,
+    `{}` when there is none (§12: real recordings 2024 and 2025; kbagent crashes on `[]`). A table
+    made by tables-definition is typed and carries its `definition` (§12 "Typed tables")."""
     table_meta = [metadata_json(m) for m in (metadata or []) if m["column_name"] is None]
     column_meta: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in metadata or []:
@@ -88,7 +97,7 @@ def table_json(
         "syntheticPrimaryKeyEnabled": False,
         "isAlias": False,
         "isAliasable": True,
-        "isTyped": False,
+        "isTyped": t.get("definition") is not None,
         "tableType": "table",
         "timestampType": "MANAGED",
         "path": f"/{t['id'].replace('.', '/')}",
@@ -98,9 +107,11 @@ def table_json(
         "rowsCount": t["rows_count"],
         "dataSizeBytes": t["data_size_bytes"],
         "metadata": table_meta,
-        "columnMetadata": dict(column_meta) if column_meta else [],
+        "columnMetadata": dict(column_meta),
         "attributes": [],
     }
+    if t.get("definition") is not None:
+        out["definition"] = t["definition"]
     if include_columns:
         out["columns"] = t["columns"]
     if bucket is not None:

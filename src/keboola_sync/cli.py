@@ -19,7 +19,7 @@ from . import __version__
 from .config import Config
 from .errors import ConfigError
 from .live import ConfigFiles
-from .logs import add_secret, redact, setup_console_logging, setup_logging
+from .logs import add_secret, printable, redact, setup_console_logging, setup_logging
 
 log = logging.getLogger("keboola_sync.cli")
 
@@ -193,20 +193,21 @@ def _status(config: Config, *, as_json: bool) -> int:
     rows = collect(config)
     if as_json:
         for row in rows:
-            _print(json.dumps(row))
+            _print(json.dumps(row))  # ASCII JSON: control characters escaped, `file` decodes to the real name
         return 0
     if not rows:
         _print(f"no CSV files in {config.watch.path}")
         return 0
     headers = ("FILE", "TABLE", "STATE", "LAST LOAD", "ROWS", "ERROR")
+    # printable: one row per file on one line, whatever its name holds
     table = [headers] + [
         (
-            r["file"],
+            printable(r["file"]),
             r["table_id"] or "-",
             r["state"],
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["last_load_at"])) if r["last_load_at"] else "-",
             str(r["rows"]) if r["rows"] is not None else "-",
-            (r["error"] or "")[:120],
+            printable(r["error"] or "")[:120],
         )
         for r in rows
     ]

@@ -115,6 +115,10 @@ def _delimiters(value: str) -> str | None:
     return None
 
 
+def _requests_per_second(value: float) -> str | None:
+    return None if 0 <= value <= 10_000 else "a number from 0 (no limit) to 10000"
+
+
 def _opt(default: Any, check: Check | None = None) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -127,6 +131,8 @@ class KeboolaConfig:
     request_timeout_seconds: float = _opt(60.0, _seconds())
     job_timeout_seconds: float = _opt(3600.0, _seconds())
     job_poll_max_seconds: float = _opt(5.0, _seconds())
+    # Storage API requests a second at most (a token bucket, issue 16.7); 0 = no limit.
+    max_requests_per_second: float = _opt(50.0, _requests_per_second)
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,9 @@ class WatchConfig:
 @dataclass(frozen=True)
 class MappingConfig:
     on_invalid_name: str = _opt("sanitize", _one_of("sanitize", "reject"))
+    # A table that exists in Keboola without keboola-sync's mark is someone else's data: not loaded unless
+    # adopted (architecture §1, a fixed key).
+    existing_tables: str = _opt("skip", _one_of("skip", "adopt"))
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,8 @@ class RetryConfig:
     initial_backoff_seconds: float = _opt(1.0, _seconds())
     max_backoff_seconds: float = _opt(60.0, _seconds())
     failed_retry_seconds: float = _opt(300.0, _seconds())
+    # A file that keeps failing is retried at growing spacing, doubling up to this (issue 13: never a loop).
+    failed_retry_max_seconds: float = _opt(21600.0, _seconds())
 
 
 @dataclass(frozen=True)
@@ -301,7 +312,8 @@ def load_config(
         if config_path.is_file():
             raw = _read_yaml(config_path)
             source = config_path
-            _warn_if_shared(config_path, warnings)
+            # No "readable by other users" warning here: config.yaml never holds the token (.env does), and
+            # `chmod 600` on it makes it unreadable for a container whose daemon runs as another uid.
         elif config_path.exists():
             raise ConfigError(str(config_path), f"{config_path} is not a file. Pass the path of a config.yaml.")
         elif config_path_explicit:

@@ -27,7 +27,7 @@ from .scheduler import Scheduler
 from .spool import clean_spool
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
-from .sync import Outcome, Status, SyncService
+from .sync import Outcome, Status, SyncService, judged_by_the_table
 from .watcher import Watcher
 
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
@@ -53,6 +53,9 @@ class Daemon:
         self._notes = RescanNotes()
         self._last_scan_wall: float | None = None
         self._scanned_once = False
+        self._root_gone = threading.Event()  # set by the watcher: the watched folder itself was deleted
+        self._root_deleted = False  # ... and no first-level folder has been seen in it since
+        self._rearm = False  # ... and the watch has not been re-armed on the folder created again
 
     @property
     def config(self) -> Config:
@@ -115,10 +118,10 @@ class Daemon:
     def rescan(self, service: SyncService, scheduler: Scheduler, watcher: Watcher | None) -> None:
         """A full rescan, and what the daemon does about its report."""
         records = {r.path: r for r in service.ledger.all()}
+        self._take_root_gone()
         # Health first: while paused, the previous scan's time and the events seen since are kept.
-        if not self._check_health(
-            folder_health(self.config.watch.path, synced_before=bool(records)), scheduler, watcher
-        ):
+        health = folder_health(self.config.watch.path, synced_before=bool(records), deleted=self._root_deleted)
+        if not self._check_health(health, scheduler, watcher):
             return
         now_wall = time.time()
         since, self._last_scan_wall = self._last_scan_wall, now_wall
@@ -131,21 +134,41 @@ class Daemon:
             since=since,
             announced=frozenset(events_seen | scheduler.known()),
             first_scan=since is None and not self._scanned_once,
+            root_deleted=self._root_deleted,
         )
         report = Rescan(self.config.watch.path, self.layout, context).full()
         if not self._check_health(report.health, scheduler, watcher):
             return
-        self._act(report, scheduler)
+        self._root_deleted = self._root_deleted and not report.folders
+        self._act(report, scheduler, service)
         if report.root_error:
             return
         self._scanned_once = True
-        if any(r.state == "synced" for r in records.values()):
+        if any(judged_by_the_table(r) for r in records.values()):
             scheduler.queue_table_check()  # tables deleted in Keboola behind our back come back
         if report.missed and watcher is not None and watcher.mode == "native" and self.config.watch.observer == "auto":
             watcher.switch_to_polling(
                 f"a rescan found {len(report.missed)} changed file(s) that no file event announced "
                 f"(e.g. {report.missed[0]}); events do not arrive reliably on this mount"
             )
+
+    def _on_root_gone(self) -> None:
+        """Called on the watcher's thread: only sets events, the main loop reacts (`_take_root_gone`)."""
+        self._root_gone.set()
+        self._rescan_now.set()
+
+    def _take_root_gone(self) -> None:
+        """The watched folder itself was deleted: say so once, and re-arm the watch when it exists again."""
+        if not self._root_gone.is_set():
+            return
+        self._root_gone.clear()
+        log.warning(
+            "the watched folder %s was deleted or replaced; watching it again as soon as it exists",
+            self.config.watch.path,
+        )
+        self._root_deleted = self._rearm = True
+        # Files made before the watch is re-armed announced themselves to nobody: not missed events.
+        self._last_scan_wall = None
 
     def _check_health(self, problem: str | None, scheduler: Scheduler, watcher: Watcher | None) -> bool:
         """Pause while the folder cannot be trusted (an unmounted volume must not look like deletions)."""
@@ -154,11 +177,15 @@ class Daemon:
                 log.error("%s; pausing: nothing is loaded and nothing in Keboola is touched until it is back", problem)
             scheduler.paused = problem
             return False
+        rearm, self._rearm = self._rearm, False
         if scheduler.paused:
             log.info("the watched folder %s is back; resuming", self.config.watch.path)
             scheduler.paused = None
-            if watcher is not None:
-                watcher.start()
+            rearm = True
+        elif rearm:
+            log.info("the watched folder %s exists again; watching it", self.config.watch.path)
+        if rearm and watcher is not None:
+            watcher.start()
         return True
 
     def new_folders(self, service: SyncService, scheduler: Scheduler) -> None:
@@ -176,10 +203,17 @@ class Daemon:
             now_wall=time.time(),
             stable_seconds=self.config.watch.stable_seconds,
         )
-        self._act(Rescan(self.config.watch.path, self.layout, context).folders(folders), scheduler)
+        self._act(Rescan(self.config.watch.path, self.layout, context).folders(folders), scheduler, service)
 
-    def _act(self, report: RescanReport, scheduler: Scheduler) -> None:
+    def _act(self, report: RescanReport, scheduler: Scheduler, service: SyncService) -> None:
         self._notes.say(report)
+        for rel_path in report.not_files:  # a CSV replaced by a folder: no verdict about it may linger
+            service.ledger.forget_path(rel_path)
+            log.info(
+                "forgot %s: a folder has taken its name (its table in Keboola is kept)",
+                rel_path,
+                extra={"file": rel_path},
+            )
         for folder in report.folders:
             scheduler.queue_folder(folder)
         for change in report.changed:
@@ -201,6 +235,9 @@ class Daemon:
         cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)
         clean_spool(cfg.upload.spool_dir)
         ledger = Ledger(cfg.state.path)
+        # Buckets without `c-` on projects with `disable-legacy-bucket-prefix` (§12): predicted from the
+        # token's and the index's features; the ids Keboola returns (kept in the ledger) win anyway.
+        self.live.use_bucket_prefix("c-" if info.legacy_bucket_prefix else "")
         try:
             service = SyncService(self.live, storage, ledger)
             try:
@@ -230,6 +267,7 @@ class Daemon:
                     on_file=lambda p: scheduler.notify(p, from_event=True),
                     on_folder=scheduler.notify_folder,
                     on_overflow=lambda: self._rescan_now.set(),
+                    on_root_gone=self._on_root_gone,
                 )
                 log.info("watching with %s observer: %s", watcher.mode, watcher.reason)
                 watcher.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -39,6 +39,13 @@ class Target:
     table_name: str  # "orders"
     table_id: str  # "in.c-sales.orders"
     renamed: bool  # sanitising changed the folder or file name: the caller warns once
+
+    def in_bucket(self, bucket_id: str) -> Target:
+        """The same table in the bucket Keboola actually has for the folder (found by name or display
+        name, or created with the id Keboola chose: §12, buckets without `c-`)."""
+        if bucket_id == self.bucket_id:
+            return self
+        return replace(self, bucket_id=bucket_id, table_id=f"{bucket_id}.{self.table_name}")
 
 
 @dataclass(frozen=True)
@@ -88,12 +95,25 @@ _JUNK_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def nfc(name: str) -> str:
+    """A file or folder name in composed form (NFC), the first step of every naming rule here.
+
+    Why: macOS hands out decomposed names (NFD: "Tržby" as "Trz" + COMBINING CARON + "by"), Linux and
+    Windows composed ones, and both may meet in one synced folder. Decomposed, the accent is a separate
+    character that would become "_" ("Trz_by"); composed, the two spellings name the same table, so the
+    clash rule (one file per table) applies to them like to any other pair.
+    """
+    return unicodedata.normalize("NFC", name)
+
+
 def is_ignored_name(name: str, ignore_patterns: tuple[str, ...] | list[str] = ()) -> str | None:
     """Why a single file or folder name is never synced, or None.
 
     Covers hidden names, editor/office temp and lock files and the user's `watch.ignore_patterns`
-    (globs, compared case-insensitively because macOS and Windows folders are case-insensitive).
+    (globs, compared case-insensitively because macOS and Windows folders are case-insensitive, and in
+    NFC on both sides, so a pattern typed on Linux matches a name made on a Mac).
     """
+    name = nfc(name)
     lower = name.lower()
     for pattern, reason in _JUNK_PATTERNS:
         if fnmatch.fnmatchcase(lower, pattern):
@@ -101,7 +121,7 @@ def is_ignored_name(name: str, ignore_patterns: tuple[str, ...] | list[str] = ()
     if name.startswith("."):
         return "hidden"
     for pattern in ignore_patterns:
-        if fnmatch.fnmatchcase(lower, pattern.lower()):
+        if fnmatch.fnmatchcase(lower, nfc(pattern).lower()):
             return f"matches watch.ignore_patterns entry {pattern!r}"
     return None
 
@@ -141,7 +161,7 @@ def _transliterate(text: str) -> str:
 
 def sanitize_name(name: str) -> str:
     """A bucket or table name Keboola accepts, as close to `name` as possible ("" if nothing is left)."""
-    ascii_name = _transliterate(name)
+    ascii_name = _transliterate(nfc(name))
     return _NAME_RUN.sub("_", ascii_name).strip("_-")
 
 
@@ -172,7 +192,18 @@ SPREADSHEET_ENDINGS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 TEXT_TABLE_ENDINGS = (".tsv", ".tab")  # not .txt: README.txt files are common and not tables
 
 ROOT_CSV = "CSV files directly in the watched folder are not synced; put them in a folder"
+NOT_UTF8 = (
+    "its name is not valid UTF-8 (made on a system with another encoding?), so it cannot be tracked or"
+    " named in Keboola; rename it"
+)
+# Python hands out the bytes of a name that is not UTF-8 as lone surrogates (surrogateescape); the ledger
+# (SQLite, UTF-8), the log and Keboola can hold none of them.
+_UNDECODABLE = re.compile("[\ud800-\udfff]")
 SUBFOLDER = "folders inside folders are not synced (only first-level folders are buckets)"
+LINKED_FOLDER = (
+    "a symbolic link to a folder, which is not followed; move or copy the folder itself into the watched"
+    " folder to sync it"
+)
 
 
 def _not_a_csv(rel: str, name: str, extensions: tuple[str, ...]) -> Ignored:
@@ -212,14 +243,18 @@ class Layout:
     extensions: tuple[str, ...] = (".csv",)
     ignore_patterns: tuple[str, ...] = ()
     on_invalid_name: str = "sanitize"
+    # "c-" on projects with Keboola's legacy bucket prefix, "" with `disable-legacy-bucket-prefix` (§12):
+    # only the *predicted* id; the id Keboola returns for a folder's bucket wins (`Target.in_bucket`).
+    bucket_prefix: str = "c-"
 
     @classmethod
-    def from_config(cls, config: Config) -> Layout:
+    def from_config(cls, config: Config, *, bucket_prefix: str = "c-") -> Layout:
         return cls(
             stage=config.keboola.stage,
             extensions=tuple(config.watch.csv_extensions),
             ignore_patterns=tuple(config.watch.ignore_patterns),
             on_invalid_name=config.mapping.on_invalid_name,
+            bucket_prefix=bucket_prefix,
         )
 
     def ignored_name(self, name: str) -> str | None:
@@ -231,6 +266,8 @@ class Layout:
         reason = self.ignored_name(name)
         if reason is not None:
             return Ignored(name, f"{reason} folder")
+        if _UNDECODABLE.search(name):
+            return Ignored(name, NOT_UTF8, notable=True)
         bucket_name = sanitize_name(name)
         # §3.3: the limit (UNCONFIRMED) counts the "c-" the server prepends.
         problem = _name_problem(name, bucket_name, MAX_BUCKET_NAME - 2, "folder")
@@ -242,7 +279,7 @@ class Layout:
                 f"the folder name {name!r} is not a valid Keboola bucket name (only letters, digits, '-' and '_')",
                 f"Rename the folder to {bucket_name!r}, or set mapping.on_invalid_name: sanitize.",
             )
-        return bucket_name, f"{self.stage}.c-{bucket_name}"
+        return bucket_name, f"{self.stage}.{self.bucket_prefix}{bucket_name}"
 
     def folder_ignored(self, name: str) -> bool:
         """Hidden, junk and `ignore_patterns` folders are not synced at all (their files are not looked at)."""
@@ -252,6 +289,12 @@ class Layout:
         """A folder inside a first-level folder: never synced; said once unless its name is ignored anyway."""
         reason = self.ignored_name(rel_path.rsplit("/", 1)[-1])
         return Ignored(rel_path, reason or SUBFOLDER, notable=reason is None)
+
+    def linked_folder(self, name: str) -> Ignored:
+        """A first-level symbolic link to a folder: never followed (its files may live anywhere, or be
+        another bucket's), and said once, since it looks like a bucket to whoever made it."""
+        reason = self.ignored_name(name)
+        return Ignored(name + "/", reason or LINKED_FOLDER, notable=reason is None)
 
     def classify(self, rel_path: str) -> Target | Ignored | Rejected:
         """What one file (relative to the watch root, "/"-separated) is: a table, or why not."""
@@ -270,6 +313,8 @@ class Layout:
             return Ignored(rel, SUBFOLDER if len(parts) > 2 else "not a CSV file")
         if ext is None:
             return _not_a_csv(rel, name, self.extensions)
+        if _UNDECODABLE.search(name):
+            return Ignored(rel, NOT_UTF8, notable=True)
         return self._target(rel, parts[0], name, ext)
 
     def _target(self, rel: str, folder: str, name: str, ext: str) -> Target | Ignored | Rejected:

@@ -33,6 +33,7 @@ LIVE_KEYS = frozenset(
         "keboola.request_timeout_seconds",
         "keboola.job_timeout_seconds",
         "keboola.job_poll_max_seconds",
+        "keboola.max_requests_per_second",
         "watch.stable_seconds",
         "watch.rescan_seconds",
         "watch.observer",
@@ -40,6 +41,7 @@ LIVE_KEYS = frozenset(
         "watch.csv_extensions",
         "watch.ignore_patterns",
         "mapping.on_invalid_name",
+        "mapping.existing_tables",
         "csv.on_header_change",
         "csv.sniff_bytes",
         "csv.delimiters",
@@ -54,6 +56,7 @@ LIVE_KEYS = frozenset(
         "retry.initial_backoff_seconds",
         "retry.max_backoff_seconds",
         "retry.failed_retry_seconds",
+        "retry.failed_retry_max_seconds",
         "daemon.shutdown_timeout_seconds",
         "daemon.heartbeat_seconds",
         "daemon.health_max_age_seconds",
@@ -152,10 +155,12 @@ class _Snapshot:
 
 
 class LiveConfig:
-    """The configuration in force and the Layout built from it, swapped together in one assignment."""
+    """The configuration in force and the Layout built from it, swapped together in one assignment.
+    `layout`: one built already (e.g. with the bucket prefix the project's features give); a reload
+    rebuilds it from the new configuration and keeps that prefix."""
 
-    def __init__(self, config: Config) -> None:
-        self._now = _Snapshot(config, Layout.from_config(config))
+    def __init__(self, config: Config, layout: Layout | None = None) -> None:
+        self._now = _Snapshot(config, layout or Layout.from_config(config))
 
     @property
     def config(self) -> Config:
@@ -166,7 +171,12 @@ class LiveConfig:
         return self._now.layout
 
     def swap(self, config: Config) -> None:
-        self._now = _Snapshot(config, Layout.from_config(config))
+        self._now = _Snapshot(config, Layout.from_config(config, bucket_prefix=self._now.layout.bucket_prefix))
+
+    def use_bucket_prefix(self, prefix: str) -> None:
+        """The prefix Keboola gives bucket names in this project ("c-" or none), known once connected."""
+        now = self._now
+        self._now = _Snapshot(now.config, replace(now.layout, bucket_prefix=prefix))
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,13 @@ skips the file until it changes). A refused header raises `HeaderRefused` before
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
 
 from .config import Config
 from .csvfile import CsvInfo, Dialect, Spool, SpoolReader
@@ -31,9 +34,11 @@ from .storage import (
     JobFailed,
     JobOutcome,
     NotFound,
+    RemoteTable,
     Storage,
     StorageError,
 )
+from .storage import metadata as marks
 
 log = logging.getLogger("keboola_sync.sync")
 
@@ -49,10 +54,60 @@ class ContentRefused(KeboolaSyncError):
     """Keboola's job refused the file's content; the message carries Keboola's words and our guess."""
 
 
+class NotOwned(KeboolaSyncError):
+    """The table exists in Keboola but keboola-sync did not create it; nothing was changed."""
+
+
+class Plan(Enum):
+    CREATE = "create"  # no such table: create it from the file
+    LOAD = "load"  # ours: full load
+    ADOPT = "adopt"  # someone else's, taken over (mapping.existing_tables: adopt): full load, then marked
+    HOLDS = "holds"  # ours, and its mark says it already holds this content: nothing to send
+
+
+def loaded_by_us(record: FileRecord | None, remote: RemoteTable) -> bool:
+    """The ledger remembers loading this table (tables created before the marks existed, or a mark that
+    could not be written) and the table was not created anew since (dropped and recreated by someone
+    else: Keboola's `created` after Keboola's `lastImportDate` of our load). `forget_table` clears
+    `columns` when the daemon saw the table dropped."""
+    if record is None or record.columns is None or record.last_load_at is None:
+        return False
+    if (record.table_id or "").lower() != remote.table_id.lower():
+        return False
+    return not _later(remote.created, record.table_import_date)
+
+
+def _later(a: str | None, b: str | None) -> bool:
+    """a > b for two of Keboola's ISO timestamps; False when either is missing or unreadable."""
+    if not a or not b:
+        return False
+    try:
+        return datetime.fromisoformat(a) > datetime.fromisoformat(b)
+    except ValueError:
+        return False
+
+
+def holds(remote: RemoteTable, sha256: str) -> bool:
+    """The table's mark says it holds content of this hash, and nobody imported into it since."""
+    return (
+        remote.marks.get(marks.SHA256_KEY) == sha256
+        and bool(remote.last_import_date)
+        and remote.marks.get(marks.IMPORTED_AT_KEY) == remote.last_import_date
+    )
+
+
+def record_lost(record: FileRecord | None) -> bool:
+    """No memory of what the table holds (a new or moved-aside ledger, or a reload asked for)."""
+    return record is None or record.sha256 is None
+
+
 @dataclass(frozen=True)
 class Loaded:
     outcome: JobOutcome
     created: bool  # the table was created from the file (else: a full load of an existing table)
+    table_id: str  # the table loaded: the target's, or the same name in another case that already exists
+    table_import_date: str | None = None  # Keboola's lastImportDate right after this load
+    unchanged: bool = False  # nothing was sent: the table's mark says it holds this content
 
 
 @dataclass
@@ -65,6 +120,7 @@ class _Round:
     file_id: int | None
     kept: int | None  # an upload kept from an earlier run (an import of it may already have been sent)
     number: int = 0
+    remote_rows: int | None = None  # the existing table's row count, when there is one
 
 
 def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -110,8 +166,9 @@ class Loader:
         record: FileRecord | None,
         fresh_file_id: int | None,
     ) -> Loaded:
-        """Bucket, header check, upload (or reuse of a kept upload), job, wait; another round when a job
-        error says so. Raises HeaderRefused, ContentRefused or the last StorageError."""
+        """Bucket, ownership and header checks, upload (or reuse of a kept upload), job, wait, mark; another
+        round when a job error says so. Raises HeaderRefused, NotOwned, ContentRefused or the last
+        StorageError. Returns without loading when the table's mark says it already holds this content."""
         # A kept upload of the same content (a crash or failure after an earlier upload) wins over a fresh
         # one: an import of it may already have been sent, and only the kept id can be looked up.
         kept = self._reusable_file_id(record, info)
@@ -119,44 +176,108 @@ class Loader:
         last_error: StorageError | None = None
         for number in range(MAX_LOAD_ROUNDS):
             state.number = number
-            created = self._ensure_table(state, record)
+            plan = self._plan(state, record)
+            if plan is Plan.HOLDS:
+                return Loaded(JobOutcome(0, {}, state.remote_rows, ()), False, state.target.table_id, unchanged=True)
+            created = plan is Plan.CREATE
             try:
                 job_id = self._start(state, spool, created)
             except NotFound as exc:
                 if exc.code not in MISSING_TARGET_CODES:
                     raise
                 last_error = exc
-                self._target_vanished(rel_path, target, exc)
+                self._target_vanished(rel_path, state.target, exc)
                 continue
             self.ledger.record_job_started(rel_path, job_id)
             try:
                 outcome = self.storage.wait_for_job(
-                    job_id, what=f"{'create' if created else 'import'} {target.table_id}"
+                    job_id, what=f"{'create' if created else 'import'} {state.target.table_id}"
                 )
             except JobFailed as exc:
                 self.ledger.clear_in_flight(rel_path)
                 last_error = exc
                 _ON_JOB_ERROR[exc.kind](self, state, exc)
                 continue
-            return Loaded(self._with_rows(outcome, target), created)
+            outcome, imported_at = self._after_load(outcome, state.target)
+            self._mark(state, imported_at, first=created or plan is Plan.ADOPT)
+            return Loaded(outcome, created, state.target.table_id, table_import_date=imported_at)
         assert last_error is not None
         raise last_error
 
-    def _ensure_table(self, state: _Round, record: FileRecord | None) -> bool:
-        """True when the table must be created. Raises HeaderRefused before anything remote changes."""
-        rel_path, target, info = state.rel_path, state.target, state.info
-        if target.bucket_id not in self._buckets:
-            self._ensure_folder(target.folder)
-        remote = self.storage.get_table(target.table_id)
+    def _plan(self, state: _Round, record: FileRecord | None) -> Plan:
+        """Create, load, adopt, or nothing (the table already holds this content). Raises HeaderRefused or
+        NotOwned before anything remote changes."""
+        if state.target.bucket_id not in self._buckets:
+            actual = self._ensure_folder(state.target.folder)
+            if actual is not None:  # the id Keboola has for the folder's bucket wins over our prediction
+                state.target = state.target.in_bucket(actual)
+        if state.number == 0:
+            state.target, remote = self._locate(state.target)
+        else:
+            remote = self.storage.get_table(state.target.table_id)
         if remote is None:
-            if record is not None and record.columns is not None:
-                log.warning(
-                    "table %s no longer exists in Keboola; creating it again from %s",
-                    target.table_id,
-                    rel_path,
-                    extra={"file": rel_path, "table": target.table_id},
-                )
-            return True
+            self._say_recreated(state, record)
+            return Plan.CREATE
+        state.remote_rows = remote.rows_count
+        plan = self._ownership(state, record, remote)
+        if plan is Plan.LOAD and record_lost(record) and holds(remote, state.info.sha256):
+            return Plan.HOLDS  # a lost ledger: the table's mark says it holds this very content
+        self._check_header(state, record, remote)
+        return plan
+
+    def _locate(self, target: Target) -> tuple[Target, RemoteTable | None]:
+        """The table as Keboola names it. Table names are case-insensitive in Keboola (§12), but whether a
+        lookup by id is, is not known: when `in.c-x.Orders` is not found, a table `in.c-x.orders` may
+        still be the same table, so it is loaded instead of a create that must fail (one bucket listing,
+        only when no table was found)."""
+        remote = self.storage.get_table(target.table_id)
+        if remote is not None or target.bucket_id not in self._buckets:
+            return target, remote
+        wanted = target.table_id.lower()
+        try:
+            listed = self.storage.list_tables(target.bucket_id)
+        except NotFound:
+            return target, None
+        same = sorted(t.table_id for t in listed if t.table_id.lower() == wanted)
+        if not same or target.table_id in same:
+            return target, None
+        moved = replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1])
+        return moved, self.storage.get_table(moved.table_id)
+
+    def _say_recreated(self, state: _Round, record: FileRecord | None) -> None:
+        if record is not None and record.columns is not None:
+            log.warning(
+                "table %s no longer exists in Keboola; creating it again from %s",
+                state.target.table_id,
+                state.rel_path,
+                extra={"file": state.rel_path, "table": state.target.table_id},
+            )
+
+    def _ownership(self, state: _Round, record: FileRecord | None, remote: RemoteTable) -> Plan:
+        """Ours (marked, or loaded by us per the ledger): load. Someone else's: skip, or adopt when
+        `mapping.existing_tables: adopt` says so. Never overwrite data the daemon does not own."""
+        if marks.OWNER_KEY in remote.marks or loaded_by_us(record, remote):
+            return Plan.LOAD
+        table_id = remote.table_id
+        if self.config.mapping.existing_tables != "adopt":
+            raise NotOwned(
+                f"{state.rel_path}: table {table_id} already exists in Keboola and was not created by "
+                "keboola-sync, so it is not overwritten; nothing was loaded. To let keboola-sync replace its "
+                "content with this file, set mapping.existing_tables: adopt; or rename the file (or its "
+                "folder) to load it into a new table"
+            )
+        log.warning(
+            "adopting table %s for %s (mapping.existing_tables: adopt): its content is replaced by the file",
+            table_id,
+            state.rel_path,
+            extra={"file": state.rel_path, "table": table_id},
+        )
+        return Plan.ADOPT
+
+    def _check_header(self, state: _Round, record: FileRecord | None, remote: RemoteTable) -> None:
+        rel_path, target, info = state.rel_path, state.target, state.info
+        if self._same_header_as_last_load(record, target, info):
+            return  # an unchanged header never blocks a load (nothing predicted: §12, locale)
         if self.header_refused(remote.columns, info.columns):
             missing, extra = header_difference(remote.columns, info.columns)
             raise HeaderRefused(
@@ -166,7 +287,40 @@ class Loader:
                 + ". Nothing was changed in Keboola. Restore the header, or drop the table in Keboola "
                 "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load")
             )
-        return False
+
+    def _mark(self, state: _Round, imported_at: str | None, *, first: bool) -> None:
+        """Write the table's keboola-sync metadata after a load. A failure costs only the lost-ledger
+        shortcut and the ownership proof (the ledger still has both): a WARNING, never a failed load."""
+        values = {
+            marks.SHA256_KEY: state.info.sha256,
+            marks.HEADER_KEY: json.dumps(list(state.info.header)),
+            marks.SOURCE_KEY: state.rel_path,
+            marks.IMPORTED_AT_KEY: imported_at or "",
+        }
+        if first:
+            values[marks.OWNER_KEY] = marks.OWNER_VALUE
+        try:
+            self.storage.set_sync_metadata(state.target.table_id, values)
+        except StorageError as exc:
+            log.warning(
+                "could not write keboola-sync's metadata on table %s: %s; ownership is kept in the ledger",
+                state.target.table_id,
+                exc,
+                extra={"file": state.rel_path, "table": state.target.table_id},
+            )
+
+    @staticmethod
+    def _same_header_as_last_load(record: FileRecord | None, target: Target, info: CsvInfo) -> bool:
+        """The file's header is the one this table was last loaded from by us. Then the load goes ahead
+        whatever our prediction of Keboola's column names says: how Keboola names letters outside
+        Windows-1250 depends on its server's locale (§12), and a table we loaded from this very header
+        is proof enough. Only a changed header (or a table we never loaded) is compared by prediction."""
+        return (
+            record is not None
+            and record.header is not None
+            and record.table_id == target.table_id
+            and record.header == info.header
+        )
 
     def _start(self, state: _Round, spool: Spool, created: bool) -> int:
         """Upload if needed, record the upload, then find the job a crash left behind or start one."""
@@ -186,13 +340,15 @@ class Loader:
             return self.storage.start_create_table(target.bucket_id, target.table_name, state.file_id, info.dialect)
         return self.storage.start_full_load(target.table_id, state.file_id, info.dialect)
 
-    def _with_rows(self, outcome: JobOutcome, target: Target) -> JobOutcome:
-        if outcome.rows is not None:
-            return outcome
-        remote_after = self.storage.get_table(target.table_id)
-        if remote_after is None:
-            return outcome
-        return JobOutcome(outcome.job_id, outcome.results, remote_after.rows_count, remote_after.columns)
+    def _after_load(self, outcome: JobOutcome, target: Target) -> tuple[JobOutcome, str | None]:
+        """The table as the load left it: rows and columns when the job did not say, and Keboola's
+        `lastImportDate`, kept to notice a later load by someone else (issue 12 item 7)."""
+        after = self.storage.get_table(target.table_id)
+        if after is None:
+            return outcome, None
+        if outcome.rows is None:
+            outcome = JobOutcome(outcome.job_id, outcome.results, after.rows_count, after.columns)
+        return outcome, after.last_import_date
 
     # -- what a failed job's kind asks for (one handler per JobFailed.kind) -----------------------
 

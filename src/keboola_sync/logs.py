@@ -12,6 +12,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -27,6 +28,13 @@ MIN_SECRET_LENGTH = 4  # shorter strings would blank out ordinary words
 NOISY_LOGGERS = ("urllib3", "watchdog", "werkzeug", "kbcstorage")
 # The AWS SDK logs signed requests and temporary S3 credentials at DEBUG: never let it below WARNING.
 AWS_LOGGERS = ("botocore", "boto3", "s3transfer")
+
+# Characters that must never reach a log line or a terminal raw: C0 and C1 controls (a newline would
+# split one outcome over two lines, ESC would drive the terminal), the Unicode line and paragraph
+# separators (editors and `splitlines` break lines there too), bidirectional overrides and isolates
+# (they reorder what is shown, e.g. "cod.exe" shown as "exe.doc") and lone surrogates (the bytes of a
+# name that is not UTF-8; writing them would fail).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -57,6 +65,13 @@ def redact(text: str) -> str:
     return text
 
 
+def printable(text: str) -> str:
+    """`text` with every character that could break a line or a terminal written as Python escapes it
+    (`\\n`, `\\x1b`, `\\u202e`, `\\udcff`): the one place that makes a file or folder name, whatever people
+    called it, safe to show. Used by the text log and by `status`; JSON encoders escape on their own."""
+    return _UNSAFE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The `extra=` fields of a record, in the order they were given."""
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
@@ -77,6 +92,7 @@ class TextFormatter(logging.Formatter):
             extras = extra_fields(record)
             if extras:
                 line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in extras.items())
+            line = printable(line)  # one line per record, whatever a file name holds
             if record.exc_info:
                 line += "\n" + self.formatException(record.exc_info)
             if record.stack_info:
@@ -94,7 +110,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
         }
         for key, value in extra_fields(record).items():
             payload.setdefault(key, value)
@@ -104,7 +120,11 @@ class JsonFormatter(logging.Formatter):
             payload["stack_info"] = self.formatStack(record.stack_info)
         # Redact the values before encoding (a secret may contain characters JSON escapes) and the
         # finished line after (a secret may hide inside a repr of an odd extra value).
-        return redact(json.dumps(_redact_tree(payload, redact), default=str, ensure_ascii=False))
+        # json escapes C0 controls itself; what else `printable` escapes (C1 controls, line separators,
+        # bidi overrides, the lone surrogates of a name that is not UTF-8) becomes a JSON \u escape, so the
+        # line stays one line of valid UTF-8 and a field such as `file` still decodes to the real name.
+        line = json.dumps(_redact_tree(payload, redact), default=str, ensure_ascii=False)
+        return redact(_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", line))
 
 
 class WatchedRotatingFileHandler(logging.handlers.RotatingFileHandler):

@@ -15,7 +15,7 @@ from enum import StrEnum
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint
 from .live import token_advice
-from .load import ContentRefused, HeaderRefused
+from .load import ContentRefused, HeaderRefused, NotOwned
 from .storage import Abandoned, StorageError, TokenRejected
 
 GONE_MESSAGE = "deleted before it could be loaded"
@@ -67,6 +67,9 @@ class Observation:
     exists: bool = True  # False: nothing at the path any more
     inside: bool = True  # False: a symbolic link leading out of the watched folder (or nowhere)
     rival: str | None = None  # another existing file that already loads the same table
+    # First look in this process at a skip that depends on the table or the configuration (ownership,
+    # header rules): judged again once, since either may have changed while the daemon was not running.
+    rejudge: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Decision:
     table_id: str | None = None
     version: Fingerprint | None = None  # the version a skip is remembered for (None: look again each rescan)
     announce_rename: bool = False  # say once that the table name differs from the file name
+    depends: str | None = None  # what else a skip depends on (state.DEPENDS_TABLE, state.RIVAL + path)
 
 
 def os_problem(rel_path: str, exc: OSError) -> str:
@@ -108,6 +112,7 @@ class ErrorOutcome:
     status: Status
     remember: bool  # record the version judged (False: look at the file again on every rescan)
     message: Callable[[str, BaseException], str] = lambda rel_path, exc: str(exc)
+    depends_on_table: bool = False  # the verdict is about the remote table: judged again if it is dropped
 
 
 # The one table from an error to what becomes of the file; the first matching class wins (subclasses first).
@@ -115,8 +120,9 @@ ERROR_OUTCOMES: tuple[tuple[type[BaseException], ErrorOutcome], ...] = (
     (FileChanged, ErrorOutcome(Status.CHANGED, False, lambda _p, _e: "changed while being read")),
     (FileNotFoundError, ErrorOutcome(Status.GONE, False, lambda _p, _e: GONE_MESSAGE)),
     (InvalidFile, ErrorOutcome(Status.SKIPPED, True)),
-    (HeaderRefused, ErrorOutcome(Status.SKIPPED, True)),
-    (ContentRefused, ErrorOutcome(Status.SKIPPED, True)),
+    (HeaderRefused, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
+    (ContentRefused, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
+    (NotOwned, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
     (SpoolError, ErrorOutcome(Status.FAILED, False)),  # our disk, not the user's file: fail and retry
     (Abandoned, ErrorOutcome(Status.ABANDONED, False)),
     (TokenRejected, ErrorOutcome(Status.FAILED, True, _token_rejected)),

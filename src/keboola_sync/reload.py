@@ -159,10 +159,12 @@ class Reloader:
             failed = [r for r in records if r.state == LedgerState.FAILED and not r.in_flight]
         for record in skipped:
             if record.path not in busy:
-                self._ledger.record_skipped(record.path, record.table_id, None, record.error or "")
+                self._ledger.record_skipped(record.path, record.table_id, None, record.error or "", record.depends)
         for record in failed:
             if record.path not in busy:
-                self._ledger.record_failed(record.path, record.table_id, record.seen, record.error or "", time.time())
+                self._ledger.record_failed(
+                    record.path, record.table_id, record.seen, record.error or "", time.time(), record.retry_seconds
+                )
         if skipped or failed:
             log.debug("judging %d skipped and %d failed file(s) again", len(skipped), len(failed))
             self._rescan_now()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .fileid import Fingerprint, observe
+from .fileid import Fingerprint, is_folder, observe
 from .layout import Ignored, Layout, Rejected, Target
 from .state import FileRecord
 
@@ -24,15 +24,20 @@ log = logging.getLogger("keboola_sync.daemon")
 NeedsWork = Callable[[str, Fingerprint, FileRecord | None, float], bool]
 
 
-def folder_health(root: Path, *, synced_before: bool) -> str | None:
-    """Why the folder cannot be trusted right now (missing, not readable, emptied), or None."""
+def folder_health(root: Path, *, synced_before: bool, deleted: bool = False) -> str | None:
+    """Why the folder cannot be trusted right now (missing, not readable, emptied), or None.
+
+    `deleted`: the watcher saw the folder itself deleted, so its absence (or its emptiness once it is
+    created again) is what someone did, not an unmounted volume, and is said so."""
     try:
         if not root.is_dir():
+            if deleted:
+                return f"the watched folder {root} was deleted; waiting for it to be created again"
             return f"the watched folder {root} is missing (unmounted volume?)"
         has_entries = any(True for _ in os.scandir(root))
     except OSError as exc:
         return f"the watched folder {root} cannot be read: {exc}"
-    if not has_entries and synced_before:
+    if not has_entries and synced_before and not deleted:
         return f"the watched folder {root} is empty although files were synced from it (unmounted volume?)"
     return None
 
@@ -67,6 +72,7 @@ class RescanReport:
     missed: list[str] = field(default_factory=list)  # changed since the last scan, no event announced it
     missing: list[str] = field(default_factory=list)  # in the ledger, not on disk
     ignored: list[Ignored] = field(default_factory=list)  # notable ignored names
+    not_files: list[str] = field(default_factory=list)  # in the ledger, now a folder (or a link to one)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class ScanContext:
     since: float | None = None  # wall time of the previous full scan (None: no missed-event check)
     announced: frozenset[str] = frozenset()  # paths events or the scheduler already know about
     first_scan: bool = False
+    root_deleted: bool = False  # the watcher saw the folder itself deleted (see folder_health)
 
 
 class Rescan:
@@ -92,7 +99,9 @@ class Rescan:
         self.report = RescanReport()
 
     def full(self) -> RescanReport:
-        self.report.health = folder_health(self.root, synced_before=bool(self.ctx.records))
+        self.report.health = folder_health(
+            self.root, synced_before=bool(self.ctx.records), deleted=self.ctx.root_deleted
+        )
         if self.report.health:
             return self.report
         try:
@@ -102,11 +111,14 @@ class Rescan:
             return self.report
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                if not self.layout.folder_ignored(entry.name):
+                folder = self.layout.folder(entry.name)
+                if not isinstance(folder, Ignored):
                     self.report.folders.append(entry.name)
                     self._scan_folder(entry.name)
+                elif folder.notable:
+                    self.report.ignored.append(Ignored(entry.name + "/", folder.reason, notable=True))
                 continue
-            target = self.layout.classify(entry.name)
+            target = self.layout.linked_folder(entry.name) if is_folder(entry) else self.layout.classify(entry.name)
             if isinstance(target, Ignored) and target.notable:
                 self.report.ignored.append(target)
         return self.report
@@ -138,14 +150,20 @@ class Rescan:
         for entry in entries:
             rel_path = f"{folder}/{entry.name}"
             names.add(rel_path)
-            if entry.is_dir(follow_symlinks=False):
-                sub = self.layout.subfolder(rel_path)
-                if sub.notable:
-                    self.report.ignored.append(Ignored(rel_path + "/", sub.reason, notable=True))
+            if is_folder(entry):  # a folder, or a link to one: never a file, whatever its name
+                self._subfolder(rel_path)
                 continue
             self._scan_file(rel_path, entry)
         prefix = folder + "/"
         self.report.missing.extend(p for p in self.ctx.records if p.startswith(prefix) and p not in names)
+
+    def _subfolder(self, rel_path: str) -> None:
+        sub = self.layout.subfolder(rel_path)
+        if sub.notable:
+            self.report.ignored.append(Ignored(rel_path + "/", sub.reason, notable=True))
+        record = self.ctx.records.get(rel_path)
+        if record is not None and not record.in_flight:  # a CSV replaced by a folder of its name
+            self.report.not_files.append(rel_path)
 
     def _scan_file(self, rel_path: str, entry: os.DirEntry[str]) -> None:
         """A file changed since the previous full scan (and settled) that no event announced and nobody

@@ -207,7 +207,7 @@ class Scheduler:
             if not self._settled(rel_path, cand, fp, now):
                 continue
             target = self.service.target_for(rel_path)
-            table_key = target.table_id if isinstance(target, Target) else rel_path
+            table_key = target.table_id.lower() if isinstance(target, Target) else rel_path  # §12: case-insensitive
             with self._lock:
                 if table_key in self._in_flight or rel_path not in self._candidates:
                     continue  # one load per table: the newest content goes once this one ends

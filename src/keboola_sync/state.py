@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .fileid import Fingerprint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -75,7 +76,21 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE files DROP COLUMN pending_kind;
     ALTER TABLE files DROP COLUMN attempts;
     """,
+    # The ctime joins the fingerprint (a same-size, same-mtime rewrite is noticed); the raw header of the
+    # last load, so an unchanged header never depends on predicting Keboola's column-name rules.
+    3: """
+    ALTER TABLE files ADD COLUMN seen_ctime_ns INTEGER;
+    ALTER TABLE files ADD COLUMN pending_ctime_ns INTEGER;
+    ALTER TABLE files ADD COLUMN header TEXT;
+    ALTER TABLE files ADD COLUMN retry_seconds REAL;
+    ALTER TABLE files ADD COLUMN depends TEXT;
+    ALTER TABLE files ADD COLUMN table_import_date TEXT;
+    """,
 }
+
+
+DEPENDS_TABLE = "table"
+RIVAL = "rival:"
 
 
 class LedgerState(StrEnum):
@@ -102,6 +117,7 @@ class FileRecord:
     seen: Fingerprint | None
     sha256: str | None
     columns: tuple[str, ...] | None
+    header: tuple[str, ...] | None  # the file's raw header cells at the last load
     rows: int | None
     last_load_at: float | None
     pending: Fingerprint | None
@@ -112,6 +128,14 @@ class FileRecord:
     job_id: int | None
     error: str | None
     next_retry_at: float | None
+    retry_seconds: float | None = None  # the spacing that set next_retry_at (it doubles while failing)
+    # What a skip depends on besides the file itself, so the verdict is judged again when that changes:
+    # DEPENDS_TABLE (the remote table: a refused header or content), or RIVAL + path (another file loads
+    # the same table). None: only the file's own bytes.
+    depends: str | None = None
+    # The table's `lastImportDate` as Keboola reported it right after our last load: another value later
+    # means someone else loaded (or recreated) the table (Keboola's clock against Keboola's clock).
+    table_import_date: str | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -119,14 +143,30 @@ class FileRecord:
         return self.job_id is not None
 
 
-def _fingerprint(size: int | None, mtime_ns: int | None, inode: int | None) -> Fingerprint | None:
+def _fingerprint(size: int | None, mtime_ns: int | None, inode: int | None, ctime_ns: int | None) -> Fingerprint | None:
     if size is None or mtime_ns is None:
         return None
-    return Fingerprint(size=size, mtime_ns=mtime_ns, inode=inode or 0)
+    return Fingerprint(size=size, mtime_ns=mtime_ns, inode=inode or 0, ctime_ns=ctime_ns or 0)
+
+
+def _seen(fp: Fingerprint | None) -> dict[str, int | None]:
+    """The `seen_*` columns of a fingerprint (all None: no version remembered)."""
+    return {
+        "seen_size": fp.size if fp else None,
+        "seen_mtime_ns": fp.mtime_ns if fp else None,
+        "seen_inode": fp.inode if fp else None,
+        "seen_ctime_ns": fp.ctime_ns if fp else None,
+    }
 
 
 def _columns(raw: str | None) -> tuple[str, ...] | None:
     return None if raw is None else tuple(json.loads(raw))
+
+
+def _newer(row: sqlite3.Row, name: str) -> Any:
+    """A column added by a later schema: None in an older ledger opened read-only (`status` beside an
+    older daemon, which never migrates it)."""
+    return row[name] if name in row.keys() else None  # noqa: SIM118 - sqlite3.Row has keys(), not `in`
 
 
 def _record(row: sqlite3.Row) -> FileRecord:
@@ -134,12 +174,15 @@ def _record(row: sqlite3.Row) -> FileRecord:
         path=row["path"],
         table_id=row["table_id"],
         state=LedgerState(row["state"]),
-        seen=_fingerprint(row["seen_size"], row["seen_mtime_ns"], row["seen_inode"]),
+        seen=_fingerprint(row["seen_size"], row["seen_mtime_ns"], row["seen_inode"], _newer(row, "seen_ctime_ns")),
         sha256=row["sha256"],
         columns=_columns(row["columns"]),
+        header=_columns(_newer(row, "header")),
         rows=row["rows"],
         last_load_at=row["last_load_at"],
-        pending=_fingerprint(row["pending_size"], row["pending_mtime_ns"], row["pending_inode"]),
+        pending=_fingerprint(
+            row["pending_size"], row["pending_mtime_ns"], row["pending_inode"], _newer(row, "pending_ctime_ns")
+        ),
         pending_sha256=row["pending_sha256"],
         pending_columns=_columns(row["pending_columns"]),
         file_id=row["file_id"],
@@ -147,6 +190,9 @@ def _record(row: sqlite3.Row) -> FileRecord:
         job_id=row["job_id"],
         error=row["error"],
         next_retry_at=row["next_retry_at"],
+        retry_seconds=_newer(row, "retry_seconds"),
+        depends=_newer(row, "depends"),
+        table_import_date=_newer(row, "table_import_date"),
     )
 
 
@@ -220,16 +266,23 @@ class Ledger:
         return [_record(r) for r in rows]
 
     def owner_of_table(self, table_id: str) -> str | None:
-        """The path that first claimed a table id (two files mapping to one table: the later one loses)."""
+        """The path that first claimed a table id (two files mapping to one table: the later one loses).
+        Table names are case-insensitive in Keboola (§12), so `Orders` and `orders` are one table."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT path FROM files WHERE table_id = ? ORDER BY rowid LIMIT 1", (table_id,)
+                "SELECT path FROM files WHERE lower(table_id) = lower(?) ORDER BY rowid LIMIT 1", (table_id,)
             ).fetchone()
         return None if row is None else row[0]
 
     def known_buckets(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self._conn.execute("SELECT bucket_id FROM buckets")}
+
+    def bucket_of_folder(self) -> dict[str, str]:
+        """folder -> the bucket id Keboola has for it (the newest record wins)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT folder, bucket_id FROM buckets ORDER BY created_at").fetchall()
+        return {folder: bucket_id for folder, bucket_id in rows}
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -264,6 +317,7 @@ class Ledger:
                 pending_size=fp.size,
                 pending_mtime_ns=fp.mtime_ns,
                 pending_inode=fp.inode,
+                pending_ctime_ns=fp.ctime_ns,
                 pending_sha256=sha256,
                 pending_columns=json.dumps(list(columns)),
                 file_id=file_id,
@@ -284,6 +338,8 @@ class Ledger:
         sha256: str,
         columns: tuple[str, ...],
         rows: int | None,
+        header: tuple[str, ...] | None = None,
+        table_import_date: str | None = None,
     ) -> None:
         with self._tx() as conn:
             self._upsert(
@@ -291,17 +347,18 @@ class Ledger:
                 path,
                 table_id,
                 state=LedgerState.SYNCED.value,
-                seen_size=fp.size,
-                seen_mtime_ns=fp.mtime_ns,
-                seen_inode=fp.inode,
+                **_seen(fp),
                 sha256=sha256,
                 columns=json.dumps(list(columns)),
+                header=None if header is None else json.dumps(list(header)),
+                table_import_date=table_import_date,
                 rows=rows,
                 last_load_at=time.time(),
                 job_id=None,
                 pending_size=None,
                 pending_mtime_ns=None,
                 pending_inode=None,
+                pending_ctime_ns=None,
                 pending_sha256=None,
                 pending_columns=None,
                 error=None,
@@ -311,10 +368,12 @@ class Ledger:
     def record_unchanged(self, path: str, table_id: str, fp: Fingerprint) -> None:
         """A touch without a change: remember the new fingerprint so the file is not read again."""
         with self._tx() as conn:
-            self._upsert(conn, path, table_id, seen_size=fp.size, seen_mtime_ns=fp.mtime_ns, seen_inode=fp.inode)
+            self._upsert(conn, path, table_id, **_seen(fp))
 
-    def record_skipped(self, path: str, table_id: str | None, fp: Fingerprint | None, error: str) -> None:
-        """The file is invalid as it is: skip it until its fingerprint changes."""
+    def record_skipped(
+        self, path: str, table_id: str | None, fp: Fingerprint | None, error: str, depends: str | None = None
+    ) -> None:
+        """The file is invalid as it is: skip it until its fingerprint (or what it `depends` on) changes."""
         with self._tx() as conn:
             self._upsert(
                 conn,
@@ -322,10 +381,9 @@ class Ledger:
                 table_id,
                 state=LedgerState.SKIPPED.value,
                 error=error,
+                depends=depends,
                 next_retry_at=None,
-                seen_size=fp.size if fp else None,
-                seen_mtime_ns=fp.mtime_ns if fp else None,
-                seen_inode=fp.inode if fp else None,
+                **_seen(fp),
             )
 
     def record_failed(
@@ -335,6 +393,7 @@ class Ledger:
         fp: Fingerprint | None,
         error: str,
         retry_at: float | None,
+        retry_seconds: float | None = None,
     ) -> None:
         """Keboola refused or kept failing: retry at `retry_at` (None: only when the file changes)."""
         with self._tx() as conn:
@@ -345,10 +404,9 @@ class Ledger:
                 state=LedgerState.FAILED.value,
                 error=error,
                 next_retry_at=retry_at,
+                retry_seconds=retry_seconds,
                 job_id=None,
-                seen_size=fp.size if fp else None,
-                seen_mtime_ns=fp.mtime_ns if fp else None,
-                seen_inode=fp.inode if fp else None,
+                **_seen(fp),
             )
 
     def clear_in_flight(self, path: str) -> None:
@@ -380,10 +438,27 @@ class Ledger:
         """The table was deleted in Keboola behind our back: the next load creates it from the file."""
         with self._tx() as conn:
             conn.execute(
-                "UPDATE files SET columns = NULL, sha256 = NULL, seen_size = NULL, seen_mtime_ns = NULL, "
-                "seen_inode = NULL, state = ?, updated_at = ? WHERE table_id = ?",
+                "UPDATE files SET columns = NULL, header = NULL, sha256 = NULL, table_import_date = NULL, "
+                "seen_size = NULL, seen_mtime_ns = NULL, seen_inode = NULL, seen_ctime_ns = NULL, state = ?, "
+                "updated_at = ? WHERE table_id = ?",
                 (LedgerState.PENDING.value, time.time(), table_id),
             )
+
+    def forget_content(self, path: str) -> None:
+        """Someone else loaded the table: what it holds is no longer the file's, so the next look at the
+        file loads it again. What it was created from (header, columns) is kept."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE files SET sha256 = NULL, table_import_date = NULL, seen_size = NULL, seen_mtime_ns = NULL, "
+                "seen_inode = NULL, seen_ctime_ns = NULL, state = ?, updated_at = ? WHERE path = ?",
+                (LedgerState.PENDING.value, time.time(), path),
+            )
+
+    def forget_path(self, path: str) -> None:
+        """The path is no longer a file (a folder took its name): its row goes, so no verdict about a file
+        that is not there lingers in `status` or the exit code. The table in Keboola is left as it is."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
     def integrity_ok(self) -> bool:
         with self._lock:

@@ -7,8 +7,8 @@ import os
 from typing import Any
 
 from .config import Config
-from .fileid import Fingerprint
-from .layout import Ignored, Layout, Rejected
+from .fileid import Fingerprint, is_folder
+from .layout import Ignored, Layout, Rejected, Target
 from .state import Ledger
 
 
@@ -21,7 +21,8 @@ def _csv_paths(config: Config) -> list[str]:
         return paths
     for folder in folders:
         try:
-            names = sorted(e.name for e in os.scandir(root / folder) if not e.is_dir(follow_symlinks=False))
+            # a folder, or a link to one, is never a file row (whatever its name)
+            names = sorted(e.name for e in os.scandir(root / folder) if not is_folder(e))
         except OSError:
             continue
         paths.extend(f"{folder}/{name}" for name in names)
@@ -33,6 +34,7 @@ def collect(config: Config) -> list[dict[str, Any]]:
     ledger = Ledger(config.state.path, readonly=True)
     try:
         records = {r.path: r for r in ledger.all()}
+        bucket_of = ledger.bucket_of_folder()
     finally:
         ledger.close()
     rows = []
@@ -41,6 +43,8 @@ def collect(config: Config) -> list[dict[str, Any]]:
         target = layout.classify(rel_path)
         if isinstance(target, Ignored):
             continue
+        if isinstance(target, Target) and target.folder in bucket_of:
+            target = target.in_bucket(bucket_of[target.folder])  # the id Keboola gave the folder's bucket
         record = records.get(rel_path)
         row: dict[str, Any] = {
             "file": rel_path,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from .config import Config
@@ -27,12 +29,24 @@ from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Layout, Rejected, Target
 from .live import LiveConfig
-from .load import ContentRefused, HeaderRefused, Loaded, Loader, Overlap
+from .load import ContentRefused, HeaderRefused, Loaded, Loader, NotOwned, Overlap
 from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
-from .state import FileRecord, Ledger, LedgerState
+from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
+from .storage.metadata import parse_date
 
-__all__ = ["Action", "Decision", "Observation", "Outcome", "Status", "SyncService", "decide", "needs_work"]
+__all__ = [
+    "Action",
+    "Decision",
+    "Observation",
+    "Outcome",
+    "Status",
+    "SyncService",
+    "decide",
+    "judged_by_the_table",
+    "needs_work",
+    "retry_spacing",
+]
 
 log = logging.getLogger("keboola_sync.sync")
 
@@ -78,27 +92,46 @@ def decide(
             f"{rel_path}: maps to table {target.table_id}, which {seen.rival} already loads. "
             "Rename one of the two files"
         )
-        return Decision(Action.SKIP, message, version=fp)
-    if record is not None and not needs_work(fp, record, now):
+        return Decision(Action.SKIP, message, version=fp, depends=RIVAL + seen.rival)
+    if record is not None and not seen.rejudge and not _rival_gone(record, seen) and not needs_work(fp, record, now):
         action = Action.WAIT if record.state == LedgerState.FAILED else Action.NOTHING
         return Decision(action, record.error or "", target.table_id)
     rename = target.renamed and (record is None or record.table_id != target.table_id)
     return Decision(Action.LOAD, "", target.table_id, fp, announce_rename=rename)
 
 
+def _rival_gone(record: FileRecord, seen: Observation) -> bool:
+    """Skipped because another file loaded its table, and that file no longer does (renamed, deleted):
+    the verdict is judged again although this file did not change (issue 12 item 4)."""
+    return bool(record.depends and record.depends.startswith(RIVAL) and seen.rival is None)
+
+
+def retry_spacing(previous: float | None, first: float, cap: float) -> float:
+    """How long a failed file waits before the next try: `first`, then doubling while the same version
+    keeps failing, never more than `cap`. A failure Keboola explains no better than "error" must never
+    become an import every few minutes forever (issue 13)."""
+    if previous is None:
+        return min(first, cap)
+    return min(max(previous * 2, first), cap)
+
+
 # -- doing ---------------------------------------------------------------------------------------------
 
 
 class SyncService:
-    def __init__(self, config: Config | LiveConfig, storage: Storage, ledger: Ledger) -> None:
+    def __init__(
+        self, config: Config | LiveConfig, storage: Storage, ledger: Ledger, layout: Layout | None = None
+    ) -> None:
         # The running daemon passes its LiveConfig, so a reloaded config.yaml applies from the next use.
-        self.live = config if isinstance(config, LiveConfig) else LiveConfig(config)
+        self.live = config if isinstance(config, LiveConfig) else LiveConfig(config, layout)
         self.storage = storage
         self.ledger = ledger
         self.root = self.live.config.watch.path  # watch.path needs a restart
         self._buckets = ledger.known_buckets()
+        self._bucket_of = ledger.bucket_of_folder()  # the ids Keboola gave; they win over predictions
         self._warned_folders: set[str] = set()
         self._bucket_lock = threading.Lock()
+        self._rejudged: set[str] = set()  # table-dependent skips already judged again in this process
         self.loader = Loader(self.live, storage, ledger, self._buckets, self.ensure_folder)
 
     # -- classification ------------------------------------------------------------------------------
@@ -114,12 +147,18 @@ class SyncService:
         return self.live.layout
 
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
-        return self.layout.classify(rel_path)
+        target = self.layout.classify(rel_path)
+        if isinstance(target, Target) and target.folder in self._bucket_of:
+            return target.in_bucket(self._bucket_of[target.folder])
+        return target
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
     def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
-        return self.layout.folder(folder)
+        result = self.layout.folder(folder)
+        if isinstance(result, tuple) and folder in self._bucket_of:
+            return result[0], self._bucket_of[folder]
+        return result
 
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
@@ -141,14 +180,15 @@ class SyncService:
                 return bucket_id
             return self._ensure_bucket(folder, bucket_name, bucket_id)
 
-    def _ensure_bucket(self, folder: str, bucket_name: str, bucket_id: str) -> str:
-        _, created = self.storage.ensure_bucket(bucket_name, self.config.keboola.stage)
+    def _ensure_bucket(self, folder: str, bucket_name: str, predicted: str) -> str:
+        bucket_id, created = self.storage.ensure_bucket(bucket_name, self.config.keboola.stage)
         if created:
             log.info("created bucket %s for folder %s", bucket_id, folder, extra={"bucket": bucket_id})
         else:
             log.info("bucket %s for folder %s already exists", bucket_id, folder, extra={"bucket": bucket_id})
         self.ledger.record_bucket(bucket_id, folder)
         self._buckets.add(bucket_id)
+        self._bucket_of[folder] = bucket_id
         return bucket_id
 
     def bucket_known(self, folder: str) -> bool:
@@ -163,17 +203,26 @@ class SyncService:
     # -- files -> tables -----------------------------------------------------------------------------
 
     def needs_work(self, rel_path: str, fp: Fingerprint, record: FileRecord | None, now: float) -> bool:
-        """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?"""
+        """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?
+        Besides the file's own change: a skip because of another file that is no longer there."""
+        if self._first_look(rel_path, record, peek=True):
+            return True
+        if record is not None and record.depends and record.depends.startswith(RIVAL):
+            rival = record.depends.removeprefix(RIVAL)
+            if not (self.root / rival).exists():
+                return True
         return needs_work(fp, record, now)
 
     def sync(self, rel_path: str) -> Outcome:
         target = self.target_for(rel_path)
         seen = self._observe(rel_path, target)
         record = self.ledger.get(rel_path) if isinstance(target, Target) else None
+        if self._first_look(rel_path, record):
+            seen = replace(seen, rejudge=True)
         decision = decide(rel_path, target, seen, record, time.time())
         action = decision.action
         if action is Action.SKIP:
-            return self._skip(rel_path, decision.table_id, decision.version, decision.message)
+            return self._skip(rel_path, decision.table_id, decision.version, decision.message, decision.depends)
         if action is not Action.LOAD or not isinstance(target, Target) or decision.version is None:
             status = _STATUS_OF_ACTION[action]
             return Outcome(rel_path, status, decision.message, decision.table_id)
@@ -185,6 +234,17 @@ class SyncService:
                 extra={"file": rel_path, "table": target.table_id},
             )
         return self._load(rel_path, self.root / rel_path, target, decision.version, record)
+
+    def _first_look(self, rel_path: str, record: FileRecord | None, *, peek: bool = False) -> bool:
+        """A skip about the table or the configuration (not owned, header refused), not yet judged again
+        by this process: the table or config.yaml may have changed while the daemon was stopped."""
+        if record is None or record.state != LedgerState.SKIPPED or record.depends != DEPENDS_TABLE:
+            return False
+        if rel_path in self._rejudged:
+            return False
+        if not peek:
+            self._rejudged.add(rel_path)
+        return True
 
     def _observe(self, rel_path: str, target: Target | Ignored | Rejected) -> Observation:
         """Everything `decide` needs to know about the file, looked at in the order it is judged."""
@@ -216,8 +276,10 @@ class SyncService:
                 return Outcome(rel_path, Status.UNCHANGED, "content unchanged", target.table_id)
             try:
                 loaded = self.loader.load(rel_path, target, info, spool, record, fresh_file_id)
-            except (Abandoned, StorageError, HeaderRefused, ContentRefused) as exc:
+            except (Abandoned, StorageError, HeaderRefused, ContentRefused, NotOwned) as exc:
                 return self._on_error(rel_path, target.table_id, info.fingerprint, exc, record)
+            if loaded.unchanged:
+                return self._already_held(rel_path, info, loaded)
             return self._finish(rel_path, path, target, info, spool, loaded, started)
         finally:
             spool.path.unlink(missing_ok=True)
@@ -262,7 +324,17 @@ class SyncService:
         seconds = time.monotonic() - started
         rows = loaded.outcome.rows
         columns = loaded.outcome.columns or info.columns
-        self.ledger.record_synced(rel_path, target.table_id, info.fingerprint, info.sha256, columns, rows)
+        table_id = loaded.table_id
+        self.ledger.record_synced(
+            rel_path,
+            table_id,
+            info.fingerprint,
+            info.sha256,
+            columns,
+            rows,
+            header=info.header,
+            table_import_date=loaded.table_import_date,
+        )
         compressed = f", gzip {spool.size / 1e6:.1f} MB" if spool.gzipped else ""
         rate = info.size / 1e6 / max(seconds, 1e-6)
         status = Status.CREATED if loaded.created else Status.LOADED
@@ -270,7 +342,7 @@ class SyncService:
             "%s %s -> %s: %s rows, %.1f MB%s, %.1f s, %.1f MB/s",
             status,
             rel_path,
-            target.table_id,
+            table_id,
             rows if rows is not None else "?",
             info.size / 1e6,
             compressed,
@@ -278,7 +350,7 @@ class SyncService:
             rate,
             extra={
                 "file": rel_path,
-                "table": target.table_id,
+                "table": table_id,
                 "outcome": status,
                 "rows": rows,
                 "bytes": info.size,
@@ -292,8 +364,28 @@ class SyncService:
             changed = False
         if changed:
             log.info("%s changed during the load; loading the new content next", rel_path, extra={"file": rel_path})
-            return Outcome(rel_path, Status.CHANGED, "changed during the load", target.table_id)
-        return Outcome(rel_path, status, "", target.table_id)
+            return Outcome(rel_path, Status.CHANGED, "changed during the load", table_id)
+        return Outcome(rel_path, status, "", table_id)
+
+    def _already_held(self, rel_path: str, info: CsvInfo, loaded: Loaded) -> Outcome:
+        """No ledger memory, but the table's keboola-sync mark says it holds this very content (a ledger
+        moved aside, a new machine): remember it, send nothing (issue 12 item 5)."""
+        self.ledger.record_synced(
+            rel_path,
+            loaded.table_id,
+            info.fingerprint,
+            info.sha256,
+            info.columns,
+            loaded.outcome.rows,
+            header=info.header,
+        )
+        log.info(
+            "%s: table %s already holds this content (keboola-sync's mark); nothing loaded",
+            rel_path,
+            loaded.table_id,
+            extra={"file": rel_path, "table": loaded.table_id, "outcome": "unchanged"},
+        )
+        return Outcome(rel_path, Status.UNCHANGED, "content unchanged", loaded.table_id)
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -307,17 +399,19 @@ class SyncService:
         message = rule.message(rel_path, exc)
         remembered = version if rule.remember else None
         if rule.status is Status.SKIPPED:
-            return self._skip(rel_path, table_id, remembered, message)
+            return self._skip(rel_path, table_id, remembered, message, DEPENDS_TABLE if rule.depends_on_table else None)
         if rule.status is Status.FAILED:
             return self._fail(rel_path, table_id, remembered, message, before)
         if rule.status is Status.ABANDONED:
             log.warning("%s: %s; the next start finishes it", rel_path, exc, extra={"file": rel_path})
         return Outcome(rel_path, rule.status, message, table_id)
 
-    def _skip(self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str) -> Outcome:
+    def _skip(
+        self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str, depends: str | None = None
+    ) -> Outcome:
         """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes."""
         previous = self.ledger.get(rel_path)
-        self.ledger.record_skipped(rel_path, table_id, fp, message)
+        self.ledger.record_skipped(rel_path, table_id, fp, message, depends)
         if (
             previous is None
             or previous.state != LedgerState.SKIPPED
@@ -333,10 +427,14 @@ class SyncService:
         """Keboola failed: one ERROR line when this version of the file starts failing; a retry that
         fails again is logged at DEBUG only (its message differs by a job id or a status code, so it
         is not compared)."""
-        retry_in = self.config.retry.failed_retry_seconds
-        self.ledger.record_failed(rel_path, table_id, fp, message, time.time() + retry_in)
         # Judged against the row as this sync found it: the load itself marks the row pending on upload.
         new = before is None or before.state != LedgerState.FAILED or before.seen != fp
+        retry_in = retry_spacing(
+            None if new or before is None else before.retry_seconds,
+            self.config.retry.failed_retry_seconds,
+            self.config.retry.failed_retry_max_seconds,
+        )
+        self.ledger.record_failed(rel_path, table_id, fp, message, time.time() + retry_in, retry_in)
         log.log(
             logging.ERROR if new else logging.DEBUG,
             "failed %s: %s; trying again in %.0f s or when the file changes",
@@ -348,26 +446,39 @@ class SyncService:
         return Outcome(rel_path, Status.FAILED, message, table_id)
 
     def tables_dropped_remotely(self) -> list[str]:
-        """Paths whose table was deleted in Keboola although the file did not change: forget what the
-        table held so they load again. One list call; rows recorded after it started are not judged."""
+        """Paths whose table was deleted, or loaded by someone else, in Keboola although the file did not
+        change: they load again, so every table ends up equal to its file (issue 12 items 3 and 7). One
+        list call; rows recorded after it started are not judged."""
         asked_at = time.time()
-        remote = self.storage.list_table_ids()
+        remote = {t.table_id: t.last_import_date for t in self.storage.list_tables()}
         paths = []
         for record in self.ledger.all():
-            if record.state != LedgerState.SYNCED or not record.table_id or record.table_id in remote:
+            if not judged_by_the_table(record) or not record.table_id:
                 continue
             if (record.last_load_at or 0) >= asked_at or not (self.root / record.path).exists():
                 continue
             if observe(self.root / record.path) != record.seen:
-                continue  # changed as well: its load is on the way and will say the table is gone
-            log.warning(
-                "table %s was deleted in Keboola; loading %s again",
-                record.table_id,
-                record.path,
-                extra={"file": record.path, "table": record.table_id},
-            )
-            self.ledger.forget_table(record.table_id)
-            paths.append(record.path)
+                continue  # changed as well: its load is on the way and will find out
+            if record.table_id not in remote:
+                log.warning(
+                    "table %s was deleted in Keboola; loading %s again",
+                    record.table_id,
+                    record.path,
+                    extra={"file": record.path, "table": record.table_id},
+                )
+                self.ledger.forget_table(record.table_id)
+                paths.append(record.path)
+            elif _loaded_by_someone_else(record, remote[record.table_id]):
+                log.warning(
+                    "table %s was loaded in Keboola by something other than keboola-sync (last import %s); "
+                    "loading %s again so the table equals the file",
+                    record.table_id,
+                    remote[record.table_id],
+                    record.path,
+                    extra={"file": record.path, "table": record.table_id},
+                )
+                self.ledger.forget_content(record.path)
+                paths.append(record.path)
         return paths
 
     # -- start-up ----------------------------------------------------------------------------------
@@ -375,6 +486,20 @@ class SyncService:
     def resolve_in_flight(self) -> None:
         """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended."""
         self.loader.resolve_in_flight()
+
+
+def _loaded_by_someone_else(record: FileRecord, import_date: datetime | None) -> bool:
+    """Keboola's lastImportDate moved since our last load (Keboola's clock against Keboola's clock)."""
+    ours = parse_date(record.table_import_date)
+    return record.state == LedgerState.SYNCED and ours is not None and import_date is not None and import_date != ours
+
+
+def judged_by_the_table(record: FileRecord) -> bool:
+    """A row whose state is about the remote table: it holds our load, or a skip refused by that table
+    (header or content). When the table is dropped in Keboola, the file is loaded again (issue 12 item 3)."""
+    return record.state == LedgerState.SYNCED or (
+        record.state == LedgerState.SKIPPED and record.depends == DEPENDS_TABLE
+    )
 
 
 _STATUS_OF_ACTION = {

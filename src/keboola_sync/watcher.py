@@ -86,11 +86,27 @@ def choose_observer(
 
 
 class _EventHandler(FileSystemEventHandler):
-    """Maps watchdog events to paths relative to the root; directories of the first level are folders."""
+    """Maps watchdog events to paths relative to the root; directories of the first level are folders.
 
-    def __init__(self, root: Path, on_file: Callable[[str], None], on_folder: Callable[[str], None]) -> None:
+    The root's own deletion is its own hint: watchdog stops watching a deleted root (inotify drops the
+    watch with the directory, polling stops), so a folder created again under the same name (`rm -rf`,
+    a restore, a sync tool replacing it) would never send another event unless someone re-arms.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        on_file: Callable[[str], None],
+        on_folder: Callable[[str], None],
+        on_root_gone: Callable[[], None] | None = None,
+    ) -> None:
         self._root = os.path.realpath(root)
         self._on_file, self._on_folder = on_file, on_folder
+        self._on_root_gone = on_root_gone
+
+    def _is_root(self, raw: str | bytes) -> bool:
+        path = os.fsdecode(raw)
+        return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)) == self._root
 
     def _relative(self, raw: str | bytes) -> str | None:
         path = os.fsdecode(raw)
@@ -102,6 +118,9 @@ class _EventHandler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.event_type == "deleted" and self._on_root_gone is not None and self._is_root(event.src_path):
+            self._on_root_gone()
             return
         paths = [event.src_path]
         dest = getattr(event, "dest_path", "")
@@ -144,11 +163,12 @@ class Watcher:
         on_file: Callable[[str], None],
         on_folder: Callable[[str], None],
         on_overflow: Callable[[], None],
+        on_root_gone: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
         self._setting = setting
         self._polling_interval = polling_interval
-        self._handler = _EventHandler(root, on_file, on_folder)
+        self._handler = _EventHandler(root, on_file, on_folder, on_root_gone)
         self._overflow = _OverflowListener(on_overflow)
         self._observer: BaseObserver | None = None
         self._lock = threading.Lock()

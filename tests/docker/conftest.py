@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from dockerutil import IMAGE, MAKE_BASE_IMAGE, REPO, docker, report
+from dockerutil import EMULATOR_IMAGE, IMAGE, MAKE_BASE_IMAGE, REPO, docker, report
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +64,23 @@ def image(docker_engine: None, request: pytest.FixtureRequest) -> str:
         f"({(size - base) / 1e6:.0f} MB on top of the {base / 1e6:.0f} MB base image)",
     )
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def emulator_image(image: str, request: pytest.FixtureRequest) -> str:
+    """The Dockerfile's `emulator` target (the runtime image plus the emulator extra), as
+    docker-compose.local.yml builds it; the runtime stages come from the cache."""
+    started = time.monotonic()
+    previous = docker("image", "inspect", "--format", "{{.Id}}", EMULATOR_IMAGE, check=False).stdout.strip()
+    docker("build", "--network", "host", "--target", "emulator", "--tag", EMULATOR_IMAGE, str(REPO), timeout=900)
+    current = docker("image", "inspect", "--format", "{{.Id}}", EMULATOR_IMAGE).stdout.strip()
+    if previous and previous != current:
+        docker("rmi", previous, check=False)
+    size = int(docker("image", "inspect", "--format", "{{.Size}}", EMULATOR_IMAGE).stdout.strip())
+    runtime = int(docker("image", "inspect", "--format", "{{.Size}}", image).stdout.strip())
+    report(
+        request,
+        f"image {EMULATOR_IMAGE} built in {time.monotonic() - started:.1f} s: {size / 1e6:.0f} MB "
+        f"(the emulator extra adds {(size - runtime) / 1e6:.0f} MB to the runtime image)",
+    )
+    return EMULATOR_IMAGE

@@ -16,6 +16,7 @@ if str(TESTS) not in sys.path:  # `support.*` lives in tests/, like the other su
 
 MAKE_BASE_IMAGE = REPO.parent / "shared" / "docker" / "make-base-image.sh"
 IMAGE = "keboola-sync:test"
+EMULATOR_IMAGE = "keboola-sync:test-emulator"  # the Dockerfile's `emulator` target
 CONTAINER_UID = 10001  # the Dockerfile's `keboola` user
 
 

@@ -50,7 +50,7 @@ class Project:
 
 
 @pytest.fixture
-def project(image: str, tmp_path: Path) -> Iterator[Project]:
+def project(image: str, emulator_image: str, tmp_path: Path) -> Iterator[Project]:
     root = tmp_path / "keboola-sync"
     root.mkdir()
     for name in ("docker-compose.yml", "docker-compose.local.yml"):
@@ -64,7 +64,7 @@ def project(image: str, tmp_path: Path) -> Iterator[Project]:
     # The local (emulator) setup watches ./demo-data, never WATCH_DIR: a demo file must not reach a real project.
     (root / "demo-data" / "sales").mkdir(parents=True)
     (root / "demo-data" / "sales" / "orders.csv").write_text("id,amount\n1,10\n2,20\n", encoding="utf-8")
-    env = {**os.environ, "KEBOOLA_SYNC_IMAGE": image}
+    env = {**os.environ, "KEBOOLA_SYNC_IMAGE": image, "KEBOOLA_SYNC_EMULATOR_IMAGE": emulator_image}
     p = Project(root=root, name=f"kstest{uuid.uuid4().hex[:8]}", env=env)
     try:
         yield p
@@ -95,8 +95,14 @@ def test_compose_config_accepts_the_files_and_says_what_issue_6_asks(project: Pr
         env.write("WATCH_DIR=/srv/csv\n")
     moved = yaml.safe_load(project.compose("config").stdout)["services"]["keboola-sync"]["volumes"]
     assert "/srv/csv:/data:ro" in moved
-    local = yaml.safe_load(project.compose(*LOCAL, "config").stdout)["services"]["keboola-sync"]["volumes"]
-    assert [v for v in local if v.split(":")[1] == "/data"] == [f"{project.root}/demo-data:/data:ro"]
+    local = yaml.safe_load(project.compose(*LOCAL, "config").stdout)["services"]
+    assert [v for v in local["keboola-sync"]["volumes"] if v.split(":")[1] == "/data"] == [
+        f"{project.root}/demo-data:/data:ro"
+    ]
+    # The emulator runs from the image's `emulator` target; the daemon stays on the runtime image.
+    assert local["emulator"]["build"]["target"] == "emulator"
+    assert local["emulator"]["image"] == project.env["KEBOOLA_SYNC_EMULATOR_IMAGE"]
+    assert local["keboola-sync"]["image"] == project.env["KEBOOLA_SYNC_IMAGE"]
 
 
 def test_compose_up_and_down_with_the_local_emulator_and_no_config_file(project: Project) -> None:

@@ -203,12 +203,16 @@ def deployment(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def daemon_uids(d: Deployment) -> list[str]:
-    """The uid of every keboola-sync process in the container, and of PID 1 (tini), last."""
+    """The uid of every keboola-sync process in the container, and of PID 1 (tini), last.
+
+    Not Docker's healthcheck probe (`keboola-sync health`, every second here): Docker starts it with
+    `docker exec`, outside the entrypoint, as the image's user (root), and it only reads the heartbeat."""
     return d.exec(
         "sh",
         "-c",
         "for p in /proc/[0-9]*; do "
         "grep -qa keboola-sync $p/cmdline 2>/dev/null && grep -qav entrypoint $p/cmdline "
+        "&& ! tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'keboola-sync health' "
         "&& awk '/^Uid:/{print $2}' $p/status; "
         "done; awk '/^Uid:/{print $2}' /proc/1/status",
     ).stdout.split()
@@ -245,6 +249,22 @@ def test_image_is_built_as_issue_6_asks(image: str) -> None:
         "ls -d /root/.cache/pip /app/.cache /build /opt/venv/bin/pip 2>/dev/null; true",
     )
     assert leftovers.stdout.strip() == ""
+
+
+EMULATOR_ONLY = ("moto", "flask", "flask_cors", "werkzeug", "jinja2", "xmltodict", "py_partiql_parser")
+
+
+def test_the_runtime_image_leaves_the_emulator_extra_out(image: str, emulator_image: str) -> None:
+    """The daemon's image has none of the emulator's packages (issue 15 item 7); the `emulator` target has them
+    all and starts the emulator, and its daemon still works."""
+    probe = f"import importlib.util as u; print(' '.join(m for m in {EMULATOR_ONLY!r} if u.find_spec(m)))"
+    assert docker("run", "--rm", image, "python", "-c", probe).stdout.strip() == ""
+    assert docker("run", "--rm", emulator_image, "python", "-c", probe).stdout.split() == list(EMULATOR_ONLY)
+    assert docker("run", "--rm", emulator_image, "keboola-emulator", "--help").stdout.startswith("usage:")
+    assert docker("run", "--rm", emulator_image, "keboola-sync", "--version").returncode == 0
+    # Without the extra, the emulator says what to install instead of a traceback.
+    missing = docker("run", "--rm", image, "keboola-emulator", "--port", "0", check=False)
+    assert missing.returncode == 2 and "pip install 'keboola-sync[emulator]'" in missing.stderr, missing.stderr
 
 
 def test_image_builds_with_tini_on_a_base_that_lacks_it(image: str) -> None:

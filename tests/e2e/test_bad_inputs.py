@@ -27,8 +27,12 @@ import json
 import os
 import re
 import shutil
+import socket
+import stat
 import subprocess
+import tempfile
 import threading
+import unicodedata
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -39,7 +43,7 @@ from typing import Any
 import pytest
 
 from support.daemon import Daemon, table_rows, wait_table
-from support.emulator import Emulator, start_emulator, wait_for
+from support.emulator import IN, Emulator, start_emulator, wait_for
 
 VALID = "id,name\n1,Alice\n2,Bob\n"
 VALID_ROWS = [["id", "name"], ["1", "Alice"], ["2", "Bob"]]
@@ -149,12 +153,75 @@ def nested_dir(rel: str) -> Callable[[Path, Path], None]:
     return make
 
 
+def nfd(text: str) -> str:
+    """A name as macOS hands it out: decomposed (an accent is a character of its own)."""
+    return unicodedata.normalize("NFD", text)
+
+
+def shown(text: str) -> str:
+    """How a name is shown in the log and the status table (issue 12 item 14): control characters
+    escaped as Python writes them, so one outcome is one line and nothing drives the terminal."""
+    return re.sub("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", lambda m: repr(m.group())[1:-1], text)
+
+
+LATIN1_NAME = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python lists a name that is not UTF-8
+
+
+def fifo(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(watch / rel)
+
+    return make
+
+
+def unix_socket(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(watch / rel))  # the socket file stays after the socket is closed
+
+    return make
+
+
+def device(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(watch / rel, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # what /dev/null is
+
+    return make
+
+
+def can_make_devices() -> bool:
+    """mknod needs root (CAP_MKNOD): where it is refused the device entry is left out of the corpus."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            os.mknod(Path(scratch) / "probe", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except OSError:
+            return False
+    return True
+
+
+def linked_folder(rel: str) -> Callable[[Path, Path], None]:
+    def make(watch: Path, scratch: Path) -> None:
+        target = scratch / f"linked-{rel.replace('/', '_')}"
+        target.mkdir()
+        (target / "inside.csv").write_text(VALID)
+        (watch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (watch / rel).symlink_to(target)
+
+    return make
+
+
 def columns_header(count: int) -> str:
     names = [f"c{i}" for i in range(count)]
     return ",".join(names) + "\n" + ",".join(str(i) for i in range(count)) + "\n"
 
 
 LONG_STEM = "a" * 100
+# A few lines of real-looking names: enough for the encoding hint to tell the legacy encodings apart.
+CZECH_PEOPLE = "id,jmeno,mesto\n1,Jiří Novák,Plzeň\n2,Petra Dvořáková,České Budějovice\n3,Tomáš Černý,Žďár\n"
+GERMAN_PEOPLE = "id,name,stadt\n1,Jürgen Müller,Köln\n2,Anna Weiß,Düsseldorf\n3,Björn Groß,München\n"
 
 ENTRIES: list[Entry] = [
     # --- encodings -------------------------------------------------------------------------------
@@ -166,9 +233,16 @@ ENTRIES: list[Entry] = [
     ),
     Entry(
         "windows1250",
-        *at("enc/cp1250.csv", "id,mesto\n1,Plzeň\n2,Žďár nad Sázavou\n".encode("cp1250")),
+        *at("enc/cp1250.csv", CZECH_PEOPLE.encode("cp1250")),
         "skipped",
-        ("enc/cp1250.csv", "not valid UTF-8", "Windows-1250", SAVE_AS_UTF8),
+        ("enc/cp1250.csv", "not valid UTF-8", "it looks like Windows-1250 (Central European).", SAVE_AS_UTF8),
+    ),
+    Entry(
+        # A Mac program's export (Numbers, old Excel for Mac): was misnamed Windows-1250 before (issue 15).
+        "mac_roman",
+        *at("enc/macroman.csv", GERMAN_PEOPLE.encode("mac_roman")),
+        "skipped",
+        ("enc/macroman.csv", "not valid UTF-8", "line 2", "it looks like Mac Roman", SAVE_AS_UTF8),
     ),
     Entry(
         "utf16_bom",
@@ -505,7 +579,79 @@ ENTRIES: list[Entry] = [
         *at("clash/a b.csv", VALID),
         "skipped",
         ("maps to table in.c-clash.a_b", "already loads", "Rename one of the two files"),
+        table="in.c-clash.a_b",
         extra={"partner": "clash/a_b.csv"},
+    ),
+    # --- names as macOS and everyone else make them (issue 12 items 13, 14) --------------------------
+    Entry(
+        "decomposed_file_name_from_a_mac",
+        *at(nfd("names/Tržby.csv"), VALID),
+        "synced",
+        (nfd("names/Tržby.csv"), "is loaded as table in.c-names.Trzby"),
+        table="in.c-names.Trzby",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "decomposed_folder_name_from_a_mac",
+        *at(nfd("Obchod ČR/data.csv"), VALID),
+        "synced",
+        (nfd("Obchod ČR/data.csv"), "is loaded as table in.c-Obchod_CR.data"),
+        table="in.c-Obchod_CR.data",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "decomposed_and_composed_spelling_are_one_table",
+        *at(nfd("clash/Účet.csv"), VALID),
+        "skipped",
+        ("maps to table in.c-clash.Ucet", "already loads", "Rename one of the two files"),
+        table="in.c-clash.Ucet",
+        extra={"partner": "clash/Účet.csv"},
+    ),
+    Entry(
+        "newline_in_file_name",
+        *at("names/two\nlines.csv", VALID),
+        "synced",
+        ("names/two\\nlines.csv", "is loaded as table in.c-names.two_lines"),
+        table="in.c-names.two_lines",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "terminal_escape_in_file_name",
+        *at("names/\x1b[31mred\x1b[0m.csv", VALID),
+        "synced",
+        ("names/\\x1b[31mred\\x1b[0m.csv", "is loaded as table in.c-names.31mred_0m"),
+        table="in.c-names.31mred_0m",
+        rows=VALID_ROWS,
+    ),
+    Entry(
+        "control_characters_only_in_a_file_name",
+        *at("names/\r\x07.csv", VALID),
+        "skipped",
+        ("names/\\r\\x07.csv", "no letters or digits Keboola accepts", "Rename it"),
+    ),
+    Entry(
+        "file_name_not_utf8",
+        *at(f"names/{LATIN1_NAME}.csv", VALID),
+        None,
+        (f"ignoring names/{shown(LATIN1_NAME)}.csv", "not valid UTF-8", "rename it"),
+        level="INFO",
+    ),
+    Entry(
+        "folder_name_not_utf8",
+        f"{LATIN1_NAME}/",
+        nested_dir(LATIN1_NAME),
+        None,
+        (f"ignoring {shown(LATIN1_NAME)}/", "not valid UTF-8", "rename it"),
+        level="INFO",
+        folder_ok=False,
+    ),
+    Entry(
+        "newline_in_folder_name",
+        *at("two\nlines/data.csv", VALID),
+        "synced",
+        ("two\\nlines/data.csv", "is loaded as table in.c-two_lines.data"),
+        table="in.c-two_lines.data",
+        rows=VALID_ROWS,
     ),
     Entry(
         "folder_named_x_csv",
@@ -569,7 +715,49 @@ ENTRIES: list[Entry] = [
         "skipped",
         ("fs/dangling.csv", "points nowhere", "target does not exist", "Replace the link with the file itself"),
     ),
+    # --- not files at all (issue 12 item 15): judged by their stat, never opened -------------------------
+    Entry(
+        "fifo_named_csv",
+        "fs/pipe.csv",
+        fifo("fs/pipe.csv"),
+        "skipped",
+        ("fs/pipe.csv", "not a regular file but a named pipe (FIFO)", "Put a regular CSV file there instead"),
+    ),
+    Entry(
+        "socket_named_csv",
+        "fs/sock.csv",
+        unix_socket("fs/sock.csv"),
+        "skipped",
+        ("fs/sock.csv", "not a regular file but a socket", "Put a regular CSV file there instead"),
+    ),
+    Entry(
+        "symlink_to_a_first_level_folder",
+        "linked/",
+        linked_folder("linked"),
+        None,
+        ("ignoring linked/", "a symbolic link to a folder, which is not followed", "move or copy the folder itself"),
+        level="INFO",
+        folder_ok=False,
+    ),
+    Entry(
+        "symlink_to_a_folder_inside_a_folder",
+        "fs/archive/",
+        linked_folder("fs/archive"),
+        None,
+        ("ignoring fs/archive/", "folders inside folders are not synced"),
+        level="INFO",
+    ),
 ]
+if can_make_devices():
+    ENTRIES.append(
+        Entry(
+            "device_named_csv",
+            "fs/null.csv",
+            device("fs/null.csv"),
+            "skipped",
+            ("fs/null.csv", "not a regular file but a character device", "Put a regular CSV file there instead"),
+        )
+    )
 
 ENTRY_IDS = [e.id for e in ENTRIES]
 
@@ -619,7 +807,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
             entry.make(daemon.watch, scratch)
             if "/" in entry.path.rstrip("/") and entry.folder_ok:
                 folders.add(entry.path.split("/", 1)[0])
-        (daemon.watch / "clash" / "a_b.csv").write_text(VALID)
+        for entry in ENTRIES:
+            if "partner" in entry.extra:
+                (daemon.watch / entry.extra["partner"]).write_text(VALID)
         folders.add("good")
         for folder in folders:
             (daemon.watch / folder).mkdir(exist_ok=True)
@@ -642,6 +832,7 @@ def test_sync_once_exits_1_and_the_daemon_survives_the_corpus(corpus: CorpusRun)
     log = "\n".join(corpus.log_lines)
     assert "Traceback" not in log and "Traceback" not in corpus.stderr
     assert "sync --once done:" in log
+    assert "\x1b" not in log  # no name drives the terminal of whoever reads the log
     # Everything the corpus should load was loaded in one run of a few seconds' work per file.
     print(f"corpus sync --once: {corpus.seconds:.1f} s for {len(ENTRIES)} entries")
 
@@ -650,11 +841,16 @@ def lines_about(corpus: CorpusRun, needle: str, levels: tuple[str, ...]) -> list
     return [ln for ln in corpus.log_lines if needle in ln and level_of(ln) in levels]
 
 
-BUCKETS = {"Prodej ČR": "in.c-Prodej_CR", "_internal": "in.c-internal"}
+BUCKETS = {
+    "Prodej ČR": "in.c-Prodej_CR",
+    "_internal": "in.c-internal",
+    nfd("Obchod ČR"): "in.c-Obchod_CR",
+    "two\nlines": "in.c-two_lines",
+}
 
 
 def bucket_for(folder: str) -> str:
-    return BUCKETS.get(folder, f"in.c-{folder}")
+    return BUCKETS.get(folder, f"{IN}{folder}")
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=ENTRY_IDS)
@@ -662,14 +858,14 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     path = entry.path
     if "partner" in entry.extra:
         # Two files, one table: whichever is looked at second is skipped, naming the first.
-        lines = lines_about(corpus, "maps to table", ("WARNING", "ERROR"))
+        lines = lines_about(corpus, f"maps to table {entry.table},", ("WARNING", "ERROR"))
         assert len(lines) == 1, lines
         loser = path if f"skipped {path}:" in lines[0] else entry.extra["partner"]
         winner = entry.extra["partner"] if loser == path else path
         assert f"skipped {loser}:" in lines[0] and f"which {winner} already loads" in lines[0], lines[0]
         path = loser
         assert corpus.status[winner]["state"] == "synced"
-        assert table_rows(corpus.emulator, "in.c-clash.a_b") == VALID_ROWS
+        assert table_rows(corpus.emulator, entry.table) == VALID_ROWS
     row = corpus.status.get(path.rstrip("/"))
     # 1. the status row
     if entry.state is None:
@@ -684,16 +880,16 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
         assert not [ln for ln in corpus.log_lines if path in ln], "junk files are ignored silently"
     elif entry.line:
         levels = ("INFO",) if entry.level == "INFO" else ("WARNING", "ERROR")
-        lines = lines_about(corpus, path, levels)
+        lines = lines_about(corpus, shown(path), levels)
         if entry.level == "INFO":
             lines = [ln for ln in lines if "ignoring" in ln]
-        assert len(lines) == 1, f"expected one {entry.level} line about {path}, got {lines}"
+        assert len(lines) == 1, f"expected one {entry.level} line about {shown(path)}, got {lines}"
         for part in entry.line:
             assert part in lines[0], f"{part!r} missing from: {lines[0]}"
         if entry.state == "skipped":
-            assert row is not None and row["error"] in lines[0], (row, lines[0])
+            assert row is not None and shown(row["error"]) in lines[0], (row, lines[0])
     else:
-        problems = lines_about(corpus, path, ("WARNING", "ERROR"))
+        problems = lines_about(corpus, shown(path), ("WARNING", "ERROR"))
         assert problems == [], problems
     # 3. the table: loaded as promised, or never created (a skipped file touches nothing in Keboola)
     if entry.state == "skipped" and row is not None and row["table_id"] and "partner" not in entry.extra:
@@ -708,6 +904,21 @@ def test_corpus_entry(entry: Entry, corpus: CorpusRun):
     folder = path.split("/", 1)[0] if entry.folder_ok and "/" in path.rstrip("/") else "good"
     assert table_rows(corpus.emulator, f"{bucket_for(folder)}.valid") == VALID_ROWS
     assert corpus.status[f"{folder}/valid.csv"]["state"] == "synced"
+
+
+def test_status_shows_every_name_on_one_line(corpus: CorpusRun):
+    """`status` keeps one line per file whatever the names hold (issue 12 item 14): the table shows them
+    escaped, `status --json` stays valid JSON lines whose `file` is the real name."""
+    table = corpus.daemon.run("status")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) == 1 + len(corpus.status), lines
+    assert "\x1b" not in table.stdout
+    for name in ("names/two\nlines.csv", "names/\x1b[31mred\x1b[0m.csv", "names/\r\x07.csv"):
+        assert name in corpus.status  # the JSON row carries the real name
+        assert sum(line.startswith(shown(name) + " ") for line in lines) == 1, (shown(name), lines)
+    json_lines = corpus.daemon.run("status", "--json").stdout.splitlines()
+    assert len(json_lines) == len(corpus.status)
 
 
 def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
@@ -726,7 +937,7 @@ def test_fixed_files_are_loaded_by_the_next_run(corpus: CorpusRun):
     rows = status_rows(daemon)
     for rel, text in fixed.items():
         assert rows[rel]["state"] == "synced", rows[rel]
-        table = f"in.c-{rel.split('/')[0]}.{rel.split('/')[1].removesuffix('.csv')}"
+        table = f"{IN}{rel.split('/')[0]}.{rel.split('/')[1].removesuffix('.csv')}"
         expected = [list(r.split(",")) for r in text.strip().split("\n")]
         assert table_rows(emulator, table) == [expected[0], *sorted(expected[1:])]
     # Nothing that was already judged is looked at again, let alone logged again.
@@ -778,7 +989,7 @@ def test_file_empty_at_first_and_filled_a_second_later_is_loaded_once(daemon_fac
     threading.Event().wait(1.0)
     with path.open("ab") as handle:
         handle.write(VALID.encode())
-    wait_table(emulator, f"in.c-{folder}.late", VALID_ROWS)
+    wait_table(emulator, f"{IN}{folder}.late", VALID_ROWS)
     log = daemon.wait_log(f"created {folder}/late.csv")
     assert problem_lines(daemon, f"{folder}/late.csv") == []
     assert log.count(f"{folder}/late.csv ->") == 1  # one load, no second one of the same content
@@ -794,7 +1005,7 @@ def test_empty_file_is_skipped_then_picked_up_as_soon_as_it_is_filled(daemon_fac
     assert "empty (0 bytes)" in line
     wait_for(lambda: status_rows(daemon)[f"{folder}/orders.csv"]["state"] == "skipped", timeout=10)
     daemon.write(f"{folder}/orders.csv", VALID)
-    wait_table(emulator, f"in.c-{folder}.orders", VALID_ROWS)
+    wait_table(emulator, f"{IN}{folder}.orders", VALID_ROWS)
     wait_for(lambda: status_rows(daemon)[f"{folder}/orders.csv"]["state"] == "synced", timeout=10)
     assert len(problem_lines(daemon, f"{folder}/orders.csv")) == 1  # the one skip line, said once
     assert daemon.stop() == 0
@@ -809,8 +1020,8 @@ def test_file_deleted_between_the_event_and_the_load_is_forgotten_quietly(daemon
     daemon.write(f"{folder}/brief.csv", VALID)
     (daemon.watch / folder / "brief.csv").unlink()
     daemon.write(f"{folder}/marker.csv", VALID)
-    wait_table(emulator, f"in.c-{folder}.marker", VALID_ROWS)
-    assert table_rows(emulator, f"in.c-{folder}.brief") is None
+    wait_table(emulator, f"{IN}{folder}.marker", VALID_ROWS)
+    assert table_rows(emulator, f"{IN}{folder}.brief") is None
     assert problem_lines(daemon, "brief.csv") == []
     assert f"{folder}/brief.csv" not in status_rows(daemon)
     assert daemon.alive
@@ -828,11 +1039,11 @@ def test_big_files_uploaded_during_the_pass_still_refuse_a_bad_tail(daemon_facto
     assert daemon.run("sync", "--once", timeout=180).returncode == 1
     lines = problem_lines(daemon, f"{folder}/bad_tail.csv")
     assert len(lines) == 1 and "not valid UTF-8" in lines[0] and SAVE_AS_UTF8 in lines[0], lines
-    assert table_rows(emulator, f"in.c-{folder}.bad_tail") is None
+    assert table_rows(emulator, f"{IN}{folder}.bad_tail") is None
     assert not [ln for ln in daemon.log().splitlines() if "bad_tail.csv" in ln and "INFO" in ln]
     jobs = [j for j in emulator.client().jobs.list() if "bad_tail" in json.dumps(j)]
     assert jobs == [], jobs  # uploaded perhaps, but never imported
-    assert emulator.client().tables.detail(f"in.c-{folder}.good_big")["rowsCount"] == 160_000
+    assert emulator.client().tables.detail(f"{IN}{folder}.good_big")["rowsCount"] == 160_000
     assert status_rows(daemon)[f"{folder}/bad_tail.csv"]["state"] == "skipped"
 
 
@@ -855,8 +1066,8 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     os.rename(daemon.watch / old, daemon.watch / new)
     shutil.rmtree(daemon.watch / gone)
     emulator.reset_faults()
-    wait_table(emulator, f"in.c-{new}.data", VALID_ROWS)
-    wait_table(emulator, f"in.c-{old}.data", VALID_ROWS)  # the finished load stays
+    wait_table(emulator, f"{IN}{new}.data", VALID_ROWS)
+    wait_table(emulator, f"{IN}{old}.data", VALID_ROWS)  # the finished load stays
     wait_for(
         lambda: daemon.log().count(f"{gone}/data.csv ->") == 1, timeout=20, message="the load of the deleted folder"
     )
@@ -871,7 +1082,7 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
 
 def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
     folder = f"tdel{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
@@ -887,7 +1098,7 @@ def test_table_deleted_in_keboola_is_created_again(daemon_factory, emulator):
 
 def test_table_deleted_in_keboola_while_its_file_is_unchanged_comes_back(daemon_factory, emulator):
     folder = f"tgone{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
@@ -902,16 +1113,16 @@ def test_table_deleted_in_keboola_while_its_file_is_unchanged_comes_back(daemon_
 
 def test_bucket_deleted_in_keboola_is_created_again(daemon_factory, emulator):
     folder = f"bdel{uid()}"
-    table = f"in.c-{folder}.orders"
+    table = f"{IN}{folder}.orders"
     daemon = daemon_factory()
     daemon.write(f"{folder}/orders.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 0
-    emulator.client().buckets.delete(f"in.c-{folder}", force=True)
+    emulator.client().buckets.delete(f"{IN}{folder}", force=True)
     daemon.write(f"{folder}/orders.csv", "id,name\n3,Carol\n")
     result = daemon.run("sync", "--once")
     assert result.returncode == 0, daemon.log()[-3000:]
     assert table_rows(emulator, table) == [["id", "name"], ["3", "Carol"]]
-    assert any(b["id"] == f"in.c-{folder}" for b in emulator.client().buckets.list())
+    assert any(b["id"] == f"{IN}{folder}" for b in emulator.client().buckets.list())
     assert "Traceback" not in daemon.log()
 
 
@@ -983,9 +1194,9 @@ def test_names_are_refused_instead_of_renamed_when_configured(daemon_factory, em
     daemon.write(f"ok{u}/fine.csv", VALID)
     daemon.write(f"bad folder{u}/data.csv", VALID)
     assert daemon.run("sync", "--once").returncode == 1
-    assert table_rows(emulator, f"in.c-ok{u}.fine") == VALID_ROWS
-    assert table_rows(emulator, f"in.c-ok{u}.my_report") is None
-    assert not any(b["id"] == f"in.c-bad_folder{u}" for b in emulator.client().buckets.list())
+    assert table_rows(emulator, f"{IN}ok{u}.fine") == VALID_ROWS
+    assert table_rows(emulator, f"{IN}ok{u}.my_report") is None
+    assert not any(b["id"] == f"{IN}bad_folder{u}" for b in emulator.client().buckets.list())
     file_line = problem_lines(daemon, f"ok{u}/my report.csv")
     assert len(file_line) == 1, file_line
     assert "not a valid Keboola table name" in file_line[0] and "Rename the file to 'my_report.csv'" in file_line[0]
@@ -1026,8 +1237,8 @@ def test_file_and_folder_without_read_permission(daemon_factory, emulator):
     try:
         result = run_unprivileged(daemon, "sync", "--once")
         assert result.returncode == 1, result.stderr
-        assert table_rows(emulator, f"in.c-{folder}.good") == VALID_ROWS
-        assert table_rows(emulator, f"in.c-{folder}.locked") is None
+        assert table_rows(emulator, f"{IN}{folder}.good") == VALID_ROWS
+        assert table_rows(emulator, f"{IN}{folder}.locked") is None
         lines = problem_lines(daemon, f"{folder}/locked.csv")
         assert len(lines) == 1, lines
         assert "cannot be read (permission denied)" in lines[0] and f"chmod a+r '{folder}/locked.csv'" in lines[0]
@@ -1038,7 +1249,7 @@ def test_file_and_folder_without_read_permission(daemon_factory, emulator):
         # Doing what the message says is enough: the file is loaded on the next run.
         locked.chmod(0o644)
         result = run_unprivileged(daemon, "sync", "--once")
-        assert table_rows(emulator, f"in.c-{folder}.locked") == VALID_ROWS, daemon.log()[-2000:]
+        assert table_rows(emulator, f"{IN}{folder}.locked") == VALID_ROWS, daemon.log()[-2000:]
     finally:
         closed.chmod(0o755)
         locked.chmod(0o644)
@@ -1073,7 +1284,7 @@ def test_token_revoked_while_running(tmp_path, daemon_factory):
         daemon = daemon_factory(emulator_=first)
         daemon.write(f"{folder}/a.csv", VALID)
         daemon.start()
-        wait_table(first, f"in.c-{folder}.a", VALID_ROWS)
+        wait_table(first, f"{IN}{folder}.a", VALID_ROWS)
         daemon.wait_log(f"created {folder}/a.csv")
         first.stop()
         second = Emulator(token="tok-after-5678", data_dir=data, extra_args=(), port=port, s3_port=s3_port)
@@ -1107,7 +1318,7 @@ def test_spool_directory_lost_while_running_fails_the_load_not_the_file(daemon_f
     assert f"failed {folder}/a.csv" in line and "upload.spool_dir" in line, line
     assert status_rows(daemon)[f"{folder}/a.csv"]["state"] == "failed"
     spool.unlink()
-    wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
+    wait_table(emulator, f"{IN}{folder}.a", VALID_ROWS, timeout=30)
     assert daemon.stop() == 0
 
 
@@ -1133,6 +1344,6 @@ def test_a_load_that_keeps_failing_logs_one_error_line(daemon_factory, emulator)
     assert [level_of(ln) for ln in lines[:3]] == ["ERROR", "DEBUG", "DEBUG"], lines
     assert status_rows(daemon)[f"{folder}/a.csv"]["state"] == "failed"
     emulator.reset_faults()
-    wait_table(emulator, f"in.c-{folder}.a", VALID_ROWS, timeout=30)
+    wait_table(emulator, f"{IN}{folder}.a", VALID_ROWS, timeout=30)
     assert len(problem_lines(daemon, needle)) == 1
     assert daemon.stop() == 0

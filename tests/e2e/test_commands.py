@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 
 def test_check_reports_what_it_found(daemon_factory):
@@ -38,7 +38,7 @@ def test_status_lists_every_csv_with_its_state(daemon_factory):
     rows = {r["file"]: r for r in map(json.loads, daemon.run("status", "--json").stdout.splitlines())}
     assert set(rows) == {f"{folder}/good.csv", f"{folder}/bad.csv", f"{folder}/new.csv"}
     assert rows[f"{folder}/good.csv"]["state"] == "synced" and rows[f"{folder}/good.csv"]["rows"] == 1
-    assert rows[f"{folder}/good.csv"]["table_id"] == f"in.c-{folder}.good"
+    assert rows[f"{folder}/good.csv"]["table_id"] == f"{IN}{folder}.good"
     assert rows[f"{folder}/bad.csv"]["state"] == "skipped" and "UTF-8" in rows[f"{folder}/bad.csv"]["error"]
     assert rows[f"{folder}/new.csv"]["state"] == "pending"
 

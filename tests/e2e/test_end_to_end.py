@@ -7,7 +7,7 @@ import signal
 import uuid
 
 from support.daemon import csv_rows, table_rows, wait_table
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 
 def uid() -> str:
@@ -21,19 +21,19 @@ def test_folder_becomes_bucket_and_csv_becomes_table(daemon_factory, emulator):
     daemon.start()
     client = emulator.client()
     wait_for(
-        lambda: any(b["id"] == f"in.c-{folder}" for b in client.buckets.list()),
+        lambda: any(b["id"] == f"{IN}{folder}" for b in client.buckets.list()),
         timeout=20,
         message="bucket created for an empty folder",
     )
 
     daemon.write(f"{folder}/orders.csv", "id,amount\n1,10\n2,20\n")
-    wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount"], ["1", "10"], ["2", "20"]])
+    wait_table(emulator, f"{IN}{folder}.orders", [["id", "amount"], ["1", "10"], ["2", "20"]])
     log = daemon.wait_log(f"created {folder}/orders.csv -> in.c-{folder}.orders")
     assert "2 rows" in log
 
     # A change is a FULL load: the old rows are gone.
     daemon.write(f"{folder}/orders.csv", "id,amount\n3,30\n")
-    wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount"], ["3", "30"]])
+    wait_table(emulator, f"{IN}{folder}.orders", [["id", "amount"], ["3", "30"]])
     daemon.wait_log(f"loaded {folder}/orders.csv -> in.c-{folder}.orders")
     jobs = emulator.stats()["jobs"]
     assert jobs.get("tableImport", 0) >= 1
@@ -59,9 +59,9 @@ def test_dialects_bom_and_quoted_newlines(daemon_factory, emulator):
     result = daemon.run("sync", "--once")
     assert result.returncode == 0, daemon.log()[-3000:]
     for name, (text, delimiter) in files.items():
-        table = f"in.c-{folder}.{name.removesuffix('.csv')}"
+        table = f"{IN}{folder}.{name.removesuffix('.csv')}"
         assert table_rows(emulator, table) == csv_rows(text.replace("\r\n", "\n"), delimiter), name
-    assert table_rows(emulator, f"in.c-{folder}.bom") == [["id", "name"], ["1", "Zoë"]]
+    assert table_rows(emulator, f"{IN}{folder}.bom") == [["id", "name"], ["1", "Zoë"]]
 
 
 def test_header_change_is_skipped_and_nothing_remote_changes(daemon_factory, emulator):
@@ -69,7 +69,7 @@ def test_header_change_is_skipped_and_nothing_remote_changes(daemon_factory, emu
     daemon = daemon_factory()
     daemon.write(f"{folder}/people.csv", "id,name\n1,Alice\n")
     assert daemon.run("sync", "--once").returncode == 0
-    table = f"in.c-{folder}.people"
+    table = f"{IN}{folder}.people"
     imports_before = emulator.stats()["jobs"].get("tableImport", 0)
 
     daemon.write(f"{folder}/people.csv", "id,full_name\n2,Bob\n")
@@ -99,8 +99,8 @@ def test_non_utf8_is_skipped_while_the_others_load(daemon_factory, emulator):
     daemon.write(f"{folder}/good.csv", "id,city\n1,Praha\n")
     result = daemon.run("sync", "--once")
     assert result.returncode == 1
-    assert table_rows(emulator, f"in.c-{folder}.good") == [["id", "city"], ["1", "Praha"]]
-    assert table_rows(emulator, f"in.c-{folder}.latin1") is None
+    assert table_rows(emulator, f"{IN}{folder}.good") == [["id", "city"], ["1", "Praha"]]
+    assert table_rows(emulator, f"{IN}{folder}.latin1") is None
     lines = [ln for ln in daemon.log().splitlines() if "latin1.csv" in ln and "skipped" in ln]
     assert len(lines) == 1, lines
     assert "UTF-8" in lines[0]
@@ -108,7 +108,7 @@ def test_non_utf8_is_skipped_while_the_others_load(daemon_factory, emulator):
     # Fixed -> picked up again.
     daemon.write(f"{folder}/latin1.csv", "id,city\n1,Zürich\n")
     assert daemon.run("sync", "--once").returncode == 0
-    assert table_rows(emulator, f"in.c-{folder}.latin1") == [["id", "city"], ["1", "Zürich"]]
+    assert table_rows(emulator, f"{IN}{folder}.latin1") == [["id", "city"], ["1", "Zürich"]]
 
 
 def test_large_file_is_gzipped_for_upload(daemon_factory, emulator):
@@ -122,7 +122,7 @@ def test_large_file_is_gzipped_for_upload(daemon_factory, emulator):
     names = [f["name"] for f in client.files.list(limit=100) if "keboola-sync" in f.get("tags", [])]
     assert any(n.startswith("large") and n.endswith(".csv.gz") for n in names), names
     assert any(n.startswith("small") and n.endswith(".csv") for n in names), names
-    table = client.tables.detail(f"in.c-{folder}.large")
+    table = client.tables.detail(f"{IN}{folder}.large")
     assert table["rowsCount"] == 2000
     assert "gzip" in next(ln for ln in daemon.log().splitlines() if "large.csv ->" in ln)
     assert "uploading the finished file" not in daemon.log()  # the upload overlapped the compression
@@ -132,7 +132,7 @@ def test_large_file_is_gzipped_for_upload(daemon_factory, emulator):
     daemon.write(f"{folder}/large.csv", "id,renamed\n" + "".join(f"{a},{b}\n" for a, b in rows[1:] * 2))
     assert daemon.run("sync", "--once").returncode == 1
     assert emulator.stats()["files_prepared"] == prepared
-    assert client.tables.detail(f"in.c-{folder}.large")["rowsCount"] == 2000
+    assert client.tables.detail(f"{IN}{folder}.large")["rowsCount"] == 2000
 
 
 def test_restart_does_not_reload_unchanged_files(daemon_factory, emulator):
@@ -150,7 +150,7 @@ def test_restart_does_not_reload_unchanged_files(daemon_factory, emulator):
     daemon.wait_log("watching with")
     wait_for(lambda: daemon.health_file.exists(), timeout=20)
     daemon.write(f"{folder}/marker.csv", "id\n9\n")
-    wait_table(emulator, f"in.c-{folder}.marker", [["id"], ["9"]])
+    wait_table(emulator, f"{IN}{folder}.marker", [["id"], ["9"]])
     assert emulator.stats()["files_prepared"] == prepared + 1  # only the new file
     assert daemon.stop(signal.SIGINT) == 0
 
@@ -193,8 +193,8 @@ def test_folder_in_ignore_patterns_created_while_running_gets_no_bucket(daemon_f
     # The control folder appears after the ignored one; once its table is loaded, the folder job of
     # the ignored folder (queued first, on the event) has long run.
     daemon.write(f"{synced}/orders.csv", "id\n2\n")
-    wait_table(emulator, f"in.c-{synced}.orders", [["id"], ["2"]])
+    wait_table(emulator, f"{IN}{synced}.orders", [["id"], ["2"]])
     bucket_ids = {b["id"] for b in emulator.client().buckets.list()}
-    assert f"in.c-{synced}" in bucket_ids
-    assert f"in.c-{ignored}" not in bucket_ids, daemon.log()[-3000:]
+    assert f"{IN}{synced}" in bucket_ids
+    assert f"{IN}{ignored}" not in bucket_ids, daemon.log()[-3000:]
     assert daemon.stop() == 0, daemon.log()[-3000:]

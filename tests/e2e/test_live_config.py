@@ -121,12 +121,12 @@ def test_a_token_rotated_in_env_is_verified_then_used_without_a_restart(daemon_f
     wait_table(emulator, f"in.c-{folder}.b", [["id"], ["2"]])
 
     # The token in use is revoked (as in Keboola's UI): a load fails and says how to rotate here.
-    emulator.tokens(revoke=first)
+    emulator.revoke_token(first)
     daemon.write(f"{folder}/c.csv", "id\n3\n")
     daemon.wait_log(f"Put a valid KBC_STORAGE_API_TOKEN in {env_file}: the running daemon checks it")
 
     # The new token goes into .env: verified, used, and the failed file loads without a restart.
-    emulator.tokens(add=second)
+    emulator.add_token(second)
     emulator.token = second  # what the test reads tables with, too
     daemon.write_env_file(second)
     daemon.wait_log("Keboola accepted the new token")

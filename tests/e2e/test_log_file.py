@@ -7,6 +7,7 @@ import shutil
 import uuid
 
 from support.daemon import wait_table
+from support.emulator import IN
 
 
 def test_a_removed_log_directory_is_created_again_and_gets_the_next_lines(daemon_factory, emulator):
@@ -18,7 +19,7 @@ def test_a_removed_log_directory_is_created_again_and_gets_the_next_lines(daemon
 
     shutil.rmtree(daemon.log_file.parent)  # e.g. a clean-up script, or a volume remounted
     daemon.write(f"{folder}/second.csv", "id\n2\n")
-    wait_table(emulator, f"in.c-{folder}.second", [["id"], ["2"]])
+    wait_table(emulator, f"{IN}{folder}.second", [["id"], ["2"]])
     log = daemon.wait_log(f"created {folder}/second.csv -> in.c-{folder}.second")
     assert f"created {folder}/first.csv" not in log  # a new file, not the old one found again
     assert daemon.log_file.is_file()

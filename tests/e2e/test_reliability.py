@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 
 from support.daemon import csv_rows, table_rows, wait_table
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 
 def uid() -> str:
@@ -41,7 +41,7 @@ def test_flaky_keboola_every_file_ends_up_loaded(daemon_factory, emulator):
     daemon.wait_log(f"created {folder}/", count=len(files), timeout=120)
     emulator.reset_faults()
     for rel, text in files.items():
-        wait_table(emulator, f"in.c-{folder}.{rel.split('/')[1].removesuffix('.csv')}", csv_rows(text))
+        wait_table(emulator, f"{IN}{folder}.{rel.split('/')[1].removesuffix('.csv')}", csv_rows(text))
     assert daemon.alive
     log = daemon.log()
     assert "retrying in" in log  # each failure says what happens next
@@ -58,7 +58,7 @@ def test_three_second_latency_is_not_a_timeout(daemon_factory, emulator):
     result = daemon.run("sync", "--once", timeout=180)
     assert result.returncode == 0, daemon.log()[-2000:]
     emulator.reset_faults()
-    assert table_rows(emulator, f"in.c-{folder}.a") == [["id"], ["1"]]
+    assert table_rows(emulator, f"{IN}{folder}.a") == [["id"], ["1"]]
 
 
 def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_factory, emulator):
@@ -105,10 +105,10 @@ def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_f
     result = daemon.run("sync", "--once")
     assert result.returncode == 0, daemon.log()[-3000:]
     for name in names:
-        assert table_rows(emulator, f"in.c-{folder}.{name}") == csv_rows(content[name]), name
-    loads = jobs_per_table(emulator, f"in.c-{folder}.")
+        assert table_rows(emulator, f"{IN}{folder}.{name}") == csv_rows(content[name]), name
+    loads = jobs_per_table(emulator, f"{IN}{folder}.")
     for name in names:
-        assert loads[f"in.c-{folder}.{name}"] <= versions[name], (name, loads, versions)
+        assert loads[f"{IN}{folder}.{name}"] <= versions[name], (name, loads, versions)
 
 
 def test_a_file_being_appended_is_never_loaded_partially(daemon_factory, emulator):
@@ -118,7 +118,7 @@ def test_a_file_being_appended_is_never_loaded_partially(daemon_factory, emulato
     daemon.wait_log("watching with")
     path = daemon.watch / folder / "growing.csv"
     path.parent.mkdir()
-    table = f"in.c-{folder}.growing"
+    table = f"{IN}{folder}.growing"
     seen_counts: set[int] = set()
     done = threading.Event()
 
@@ -168,8 +168,8 @@ def test_a_thousand_rewrites_give_a_handful_of_loads(daemon_factory, emulator):
             path.write_text(text)  # in-place save
         left = deadline - time.monotonic()
         threading.Event().wait(max(0.0, left / (1000 - i) - 0.001))
-    wait_table(emulator, f"in.c-{folder}.hot", [["id", "i"], ["1", "999"]])
-    loads = jobs_per_table(emulator, f"in.c-{folder}.")[f"in.c-{folder}.hot"]
+    wait_table(emulator, f"{IN}{folder}.hot", [["id", "i"], ["1", "999"]])
+    loads = jobs_per_table(emulator, f"{IN}{folder}.")[f"{IN}{folder}.hot"]
     assert 1 <= loads <= 5, loads
     assert daemon.stop() == 0
 
@@ -194,7 +194,7 @@ def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daem
     emulator.reset_faults()
     result = daemon.run("sync", "--once")
     assert result.returncode == 0, daemon.log()[-2000:]
-    assert emulator.client().tables.detail(f"in.c-{folder}.large")["rowsCount"] == 80_000
+    assert emulator.client().tables.detail(f"{IN}{folder}.large")["rowsCount"] == 80_000
 
 
 def test_sigterm_while_a_job_runs_lets_it_finish(daemon_factory, emulator):
@@ -216,8 +216,8 @@ def test_missing_folder_pauses_and_resumes_and_deleting_never_deletes_remotely(d
     daemon.write(f"{folder}/a.csv", "id\n1\n")
     daemon.write(f"{folder}/b.csv", "id\n2\n")
     daemon.start()
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
-    wait_table(emulator, f"in.c-{folder}.b", [["id"], ["2"]])
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.b", [["id"], ["2"]])
 
     os.remove(daemon.watch / folder / "b.csv")
     aside = daemon.tmp / "unmounted"
@@ -227,8 +227,8 @@ def test_missing_folder_pauses_and_resumes_and_deleting_never_deletes_remotely(d
     os.rename(aside, daemon.watch)
     daemon.wait_log("resuming")
     daemon.write(f"{folder}/a.csv", "id\n3\n")
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["3"]])
-    assert table_rows(emulator, f"in.c-{folder}.b") == [["id"], ["2"]]  # deleted locally, kept remotely
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["3"]])
+    assert table_rows(emulator, f"{IN}{folder}.b") == [["id"], ["2"]]  # deleted locally, kept remotely
     wait_for(lambda: daemon.run("health").returncode == 0, timeout=20)
     assert daemon.stop() == 0
 
@@ -264,9 +264,9 @@ def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, emulato
     emulator.reset_faults()
     assert emulator.stats()["faults_injected"].get("lost_response", 0) >= 8
     for i in range(4):
-        assert table_rows(emulator, f"in.c-{folder}.t{i}") == [["id"], [str(i + 10)]]
-    loads = jobs_per_table(emulator, f"in.c-{folder}.")
-    assert all(loads[f"in.c-{folder}.t{i}"] == 2 for i in range(4)), loads  # one create + one import each
+        assert table_rows(emulator, f"{IN}{folder}.t{i}") == [["id"], [str(i + 10)]]
+    loads = jobs_per_table(emulator, f"{IN}{folder}.")
+    assert all(loads[f"{IN}{folder}.t{i}"] == 2 for i in range(4)), loads  # one create + one import each
 
 
 def test_a_table_dropped_in_keboola_comes_back_although_its_file_did_not_change(daemon_factory, emulator):
@@ -275,10 +275,10 @@ def test_a_table_dropped_in_keboola_comes_back_although_its_file_did_not_change(
     daemon.write(f"{folder}/a.csv", "id\n1\n")
     daemon.write(f"{folder}/b.csv", "id\n2\n")
     daemon.start()
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
-    wait_table(emulator, f"in.c-{folder}.b", [["id"], ["2"]])
-    emulator.client().tables.delete(f"in.c-{folder}.a")
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.b", [["id"], ["2"]])
+    emulator.client().tables.delete(f"{IN}{folder}.a")
     daemon.wait_log(f"table in.c-{folder}.a was deleted in Keboola; loading {folder}/a.csv again")
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
     assert daemon.stop() == 0
-    assert jobs_per_table(emulator, f"in.c-{folder}.")[f"in.c-{folder}.b"] == 1  # b was never reloaded
+    assert jobs_per_table(emulator, f"{IN}{folder}.")[f"{IN}{folder}.b"] == 1  # b was never reloaded

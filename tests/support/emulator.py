@@ -4,12 +4,17 @@ Used by every test that touches Keboola. Stable API (other engineers depend on i
 `Emulator`, `free_port`, `start_emulator`, `wait_for`, and the pytest fixtures `emulator`
 (one per session, faults reset after every test) and `make_emulator` (a factory; everything it
 starts is stopped at teardown).
+
+`KEBOOLA_EMULATOR_ARGS` (split like a shell line) adds flags to every emulator started here, e.g.
+`KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix"` runs a suite against a project whose
+buckets have no `c-` prefix (issue 13.3).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -28,6 +33,10 @@ T = TypeVar("T")
 
 DEFAULT_TOKEN = "local-dev-token"
 READY_TIMEOUT = 30.0
+EXTRA_ARGS_ENV = "KEBOOLA_EMULATOR_ARGS"
+# The stage and bucket prefix tables land under: `in.c-` by default, `in.` when the suite runs against a
+# project with `disable-legacy-bucket-prefix` (KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix").
+IN = "in." if "disable-legacy-bucket-prefix" in os.environ.get(EXTRA_ARGS_ENV, "") else "in.c-"
 # Dummies so boto3 never looks for real AWS credentials; the emulator's S3 (moto) accepts any.
 AWS_DUMMIES = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -86,6 +95,7 @@ class Emulator:
             str(self._s3_port),
             "--token",
             self.token,
+            *shlex.split(os.environ.get(EXTRA_ARGS_ENV, "")),
             *self._extra_args,
         ]
         if self.data_dir is not None:
@@ -140,13 +150,16 @@ class Emulator:
     def faults(self) -> dict[str, Any]:
         return self._control("GET", "/_emulator/faults")  # type: ignore[no-any-return]
 
-    def tokens(self, *, add: str | None = None, revoke: str | None = None) -> None:
-        """Add a master token and/or revoke one (a token rotation, as Keboola's UI does it)."""
-        body = {k: v for k, v in (("add", add), ("revoke", revoke)) if v}
-        self._control("POST", "/_emulator/tokens", body)
-
     def stats(self) -> dict[str, Any]:
         return self._control("GET", "/_emulator/stats")  # type: ignore[no-any-return]
+
+    def add_token(self, secret: str) -> None:
+        """Make the emulator accept one more master token (token rotation)."""
+        self._control("POST", "/_emulator/tokens", {"token": secret})
+
+    def revoke_token(self, secret: str) -> None:
+        """Make the emulator answer a token 401 from now on, as a revoked token is."""
+        self._control("POST", "/_emulator/tokens/revoke", {"token": secret})
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -165,6 +165,8 @@ def test_every_key_rejects_a_wrong_type(tmp_path: Path, section: str, name: str,
         ("csv: {delimiters: ''}", "csv.delimiters", "one or more"),
         ("csv: {delimiters: ',,'}", "csv.delimiters", "each delimiter once"),
         ("csv: {delimiters: ',\"'}", "csv.delimiters", "not letters"),
+        ("keboola: {max_requests_per_second: -1}", "keboola.max_requests_per_second", "0 (no limit)"),
+        ("keboola: {max_requests_per_second: 1e9}", "keboola.max_requests_per_second", "10000"),
         ("upload: {gzip_level: 10}", "upload.gzip_level", "from 0 to 9"),
         ("upload: {gzip_level: -1}", "upload.gzip_level", "from 0 to 9"),
         ("upload: {gzip_threshold_mb: -1}", "upload.gzip_threshold_mb", ">= 0"),
@@ -306,15 +308,12 @@ def test_a_blank_token_variable_does_not_hide_the_env_file(tmp_path: Path) -> No
     assert load_config(None, env_file=env_file, environ={"KBC_STORAGE_API_TOKEN": "other"}).token == "other"
 
 
-def test_files_readable_by_others_give_warnings(tmp_path: Path) -> None:
+def test_an_env_file_readable_by_others_gives_a_warning_and_config_yaml_none(tmp_path: Path) -> None:
+    """.env holds the token; config.yaml never does, and must stay readable for a container's daemon."""
     config_file = write(tmp_path / "config.yaml", "", mode=0o644)
     env_file = write(tmp_path / ".env", f"KBC_STORAGE_API_TOKEN={TOKEN}\n", mode=0o640)
     loaded = load_config(config_file, env_file=env_file, environ={})
-    assert loaded.warnings == (
-        f"{config_file} is readable by other users (mode 0644); run chmod 600 {config_file}",
-        f"{env_file} is readable by other users (mode 0640); run chmod 600 {env_file}",
-    )
-    config_file.chmod(0o600)
+    assert loaded.warnings == (f"{env_file} is readable by other users (mode 0640); run chmod 600 {env_file}",)
     env_file.chmod(0o600)
     assert load_config(config_file, env_file=env_file, environ={}).warnings == ()
 
@@ -431,3 +430,9 @@ def test_anchors_and_aliases_still_load_and_a_recursive_one_is_a_clear_error(tmp
     with pytest.raises(ConfigError) as err:
         load_yaml(tmp_path, "watch:\n  ignore_patterns: &loop ['a', *loop]\n")
     assert err.value.key == "watch.ignore_patterns"
+
+
+def test_the_request_rate_defaults_to_ten_and_zero_turns_it_off(tmp_path: Path) -> None:
+    assert defaults().keboola.max_requests_per_second == 50.0
+    assert load_yaml(tmp_path, "keboola: {max_requests_per_second: 0}").keboola.max_requests_per_second == 0.0
+    assert load_yaml(tmp_path, "keboola: {max_requests_per_second: 2.5}").keboola.max_requests_per_second == 2.5

@@ -295,7 +295,7 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
 def test_fingerprint(tmp_path: Path) -> None:
     path = write(tmp_path, b"a\n")
     st = path.stat()
-    assert fingerprint(path) == Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino)
+    assert fingerprint(path) == Fingerprint(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def test_header_longer_than_the_sniff_sample(tmp_path: Path) -> None:
@@ -408,3 +408,45 @@ def test_a_failing_spool_write_stops_the_pass_and_leaves_nothing(tmp_path: Path,
     assert list(spool_dir.iterdir()) == []
     # The reader notices at its next hand-over, a few chunks later (the queue holds 3), not at the end.
     assert len(chunks) < 20
+
+
+# --- not a regular file (issue 12 item 15): judged by stat, never opened --------------------------------
+def test_a_fifo_named_csv_is_refused_without_being_opened(tmp_path: Path) -> None:
+    import os
+
+    from keboola_sync.csvfile.stream import inspect
+    from keboola_sync.errors import InvalidFile
+
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    # Opening a FIFO with no writer blocks forever: reaching the assertion at all proves it was not opened.
+    with pytest.raises(InvalidFile) as caught:
+        inspect(pipe, sniff_bytes=1000, delimiters=",;", display_path="f/pipe.csv")
+    assert "not a regular file but a named pipe (FIFO)" in str(caught.value)
+    assert "Put a regular CSV file there instead" in str(caught.value)
+    assert "empty" not in str(caught.value)
+
+
+def test_a_csv_replaced_by_a_folder_is_a_change_not_a_bad_file(tmp_path: Path) -> None:
+    from keboola_sync.csvfile.stream import inspect
+    from keboola_sync.errors import FileChanged
+    from keboola_sync.fileid import observe
+
+    folder = tmp_path / "was_a_file.csv"
+    folder.mkdir()
+    with pytest.raises(FileChanged, match="a folder now"):
+        inspect(folder, sniff_bytes=1000, delimiters=",;", display_path="f/was_a_file.csv")
+    assert observe(folder) is None  # the scheduler sees no file there
+
+
+def test_not_a_file_names_each_kind() -> None:
+    import stat
+
+    from keboola_sync.fileid import not_a_file
+
+    assert not_a_file(stat.S_IFREG | 0o644) is None
+    assert not_a_file(stat.S_IFIFO | 0o644) == "a named pipe (FIFO)"
+    assert not_a_file(stat.S_IFSOCK | 0o644) == "a socket"
+    assert not_a_file(stat.S_IFCHR | 0o644) == "a character device"
+    assert not_a_file(stat.S_IFBLK | 0o644) == "a block device"
+    assert not_a_file(stat.S_IFDIR | 0o755) == "a folder"

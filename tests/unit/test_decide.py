@@ -17,7 +17,7 @@ from keboola_sync.load import ContentRefused, HeaderRefused
 from keboola_sync.outcome import error_outcome
 from keboola_sync.state import FileRecord, LedgerState
 from keboola_sync.storage import Abandoned, JobFailed, NotFound, StorageTransient, TokenRejected
-from keboola_sync.sync import Action, Decision, Observation, Status, decide, needs_work
+from keboola_sync.sync import Action, Decision, Observation, Status, decide, needs_work, retry_spacing
 
 NOW = 1_000.0
 PATH = "sales/orders.csv"
@@ -35,6 +35,7 @@ def row(
     job_id: int | None = None,
     error: str | None = None,
     table_id: str | None = "in.c-sales.orders",
+    depends: str | None = None,
 ) -> FileRecord:
     return FileRecord(
         path=PATH,
@@ -43,6 +44,7 @@ def row(
         seen=seen,
         sha256="h1",
         columns=("id",),
+        header=("id",),
         rows=1,
         last_load_at=NOW - 100,
         pending=None,
@@ -53,6 +55,7 @@ def row(
         job_id=job_id,
         error=error,
         next_retry_at=retry_at,
+        depends=depends,
     )
 
 
@@ -112,6 +115,26 @@ CASES = [
             Action.SKIP,
             f"{PATH}: maps to table {T}, which sales/Orders.csv already loads. Rename one of the two files",
             version=FP,
+            depends="rival:sales/Orders.csv",
+        ),
+    ),
+    (
+        "skipped for a rival that no longer loads the table: judged again",
+        TARGET,
+        SEEN,
+        row(LedgerState.SKIPPED, depends="rival:sales/Orders.csv"),
+        Decision(Action.LOAD, "", T, FP),
+    ),
+    (
+        "skipped for a rival that still loads it: nothing new",
+        TARGET,
+        Observation(FP, rival="sales/Orders.csv"),
+        row(LedgerState.SKIPPED, depends="rival:sales/Orders.csv"),
+        Decision(
+            Action.SKIP,
+            f"{PATH}: maps to table {T}, which sales/Orders.csv already loads. Rename one of the two files",
+            version=FP,
+            depends="rival:sales/Orders.csv",
         ),
     ),
     ("new file", TARGET, SEEN, None, Decision(Action.LOAD, "", T, FP)),
@@ -252,3 +275,15 @@ def test_outcome_and_ledger_values_are_the_strings_users_see():
         "abandoned",
     ]
     assert f"{Status.CREATED} a.csv" == "created a.csv"
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [(None, 300), (300, 600), (600, 1200), (12_000, 21_600), (21_600, 21_600), (10, 300)],
+)
+def test_a_file_that_keeps_failing_waits_longer_each_time_up_to_the_cap(previous, expected):
+    assert retry_spacing(previous, 300, 21_600) == expected
+
+
+def test_the_spacing_never_exceeds_a_cap_below_the_first_wait():
+    assert retry_spacing(None, 300, 60) == 60

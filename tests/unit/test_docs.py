@@ -14,7 +14,9 @@
    and checked (the e2e corpus pins those texts; the rows are in the named section). A new pass-through
    call fails the test until it is listed here, and a listed one that no longer exists fails too, so the
    list stays the truth.
-3. configuration.md's table of keys that need a restart is exactly the keys `live.py` does not apply while
+3. The user docs (README and docs/ but architecture, development and sources) cite no research notes:
+   those live outside the repository; docs/sources.md, for developers, maps them.
+4. configuration.md's table of keys that need a restart is exactly the keys `live.py` does not apply while
    running (`restart_keys()`): a key added to the schema is restart-only until its room reads it per use.
 """
 
@@ -160,7 +162,31 @@ def test_distinctive_fragment(literal: str, fragment: str) -> None:
     assert distinctive_fragment(literal) == fragment
 
 
-# --- 3. configuration.md's restart table <-> live.py -------------------------------------------------
+# --- 3. user docs cite no research notes (issue 15 item 9) -------------------------------------------
+# The notes live outside this repository (beside it, in the steering repository); a user has no copy.
+# Developer docs may name them; docs/sources.md maps them.
+DEVELOPER_DOCS = frozenset({"architecture.md", "development.md", "sources.md"})
+# A section sign right after a backtick is an example header cell (`§5` -> `S5`), not a citation.
+NOTE_REFERENCES = re.compile(r"\.\./shared/|/work/|keboola-storage-api\.md|peers\.md|(?<!`)§\d")
+
+
+def user_docs() -> list[Path]:
+    docs = sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in DEVELOPER_DOCS)
+    return [REPO / "README.md", *docs]
+
+
+def test_user_docs_cite_no_research_notes() -> None:
+    assert len(user_docs()) >= 8  # README and the user docs were found
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in user_docs()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if NOTE_REFERENCES.search(line)
+    ]
+    assert found == []
+
+
+# --- 4. configuration.md's restart table <-> live.py -------------------------------------------------
 def documented_restart_keys() -> set[str]:
     """The rows of the table under `## Changing the configuration while it runs`."""
     keys: set[str] = set()

@@ -281,3 +281,55 @@ def test_error_messages_name_the_place_and_the_fix() -> None:
     assert str(ConfigError("x.y", "x.y must be set")) == "x.y must be set"
     for cls in (ConfigError, InvalidFile, FileChanged):
         assert issubclass(cls, KeboolaSyncError)
+
+
+# --- names as macOS spells them (issue 12 item 13): decomposed (NFD) names map like composed ones -----
+def nfd(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFD", text)
+
+
+@pytest.mark.parametrize(
+    ("rel_path", "bucket_id", "table_id"),
+    [
+        ("Prodej ČR/Tržby.csv", "in.c-Prodej_CR", "in.c-Prodej_CR.Trzby"),
+        ("straße/Größe.csv", "in.c-strasse", "in.c-strasse.Grosse"),
+        ("Účty/objednávky 2024.csv", "in.c-Ucty", "in.c-Ucty.objednavky_2024"),
+        ("sales/Ångström.csv", "in.c-sales", "in.c-sales.Angstrom"),
+    ],
+)
+def test_decomposed_names_map_like_composed_ones(rel_path: str, bucket_id: str, table_id: str) -> None:
+    decomposed = nfd(rel_path)
+    assert decomposed != rel_path or rel_path.isascii()
+    for spelling in (rel_path, decomposed):
+        result = run(spelling)
+        assert isinstance(result, Target), result
+        assert (result.bucket_id, result.table_id) == (bucket_id, table_id)
+        assert result.rel_path == spelling  # the real name stays: it is the one that opens the file
+    assert sanitize_name(nfd("Tržby")) == "Trzby"
+    assert Layout().folder(nfd("Prodej ČR")) == ("Prodej_CR", "in.c-Prodej_CR")
+
+
+def test_ignore_patterns_match_either_spelling() -> None:
+    layout = Layout(ignore_patterns=("přehled*",))
+    assert layout.ignored_name(nfd("Přehled 2024.csv")) is not None
+    assert Layout(ignore_patterns=(nfd("přehled*"),)).ignored_name("Přehled 2024.csv") is not None
+
+
+def test_names_that_are_not_utf8_are_said_once_and_never_tracked() -> None:
+    """The bytes of a non-UTF-8 name arrive as lone surrogates, which the ledger, the log and Keboola
+    cannot hold: such a CSV or folder is ignored with a line that says why (a hidden one stays silent)."""
+    latin1 = b"caf\xe9".decode("utf-8", "surrogateescape")
+    layout = Layout()
+    for rel_path in (f"sales/{latin1}.csv", f"{latin1}/a.csv"):
+        result = layout.classify(rel_path)
+        assert isinstance(result, Ignored), result
+        assert "not valid UTF-8" in result.reason and "rename it" in result.reason
+    assert layout.classify(f"sales/{latin1}.csv") == Ignored(
+        f"sales/{latin1}.csv", layout.classify(f"sales/{latin1}.csv").reason, notable=True
+    )
+    folder = layout.folder(latin1)
+    assert isinstance(folder, Ignored) and folder.notable
+    assert layout.classify(f"sales/.{latin1}.csv") == Ignored(f"sales/.{latin1}.csv", "hidden")
+    assert layout.classify(f"sales/{latin1}.txt") == Ignored(f"sales/{latin1}.txt", "not a CSV file")

@@ -32,6 +32,7 @@ def record(path: str, state: LedgerState, error: str | None = None, *, job_id: i
         seen=FP,
         sha256=None,
         columns=None,
+        header=None,
         rows=None,
         last_load_at=None,
         file_id=None,

@@ -241,3 +241,43 @@ def test_a_reloaded_logging_section_changes_the_running_handlers(
     log.info("file only")
     assert capsys.readouterr().err == ""
     assert read_lines(c.file)[-1].endswith("file only")
+
+
+# --- names as people make them (issue 12 item 14): one outcome, one line, nothing raw for the terminal --
+ODD_NAMES = {
+    "sales/two\nlines.csv": "sales/two\\nlines.csv",
+    "sales/\x1b[31mred\x1b[0m.csv": "sales/\\x1b[31mred\\x1b[0m.csv",
+    "sales/cr\rtab\t.csv": "sales/cr\\rtab\\t.csv",
+    "sales/nel\x85ls\u2028ps\u2029.csv": "sales/nel\\x85ls\\u2028ps\\u2029.csv",
+    "sales/\u202eexe.csv": "sales/\\u202eexe.csv",
+    "sales/latin\udcfc1.csv": "sales/latin\\udcfc1.csv",  # a name that is not UTF-8 (surrogateescape)
+    "Prodej ČR/Tržby 🚀.csv": "Prodej ČR/Tržby 🚀.csv",  # printable text stays as it is
+}
+
+
+@pytest.mark.parametrize(("name", "shown"), ODD_NAMES.items(), ids=[repr(n) for n in ODD_NAMES])
+def test_printable_escapes_what_would_break_a_line_or_a_terminal(name: str, shown: str) -> None:
+    assert logs.printable(name) == shown
+
+
+@pytest.mark.parametrize(("name", "shown"), ODD_NAMES.items(), ids=[repr(n) for n in ODD_NAMES])
+def test_a_text_log_line_about_an_odd_name_is_one_line(tmp_path: Path, name: str, shown: str) -> None:
+    c = cfg(tmp_path)
+    setup_logging(c)
+    logging.getLogger("keboola_sync.sync").warning("skipped %s: the file is empty", name, extra={"file": name})
+    lines = read_lines(c.file)
+    assert len(lines) == 1, lines
+    assert f"skipped {shown}: the file is empty" in lines[0]
+    assert "\x1b" not in lines[0]
+
+
+@pytest.mark.parametrize(("name", "shown"), ODD_NAMES.items(), ids=[repr(n) for n in ODD_NAMES])
+def test_a_json_log_line_keeps_the_real_name_in_its_field(tmp_path: Path, name: str, shown: str) -> None:
+    c = cfg(tmp_path, format="json")
+    setup_logging(c)
+    logging.getLogger("keboola_sync.sync").warning("skipped %s: the file is empty", name, extra={"file": name})
+    lines = read_lines(c.file)
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["message"] == f"skipped {shown}: the file is empty"
+    assert record["file"] == name

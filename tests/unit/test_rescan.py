@@ -12,17 +12,16 @@ import pytest
 from keboola_sync.fileid import Fingerprint, fingerprint
 from keboola_sync.layout import Layout
 from keboola_sync.rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
-from keboola_sync.state import FileRecord
+from keboola_sync.state import FileRecord, LedgerState
 
 STABLE = 2.0
 
 
 def record(path: str, seen: Fingerprint | None, state: str = "synced") -> FileRecord:
     return FileRecord(
-        path=path, table_id=None, state=state, seen=seen, seen_sha256=None, sha256=None, columns=None,
-        rows=None, bytes=None, seconds=None, last_load_at=None, pending=None, pending_sha256=None,
-        pending_columns=None, pending_kind=None, file_id=None, file_uploaded_at=None, job_id=None,
-        error=None, attempts=0, next_retry_at=None, updated_at=0.0,
+        path=path, table_id=None, state=LedgerState(state), seen=seen, sha256=None, columns=None, header=None,
+        rows=None, last_load_at=None, pending=None, pending_sha256=None, pending_columns=None, file_id=None,
+        file_uploaded_at=None, job_id=None, error=None, next_retry_at=None,
     )  # fmt: skip
 
 
@@ -167,3 +166,50 @@ def test_a_folder_deleted_while_scanned_is_not_an_error(tmp_path: Path) -> None:
     context = ScanContext(records={}, needs_work=changed_since_recorded, now_wall=time.time(), stable_seconds=STABLE)
     report = Rescan(tmp_path, Layout(), context).folders(["gone"])
     assert report.folders == ["gone"] and report.readable == [] and report.unreadable == []
+
+
+# --- files as people make them (issue 12 item 15) ----------------------------------------------------
+def test_a_symbolic_link_to_a_folder_is_said_once_not_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "x.csv")
+    watched = tmp_path / "watched"
+    write(watched, "sales/a.csv")
+    (watched / "linked").symlink_to(elsewhere)
+    (watched / "sales" / "archive").symlink_to(elsewhere)
+    (watched / ".hidden-link").symlink_to(elsewhere)
+    report = scan(watched)
+    assert report.folders == ["sales"]
+    assert [c.rel_path for c in report.changed] == ["sales/a.csv"]
+    ignored = {i.rel_path: i.reason for i in report.ignored}
+    assert set(ignored) == {"linked/", "sales/archive/"}
+    assert "symbolic link to a folder, which is not followed" in ignored["linked/"]
+    assert "move or copy the folder itself" in ignored["linked/"]
+    assert "folders inside folders are not synced" in ignored["sales/archive/"]
+
+
+def test_a_csv_replaced_by_a_folder_is_reported_as_no_longer_a_file(tmp_path: Path) -> None:
+    write(tmp_path, "sales/a.csv")
+    (tmp_path / "sales" / "b.csv").mkdir()
+    (tmp_path / "sales" / "c.csv").symlink_to(tmp_path / "sales" / "b.csv")
+    records = {p: record(p, None, "skipped") for p in ("sales/b.csv", "sales/c.csv")}
+    report = scan(tmp_path, records=records)
+    assert sorted(report.not_files) == ["sales/b.csv", "sales/c.csv"]
+    assert [c.rel_path for c in report.changed] == ["sales/a.csv"]
+    assert scan(tmp_path).not_files == []  # a folder without a ledger row is only a sub-folder
+
+
+def test_a_deleted_watched_folder_is_not_blamed_on_the_mount(tmp_path: Path) -> None:
+    missing = tmp_path / "deleted"
+    assert folder_health(missing, synced_before=True, deleted=True) == (
+        f"the watched folder {missing} was deleted; waiting for it to be created again"
+    )
+    missing.mkdir()
+    assert folder_health(missing, synced_before=True, deleted=True) is None  # created again, still empty
+
+
+def test_a_symbolic_link_loop_is_a_file_entry_not_a_crash(tmp_path: Path) -> None:
+    write(tmp_path, "sales/a.csv")
+    (tmp_path / "sales" / "loop.csv").symlink_to("loop.csv")
+    (tmp_path / "looped").symlink_to("looped")
+    report = scan(tmp_path)
+    assert sorted(c.rel_path for c in report.changed) == ["sales/a.csv", "sales/loop.csv"]

@@ -20,6 +20,7 @@ import requests
 from keboola_sync.config import RetryConfig, UploadConfig
 from keboola_sync.storage import (
     Abandoned,
+    JobFailed,
     NotFound,
     RetryPolicy,
     StorageError,
@@ -156,12 +157,39 @@ def test_a_page_instead_of_json_becomes_one_short_line() -> None:
         ("storage.buckets.notFound", "missing"),
         ("csvImport.columnsNotMatch", "content"),
         ("storage.tables.validation.invalidColumnName", "content"),
-        ("application.internalError", "transient"),
-        (None, "transient"),
+        ("invalidCsv", "content"),
+        # a table of that name in another letter case, or of that display name, exists (§12): never retried
+        ("storage.buckets.tableAlreadyExists", "conflict"),
+        ("storage.buckets.alreadyExists", "conflict"),
+        # the short explicit list of passing trouble
+        ("storage.jobs.internalError", "transient"),
+        ("storage.maintenance", "transient"),
+        # anything else, an unknown code or none, ends the load with Keboola's message (issue 13.5)
+        ("storage.internalError", "failed"),
+        ("application.internalError", "failed"),
+        ("some.future.code", "failed"),
+        ("", "failed"),
+        (None, "failed"),
     ],
 )
 def test_job_error_code_table(code: str | None, kind: str) -> None:
     assert job_error_kind(code) == kind
+    failed = JobFailed("loading table in.c-a.b: job 7 failed: Boom.", code=code, job_id=7, keboola_message="Boom.")
+    assert failed.kind == kind
+    assert failed.transient is (kind == "transient")
+    assert failed.keboola_message == "Boom."
+
+
+@pytest.mark.parametrize("status", [400, 409, 500, 503])
+def test_a_name_clash_is_never_transient_whatever_the_status(status: int) -> None:
+    body = {"error": 'The table "orders" in the bucket already has the same display name "Orders".'}
+    clash = http_error(status, body={**body, "code": "storage.buckets.tableAlreadyExists"})
+    error = classify(clash, "creating table in.c-a.Orders")
+    assert type(error) is StorageTerminal
+    script = Script(clash)
+    with pytest.raises(StorageTerminal, match="already has the same display name"):
+        policy(FakeWait()).run("creating table in.c-a.Orders", script)
+    assert script.calls == 1
 
 
 # -- how long it waits ---------------------------------------------------------------------------------

@@ -75,3 +75,41 @@ def test_polling_observer_sees_changes(tmp_path):
         wait_for(lambda: "sales/a.csv" in files, timeout=5)
     finally:
         watcher.stop()
+
+
+def _root_gone_counter(tmp_path, setting):
+    root = tmp_path / "watched"
+    root.mkdir(parents=True)
+    gone = threading.Event()
+    files: set[str] = set()
+    watcher = Watcher(
+        root,
+        setting=setting,
+        polling_interval=0.1,
+        on_file=files.add,
+        on_folder=lambda p: None,
+        on_overflow=lambda: None,
+        on_root_gone=gone.set,
+    )
+    return root, watcher, gone, files
+
+
+def test_the_watched_folder_deleted_is_reported_and_a_restart_watches_the_new_one(tmp_path):
+    """watchdog stops watching a deleted root (issue 12 item 15): the watcher says so, and start() again
+    watches the folder created under the same name."""
+    import shutil
+
+    for setting in ("native", "polling"):
+        root, watcher, gone, files = _root_gone_counter(tmp_path / setting, setting)
+        (root / "sales").mkdir()
+        watcher.start()
+        try:
+            shutil.rmtree(root)
+            wait_for(gone.is_set, timeout=5, message=f"{setting}: the root's deletion")
+            root.mkdir()
+            watcher.start()
+            (root / "sales").mkdir()
+            (root / "sales" / "a.csv").write_text("id\n1\n")
+            wait_for(lambda files=files: "sales/a.csv" in files, timeout=5, message=f"{setting}: events again")
+        finally:
+            watcher.stop()

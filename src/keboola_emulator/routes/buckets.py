@@ -12,7 +12,8 @@ from keboola_emulator.routes.common import (
     as_bool,
     branch_route,
     bucket_or_404,
-    bucket_stats,
+    full_bucket_json,
+    includes,
     json_response,
     params,
     require_manage,
@@ -31,10 +32,14 @@ def register(app: Flask, ctx: Context) -> None:
     # -- buckets (§3) --------------------------------------------------------------------------
     @route("/buckets", ["GET"], branch_aware=True)
     def buckets_list() -> Response:
+        """§3.1: include=metadata adds each bucket's metadata, include=linkedBuckets its `linkedBy`."""
+        wanted = includes()
         out = []
         for b in ctx.store.list_buckets():
-            rows, size = bucket_stats(ctx, b["id"])
-            out.append(bucket_json(b, url(ctx), rows_count=rows, data_size=size))
+            body = full_bucket_json(ctx, b, linked="linkedBuckets" in wanted)
+            if "metadata" not in wanted:
+                body["metadata"] = []
+            out.append(body)
         return json_response(out)
 
     @route("/buckets", ["POST"], branch_aware=True)
@@ -96,9 +101,10 @@ def register(app: Flask, ctx: Context) -> None:
     def bucket_detail(bucket_id: str) -> Response:
         b = bucket_or_404(ctx, bucket_id)
         tables = ctx.store.list_tables(bucket_id)
-        rows, size = bucket_stats(ctx, bucket_id)
         table_list = [table_json(t, url(ctx), bucket=None, include_columns=True) for t in tables]
-        return json_response(bucket_json(b, url(ctx), tables=table_list, rows_count=rows, data_size=size))
+        body = full_bucket_json(ctx, b, linked="linkedBuckets" in includes())
+        body["tables"] = table_list
+        return json_response(body)
 
     @route("/buckets/<bucket_id>", ["DELETE"], branch_aware=True)
     def bucket_delete(bucket_id: str) -> Response:

@@ -13,6 +13,7 @@ from keboola_emulator.routes.common import (
     as_bool,
     as_list,
     branch_route,
+    fronted,
     json_response,
     params,
     require_manage,
@@ -38,7 +39,7 @@ def register(app: Flask, ctx: Context) -> None:
         size = ctx.s3.object_size(f["s3_key"]) if not f["is_sliced"] else None
         return file_json(
             f,
-            url=ctx.s3.presigned_get(key),
+            url=ctx.s3.presigned_get(key, public=fronted()),
             size=size if size is not None else f["size_bytes"],
             credentials=uploads.credentials(f) if with_credentials else None,
             with_upload_params=upload,

@@ -1,4 +1,4 @@
-"""Table routes (§4): list, detail, drop, create/import/export jobs, data-preview, metadata."""
+"""Table routes (§4): list, detail, drop, create/import/export jobs, data-preview (metadata: metadata.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from keboola_emulator.routes.common import (
     as_list,
     branch_route,
     bucket_or_404,
+    full_bucket_json,
     int_or_str,
     json_response,
     params,
@@ -26,7 +27,7 @@ from keboola_emulator.routes.common import (
     tables_response,
     url,
 )
-from keboola_emulator.views import bucket_json, job_json, metadata_json, table_json
+from keboola_emulator.views import job_json, table_json
 
 PREVIEW_MAX = 1000  # §4.7
 
@@ -54,11 +55,8 @@ def register(app: Flask, ctx: Context) -> None:
     def table_detail(table_id: str) -> Response:
         t = table_or_404(ctx, table_id)
         b = ctx.store.get_bucket(t["bucket_id"])
-        return json_response(
-            table_json(
-                t, url(ctx), bucket=bucket_json(b, url(ctx)) if b else None, metadata=ctx.store.list_metadata(table_id)
-            )
-        )
+        bucket = full_bucket_json(ctx, b) if b else None
+        return json_response(table_json(t, url(ctx), bucket=bucket, metadata=ctx.store.list_metadata(table_id)))
 
     @route("/tables/<table_id>", ["DELETE"], branch_aware=True)
     def table_delete(table_id: str) -> Response:
@@ -209,42 +207,3 @@ def register(app: Flask, ctx: Context) -> None:
             )
         lines = [",".join(quote_csv(c) for c in columns)] + [",".join(quote_csv(v) for v in r) for r in rows]
         return Response("\n".join(lines) + "\n", mimetype="text/csv")
-
-    @route("/tables/<table_id>/metadata", ["GET"], branch_aware=True)
-    def table_metadata_list(table_id: str) -> Response:
-        table_or_404(ctx, table_id)
-        return json_response([metadata_json(m) for m in ctx.store.list_metadata(table_id) if m["column_name"] is None])
-
-    @route("/tables/<table_id>/metadata", ["POST"], branch_aware=True)
-    def table_metadata_create(table_id: str) -> Response:
-        require_manage()
-        t = table_or_404(ctx, table_id)
-        p = params()
-        provider = str(p.get("provider") or "")
-        if not provider:
-            raise ApiError(400, "storage.metadata.invalidProvider", "Provider must be set.")
-        items = p.get("metadata") or []
-        ctx.store.add_metadata(table_id, provider, items if isinstance(items, list) else [])
-        columns_meta = p.get("columnsMetadata") or []
-        if isinstance(columns_meta, dict):
-            pairs = [(col, item) for col, items in columns_meta.items() for item in items]
-        else:  # kbcstorage sends a list of lists of {key, value, columnName}
-            pairs = [
-                (item.get("columnName"), item)
-                for group in columns_meta
-                for item in (group if isinstance(group, list) else [group])
-            ]
-        for col, item in pairs:
-            if col not in t["columns"]:
-                raise ApiError(400, "storage.metadata.invalidColumn", f"Column {col} not found in the table.")
-            ctx.store.add_metadata(table_id, provider, [item], column_name=col)
-        table_meta = [metadata_json(m) for m in ctx.store.list_metadata(table_id) if m["column_name"] is None]
-        return json_response(table_meta, 201)
-
-    @route("/tables/<table_id>/metadata/<metadata_id>", ["DELETE"], branch_aware=True)
-    def table_metadata_delete(table_id: str, metadata_id: str) -> Response:
-        require_manage()
-        table_or_404(ctx, table_id)
-        if not metadata_id.isdigit() or not ctx.store.delete_metadata(table_id, int(metadata_id)):
-            raise ApiError(404, "storage.metadata.notFound", f"Metadata with id {metadata_id} not found.")
-        return Response(status=204)

@@ -9,8 +9,11 @@ and the message can say which byte, which line, and what the file probably is.
 from __future__ import annotations
 
 import codecs
+import unicodedata
 from pathlib import Path
 from typing import Protocol
+
+import charset_normalizer
 
 from keboola_sync.errors import InvalidFile
 
@@ -144,18 +147,98 @@ def _line_of(path: Path, position: int) -> int:
     return line
 
 
+# The legacy encodings a CSV export is likely to be in, as the message names them. The order breaks ties
+# when a sample is too short to tell them apart (e.g. "Zürich" is the same in all the Latin ones).
+_ENCODING_NAMES: dict[str, str] = {
+    "cp1252": "Windows-1252 / Latin-1",
+    "cp1250": "Windows-1250 (Central European)",
+    "mac_roman": "Mac Roman (saved by an older Mac program)",
+    "iso8859_2": "ISO-8859-2 (Latin-2)",
+    "cp1251": "Windows-1251 (Cyrillic)",
+    "cp1253": "Windows-1253 (Greek)",
+    "cp1254": "Windows-1254 (Turkish)",
+    "cp1257": "Windows-1257 (Baltic)",
+    "cp932": "Shift_JIS (Japanese)",
+    "gb18030": "GB18030 (Chinese)",
+    "big5": "Big5 (Traditional Chinese)",
+    "cp949": "EUC-KR (Korean)",
+}
+_PUNCTUATION_BESIDE_WORDS = frozenset({"Pi", "Pf", "Pd", "Ps", "Pe", "Zs"})  # quotes, dashes, brackets, spaces
+HINT_HEAD = 64 << 10  # bytes from the start of the file the guess reads (error path only)
+HINT_WINDOW = 4 << 10  # bytes around the bad byte, when it lies beyond the head
+
+
 def _guess_encoding(path: Path, position: int) -> str:
-    """A hint for the message: which legacy encoding the bytes around the error look like."""
+    """A hint for the message: which legacy encoding the file looks like, or nothing if no guess fits.
+
+    charset-normalizer (already installed: requests depends on it) decodes a sample in each candidate and
+    ranks them by how garbled the text comes out and how well it fits a language's letter frequencies.
+    A few lines give it little to go on, so candidates whose text cannot be words are dropped first (see
+    `_reads_as_words`), and when two still tie but read differently (a Czech "Plzeň" reads as "Plzeò" in
+    Windows-1252), both are named rather than one picked at random.
+    """
+    sample = _hint_sample(path, position)
+    if not sample:
+        return ""
+    order = list(_ENCODING_NAMES)
+    readings: list[tuple[tuple[float, float], int, str]] = []
+    for match in charset_normalizer.from_bytes(sample, cp_isolation=order):
+        text = str(match)
+        # Encodings that decode the sample to the very same text come as one match: name the likeliest.
+        same = [order.index(e) for e in match.could_be_from_charset if e in _ENCODING_NAMES]
+        if same and _reads_as_words(text):
+            evidence = (round(match.chaos, 3), -round(match.coherence, 3))
+            readings.append((evidence, min(same), text))
+    if not readings:
+        return ""
+    readings.sort()
+    evidence, best, text = readings[0]
+    hint = _ENCODING_NAMES[order[best]]
+    rival = next((r for r in readings[1:] if r[0] == evidence and r[2] != text), None)
+    if rival is not None:
+        hint += f" or {_ENCODING_NAMES[order[rival[1]]]}"
+    return f"; it looks like {hint}"
+
+
+def _hint_sample(path: Path, position: int) -> bytes:
+    """The file's first lines plus the lines around the bad byte, cut at line ends (a multi-byte
+    character is never split)."""
     try:
         with open(path, "rb") as handle:
-            handle.seek(max(0, position - 64))
-            window = handle.read(128)
+            head = handle.read(HINT_HEAD)
+            window = b""
+            if position >= len(head):
+                handle.seek(max(0, position - HINT_WINDOW // 2))
+                window = handle.read(HINT_WINDOW)
     except OSError:
-        return ""
-    high = {b for b in window if b >= 0x80}
-    central = {0x8A, 0x8D, 0x8E, 0x9A, 0x9D, 0x9E, 0xC8, 0xD8, 0xE8, 0xEC, 0xF8, 0xF9, 0xEF, 0xE5}
-    if high & central:
-        return "; it looks like Windows-1250 (Central European)"
-    if high:
-        return "; it looks like Windows-1252 / Latin-1"
-    return ""
+        return b""
+    if len(head) == HINT_HEAD:
+        head = head[: head.rfind(b"\n") + 1] or head
+    if window:
+        window = window[window.find(b"\n") + 1 : window.rfind(b"\n") + 1]
+    return head + window
+
+
+def _reads_as_words(text: str) -> bool:
+    """False when a non-ASCII character sits next to an ASCII letter as no real word has it: a letter of
+    another script ("cafй"), a capital inside a word ("ZŸrich") or a symbol ("Z˘rich", "Wei§" for a Mac's
+    "Weiß"). Quotes, dashes, brackets, spaces, ¡, ¿ and … are fine."""
+    for index, char in enumerate(text):
+        if char.isascii():
+            continue
+        before = text[index - 1] if index else " "
+        after = text[index + 1] if index + 1 < len(text) else " "
+        if not (_is_ascii_letter(before) or _is_ascii_letter(after)):
+            continue
+        category = unicodedata.category(char)
+        if category in _PUNCTUATION_BESIDE_WORDS or char in "¡¿…":
+            continue
+        if not category.startswith("L") or not unicodedata.name(char, "").startswith("LATIN"):
+            return False
+        if category == "Lu" and _is_ascii_letter(before) and (before.islower() or after.islower()):
+            return False
+    return True
+
+
+def _is_ascii_letter(char: str) -> bool:
+    return char.isascii() and char.isalpha()

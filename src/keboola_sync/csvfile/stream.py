@@ -15,12 +15,13 @@ Ragged rows are not checked (that needs a full CSV parse; Keboola reports them, 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from keboola_sync.errors import FileChanged, InvalidFile
-from keboola_sync.fileid import Fingerprint, fingerprint
+from keboola_sync.fileid import Fingerprint, fingerprint, not_a_file
 from keboola_sync.spool import Spool, SpoolReader, SpoolWriter, spool_stem
 
 from . import dialect
@@ -120,7 +121,9 @@ def _run_pass(
     on_chunk: ChunkHook | None,
     on_header: HeaderHook | None = None,
 ) -> CsvInfo:
-    before = fingerprint(path)
+    st = os.stat(path)
+    _refuse_what_is_not_a_file(st.st_mode, display_path)
+    before = Fingerprint.of(st)
     watch = _HeaderWatch(sniff_bytes, delimiters, display_path)
     try:
         return _read_and_check(path, before, display_path, watch, sink, on_chunk, on_header)
@@ -129,6 +132,21 @@ def _run_pass(
         # a change in progress, not a bad file.
         _raise_if_changed(path, before, None, display_path)
         raise
+
+
+def _refuse_what_is_not_a_file(mode: int, display_path: str) -> None:
+    """Judge the entry by its stat before anything opens it: opening a FIFO blocks until a writer comes."""
+    kind = not_a_file(mode)
+    if kind is None:
+        return
+    if kind == "a folder":  # the CSV was replaced by a folder of its name: gone as a file, not a bad file
+        raise FileChanged(f"{display_path}: it is a folder now, not a file")
+    raise InvalidFile(
+        display_path,
+        f"not a regular file but {kind}, so it is not read",
+        "Put a regular CSV file there instead (pipes, sockets and devices are never read), or move it out of"
+        " the watched folder.",
+    )
 
 
 class _HeaderWatch:

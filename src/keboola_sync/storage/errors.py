@@ -23,10 +23,19 @@ FILE_ERROR_CODES = frozenset(
     {"storage.fileNotUploaded", "storage.importFileMissing", "storage.manifestFileMissing", "storage.files.notFound"}
 )
 MISSING_TARGET_CODES = frozenset({"storage.tables.notFound", "storage.buckets.notFound"})
+# Job error codes known to mean "Keboola had a passing problem": the only job errors that are retried.
+# Keboola documents none (§7.2, §12 "Still UNKNOWN"); `storage.jobs.internalError` is the emulator's injected
+# internal failure (docs/emulator.md) and `storage.maintenance` the maintenance label of §7.3. Every other
+# code, an unknown one included, is a terminal failure that carries Keboola's own message (issue 13.5): a
+# guess of "transient" re-sent the same import every round, forever.
+TRANSIENT_JOB_CODES = frozenset({"storage.jobs.internalError", "storage.maintenance"})
+# Name clashes: another try sends the same name into the same clash (§3.4, §4.2, §12: `Orders` beside
+# `orders`), whatever HTTP status or job carries them.
+CONFLICT_CODES = frozenset({"storage.buckets.tableAlreadyExists", "storage.buckets.alreadyExists"})
 # A server that is not Keboola may answer with a whole page; keep messages to one readable line.
 MESSAGE_LIMIT = 300
 
-JobErrorKind = Literal["content", "file", "missing", "transient"]
+JobErrorKind = Literal["content", "file", "missing", "conflict", "transient", "failed"]
 
 
 class StorageError(KeboolaSyncError):
@@ -61,16 +70,23 @@ class NotFound(StorageTerminal):
 
 
 class JobFailed(StorageError):
-    """A job ended in `error`. `kind` tells the caller what to do about it."""
+    """A job ended in `error`. `kind` tells the caller what to do about it; `keboola_message` is Keboola's
+    own words (for `status` and the log), `str()` the whole line with what we were doing."""
 
-    def __init__(self, message: str, *, code: str | None, job_id: int) -> None:
+    def __init__(self, message: str, *, code: str | None, job_id: int, keboola_message: str = "") -> None:
         super().__init__(message, code=code)
         self.job_id = job_id
+        self.keboola_message = keboola_message or message
 
     @property
     def kind(self) -> JobErrorKind:
-        """content: the file is wrong; file: upload again; missing: the target vanished; transient: retry."""
+        """See `job_error_kind`."""
         return job_error_kind(self.code)
+
+    @property
+    def transient(self) -> bool:
+        """Is the same job worth sending again soon? Only for the few codes known to be passing trouble."""
+        return self.kind == "transient"
 
 
 class Abandoned(KeboolaSyncError):
@@ -78,15 +94,27 @@ class Abandoned(KeboolaSyncError):
 
 
 def job_error_kind(code: str | None) -> JobErrorKind:
-    """A failed job's Keboola error code -> what the caller should do (the table of §7.2)."""
+    """A failed job's Keboola error code -> what the caller should do (the table of §7.2):
+
+    - content: the file (or its header) is wrong; skip it until it changes.
+    - file: the uploaded file is gone or incomplete; upload again.
+    - missing: the bucket or table vanished; create it again.
+    - conflict: a table of that name (in any letter case) or display name exists (§12); renaming helps.
+    - transient: one of the few codes known to be passing trouble; send the job again.
+    - failed: anything else, an unknown code or none at all: a terminal failure with Keboola's message.
+    """
     code = code or ""
     if code in FILE_ERROR_CODES:
         return "file"
     if code in MISSING_TARGET_CODES:
         return "missing"
+    if code in CONFLICT_CODES:
+        return "conflict"
+    if code in TRANSIENT_JOB_CODES:
+        return "transient"
     if code.startswith(CONTENT_ERROR_PREFIXES):
         return "content"
-    return "transient"
+    return "failed"
 
 
 def status_class(status: int) -> type[StorageError]:
@@ -132,7 +160,8 @@ def _from_http(response: requests.Response, what: str) -> StorageError:
     code = body.get("code")
     status = response.status_code
     text = f"{what}: HTTP {status} {message}" + (f" ({code})" if code else "")
-    cls = status_class(status)
+    # A name clash is never transient, whatever status carries it (a 409 would otherwise be retried).
+    cls = StorageTerminal if code in CONFLICT_CODES else status_class(status)
     if cls is StorageTransient:
         return StorageTransient(text, code=code, status=status, retry_after=retry_after(response))
     return cls(text, code=code, status=status)

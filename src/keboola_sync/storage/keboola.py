@@ -14,19 +14,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from kbcstorage.base import Endpoint  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.buckets import Buckets  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.files import Files  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.jobs import Jobs  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.tables import Tables  # type: ignore[import-untyped, unused-ignore]
+from kbcstorage.tables_metadata import TablesMetadata  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.tokens import Tokens  # type: ignore[import-untyped, unused-ignore]
 
 from ..config import KeboolaConfig, RetryConfig, UploadConfig
+from ..ratelimit import TokenBucket
+from .buckets import find_bucket, legacy_prefix, predicted_bucket_id
 from .errors import Abandoned, JobFailed, NotFound, StorageTerminal, StorageTransient, classify
 from .http import OneAttemptHttp
+from .metadata import (
+    PROVIDER,
+    MetadataEntry,
+    SyncMetadata,
+    TableSummary,
+    ours,
+    parse_entries,
+    parse_post_answer,
+    table_summary,
+)
 from .retry import RetryPolicy
 from .s3upload import S3Uploader, is_s3
 from .uploads import GrowingFile, Uploader
@@ -37,6 +51,8 @@ FILE_REUSE_SECONDS = 14 * 24 * 3600
 FIRST_POLL_SECONDS = 0.1
 # The SDK sends tags only when given a list (kbcstorage files.py); each call gets its own.
 UPLOAD_TAGS = ("keboola-sync",)
+# The table list with what a rescan compares: columns, our metadata, lastImportDate (§4.1).
+TABLE_LIST_INCLUDE = ["columns", "metadata"]
 
 
 class TableDialect(Protocol):
@@ -54,11 +70,29 @@ class TableDialect(Protocol):
 
 @dataclass(frozen=True)
 class TokenInfo:
+    """What tokens/verify (§1.3) and the index (§2.2) say about the token's project. Holds no secret."""
+
     project_id: int | str | None
     project_name: str
     can_manage_buckets: bool
     bucket_permissions: dict[str, str]
     file_storage_provider: str
+    # Project features from the index `features` and the token's `owner.features` (§2.2, §12: official
+    # clients read both; where a stack lists them is UNCONFIRMED).
+    features: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def legacy_bucket_prefix(self) -> bool:
+        """Does Keboola put `c-` before the names of new buckets (§3.2)? Not with the project feature
+        `disable-legacy-bucket-prefix` (§12)."""
+        return legacy_prefix(self.features)
+
+
+class EnsuredBucket(NamedTuple):
+    """A folder's bucket: its id as Keboola knows it, and whether it was created just now."""
+
+    bucket_id: str
+    created: bool
 
 
 @dataclass(frozen=True)
@@ -66,6 +100,9 @@ class RemoteTable:
     table_id: str
     columns: tuple[str, ...]
     rows_count: int | None
+    last_import_date: str | None = None  # as Keboola wrote it: compared only with values Keboola gave
+    created: str | None = None  # when Keboola created the table (its clock)
+    marks: Mapping[str, str] = field(default_factory=dict)  # our provider's metadata (metadata.py keys)
 
 
 @dataclass(frozen=True)
@@ -74,6 +111,31 @@ class JobOutcome:
     results: dict[str, Any]
     rows: int | None
     columns: tuple[str, ...]
+
+
+class _Index(Endpoint):  # type: ignore[misc]
+    """`GET /v2/storage` (§2.2), which the SDK does not offer; `exclude=components` drops the (large)
+    component list."""
+
+    def __init__(self, root_url: str, token: str) -> None:
+        super().__init__(root_url, "", token)
+
+    def detail(self) -> Any:
+        return self._get(self.root_url.rstrip("/") + "/v2/storage", params={"exclude": "components"})
+
+
+@dataclass(frozen=True)
+class _Api:
+    """The SDK endpoints for one token. Replaced whole when the token rotates (`use_token`), so every
+    request starts with one token or the other, never a mix."""
+
+    buckets: Any
+    tables: Any
+    metadata: Any
+    files: Any
+    jobs: Any
+    tokens: Any
+    index: Any
 
 
 class Storage:
@@ -94,44 +156,48 @@ class Storage:
         self._keboola = keboola
         self.abandon = abandon or threading.Event()
         self.last_contact: float | None = None
+        self.token_info: TokenInfo | None = None  # set by verify_token / use_token
         self._policy = RetryPolicy(retry, self.abandon)
-        self._http = OneAttemptHttp(keboola.request_timeout_seconds, self._contact)
-        self._use_endpoints(token)
+        # Every Storage API request waits for the request-rate bucket (issue 16.7); file storage (S3)
+        # traffic does not go through here.
+        self._limiter = TokenBucket(keboola.max_requests_per_second)
+        self._http = OneAttemptHttp(
+            keboola.request_timeout_seconds, self._contact, limiter=self._limiter, stop=self.abandon
+        )
+        self._api = self._connect(token)
+        self._token_lock = threading.Lock()
         self._s3 = S3Uploader(
             request_timeout=keboola.request_timeout_seconds,
             upload=upload,
             progress_seconds=progress_seconds,
             abandon=self.abandon,
+            policy=self._policy,
         )
 
-    def _use_endpoints(self, token: str) -> None:
-        """The SDK's endpoints, all sending with `token` through our one-attempt HTTP. Each attribute is
-        swapped in one assignment, so a request in flight keeps the token it started with."""
-        endpoints = (
-            Buckets(self.url, token),
-            Tables(self.url, token),
-            Files(self.url, token),
-            Jobs(self.url, token),
-            Tokens(self.url, token),
+    def _connect(self, token: str) -> _Api:
+        """The SDK endpoints for `token`, all sending through our one-attempt HTTP (the SDK's own
+        11-attempt retry loop is off; the retry policy wraps whole calls)."""
+        api = _Api(
+            buckets=Buckets(self.url, token),
+            tables=Tables(self.url, token),
+            metadata=TablesMetadata(self.url, token),
+            files=Files(self.url, token),
+            jobs=Jobs(self.url, token),
+            tokens=Tokens(self.url, token),
+            index=_Index(self.url, token),
         )
-        for endpoint in endpoints:
-            endpoint.requests = self._http  # the SDK's own 11-attempt retry loop is off; ours wraps calls
-        self._buckets, self._tables, self._files, self._jobs, self._tokens = endpoints
-
-    def use_token(self, token: str) -> TokenInfo:
-        """Verify a new token with tokens/verify (§1.3) and, if Keboola accepts it, send every new request
-        with it. Raises TokenRejected (or another StorageError) and keeps the token in use otherwise."""
-        probe = Tokens(self.url, token)
-        probe.requests = self._http
-        info = _token_info(self._retrying("verifying the new token", probe.verify))
-        self._use_endpoints(token)
-        return info
+        for endpoint in vars(api).values():
+            endpoint.requests = self._http
+        return api
 
     def use_settings(
         self, *, keboola: KeboolaConfig, retry: RetryConfig, upload: UploadConfig, progress_seconds: float
     ) -> None:
         """A reloaded configuration: timeouts, retry, upload and progress settings apply to every call
         that starts from now on (each is one frozen section swapped whole; the URL never changes)."""
+        if keboola.max_requests_per_second != self._keboola.max_requests_per_second:
+            self._limiter = TokenBucket(keboola.max_requests_per_second)  # a new bucket: no rate mixed mid-wait
+            self._http.limiter = self._limiter
         self._keboola = keboola
         self._policy.config = retry
         self._http.timeout = keboola.request_timeout_seconds
@@ -151,57 +217,155 @@ class Storage:
     # -- token and buckets -------------------------------------------------------------------------
 
     def verify_token(self) -> TokenInfo:
-        """GET tokens/verify (§1.3). Raises TokenRejected for a bad token. Never log the payload: it
-        contains the token itself (§9 item 17)."""
-        return _token_info(self._retrying("verifying the token", self._tokens.verify))
+        """GET tokens/verify (§1.3) and the index (§2.2) for the project's features. Raises TokenRejected
+        for a bad token. Never log the payload: it contains the token itself (§9 item 17)."""
+        info = self._verify(self._api, "verifying the token")
+        self.token_info = info
+        return info
+
+    def use_token(self, token: str) -> TokenInfo:
+        """Rotate the token (issue 16.2): verify `token` with tokens/verify first; only when Keboola accepts
+        it does every request that starts afterwards carry it (requests already under way finish with the
+        old one). A rejected token raises TokenRejected (any other failure its StorageError) and the old
+        token stays in use. The token itself never appears in a message or a log line."""
+        api = self._connect(token)
+        info = self._verify(api, "verifying the new token")
+        with self._token_lock:
+            self._api = api
+            self.token_info = info
+        return info
+
+    def _verify(self, api: _Api, what: str) -> TokenInfo:
+        data = self._retrying(what, api.tokens.verify)
+        owner = data.get("owner") or {}
+        features = _names(owner.get("features")) | self._index_features(api)
+        return TokenInfo(
+            project_id=owner.get("id"),
+            project_name=str(owner.get("name", "")),
+            can_manage_buckets=bool(data.get("canManageBuckets")),
+            bucket_permissions=dict(data.get("bucketPermissions") or {}),
+            file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
+            features=features,
+        )
+
+    def _index_features(self, api: _Api) -> frozenset[str]:
+        """The project features the index lists (§2.2). The index is read only for them: a stack or proxy
+        that refuses it (a 4xx) leaves the token's `owner.features`; one that does not answer is an error
+        like any other."""
+        try:
+            index = self._retrying("reading the Storage API index", api.index.detail)
+        except StorageTerminal:
+            return frozenset()
+        return _names(index.get("features") if isinstance(index, dict) else None)
 
     def ping(self) -> None:
         """One token check, no retries: the idle keepalive behind the health report (any answer from
         Keboola refreshes `last_contact`). Raises StorageError when Keboola does not answer."""
         try:
-            self._tokens.verify()
+            self._api.tokens.verify()
         except Exception as exc:
             raise classify(exc, "checking Keboola") from exc
 
     def bucket_exists(self, bucket_id: str) -> bool:
         try:
-            self._retrying(f"reading bucket {bucket_id}", lambda: self._buckets.detail(bucket_id))
+            self._retrying(f"reading bucket {bucket_id}", lambda: self._api.buckets.detail(bucket_id))
         except NotFound:
             return False
         return True
 
-    def ensure_bucket(self, bucket_name: str, stage: str) -> tuple[str, bool]:
-        """Make sure `<stage>.c-<bucket_name>` exists. Returns (bucket id, created now?). An
-        `alreadyExists` answer is success: it happens when a create's response was lost and retried
-        (§3.4: the Go SDK documents the race)."""
-        bucket_id = f"{stage}.c-{bucket_name}"
-        if self.bucket_exists(bucket_id):
-            return bucket_id, False
+    def predicted_bucket_id(self, bucket_name: str, stage: str) -> str:
+        """The id a bucket created for `bucket_name` would get, from the verified token's features (§12);
+        `c-` style before verify_token. For messages and dry runs: `ensure_bucket` gives the real id."""
+        legacy = self.token_info.legacy_bucket_prefix if self.token_info is not None else True
+        return predicted_bucket_id(bucket_name, stage, legacy=legacy)
+
+    def find_bucket(self, bucket_name: str, stage: str) -> str | None:
+        """The id of the existing bucket for folder `bucket_name` in `stage` (by id, name or displayName,
+        with or without `c-`; see buckets.find_bucket), or None. One call: GET buckets (§3.1)."""
+        listed = self._retrying("listing buckets", self._api.buckets.list)
+        return find_bucket([b for b in listed or [] if isinstance(b, dict)], bucket_name, stage)
+
+    def ensure_bucket(self, bucket_name: str, stage: str) -> EnsuredBucket:
+        """The bucket of folder `bucket_name` in `stage`: an existing one (found by `find_bucket`), else
+        created now with the id Keboola gives it (`in.c-sales`, or `in.sales` in projects with
+        `disable-legacy-bucket-prefix`, §12). An `alreadyExists` answer to the create means a bucket
+        appeared meanwhile, or a create whose response was lost did succeed (§3.4: the Go SDK documents
+        the race); it is looked up again and returned."""
+        found = self.find_bucket(bucket_name, stage)
+        if found is not None:
+            return EnsuredBucket(found, created=False)
+        what = f"creating bucket {self.predicted_bucket_id(bucket_name, stage)}"
         try:
-            self._retrying(f"creating bucket {bucket_id}", lambda: self._buckets.create(bucket_name, stage=stage))
+            created = self._retrying(what, lambda: self._api.buckets.create(bucket_name, stage=stage))
         except StorageTerminal as exc:
-            if exc.code == "storage.buckets.alreadyExists":
-                return bucket_id, False
-            raise
-        return bucket_id, True
+            if exc.code != "storage.buckets.alreadyExists":
+                raise
+            found = self.find_bucket(bucket_name, stage)
+            if found is None:
+                raise
+            return EnsuredBucket(found, created=False)
+        if not isinstance(created, dict) or not created.get("id"):
+            raise StorageTerminal(f"{what}: Keboola's answer names no bucket id")
+        return EnsuredBucket(str(created["id"]), created=True)
 
     # -- tables ------------------------------------------------------------------------------------
 
     def get_table(self, table_id: str) -> RemoteTable | None:
         """The table's columns, or None when the table (or its bucket) does not exist (§4.1)."""
         try:
-            data = self._retrying(f"reading table {table_id}", lambda: self._tables.detail(table_id))
+            data = self._retrying(f"reading table {table_id}", lambda: self._api.tables.detail(table_id))
         except NotFound:
             return None
         return RemoteTable(
-            table_id=data["id"], columns=tuple(data.get("columns") or ()), rows_count=data.get("rowsCount")
+            table_id=data["id"],
+            columns=tuple(data.get("columns") or ()),
+            rows_count=data.get("rowsCount"),
+            last_import_date=data.get("lastImportDate"),
+            created=data.get("created"),
+            marks=ours(parse_entries(data.get("metadata"))),
         )
 
-    def list_table_ids(self) -> set[str]:
-        """Every table of the project, in one call (GET tables, §4.1): how a rescan notices tables
-        dropped in Keboola while their files did not change."""
-        tables = self._retrying("listing tables", self._tables.list)
-        return {t["id"] for t in tables or [] if isinstance(t, dict) and "id" in t}
+    def list_tables(self, bucket_id: str | None = None) -> list[TableSummary]:
+        """Every table of the project (or of one bucket) with its columns, our metadata and
+        `lastImportDate`, in one call: `GET tables?include=columns,metadata` (§4.1; per bucket `GET
+        buckets/{id}/tables?include=...`, §3.1). What a rescan compares with the ledger (issues 12.1,
+        12.5, 12.7) without one call per table. A missing bucket raises NotFound."""
+        if bucket_id is None:
+            listed = self._retrying("listing tables", lambda: self._api.tables.list(include=TABLE_LIST_INCLUDE))
+        else:
+            listed = self._retrying(
+                f"listing the tables of bucket {bucket_id}",
+                lambda: self._api.buckets.list_tables(bucket_id, include=TABLE_LIST_INCLUDE),
+            )
+        return [table_summary(t) for t in listed or [] if isinstance(t, dict) and "id" in t]
+
+    # -- table metadata (§4.1, §12) ---------------------------------------------------------------
+
+    def get_table_metadata(self, table_id: str) -> tuple[MetadataEntry, ...]:
+        """Every metadata entry of the table, of every provider (GET tables/{id}/metadata). NotFound when
+        the table (or its bucket) does not exist."""
+        raw = self._retrying(f"reading the metadata of table {table_id}", lambda: self._api.metadata.list(table_id))
+        return parse_entries(raw)
+
+    def get_sync_metadata(self, table_id: str) -> SyncMetadata:
+        """Our entries of the table (provider `keboola-sync`), typed; absent ones are None/False."""
+        return SyncMetadata.from_values(ours(self.get_table_metadata(table_id)))
+
+    def set_sync_metadata(self, table_id: str, metadata: SyncMetadata | Mapping[str, str]) -> SyncMetadata:
+        """Write entries of provider `keboola-sync` (POST tables/{id}/metadata, §12) and return all of our
+        entries as Keboola holds them afterwards. Only the given keys are written: Keboola adds and updates,
+        it removes nothing. The answer may be a list or `{"metadata": [...], "columnsMetadata": {...}}`
+        (§12); both are read. Sending the same values twice is harmless, so the write is retried as a
+        whole."""
+        values = metadata.to_values() if isinstance(metadata, SyncMetadata) else dict(metadata)
+        if not values:
+            return self.get_sync_metadata(table_id)
+        entries = [{"key": k, "value": v} for k, v in values.items()]
+        raw = self._retrying(
+            f"writing the metadata of table {table_id}",
+            lambda: self._api.metadata.create(table_id, PROVIDER, entries),
+        )
+        return SyncMetadata.from_values(ours(parse_post_answer(raw)))
 
     # -- files -------------------------------------------------------------------------------------
 
@@ -209,7 +373,7 @@ class Storage:
         """POST files/prepare (§5.1): where to upload, and with what credentials."""
         prepared: Mapping[str, Any] = self._retrying(
             f"preparing the upload of {label}",
-            lambda: self._files.prepare_upload(
+            lambda: self._api.files.prepare_upload(
                 name, size_bytes=size, tags=list(UPLOAD_TAGS), is_encrypted=True, federation_token=True
             ),
         )
@@ -232,16 +396,24 @@ class Storage:
             return int(
                 self._retrying(
                     f"uploading {label} ({provider})",
-                    lambda: self._files.upload_file(str(spool), tags=list(UPLOAD_TAGS), compress=False),
+                    lambda: self._api.files.upload_file(str(spool), tags=list(UPLOAD_TAGS), compress=False),
                 )
             )
-        self._retrying(f"uploading {label}", lambda: uploader.upload_file(prepared, spool, size, label))
+        # Each S3 request (the PUT, or every part of a multipart upload) runs under the retry policy
+        # inside the uploader: a failed part is sent again, not the whole file.
+        try:
+            uploader.upload_file(prepared, spool, size, label)
+        except Abandoned:
+            raise
+        except Exception as exc:
+            raise classify(exc, f"uploading {label}") from exc
         return int(prepared["id"])
 
     def upload_stream(self, reader: GrowingFile, *, name: str, size_hint: int, label: str) -> int:
         """Upload from a spool that is still being written (csvfile.SpoolReader), overlapping the upload
-        with the compression. One attempt: on any failure the caller uploads the finished spool with the
-        full retry policy instead. AWS only (the other providers' SDK uploaders need a finished file)."""
+        with the compression. Each part is retried under the policy; when the upload fails anyway, the
+        caller uploads the finished spool instead. AWS only (the other providers' SDK uploaders need a
+        finished file)."""
         prepared = self._prepare(name, None, label)
         uploader = self._uploader(prepared)
         if uploader is None:
@@ -259,7 +431,7 @@ class Storage:
         if uploaded_at is None or time.time() - uploaded_at > FILE_REUSE_SECONDS:
             return False
         try:
-            self._retrying(f"reading file {file_id}", lambda: self._files.detail(file_id))
+            self._retrying(f"reading file {file_id}", lambda: self._api.files.detail(file_id))
         except NotFound:
             return False
         return True
@@ -270,7 +442,7 @@ class Storage:
         """The newest create/import job that used this file and did not fail, if any (GET jobs, §6.1).
         Used before any re-send of an import whose answer was lost, so an import is never sent twice
         blindly; a job that ended in `error` loaded nothing, so it does not count."""
-        jobs = self._retrying("listing jobs", self._jobs.list)
+        jobs = self._retrying("listing jobs", lambda: self._api.jobs.list())
         for job in jobs or []:
             source = (job.get("operationParams") or {}).get("source") or {}
             if str(source.get("fileId")) != str(file_id) or job.get("status") == "error":
@@ -288,7 +460,7 @@ class Storage:
             f"creating table {bucket_id}.{name}",
             file_id,
             f"{bucket_id}.{name}",
-            lambda: self._tables.create_raw(
+            lambda: self._api.tables.create_raw(
                 bucket_id,
                 name,
                 data_file_id=file_id,
@@ -304,7 +476,7 @@ class Storage:
             f"loading table {table_id}",
             file_id,
             table_id,
-            lambda: self._tables.load_raw(
+            lambda: self._api.tables.load_raw(
                 table_id,
                 data_file_id=file_id,
                 is_incremental=False,
@@ -328,17 +500,12 @@ class Storage:
         deadline = started + self._keboola.job_timeout_seconds
         pause = FIRST_POLL_SECONDS
         while True:
-            job = self._retrying(f"{what}: polling job {job_id}", lambda: self._jobs.detail(job_id))
+            job = self._retrying(f"{what}: polling job {job_id}", lambda: self._api.jobs.detail(job_id))
             status = job.get("status")
             if status == "success":
                 return _job_outcome(job_id, job)
             if status == "error":
-                error = job.get("error") or {}
-                raise JobFailed(
-                    f"{what}: job {job_id} failed: {error.get('message', 'no message')}",
-                    code=error.get("code"),
-                    job_id=job_id,
-                )
+                raise _job_failed(job_id, job, what)
             if time.monotonic() > deadline:
                 raise StorageTransient(
                     f"{what}: job {job_id} still {status} after {self._keboola.job_timeout_seconds:.0f} s"
@@ -352,10 +519,32 @@ class Storage:
     def job_status(self, job_id: int) -> dict[str, Any] | None:
         """The job as Keboola sees it, or None if it does not know it."""
         try:
-            job: dict[str, Any] = self._retrying(f"reading job {job_id}", lambda: self._jobs.detail(job_id))
+            job: dict[str, Any] = self._retrying(f"reading job {job_id}", lambda: self._api.jobs.detail(job_id))
         except NotFound:
             return None
         return job
+
+
+def _job_failed(job_id: int, job: Mapping[str, Any], what: str) -> JobFailed:
+    """A job that ended in `error` (§6.1): Keboola's code (the SDK would drop it, §9 item 6) and message."""
+    error = job.get("error")
+    if not isinstance(error, Mapping):
+        error = {}
+    message = str(error.get("message") or "no message")
+    code = error.get("code")
+    return JobFailed(
+        f"{what}: job {job_id} failed: {message}",
+        code=str(code) if code else None,
+        job_id=job_id,
+        keboola_message=message,
+    )
+
+
+def _names(value: Any) -> frozenset[str]:
+    """A feature list as Keboola sends it (a list of names; tolerate `{name: ...}` objects)."""
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(str(v.get("name") if isinstance(v, Mapping) else v) for v in value)
 
 
 def _job_outcome(job_id: int, job: Mapping[str, Any]) -> JobOutcome:
@@ -366,16 +555,3 @@ def _job_outcome(job_id: int, job: Mapping[str, Any]) -> JobOutcome:
     rows = results.get("totalRowsCount", results.get("rowsCount"))
     columns = tuple(results.get("importedColumns") or results.get("columns") or ())
     return JobOutcome(job_id=job_id, results=results, rows=rows, columns=columns)
-
-
-def _token_info(data: Mapping[str, Any]) -> TokenInfo:
-    """What tokens/verify says about the project; the payload holds the token itself, so only these
-    fields leave (never log `data`)."""
-    owner = data.get("owner") or {}
-    return TokenInfo(
-        project_id=owner.get("id"),
-        project_name=str(owner.get("name", "")),
-        can_manage_buckets=bool(data.get("canManageBuckets")),
-        bucket_permissions=dict(data.get("bucketPermissions") or {}),
-        file_storage_provider=str(owner.get("fileStorageProvider", "aws")),
-    )

@@ -1,7 +1,11 @@
 """Uploads to Keboola file storage on AWS S3 (the files/prepare answer's `uploadParams`, §5.1).
 
-One attempt per call: the S3 client's own retries are off (`total_max_attempts=1`), because the caller's
-retry policy (`retry.py`) already wraps the whole upload; nested loops would multiply every failure.
+Every S3 request runs under the one retry policy (`retry.py`), one request at a time: the PutObject of a
+small file, and each call of a multipart upload (create, every part, complete). A part that fails for a
+passing reason is sent again by itself; the parts already sent stay (before, a single failed part restarted
+the whole file). The S3 client's own retries are off (`total_max_attempts=1`) so no loop nests in another.
+Multipart is ours, not boto3's transfer manager, because the manager retries internally and gives no way to
+retry one part.
 """
 
 from __future__ import annotations
@@ -9,22 +13,24 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
 import botocore.config  # type: ignore[import-untyped, unused-ignore]
-from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped, unused-ignore]
 
 from ..config import UploadConfig
 from .errors import Abandoned
-from .uploads import GrowingFile, UploadProgress
+from .retry import RetryPolicy
+from .uploads import FinishedFile, GrowingFile, UploadProgress
 
 # S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
 S3_CLIENTS_KEPT = 4
 MIB = 1024 * 1024
+
+T = TypeVar("T")
 
 
 def is_s3(prepared: Mapping[str, Any]) -> bool:
@@ -37,12 +43,19 @@ class S3Uploader:
     ceiling), and multipart from a file still being written."""
 
     def __init__(
-        self, *, request_timeout: float, upload: UploadConfig, progress_seconds: float, abandon: threading.Event
+        self,
+        *,
+        request_timeout: float,
+        upload: UploadConfig,
+        progress_seconds: float,
+        abandon: threading.Event,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._request_timeout = request_timeout
         self._upload = upload
         self._progress_seconds = progress_seconds
         self._abandon = abandon
+        self._policy = policy
         # Our own boto3 session, and clients made under a lock: boto3 documents that a Session is not
         # thread-safe, and the load workers build clients concurrently.
         self._boto = boto3.session.Session()
@@ -71,25 +84,24 @@ class S3Uploader:
 
         threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
 
+    def _run(self, what: str, call: Callable[[], T]) -> T:
+        """One S3 request under the retry policy (once, without one: the caller retries)."""
+        return call() if self._policy is None else self._policy.run(what, call)
+
     def upload_file(self, prepared: Mapping[str, Any], path: Path, size: int, label: str) -> None:
-        """Multipart upload with parallel parts through boto3's transfer manager (no 5 GB ceiling)."""
+        """One PutObject below `upload.multipart_threshold_mb`, else parallel multipart (no 5 GB ceiling)."""
+        if size >= self._upload.multipart_threshold_mb * MIB:
+            with FinishedFile(path, size) as source:
+                self.upload_growing(prepared, source, size, label)
+            return
         params = prepared["uploadParams"]
         client, extra = self._client(prepared)
-        if size < self._upload.multipart_threshold_mb * MIB:
-            # One PutObject, as the transfer manager would send, without its per-call thread pool.
-            with path.open("rb") as body:
+
+        def put() -> None:
+            with path.open("rb") as body:  # opened per attempt: a retry sends the file from its start
                 client.put_object(Bucket=params["bucket"], Key=params["key"], Body=body, **extra)
-            return
-        transfer = TransferConfig(
-            multipart_threshold=int(self._upload.multipart_threshold_mb * MIB),
-            multipart_chunksize=int(self._upload.multipart_chunk_mb * MIB),
-            max_concurrency=self._upload.multipart_concurrency,
-            use_threads=True,
-        )
-        progress = UploadProgress(label, size, self._progress_seconds, self._abandon)
-        client.upload_file(
-            str(path), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer, Callback=progress
-        )
+
+        self._run(f"uploading {label}", put)
 
     def upload_growing(self, prepared: Mapping[str, Any], source: GrowingFile, size_hint: int, label: str) -> None:
         """Multipart upload of a spool that is still being written: part n goes as soon as its bytes are
@@ -98,11 +110,18 @@ class S3Uploader:
         params = prepared["uploadParams"]
         bucket, key = params["bucket"], params["key"]
         client, extra = self._client(prepared)
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        upload_id = self._run(
+            f"starting the upload of {label}",
+            lambda: client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"],
+        )
         try:
             parts = self._send_parts(client, bucket, key, upload_id, source, size_hint, label)
-            client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            # Completing twice is harmless (the second sees the same parts), so it is retried too.
+            self._run(
+                f"finishing the upload of {label}",
+                lambda: client.complete_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                ),
             )
         except BaseException:
             with contextlib.suppress(Exception):
@@ -112,17 +131,21 @@ class S3Uploader:
     def _send_parts(
         self, client: Any, bucket: str, key: str, upload_id: str, source: GrowingFile, size_hint: int, label: str
     ) -> list[dict[str, Any]]:
-        """Send parts as the source grows, at most `multipart_concurrency` at once; a failed part fails
-        the upload as soon as it is seen."""
+        """Send parts as the source grows, at most `multipart_concurrency` at once, each under the retry
+        policy; a part that still fails fails the upload as soon as it is seen."""
         chunk = int(self._upload.multipart_chunk_mb * MIB)
         concurrency = self._upload.multipart_concurrency
         progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon)
 
-        def send(number: int, start: int, length: int) -> dict[str, Any]:
-            body = source.window(start, length)
+        def put_part(number: int, start: int, length: int) -> str:
+            body = source.window(start, length)  # a fresh window per attempt: a retry reads from its start
             answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+            return str(answer["ETag"])
+
+        def send(number: int, start: int, length: int) -> dict[str, Any]:
+            etag = self._run(f"uploading part {number} of {label}", lambda: put_part(number, start, length))
             progress(length)
-            return {"PartNumber": number, "ETag": answer["ETag"]}
+            return {"PartNumber": number, "ETag": etag}
 
         with ThreadPoolExecutor(concurrency, thread_name_prefix="part") as pool:
             running: set[Future[dict[str, Any]]] = set()

@@ -8,6 +8,7 @@ picks one uploader per cloud from it. S3 is `s3upload.S3Uploader`; Azure and GCS
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -46,6 +47,63 @@ class GrowingFile(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class FinishedFile:
+    """A finished file seen as a GrowingFile that is already complete, so one multipart code path (with
+    its per-part retries) serves finished spools and growing ones alike. Parts are read with pread from one
+    descriptor, several at once, nothing held in memory. Use it as a context manager."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self._size = size
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __enter__(self) -> FinishedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_for(self, end: int) -> tuple[int, bool]:
+        return self._size, True
+
+    def window(self, start: int, length: int) -> Readable:
+        return FileWindow(self._fd, start, length)
+
+    @property
+    def abandoned(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class FileWindow:
+    """A part body over [start, start + length) of an open descriptor: read, seek and tell (what botocore
+    needs to send it and to rewind it for a checksum), read with pread."""
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self._fd, self._start, self._length, self._pos = fd, start, length, 0
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._length - self._pos
+        size = left if size is None or size < 0 else min(size, left)
+        data = os.pread(self._fd, size, self._start + self._pos) if size > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __len__(self) -> int:
+        return self._length
 
 
 class Uploader(Protocol):
