@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config
 from .errors import ConfigError
+from .live import ConfigFiles
 from .logs import add_secret, printable, redact, setup_console_logging, setup_logging
 
 log = logging.getLogger("keboola_sync.cli")
@@ -64,17 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> Config:
-    explicit = hasattr(args, "config")
-    return load_config(
-        getattr(args, "config", DEFAULT_CONFIG), getattr(args, "env_file", DEFAULT_ENV), config_path_explicit=explicit
+def _files(args: argparse.Namespace) -> ConfigFiles:
+    """The files the configuration comes from; `run` watches them and loads them again when they change."""
+    return ConfigFiles(
+        getattr(args, "config", DEFAULT_CONFIG), getattr(args, "env_file", DEFAULT_ENV), hasattr(args, "config")
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = _load(args)
+        files = _files(args)
+        config = files.load()
     except ConfigError as exc:
         _print(f"keboola-sync: configuration error: {exc}", err=True)
         return 2
@@ -82,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_secret(config.token)  # from here on nothing we print or log can show it
     try:
         if args.command in ("run", "sync"):
-            return _run(config, once=args.command == "sync")
+            return _run(config, once=args.command == "sync", files=files)
         setup_console_logging()
         if args.command == "check":
             return _check(config)
@@ -101,7 +103,7 @@ def _print(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout)
 
 
-def _run(config: Config, *, once: bool) -> int:
+def _run(config: Config, *, once: bool, files: ConfigFiles) -> int:
     from .daemon import Daemon
     from .memory import return_big_buffers_to_the_os
     from .preflight import check_writable_dirs
@@ -111,7 +113,7 @@ def _run(config: Config, *, once: bool) -> int:
     setup_logging(config.logging, secrets=[config.token] if config.token else [])
     for warning in config.warnings:
         log.warning("%s", warning)
-    daemon = Daemon(config)
+    daemon = Daemon(config, None if once else files)
     daemon.install_signal_handlers()
     code = daemon.run(once=once)
     if daemon.abandon.is_set():

@@ -19,7 +19,7 @@ import tempfile
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -258,6 +258,38 @@ def defaults() -> Config:
     return Config()
 
 
+def schema_keys() -> tuple[str, ...]:
+    """Every dotted key of the schema (`watch.stable_seconds`, ...), in config.yaml.example's order."""
+    return tuple(f"{section}.{f.name}" for section, cls in _SECTIONS.items() for f in fields(cls))
+
+
+def values(config: Config) -> dict[str, Any]:
+    """Every dotted key and its value: what a reload compares. The token is not a key."""
+    return {
+        f"{section}.{f.name}": getattr(getattr(config, section), f.name)
+        for section, cls in _SECTIONS.items()
+        for f in fields(cls)
+    }
+
+
+def with_values(config: Config, changes: Mapping[str, Any]) -> Config:
+    """`config` with some dotted keys set to other values (a reload keeps the running value of a key that
+    needs a restart). The sections stay frozen: each changed one is rebuilt whole."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        section, name = key.split(".", 1)
+        by_section.setdefault(section, {})[name] = value
+    rebuilt = {section: replace(getattr(config, section), **names) for section, names in by_section.items()}
+    return replace(config, **rebuilt)
+
+
+def env_file_token(env_file: Path | None) -> str | None:
+    """KBC_STORAGE_API_TOKEN as written in the .env file itself (not the environment): what a running
+    daemon compares to notice a rotated token. ConfigError when the file cannot be read."""
+    token = _read_env_file(env_file, []).get(TOKEN_ENV, "").strip()
+    return token or None
+
+
 # --- loading -----------------------------------------------------------------------------------------
 def load_config(
     config_path: Path | None = None,
@@ -291,7 +323,9 @@ def load_config(
             )
 
     merged_env = dict(_read_env_file(env_file, warnings))
-    merged_env.update({k: v for k, v in env.items() if k in (TOKEN_ENV, HOST_ENV)})
+    # A blank variable counts as unset, so it does not hide .env: Compose can blank the token it would pass
+    # at creation and let the daemon read a mounted .env, which a rotation changes (deployment.md).
+    merged_env.update({k: v for k, v in env.items() if k in (TOKEN_ENV, HOST_ENV) and v.strip()})
 
     sections = {name: _build_section(name, cls, raw.pop(name, None)) for name, cls in _SECTIONS.items()}
     if raw:

@@ -13,14 +13,15 @@ import random
 import signal
 import threading
 import time
-from dataclasses import replace
 from types import FrameType
 
 from . import __version__
 from .config import Config
 from .health import Health
 from .layout import Layout
+from .live import ConfigFiles, LiveConfig, advice_for, in_container, set_token_advice
 from .preflight import StartupError, check_folder, connect
+from .reload import Reloader
 from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
 from .spool import clean_spool
@@ -37,10 +38,12 @@ log = logging.getLogger("keboola_sync.daemon")
 class Daemon:
     """`run` and `sync --once` share everything but the watcher and the exit condition."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.layout = Layout.from_config(config)
+    def __init__(self, config: Config, files: ConfigFiles | None = None) -> None:
+        # The configuration in force, swapped whole when config.yaml changes (`run` with `files` only).
+        self.live = LiveConfig(config)
+        self.files = files
         self.stop = threading.Event()
+        self._reload_now = threading.Event()  # SIGHUP: load config.yaml again
         self.abandon = threading.Event()
         self._rescan_now = threading.Event()
         self._hurry = threading.Event()  # a second signal: leave now
@@ -54,7 +57,19 @@ class Daemon:
         self._root_deleted = False  # ... and no first-level folder has been seen in it since
         self._rearm = False  # ... and the watch has not been re-armed on the folder created again
 
+    @property
+    def config(self) -> Config:
+        return self.live.config
+
+    @property
+    def layout(self) -> Layout:
+        return self.live.layout
+
     # -- signals ---------------------------------------------------------------------------------------
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP reloads the configuration (as Prometheus does); the main loop does the work."""
+        self._reload_now.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Only sets events: logging (its locks) and timers are not safe inside a signal handler."""
@@ -67,6 +82,7 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
         # The main thread may sit in a Keboola call (start-up, resolving the previous run) when a signal
         # comes: this thread reacts at once, the loops react too, whoever is first says it once.
         threading.Thread(target=self._react_to_signals, name="signals", daemon=True).start()
@@ -221,9 +237,9 @@ class Daemon:
         ledger = Ledger(cfg.state.path)
         # Buckets without `c-` on projects with `disable-legacy-bucket-prefix` (§12): predicted from the
         # token's and the index's features; the ids Keboola returns (kept in the ledger) win anyway.
-        self.layout = replace(self.layout, bucket_prefix="c-" if info.legacy_bucket_prefix else "")
+        self.live.use_bucket_prefix("c-" if info.legacy_bucket_prefix else "")
         try:
-            service = SyncService(cfg, storage, ledger, self.layout)
+            service = SyncService(self.live, storage, ledger)
             try:
                 service.resolve_in_flight()
             except Abandoned:
@@ -236,7 +252,7 @@ class Daemon:
             scheduler = Scheduler(
                 service,
                 cfg.watch.path,
-                stable_seconds=cfg.watch.stable_seconds,
+                stable_seconds=lambda: self.config.watch.stable_seconds,
                 workers=cfg.upload.concurrency,
                 stop=self.stop,
             )
@@ -258,7 +274,19 @@ class Daemon:
             self.rescan(service, scheduler, watcher)
             if once:
                 return self._run_once(service, scheduler)
-            self._loop(service, scheduler, watcher, storage, health)
+            reloader = None
+            if self.files is not None:
+                set_token_advice(advice_for(self.files.env_file, os.environ, in_container=in_container()))
+                reloader = Reloader(
+                    self.live,
+                    self.files,
+                    storage=storage,
+                    ledger=ledger,
+                    scheduler=scheduler,
+                    watcher=watcher,
+                    rescan_now=self._rescan_now.set,
+                )
+            self._loop(service, scheduler, watcher, storage, health, reloader)
             return self._shutdown(scheduler, watcher, health)
         finally:
             ledger.close()
@@ -301,17 +329,24 @@ class Daemon:
         return max(0.05, min(0.5, self.config.watch.stable_seconds / 4))
 
     def _loop(
-        self, service: SyncService, scheduler: Scheduler, watcher: Watcher | None, storage: Storage, health: Health
+        self,
+        service: SyncService,
+        scheduler: Scheduler,
+        watcher: Watcher | None,
+        storage: Storage,
+        health: Health,
+        reloader: Reloader | None = None,
     ) -> None:
-        cfg = self.config
-        tick = self._tick_seconds()
-        next_scan = time.monotonic() + self._jittered(cfg.watch.rescan_seconds)
+        next_scan = time.monotonic() + self._jittered(self.config.watch.rescan_seconds)
         next_beat = 0.0
-        keepalive_every = max(cfg.daemon.heartbeat_seconds, cfg.daemon.keboola_max_silence_seconds / 3)
-        next_keepalive = time.monotonic() + keepalive_every
+        next_keepalive = time.monotonic() + self._keepalive_every()
         keepalive: threading.Thread | None = None
         while not self.stop.is_set():
             now = time.monotonic()
+            if reloader is not None:
+                self._reload(reloader, now)
+            cfg = self.config  # read each turn: a reload changes intervals at once
+            keepalive_every = self._keepalive_every()
             if self._rescan_now.is_set() or now >= next_scan:
                 self._rescan_now.clear()
                 self.rescan(service, scheduler, watcher)
@@ -339,7 +374,17 @@ class Daemon:
                     failed=c.failed,
                     skipped=c.skipped,
                 )
-            self.stop.wait(tick)
+            self.stop.wait(self._tick_seconds())
+
+    def _reload(self, reloader: Reloader, now: float) -> None:
+        if self._reload_now.is_set():
+            self._reload_now.clear()
+            reloader.reload("SIGHUP")
+        reloader.poll(now)
+
+    def _keepalive_every(self) -> float:
+        daemon = self.config.daemon
+        return max(daemon.heartbeat_seconds, daemon.keboola_max_silence_seconds / 3)
 
     @staticmethod
     def _ping(storage: Storage) -> None:

@@ -26,6 +26,7 @@ from .csvfile import CsvInfo, Dialect, Spool, SpoolReader
 from .errors import KeboolaSyncError
 from .fileid import Fingerprint
 from .layout import Target
+from .live import LiveConfig
 from .state import FileRecord, Ledger
 from .storage import (
     MISSING_TARGET_CODES,
@@ -136,17 +137,22 @@ def header_refused(table: tuple[str, ...], file: tuple[str, ...], on_header_chan
 class Loader:
     def __init__(
         self,
-        config: Config,
+        config: Config | LiveConfig,
         storage: Storage,
         ledger: Ledger,
         buckets: set[str],
         ensure_folder: Callable[[str], str | None],
     ) -> None:
-        self.config = config
+        self.live = config if isinstance(config, LiveConfig) else LiveConfig(config)
         self.storage = storage
         self.ledger = ledger
         self._buckets = buckets  # shared with SyncService: the buckets known to exist
         self._ensure_folder = ensure_folder
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force now (a reload may change csv.on_header_change between loads)."""
+        return self.live.config
 
     def header_refused(self, table: tuple[str, ...], file: tuple[str, ...]) -> bool:
         return header_refused(table, file, self.config.csv.on_header_change)

@@ -203,12 +203,39 @@ def setup_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
 
     reset_logging()
     root = logging.getLogger()
-    level = logging.getLevelName(cfg.level.upper())
     for handler in handlers:
         handler.setFormatter(formatter)
         setattr(handler, _MARK, True)
         root.addHandler(handler)
-    root.setLevel(level)
+    _set_levels(cfg.level)
+
+
+def reconfigure_logging(cfg: LoggingConfig) -> None:
+    """A reloaded configuration: level, format, console and rotation change on the running handlers.
+    The log file stays open (logging.file needs a restart), so no line is lost while this runs."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, _MARK, False)]
+    formatter: logging.Formatter = JsonFormatter() if cfg.format == "json" else TextFormatter()
+    consoles = [h for h in ours if not isinstance(h, WatchedRotatingFileHandler)]
+    if cfg.console and not consoles:
+        console = logging.StreamHandler(sys.stderr)
+        setattr(console, _MARK, True)
+        ours.append(console)
+        root.addHandler(console)
+    elif not cfg.console:
+        for handler in consoles:
+            root.removeHandler(handler)
+            ours.remove(handler)
+    for handler in ours:
+        handler.setFormatter(formatter)
+        if isinstance(handler, WatchedRotatingFileHandler):
+            handler.maxBytes, handler.backupCount = cfg.max_bytes, cfg.backup_count
+    _set_levels(cfg.level)
+
+
+def _set_levels(level_name: str) -> None:
+    level = logging.getLevelName(level_name.upper())
+    logging.getLogger().setLevel(level)
     noisy_level = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(noisy_level)

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint
+from .live import token_advice
 from .load import ContentRefused, HeaderRefused, NotOwned
 from .storage import Abandoned, StorageError, TokenRejected
 
@@ -95,10 +96,10 @@ def os_problem(rel_path: str, exc: OSError) -> str:
 
 
 def _token_rejected(rel_path: str, exc: BaseException) -> str:
+    # The advice names the rotation that works in this deployment (a watched .env, or Compose's recreate).
     return (
         f"{exc}. Keboola refused the token: it was revoked or has expired (or "
-        "KBC_STORAGE_API_HOST is another stack). Put a valid KBC_STORAGE_API_TOKEN in .env "
-        "and restart keboola-sync"
+        f"KBC_STORAGE_API_HOST is another stack). {token_advice()}"
     )
 
 

@@ -61,6 +61,12 @@ class CheckTables:
     """Look for tables deleted in Keboola behind our back; their files are loaded again."""
 
 
+@dataclass(frozen=True)
+class Retire:
+    """The worker that takes this leaves: upload.concurrency was lowered while running. Queued behind the
+    jobs already waiting, so a lower count takes effect as loads finish, never by cutting one short."""
+
+
 Job = LoadFile | CreateBucket | CheckTables
 
 
@@ -98,7 +104,7 @@ class Scheduler:
         service: Service,
         root: Path,
         *,
-        stable_seconds: float,
+        stable_seconds: float | Callable[[], float],
         workers: int,
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
@@ -106,7 +112,8 @@ class Scheduler:
     ) -> None:
         self.service = service
         self.root = root
-        self.stable_seconds = stable_seconds
+        # A callable is read per use: the daemon passes the reloadable watch.stable_seconds.
+        self._stable_seconds = stable_seconds
         self._stop = stop
         self._clock = clock
         self._stat = stat
@@ -118,16 +125,37 @@ class Scheduler:
         self._folder_jobs: set[str] = set()
         self._table_check_queued = False
         self._busy = 0  # jobs queued or running
-        self._queue: queue.Queue[Job] = queue.Queue()
+        self._queue: queue.Queue[Job | Retire] = queue.Queue()
         self._folders_pending: set[str] = set()
         self._events_seen: set[str] = set()  # paths announced by an event since the last full scan
         self.counters = Counters()
         self.paused: str | None = None  # why nothing is dispatched (the folder cannot be trusted)
-        self._workers = [threading.Thread(target=self._work, name=f"load-{i}", daemon=True) for i in range(workers)]
+        self._worker_count = workers
+        self._workers_started = 0
+
+    @property
+    def stable_seconds(self) -> float:
+        value = self._stable_seconds
+        return value() if callable(value) else value
 
     def start_workers(self) -> None:
-        for worker in self._workers:
-            worker.start()
+        self._start_workers(self._worker_count)
+
+    def _start_workers(self, count: int) -> None:
+        for _ in range(count):
+            name = f"load-{self._workers_started}"
+            self._workers_started += 1
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+
+    def set_workers(self, count: int) -> None:
+        """A reloaded upload.concurrency: start the missing workers, or ask the extra ones to leave once
+        they are free. Called from the daemon's loop only."""
+        more = count - self._worker_count
+        self._worker_count = count
+        if more > 0:
+            self._start_workers(more)
+        for _ in range(-more):
+            self._queue.put(Retire())
 
     # -- hints ---------------------------------------------------------------------------------------
 
@@ -223,7 +251,10 @@ class Scheduler:
 
     def _work(self) -> None:
         while True:
-            self.run_job(self._queue.get())
+            job = self._queue.get()
+            if isinstance(job, Retire):
+                return
+            self.run_job(job)
 
     def run_next(self) -> bool:
         """Run one queued job on the calling thread (what a worker does); False if none is queued."""
@@ -231,7 +262,8 @@ class Scheduler:
             job = self._queue.get_nowait()
         except queue.Empty:
             return False
-        self.run_job(job)
+        if not isinstance(job, Retire):
+            self.run_job(job)
         return True
 
     def run_job(self, job: Job) -> None:

@@ -28,6 +28,7 @@ from .csvfile import CsvInfo, Spool, inspect_and_spool
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .layout import Ignored, Layout, Rejected, Target
+from .live import LiveConfig
 from .load import ContentRefused, HeaderRefused, Loaded, Loader, NotOwned, Overlap
 from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
 from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
@@ -118,20 +119,32 @@ def retry_spacing(previous: float | None, first: float, cap: float) -> float:
 
 
 class SyncService:
-    def __init__(self, config: Config, storage: Storage, ledger: Ledger, layout: Layout | None = None) -> None:
-        self.config = config
+    def __init__(
+        self, config: Config | LiveConfig, storage: Storage, ledger: Ledger, layout: Layout | None = None
+    ) -> None:
+        # The running daemon passes its LiveConfig, so a reloaded config.yaml applies from the next use.
+        self.live = config if isinstance(config, LiveConfig) else LiveConfig(config, layout)
         self.storage = storage
         self.ledger = ledger
-        self.root = config.watch.path
-        self.layout = layout or Layout.from_config(config)
+        self.root = self.live.config.watch.path  # watch.path needs a restart
         self._buckets = ledger.known_buckets()
         self._bucket_of = ledger.bucket_of_folder()  # the ids Keboola gave; they win over predictions
         self._warned_folders: set[str] = set()
         self._bucket_lock = threading.Lock()
         self._rejudged: set[str] = set()  # table-dependent skips already judged again in this process
-        self.loader = Loader(config, storage, ledger, self._buckets, self.ensure_folder)
+        self.loader = Loader(self.live, storage, ledger, self._buckets, self.ensure_folder)
 
     # -- classification ------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force now (read per use: it may be reloaded while running)."""
+        return self.live.config
+
+    @property
+    def layout(self) -> Layout:
+        """The naming and ignore rules of the configuration in force."""
+        return self.live.layout
 
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
         target = self.layout.classify(rel_path)

@@ -211,6 +211,14 @@ class Watcher:
                     return
             self._observer = observer
 
+    def reconfigure(self, setting: str, polling_interval: float) -> None:
+        """A reloaded watch.observer or watch.polling_interval_seconds: choose again and restart the
+        observer (a rescan follows, so nothing changed meanwhile is missed)."""
+        self._setting, self._polling_interval = setting, polling_interval
+        self.mode, self.reason = choose_observer(setting, self.root)
+        log.info("watching with %s observer: %s", self.mode, self.reason)
+        self.start()
+
     def switch_to_polling(self, reason: str) -> None:
         if self.mode == "polling":
             return

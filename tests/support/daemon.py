@@ -63,6 +63,8 @@ class Daemon:
         self.log_file = tmp / "logs" / "keboola-sync.log"
         self.health_file = tmp / "state" / "health.json"
         self.config_path = tmp / "config.yaml"
+        self.env_file = tmp / "no.env"
+        self.token_from_env_file = False
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self._out = tmp / "daemon.out"
@@ -84,8 +86,19 @@ class Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KBC_")}
         env.update(self.emulator.env())
         env.pop("KBC_STORAGE_API_HOST", None)  # the config's keboola.url points at the emulator
+        if self.token_from_env_file:
+            env.pop("KBC_STORAGE_API_TOKEN", None)
         env.update(self.extra_env)
         return env
+
+    def write_env_file(self, token: str) -> Path:
+        """Put the token in a .env of its own (and no longer in the environment), as a user does; written
+        in place like an editor that saves over the file."""
+        self.env_file = self.tmp / ".env"
+        self.token_from_env_file = True
+        self.env_file.write_text(f"KBC_STORAGE_API_TOKEN={token}\n")
+        self.env_file.chmod(0o600)
+        return self.env_file
 
     def command(self, *args: str) -> list[str]:
         return [
@@ -95,7 +108,7 @@ class Daemon:
             "--config",
             str(self.config_path),
             "--env-file",
-            str(self.tmp / "no.env"),
+            str(self.env_file),
             *args,
         ]
 

@@ -302,6 +302,12 @@ def test_missing_or_blank_token_is_a_clear_error(tmp_path: Path, value: str | No
     assert ".env" in str(err.value)
 
 
+def test_a_blank_token_variable_does_not_hide_the_env_file(tmp_path: Path) -> None:
+    env_file = write(tmp_path / ".env", f"KBC_STORAGE_API_TOKEN={TOKEN}\n", mode=0o600)
+    assert load_config(None, env_file=env_file, environ={"KBC_STORAGE_API_TOKEN": " "}).token == TOKEN
+    assert load_config(None, env_file=env_file, environ={"KBC_STORAGE_API_TOKEN": "other"}).token == "other"
+
+
 def test_an_env_file_readable_by_others_gives_a_warning_and_config_yaml_none(tmp_path: Path) -> None:
     """.env holds the token; config.yaml never does, and must stay readable for a container's daemon."""
     config_file = write(tmp_path / "config.yaml", "", mode=0o644)

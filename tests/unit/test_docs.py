@@ -16,6 +16,8 @@
    list stays the truth.
 3. The user docs (README and docs/ but architecture, development and sources) cite no research notes:
    those live outside the repository; docs/sources.md, for developers, maps them.
+4. configuration.md's table of keys that need a restart is exactly the keys `live.py` does not apply while
+   running (`restart_keys()`): a key added to the schema is restart-only until its room reads it per use.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from keboola_sync import config as cfgmod
+from keboola_sync.live import LIVE_KEYS, restart_keys
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "keboola_sync"
@@ -181,3 +184,27 @@ def test_user_docs_cite_no_research_notes() -> None:
         if NOTE_REFERENCES.search(line)
     ]
     assert found == []
+
+
+# --- 4. configuration.md's restart table <-> live.py -------------------------------------------------
+def documented_restart_keys() -> set[str]:
+    """The rows of the table under `## Changing the configuration while it runs`."""
+    keys: set[str] = set()
+    inside = False
+    for line in CONFIGURATION.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            inside = line.startswith("## Changing the configuration while it runs")
+        elif inside:
+            row = re.match(r"^\| `(\w+\.\w+)` \|", line)
+            if row:
+                keys.add(row.group(1))
+    return keys
+
+
+def test_the_keys_that_need_a_restart_are_documented_exactly() -> None:
+    """A key the daemon cannot apply while running has a row saying why; a key it applies has none."""
+    assert documented_restart_keys() == set(restart_keys())
+
+
+def test_every_live_key_is_in_the_schema() -> None:
+    assert LIVE_KEYS - schema_keys() == set()

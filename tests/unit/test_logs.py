@@ -219,6 +219,30 @@ def test_unwritable_log_location_is_a_config_error(tmp_path: Path) -> None:
     assert str(blocker / "x.log") in str(err.value)
 
 
+def test_a_reloaded_logging_section_changes_the_running_handlers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = cfg(tmp_path, level="DEBUG")
+    setup_logging(c, secrets=[TOKEN])
+    log = logging.getLogger("keboola_sync.sync")
+    log.debug("debug before")
+    logs.reconfigure_logging(replace(c, level="INFO", format="json", console=True, max_bytes=4096, backup_count=3))
+    log.debug("debug after")
+    log.info("info after %s", TOKEN)
+    lines = read_lines(c.file)
+    assert LINE.match(lines[0]) and lines[0].endswith("debug before")  # the same file, still open
+    assert len(lines) == 2
+    assert json.loads(lines[1])["message"] == "info after ***"
+    assert '"message": "info after ***"' in capsys.readouterr().err  # a console was added
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, logs.WatchedRotatingFileHandler))
+    assert (handler.maxBytes, handler.backupCount) == (4096, 3)
+
+    logs.reconfigure_logging(replace(c, console=False))
+    log.info("file only")
+    assert capsys.readouterr().err == ""
+    assert read_lines(c.file)[-1].endswith("file only")
+
+
 # --- names as people make them (issue 12 item 14): one outcome, one line, nothing raw for the terminal --
 ODD_NAMES = {
     "sales/two\nlines.csv": "sales/two\\nlines.csv",

@@ -1,7 +1,8 @@
 """The scheduler with a fake clock and scripted fingerprints: no emulator, no threads, no sleeps.
 
 The scheduler's own code runs unchanged; only time, the stat and the sync service are scripted, and
-jobs run on the test's thread (`run_next`, what a worker does) so every interleaving is chosen here.
+jobs run on the test's thread (`run_next`, what a worker does) so every interleaving is chosen here (only the
+test of a reloaded worker count runs real worker threads).
 """
 
 from __future__ import annotations
@@ -292,3 +293,28 @@ def test_events_seen_are_handed_over_once() -> None:
     assert scheduler.take_events_seen() == {"sales/a.csv"}
     assert scheduler.take_events_seen() == set()
     assert scheduler.known() == {"sales/a.csv", "sales/b.csv"}
+
+
+def test_a_reloaded_worker_count_starts_workers_or_lets_them_leave() -> None:
+    """The one test here with real worker threads: upload.concurrency changed while running."""
+    from support.emulator import wait_for
+
+    def load_threads() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("load-"))
+
+    scheduler, service, _clock, disk = make()
+    before = load_threads()
+    scheduler.start_workers()
+    wait_for(lambda: load_threads() == before + 1, message="one worker")
+    scheduler.set_workers(3)
+    wait_for(lambda: load_threads() == before + 3, message="three workers")
+    scheduler.set_workers(1)
+    wait_for(lambda: load_threads() == before + 1, message="two workers left")
+
+    disk.write("sales/a.csv", 1)  # the worker that stayed still loads
+    scheduler.notify("sales/a.csv", settled=Fingerprint(size=1, mtime_ns=1, inode=1))
+    scheduler.tick()
+    wait_for(lambda: service.loads == ["sales/a.csv"], message="a load on the remaining worker")
+    assert scheduler.run_next() is False  # the retirements were taken by workers, not left queued
+    scheduler.set_workers(0)
+    wait_for(lambda: load_threads() == before, message="the last worker left")

@@ -36,9 +36,9 @@ class OneAttemptHttp:
         limiter: TokenBucket | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        self._timeout = timeout
+        self.timeout = timeout  # read per request: a reloaded keboola.request_timeout_seconds applies at once
         self._on_contact = on_contact
-        self._limiter = limiter
+        self.limiter = limiter  # read per request: a reload may put another in its place
         self._stop = stop or threading.Event()
         self._local = threading.local()
 
@@ -49,8 +49,8 @@ class OneAttemptHttp:
         return session
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        if self._limiter is not None and not self._limiter.acquire(self._stop):
+        kwargs.setdefault("timeout", self.timeout)
+        if self.limiter is not None and not self.limiter.acquire(self._stop):
             raise Abandoned("shutdown while waiting for the request rate limit")
         response = self._session().request(method, url, **kwargs)
         if response.status_code < 500:

@@ -190,6 +190,19 @@ class Storage:
             endpoint.requests = self._http
         return api
 
+    def use_settings(
+        self, *, keboola: KeboolaConfig, retry: RetryConfig, upload: UploadConfig, progress_seconds: float
+    ) -> None:
+        """A reloaded configuration: timeouts, retry, upload and progress settings apply to every call
+        that starts from now on (each is one frozen section swapped whole; the URL never changes)."""
+        if keboola.max_requests_per_second != self._keboola.max_requests_per_second:
+            self._limiter = TokenBucket(keboola.max_requests_per_second)  # a new bucket: no rate mixed mid-wait
+            self._http.limiter = self._limiter
+        self._keboola = keboola
+        self._policy.config = retry
+        self._http.timeout = keboola.request_timeout_seconds
+        self._s3.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
+
     def warm_up(self) -> None:
         """Prepare the S3 client in the background, so the first upload does not wait for it."""
         self._s3.warm_up()

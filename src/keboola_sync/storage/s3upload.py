@@ -62,6 +62,13 @@ class S3Uploader:
         self._clients: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._clients_lock = threading.Lock()
 
+    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
+        """A reloaded configuration: uploads that start from now on use it (clients made before keep
+        their timeout until they are replaced)."""
+        self._request_timeout = request_timeout
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+
     def warm_up(self) -> None:
         """Load botocore's S3 model in the background (~0.2 s of CPU), so the first upload does not wait
         for it. Harmless if it fails: the first upload then loads it itself."""
