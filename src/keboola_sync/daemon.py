@@ -26,6 +26,7 @@ from .spool import clean_spool
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
 from .sync import Outcome, Status, SyncService
+from .telemetry import Telemetry
 from .watcher import Watcher
 
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
@@ -49,6 +50,7 @@ class Daemon:
         self._notes = RescanNotes()
         self._last_scan_wall: float | None = None
         self._scanned_once = False
+        self.telemetry = Telemetry(config)  # metrics, the monitoring endpoint, notifications
 
     # -- signals ---------------------------------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class Daemon:
     def run(self, *, once: bool = False) -> int:
         cfg = self.config
         check_folder(cfg.watch.path)
-        storage, info = connect(cfg, self.abandon)
+        storage, info = connect(cfg, self.abandon, meter=self.telemetry.metrics)
         storage.warm_up()
         log.info(
             "keboola-sync %s: project %s (%s), watching %s -> stage %s",
@@ -185,6 +187,7 @@ class Daemon:
         clean_spool(cfg.upload.spool_dir)
         ledger = Ledger(cfg.state.path)
         try:
+            self.telemetry.start(ledger)
             service = SyncService(cfg, storage, ledger)
             try:
                 service.resolve_in_flight()
@@ -201,6 +204,7 @@ class Daemon:
                 stable_seconds=cfg.watch.stable_seconds,
                 workers=cfg.upload.concurrency,
                 stop=self.stop,
+                hooks=self.telemetry,
             )
             scheduler.start_workers()
             health = Health(cfg)
@@ -222,6 +226,7 @@ class Daemon:
             self._loop(service, scheduler, watcher, storage, health)
             return self._shutdown(scheduler, watcher, health)
         finally:
+            self.telemetry.stop()
             ledger.close()
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
@@ -282,6 +287,11 @@ class Daemon:
                 )
             self.new_folders(service, scheduler)
             scheduler.tick()
+            self.telemetry.tick(
+                queue_length=scheduler.pending_count,
+                observer=watcher.mode if watcher else None,
+                last_contact=storage.last_contact,
+            )
             if now >= next_keepalive and not (keepalive and keepalive.is_alive()):
                 next_keepalive = now + keepalive_every
                 if time.time() - (storage.last_contact or 0) > keepalive_every:
@@ -299,6 +309,7 @@ class Daemon:
                     loaded=c.loaded,
                     failed=c.failed,
                     skipped=c.skipped,
+                    loading=self.telemetry.activity(),
                 )
             self.stop.wait(tick)
 

@@ -23,7 +23,7 @@ from .errors import (
 )
 from .keboola import JobOutcome, RemoteTable, Storage, TableDialect, TokenInfo
 from .retry import RetryPolicy
-from .uploads import GrowingFile, Uploader
+from .uploads import GrowingFile, Meter, NoMeter, Uploader
 
 __all__ = [
     "MISSING_TARGET_CODES",
@@ -32,6 +32,8 @@ __all__ = [
     "GrowingFile",
     "JobFailed",
     "JobOutcome",
+    "Meter",
+    "NoMeter",
     "NotFound",
     "RemoteTable",
     "RetryPolicy",

@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped, unu
 
 from ..config import UploadConfig
 from .errors import Abandoned
-from .uploads import GrowingFile, UploadProgress
+from .uploads import GrowingFile, Meter, UploadProgress
 
 # S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
 S3_CLIENTS_KEPT = 4
@@ -37,8 +37,15 @@ class S3Uploader:
     ceiling), and multipart from a file still being written."""
 
     def __init__(
-        self, *, request_timeout: float, upload: UploadConfig, progress_seconds: float, abandon: threading.Event
+        self,
+        *,
+        request_timeout: float,
+        upload: UploadConfig,
+        progress_seconds: float,
+        abandon: threading.Event,
+        meter: Meter | None = None,
     ) -> None:
+        self._meter = meter
         self._request_timeout = request_timeout
         self._upload = upload
         self._progress_seconds = progress_seconds
@@ -79,7 +86,7 @@ class S3Uploader:
             max_concurrency=self._upload.multipart_concurrency,
             use_threads=True,
         )
-        progress = UploadProgress(label, size, self._progress_seconds, self._abandon)
+        progress = UploadProgress(label, size, self._progress_seconds, self._abandon, self._meter)
         client.upload_file(
             str(path), params["bucket"], params["key"], ExtraArgs=extra, Config=transfer, Callback=progress
         )
@@ -109,7 +116,7 @@ class S3Uploader:
         the upload as soon as it is seen."""
         chunk = int(self._upload.multipart_chunk_mb * MIB)
         concurrency = self._upload.multipart_concurrency
-        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon)
+        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon, self._meter)
 
         def send(number: int, start: int, length: int) -> dict[str, Any]:
             body = source.window(start, length)
