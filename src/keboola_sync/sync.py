@@ -162,7 +162,7 @@ class SyncService:
 
     def sync(self, rel_path: str) -> Outcome:
         target = self.target_for(rel_path)
-        seen = self._observe(rel_path, target)
+        seen = self.observe(rel_path, target)
         record = self.ledger.get(rel_path) if isinstance(target, Target) else None
         decision = decide(rel_path, target, seen, record, time.time())
         action = decision.action
@@ -180,7 +180,7 @@ class SyncService:
             )
         return self._load(rel_path, self.root / rel_path, target, decision.version, record)
 
-    def _observe(self, rel_path: str, target: Target | Ignored | Rejected) -> Observation:
+    def observe(self, rel_path: str, target: Target | Ignored | Rejected) -> Observation:
         """Everything `decide` needs to know about the file, looked at in the order it is judged."""
         if isinstance(target, Ignored):
             return Observation(None)
