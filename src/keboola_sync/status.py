@@ -169,15 +169,29 @@ def render_table(rows: list[dict[str, Any]], width: int, now: float | None = Non
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
     indent = sum(widths) + 2 * len(widths)
-    # The error column gets what is left of the terminal, but never less than 40 characters.
-    error_width = max(40, width - indent)
+    # The error wraps in its column when at least 40 characters are left of the terminal; else it goes
+    # under its row, indented, across the terminal's width.
+    beside = width - indent >= MIN_ERROR_WIDTH
     lines = []
     for row in table:
         head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)) + "  "
-        wrapped = textwrap.wrap(row[-1], error_width, break_long_words=False, break_on_hyphens=False) or [""]
-        lines.append((head + wrapped[0]).rstrip())
-        lines.extend(" " * indent + more for more in wrapped[1:])
+        if beside or row is table[0]:
+            wrapped = _wrap(row[-1], width - indent) or [""]
+            lines.append((head + wrapped[0]).rstrip())
+            lines.extend(" " * indent + more for more in wrapped[1:])
+        else:
+            lines.append(head.rstrip())
+            lines.extend(" " * UNDER_INDENT + more for more in _wrap(row[-1], width - UNDER_INDENT))
     return lines
+
+
+MIN_ERROR_WIDTH = 40
+UNDER_INDENT = 4
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Whole words only: a path or URL in the message is never split (a line may then run longer)."""
+    return textwrap.wrap(text, max(width, MIN_ERROR_WIDTH), break_long_words=False, break_on_hyphens=False)
 
 
 def _state_cell(row: dict[str, Any], now: float) -> str:
