@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from . import __version__
 from .config import Config
 from .errors import ConfigError
 from .live import ConfigFiles
-from .logs import add_secret, printable, redact, setup_console_logging, setup_logging
+from .logs import add_secret, redact, setup_console_logging, setup_logging
 
 log = logging.getLogger("keboola_sync.cli")
 
@@ -52,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", parents=[common], help="watch the folder and sync until SIGTERM/SIGINT")
     once = commands.add_parser("sync", parents=[common], help="one full reconcile of the folder, then exit")
     once.add_argument("--once", action="store_true", required=True, help="required: run once and exit")
+    once.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the sync would do, file by file; read-only calls only, nothing is written",
+    )
+    commands.add_parser(
+        "plan", parents=[common], help="the same as `sync --once --dry-run`: what a sync would do, changing nothing"
+    )
     commands.add_parser(
         "check", parents=[common], help="validate config, token, connectivity and folder access; print what was found"
     )
@@ -83,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.token:
         add_secret(config.token)  # from here on nothing we print or log can show it
     try:
+        if args.command == "plan" or getattr(args, "dry_run", False):
+            setup_console_logging()
+            return _plan(config)
         if args.command in ("run", "sync"):
             return _run(config, once=args.command == "sync", files=files)
         setup_console_logging()
@@ -122,6 +132,36 @@ def _run(config: Config, *, once: bool, files: ConfigFiles) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _plan(config: Config) -> int:
+    """`sync --once --dry-run`: read-only calls (token, bucket and table details), the ledger opened
+    read-only, the local checks without a spool. Exit codes as `sync --once`."""
+    from .plan import Planner, Step, exit_code, summary
+    from .preflight import check_folder, connect
+    from .state import Ledger
+    from .storage import StorageError
+
+    check_folder(config.watch.path)
+    storage, info = connect(config)
+    _print(
+        f"dry run against {config.keboola.url}, project '{info.project_name}' ({info.project_id}): "
+        "nothing is written to Keboola, the ledger or the spool"
+    )
+    steps: list[Step] = []
+    ledger = Ledger(config.state.path, readonly=True)
+    try:
+        for step in Planner(config, storage, ledger).plan():
+            steps.append(step)
+            for line in step.lines():
+                _print(line)
+    except StorageError as exc:
+        _print(f"keboola-sync: the dry run stopped: Keboola did not answer a read ({exc})", err=True)
+        return 1
+    finally:
+        ledger.close()
+    _print(summary(steps))
+    return exit_code(steps)
 
 
 def _check(config: Config) -> int:
@@ -188,32 +228,33 @@ def _check_keboola(config: Config) -> tuple[bool, str]:
 
 
 def _status(config: Config, *, as_json: bool) -> int:
-    from .status import collect
+    """The daemon's heartbeat first (running? doing what?), then one row per CSV. A watched folder that
+    is missing or unreadable is an error (exit 2): an empty table would look like "nothing to sync"."""
+    import shutil
 
+    from .preflight import check_folder
+    from .status import collect, daemon_state, describe_daemon, render_table
+
+    daemon = daemon_state(config)
+    if not as_json:
+        for line in describe_daemon(daemon):
+            _print(line)
+    try:
+        check_folder(config.watch.path)
+    except ConfigError as exc:
+        _print(f"keboola-sync: {exc}", err=True)
+        return 2
     rows = collect(config)
     if as_json:
+        loading = {job.get("file"): job for job in daemon["now"]}
         for row in rows:
-            _print(json.dumps(row))  # ASCII JSON: control characters escaped, `file` decodes to the real name
+            _print(json.dumps({**row, "now": loading.get(row["file"]), "daemon": daemon}))
         return 0
     if not rows:
         _print(f"no CSV files in {config.watch.path}")
         return 0
-    headers = ("FILE", "TABLE", "STATE", "LAST LOAD", "ROWS", "ERROR")
-    # printable: one row per file on one line, whatever its name holds
-    table = [headers] + [
-        (
-            printable(r["file"]),
-            r["table_id"] or "-",
-            r["state"],
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["last_load_at"])) if r["last_load_at"] else "-",
-            str(r["rows"]) if r["rows"] is not None else "-",
-            printable(r["error"] or "")[:120],
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
-    for row in table:
-        _print("  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
+    for line in render_table(rows, shutil.get_terminal_size((120, 24)).columns):
+        _print(line)
     return 0
 
 

@@ -119,6 +119,25 @@ def _requests_per_second(value: float) -> str | None:
     return None if 0 <= value <= 10_000 else "a number from 0 (no limit) to 10000"
 
 
+def _listen(value: str) -> str | None:
+    """Empty (off) or HOST:PORT, as the monitoring endpoint parses it (monitor.parse_listen)."""
+    if not value:
+        return None
+    from .monitor import parse_listen  # lazy: `health` and `status` never need http.server
+
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        return f'empty (off) or {exc}; "0.0.0.0:8484" in a container'
+    return None
+
+
+def _notify_urls(value: tuple[str, ...]) -> str | None:
+    if all("://" in url and url.split("://", 1)[0] for url in value):
+        return None
+    return "Apprise URLs such as slack://... or json://host/path, each with its scheme"
+
+
 def _opt(default: Any, check: Check | None = None) -> Any:
     return field(default=default, metadata={"check": check})
 
@@ -214,6 +233,19 @@ class LoggingConfig:
     progress_seconds: float = _opt(5.0, _seconds())
 
 
+@dataclass(frozen=True)
+class MonitoringConfig:
+    listen: str = _opt("", _listen)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    urls: tuple[str, ...] = _opt((), _notify_urls)
+
+
+# Keys whose values may carry secrets (webhook tokens, passwords): an error never shows the value.
+SECRET_KEYS = frozenset({"notify.urls"})
+
 _SECTIONS: dict[str, type] = {
     "keboola": KeboolaConfig,
     "watch": WatchConfig,
@@ -224,6 +256,8 @@ _SECTIONS: dict[str, type] = {
     "state": StateConfig,
     "daemon": DaemonConfig,
     "logging": LoggingConfig,
+    "monitoring": MonitoringConfig,
+    "notify": NotifyConfig,
 }
 
 
@@ -238,6 +272,8 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     token: str | None = field(default=None, repr=False, compare=False)
     source: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -486,7 +522,8 @@ def _build_section(section: str, cls: type, raw: Any) -> Any:
         check = known[name].metadata.get("check")
         allowed = check(converted) if check else None
         if allowed is not None:
-            raise ConfigError(key, f"{key} is {_show(value)}; it must be {allowed}.")
+            shown = "(not shown: it may hold a secret)" if key in SECRET_KEYS else _show(value)
+            raise ConfigError(key, f"{key} is {shown}; it must be {allowed}.")
         values[name] = converted
     if cls is LoggingConfig and "level" in values:
         values["level"] = values["level"].upper()
@@ -524,7 +561,8 @@ def _convert(key: str, hint: Any, value: Any, default: Any) -> Any:
     if typing.get_origin(hint) is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        raise ConfigError(key, f"{key} is {_show(value)}; it must be a list of text values ({example}).")
+        shown = "(not shown: it may hold a secret)" if key in SECRET_KEYS else _show(value)
+        raise ConfigError(key, f"{key} is {shown}; it must be a list of text values ({example}).")
     raise AssertionError(f"no converter for {hint!r}")  # pragma: no cover - schema bug
 
 

@@ -28,6 +28,7 @@ from .spool import clean_spool
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
 from .sync import Outcome, Status, SyncService, judged_by_the_table
+from .telemetry import Telemetry
 from .watcher import Watcher
 
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
@@ -56,6 +57,7 @@ class Daemon:
         self._root_gone = threading.Event()  # set by the watcher: the watched folder itself was deleted
         self._root_deleted = False  # ... and no first-level folder has been seen in it since
         self._rearm = False  # ... and the watch has not been re-armed on the folder created again
+        self.telemetry = Telemetry(config)  # metrics, the monitoring endpoint, notifications
 
     @property
     def config(self) -> Config:
@@ -222,7 +224,7 @@ class Daemon:
     def run(self, *, once: bool = False) -> int:
         cfg = self.config
         check_folder(cfg.watch.path)
-        storage, info = connect(cfg, self.abandon)
+        storage, info = connect(cfg, self.abandon, meter=self.telemetry.metrics)
         storage.warm_up()
         log.info(
             "keboola-sync %s: project %s (%s), watching %s -> stage %s",
@@ -239,6 +241,7 @@ class Daemon:
         # token's and the index's features; the ids Keboola returns (kept in the ledger) win anyway.
         self.live.use_bucket_prefix("c-" if info.legacy_bucket_prefix else "")
         try:
+            self.telemetry.start(ledger)
             service = SyncService(self.live, storage, ledger)
             try:
                 service.resolve_in_flight()
@@ -255,6 +258,7 @@ class Daemon:
                 stable_seconds=lambda: self.config.watch.stable_seconds,
                 workers=cfg.upload.concurrency,
                 stop=self.stop,
+                hooks=self.telemetry,
             )
             scheduler.start_workers()
             health = Health(cfg)
@@ -289,6 +293,7 @@ class Daemon:
             self._loop(service, scheduler, watcher, storage, health, reloader)
             return self._shutdown(scheduler, watcher, health)
         finally:
+            self.telemetry.stop()
             ledger.close()
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
@@ -356,6 +361,11 @@ class Daemon:
                 )
             self.new_folders(service, scheduler)
             scheduler.tick()
+            self.telemetry.tick(
+                queue_length=scheduler.pending_count,
+                observer=watcher.mode if watcher else None,
+                last_contact=storage.last_contact,
+            )
             if now >= next_keepalive and not (keepalive and keepalive.is_alive()):
                 next_keepalive = now + keepalive_every
                 if time.time() - (storage.last_contact or 0) > keepalive_every:
@@ -373,6 +383,7 @@ class Daemon:
                     loaded=c.loaded,
                     failed=c.failed,
                     skipped=c.skipped,
+                    loading=self.telemetry.activity(),
                 )
             self.stop.wait(self._tick_seconds())
 

@@ -134,6 +134,22 @@ def header_refused(table: tuple[str, ...], file: tuple[str, ...], on_header_chan
     return bool(missing or (extra and on_header_change == "skip"))
 
 
+def header_refusal(
+    rel_path: str, table_id: str, table: tuple[str, ...], file: tuple[str, ...], on_header_change: str
+) -> HeaderRefused | None:
+    """The error a load raises for a header the table cannot take (the dry run shows the same words)."""
+    if not header_refused(table, file, on_header_change):
+        return None
+    missing, extra = header_difference(table, file)
+    return HeaderRefused(
+        f"{rel_path}: the header no longer matches table {table_id}"
+        + (f"; missing columns: {', '.join(missing)}" if missing else "")
+        + (f"; new columns: {', '.join(extra)}" if extra else "")
+        + ". Nothing was changed in Keboola. Restore the header, or drop the table in Keboola "
+        "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load")
+    )
+
+
 class Loader:
     def __init__(
         self,
@@ -278,15 +294,11 @@ class Loader:
         rel_path, target, info = state.rel_path, state.target, state.info
         if self._same_header_as_last_load(record, target, info):
             return  # an unchanged header never blocks a load (nothing predicted: §12, locale)
-        if self.header_refused(remote.columns, info.columns):
-            missing, extra = header_difference(remote.columns, info.columns)
-            raise HeaderRefused(
-                f"{rel_path}: the header no longer matches table {target.table_id}"
-                + (f"; missing columns: {', '.join(missing)}" if missing else "")
-                + (f"; new columns: {', '.join(extra)}" if extra else "")
-                + ". Nothing was changed in Keboola. Restore the header, or drop the table in Keboola "
-                "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load")
-            )
+        refusal = header_refusal(
+            rel_path, target.table_id, remote.columns, info.columns, self.config.csv.on_header_change
+        )
+        if refusal is not None:
+            raise refusal
 
     def _mark(self, state: _Round, imported_at: str | None, *, first: bool) -> None:
         """Write the table's keboola-sync metadata after a load. A failure costs only the lost-ledger

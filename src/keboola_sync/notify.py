@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 log = logging.getLogger("keboola_sync.notify")
 
@@ -40,6 +40,12 @@ class Notifier:
     @property
     def enabled(self) -> bool:
         return bool(self.urls)
+
+    def remember(self, states: Mapping[str, str]) -> None:
+        """The states the ledger holds at start-up: a file that failed before a restart and fails again
+        is no new transition, so it sends nothing."""
+        with self._lock:
+            self._states.update(states)
 
     def file_state(self, rel_path: str, state: str, message: str) -> None:
         """Called with every verdict; sends only when a file enters `failed` or `skipped`."""

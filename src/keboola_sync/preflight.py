@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import Config, check_writable_dir
 from .errors import ConfigError
-from .storage import Storage, StorageError, TokenInfo, TokenRejected
+from .storage import Meter, Storage, StorageError, TokenInfo, TokenRejected
 from .storage.probe import probe_stack
 
 log = logging.getLogger("keboola_sync.daemon")
@@ -67,7 +67,9 @@ def check_stack(config: Config) -> None:
         raise unreachable(config, probe.problem)
 
 
-def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Storage, TokenInfo]:
+def connect(
+    config: Config, abandon: threading.Event | None = None, meter: Meter | None = None
+) -> tuple[Storage, TokenInfo]:
     """Verify the token and that it may write (§1.3). Any problem is a StartupError naming the fix."""
     token = config.require_token()
     storage = Storage(
@@ -78,6 +80,7 @@ def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Sto
         upload=config.upload,
         progress_seconds=config.logging.progress_seconds,
         abandon=abandon,
+        meter=meter,
     )
     try:
         info = storage.verify_token()

@@ -96,6 +96,17 @@ class Counters:
             self.unchanged += 1
 
 
+class LoadHooks:
+    """Told when a load starts and how it ended (the daemon's metrics and notifications); no-ops here.
+    Called on the worker thread: they must return at once and never raise."""
+
+    def started(self, rel_path: str) -> None:
+        pass
+
+    def ended(self, rel_path: str, outcome: Outcome | None) -> None:
+        """`outcome` None: the load ended in an unexpected error (logged here)."""
+
+
 class Scheduler:
     """Turns path hints into jobs (see module docstring)."""
 
@@ -109,8 +120,10 @@ class Scheduler:
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[Path], Fingerprint | None] = observe,
+        hooks: LoadHooks | None = None,
     ) -> None:
         self.service = service
+        self._hooks = hooks or LoadHooks()
         self.root = root
         # A callable is read per use: the daemon passes the reloadable watch.stable_seconds.
         self._stable_seconds = stable_seconds
@@ -289,13 +302,16 @@ class Scheduler:
     def _load(self, job: LoadFile) -> None:
         if self._stop.is_set():
             return  # not started: the next start finds it again by fingerprint
+        self._hooks.started(job.rel_path)
         try:
             outcome = self.service.sync(job.rel_path)
         except Exception:  # the daemon never dies of one file
             log.exception("unexpected error while syncing %s; it is tried again at the next rescan", job.rel_path)
+            self._hooks.ended(job.rel_path, None)
             return
         with self._lock:
             self.counters.count(outcome)
+        self._hooks.ended(job.rel_path, outcome)
         if outcome.status == "changed":
             self.notify(job.rel_path)
 

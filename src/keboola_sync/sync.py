@@ -215,7 +215,7 @@ class SyncService:
 
     def sync(self, rel_path: str) -> Outcome:
         target = self.target_for(rel_path)
-        seen = self._observe(rel_path, target)
+        seen = self.observe(rel_path, target)
         record = self.ledger.get(rel_path) if isinstance(target, Target) else None
         if self._first_look(rel_path, record):
             seen = replace(seen, rejudge=True)
@@ -246,7 +246,7 @@ class SyncService:
             self._rejudged.add(rel_path)
         return True
 
-    def _observe(self, rel_path: str, target: Target | Ignored | Rejected) -> Observation:
+    def observe(self, rel_path: str, target: Target | Ignored | Rejected) -> Observation:
         """Everything `decide` needs to know about the file, looked at in the order it is judged."""
         if isinstance(target, Ignored):
             return Observation(None)

@@ -185,6 +185,9 @@ def test_every_key_rejects_a_wrong_type(tmp_path: Path, section: str, name: str,
         ("logging: {max_bytes: 0}", "logging.max_bytes", ">= 1024"),
         ("logging: {backup_count: 0}", "logging.backup_count", "never rotate"),
         ("logging: {progress_seconds: 0}", "logging.progress_seconds", "greater than 0"),
+        ("monitoring: {listen: '8484'}", "monitoring.listen", "HOST:PORT, e.g. 127.0.0.1:8484"),
+        ("monitoring: {listen: 'localhost:99999'}", "monitoring.listen", "HOST:PORT"),
+        ("notify: {urls: ['hooks.slack.com/x']}", "notify.urls", "Apprise URLs"),
     ],
 )
 def test_impossible_values_name_key_value_and_what_is_allowed(
@@ -436,3 +439,20 @@ def test_the_request_rate_defaults_to_ten_and_zero_turns_it_off(tmp_path: Path) 
     assert defaults().keboola.max_requests_per_second == 50.0
     assert load_yaml(tmp_path, "keboola: {max_requests_per_second: 0}").keboola.max_requests_per_second == 0.0
     assert load_yaml(tmp_path, "keboola: {max_requests_per_second: 2.5}").keboola.max_requests_per_second == 2.5
+
+
+def test_monitoring_and_notify_keys(tmp_path: Path) -> None:
+    config = load_yaml(tmp_path, "monitoring:\n  listen: '[::1]:8484'\nnotify:\n  urls: ['json://127.0.0.1:9/x']\n")
+    assert config.monitoring.listen == "[::1]:8484"
+    assert config.notify.urls == ("json://127.0.0.1:9/x",)
+    assert defaults().monitoring.listen == "" and defaults().notify.urls == ()
+
+
+def test_a_bad_notify_url_is_never_shown(tmp_path: Path) -> None:
+    """Notification URLs carry webhook secrets: an error names the key, never the value."""
+    secret = "T000/B000/very-secret-webhook-part"
+    for text in (f"notify:\n  urls: ['{secret}']\n", f"notify:\n  urls: 'slack://{secret}'\n"):
+        with pytest.raises(ConfigError) as err:
+            load_yaml(tmp_path, text)
+        assert err.value.key == "notify.urls"
+        assert secret not in str(err.value) and "not shown" in str(err.value)

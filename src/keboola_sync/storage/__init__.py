@@ -40,7 +40,7 @@ from .metadata import (
     TableSummary,
 )
 from .retry import RetryPolicy
-from .uploads import GrowingFile, Uploader
+from .uploads import GrowingFile, Meter, NoMeter, Uploader
 
 __all__ = [
     "CONFLICT_CODES",
@@ -61,6 +61,8 @@ __all__ = [
     "JobFailed",
     "JobOutcome",
     "MetadataEntry",
+    "Meter",
+    "NoMeter",
     "NotFound",
     "RemoteTable",
     "RetryPolicy",

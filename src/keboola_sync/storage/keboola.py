@@ -43,7 +43,7 @@ from .metadata import (
 )
 from .retry import RetryPolicy
 from .s3upload import S3Uploader, is_s3
-from .uploads import GrowingFile, Uploader
+from .uploads import GrowingFile, Meter, NoMeter, Uploader
 
 # Files of Keboola file storage live 15 days (§5.4); reuse a kept file id only well within that.
 FILE_REUSE_SECONDS = 14 * 24 * 3600
@@ -151,13 +151,15 @@ class Storage:
         upload: UploadConfig,
         progress_seconds: float = 5.0,
         abandon: threading.Event | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._keboola = keboola
         self.abandon = abandon or threading.Event()
         self.last_contact: float | None = None
         self.token_info: TokenInfo | None = None  # set by verify_token / use_token
-        self._policy = RetryPolicy(retry, self.abandon)
+        self.meter: Meter = meter or NoMeter()
+        self._policy = RetryPolicy(retry, self.abandon, on_retry=self.meter.retried)
         # Every Storage API request waits for the request-rate bucket (issue 16.7); file storage (S3)
         # traffic does not go through here.
         self._limiter = TokenBucket(keboola.max_requests_per_second)
@@ -172,6 +174,7 @@ class Storage:
             progress_seconds=progress_seconds,
             abandon=self.abandon,
             policy=self._policy,
+            meter=self.meter,
         )
 
     def _connect(self, token: str) -> _Api:
@@ -389,16 +392,20 @@ class Storage:
         size = spool.stat().st_size
         prepared = self._prepare(spool.name, size, label)
         uploader = self._uploader(prepared)
+        started = time.monotonic()
+        self.meter.upload_progress(label, 0, size)
         if uploader is None:
             # Azure and GCP: the SDK's uploader (one more prepare, then the cloud SDK's own chunking).
             # It writes nothing beside the file when compress=False (§9 item 7).
             provider = prepared.get("provider", "aws")
-            return int(
+            file_id = int(
                 self._retrying(
                     f"uploading {label} ({provider})",
                     lambda: self._api.files.upload_file(str(spool), tags=list(UPLOAD_TAGS), compress=False),
                 )
             )
+            self.meter.upload_finished(label, size, time.monotonic() - started)
+            return file_id
         # Each S3 request (the PUT, or every part of a multipart upload) runs under the retry policy
         # inside the uploader: a failed part is sent again, not the whole file.
         try:
@@ -407,6 +414,7 @@ class Storage:
             raise
         except Exception as exc:
             raise classify(exc, f"uploading {label}") from exc
+        self.meter.upload_finished(label, size, time.monotonic() - started)
         return int(prepared["id"])
 
     def upload_stream(self, reader: GrowingFile, *, name: str, size_hint: int, label: str) -> int:
@@ -418,12 +426,15 @@ class Storage:
         uploader = self._uploader(prepared)
         if uploader is None:
             raise StorageTerminal(f"uploading {label}: streaming needs the aws provider")
+        started = time.monotonic()
         try:
             uploader.upload_growing(prepared, reader, size_hint, label)
         except Abandoned:
             raise
         except Exception as exc:
             raise classify(exc, f"uploading {label} while compressing") from exc
+        written, _ = reader.wait_for(0)  # complete now: the spool's final size
+        self.meter.upload_finished(label, written, time.monotonic() - started)
         return int(prepared["id"])
 
     def file_is_usable(self, file_id: int, uploaded_at: float | None) -> bool:
@@ -502,6 +513,8 @@ class Storage:
         while True:
             job = self._retrying(f"{what}: polling job {job_id}", lambda: self._api.jobs.detail(job_id))
             status = job.get("status")
+            if status in ("success", "error"):
+                self.meter.job_finished(time.monotonic() - started)
             if status == "success":
                 return _job_outcome(job_id, job)
             if status == "error":

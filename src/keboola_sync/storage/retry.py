@@ -44,8 +44,10 @@ class RetryPolicy:
         *,
         wait: Callable[[float], bool] | None = None,
         jitter: Callable[[float, float], float] = random.uniform,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_retry = on_retry
         self.stop = stop
         self._wait = wait if wait is not None else stop.wait
         self._jitter = jitter
@@ -103,6 +105,8 @@ class RetryPolicy:
     def _log_retry(self, what: str, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         pause = state.next_action.sleep if state.next_action else 0
+        if self._on_retry is not None:  # the metrics' reason label: the HTTP status, or "network"
+            self._on_retry(str(getattr(error, "status", None) or "network"))
         log.warning(
             "%s failed (attempt %d/%d): %s; retrying in %.1f s",
             what,

@@ -24,7 +24,7 @@ import botocore.config  # type: ignore[import-untyped, unused-ignore]
 from ..config import UploadConfig
 from .errors import Abandoned
 from .retry import RetryPolicy
-from .uploads import FinishedFile, GrowingFile, UploadProgress
+from .uploads import FinishedFile, GrowingFile, Meter, UploadProgress
 
 # S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
 S3_CLIENTS_KEPT = 4
@@ -50,7 +50,9 @@ class S3Uploader:
         progress_seconds: float,
         abandon: threading.Event,
         policy: RetryPolicy | None = None,
+        meter: Meter | None = None,
     ) -> None:
+        self._meter = meter
         self._request_timeout = request_timeout
         self._upload = upload
         self._progress_seconds = progress_seconds
@@ -135,7 +137,7 @@ class S3Uploader:
         policy; a part that still fails fails the upload as soon as it is seen."""
         chunk = int(self._upload.multipart_chunk_mb * MIB)
         concurrency = self._upload.multipart_concurrency
-        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon)
+        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon, self._meter)
 
         def put_part(number: int, start: int, length: int) -> str:
             body = source.window(start, length)  # a fresh window per attempt: a retry reads from its start

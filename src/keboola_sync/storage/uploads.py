@@ -119,12 +119,44 @@ class Uploader(Protocol):
         ...
 
 
+class Meter(Protocol):
+    """Where the storage door reports what it did, for the daemon's metrics (metrics.Metrics is one).
+    Every method is called on the thread doing the work and must return at once."""
+
+    def upload_progress(self, label: str, done: int, total: int) -> None: ...
+
+    def upload_finished(self, label: str, nbytes: int, seconds: float) -> None: ...
+
+    def job_finished(self, seconds: float) -> None: ...
+
+    def retried(self, reason: str) -> None: ...
+
+
+class NoMeter:
+    """The meter of a Storage nobody watches (the CLI's commands, tests)."""
+
+    def upload_progress(self, label: str, done: int, total: int) -> None:
+        pass
+
+    def upload_finished(self, label: str, nbytes: int, seconds: float) -> None:
+        pass
+
+    def job_finished(self, seconds: float) -> None:
+        pass
+
+    def retried(self, reason: str) -> None:
+        pass
+
+
 class UploadProgress:
     """Logs bytes, rate and ETA of a long upload every `interval` seconds (boto3 calls it from threads),
-    and stops the upload at shutdown."""
+    reports every step to the meter, and stops the upload at shutdown."""
 
-    def __init__(self, label: str, total: int, interval: float, abandon: threading.Event) -> None:
+    def __init__(
+        self, label: str, total: int, interval: float, abandon: threading.Event, meter: Meter | None = None
+    ) -> None:
         self._label, self._total, self._interval, self._abandon = label, total, interval, abandon
+        self._meter = meter or NoMeter()
         self._done = 0
         self._lock = threading.Lock()
         self._start = self._last = time.monotonic()
@@ -134,6 +166,7 @@ class UploadProgress:
             raise Abandoned(f"upload of {self._label} abandoned at shutdown")
         with self._lock:
             self._done += nbytes
+            self._meter.upload_progress(self._label, self._done, self._total)
             now = time.monotonic()
             if now - self._last < self._interval:
                 return
