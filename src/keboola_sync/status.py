@@ -12,8 +12,8 @@ from typing import Any
 
 from .config import Config
 from .fileid import Fingerprint, is_folder
-from .logs import printable
 from .layout import Ignored, Layout, Rejected, Target
+from .logs import printable
 from .state import Ledger
 
 
