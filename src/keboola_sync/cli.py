@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -73,6 +74,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    held: list[int] = []
+    if args.command in ("run", "sync"):
+        # Until the daemon's own handlers are in place (its modules take a second or more to load), a
+        # stop is held, not obeyed: SIGTERM there used to kill the process with exit 143, mid start-up.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda signum, frame: held.append(signum))
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -82,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_secret(config.token)  # from here on nothing we print or log can show it
     try:
         if args.command in ("run", "sync"):
-            return _run(config, once=args.command == "sync")
+            return _run(config, once=args.command == "sync", held=held)
         setup_console_logging()
         if args.command == "check":
             return _check(config)
@@ -101,7 +108,7 @@ def _print(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout)
 
 
-def _run(config: Config, *, once: bool) -> int:
+def _run(config: Config, *, once: bool, held: list[int]) -> int:
     from .daemon import Daemon
     from .memory import return_big_buffers_to_the_os
     from .preflight import check_writable_dirs
@@ -112,7 +119,7 @@ def _run(config: Config, *, once: bool) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     daemon = Daemon(config)
-    daemon.install_signal_handlers()
+    daemon.install_signal_handlers(early=held)
     code = daemon.run(once=once)
     if daemon.abandon.is_set():
         # An abandoned upload may still sit in boto3's (non-daemon) transfer threads; the ledger is

@@ -13,16 +13,18 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import replace
 from types import FrameType
 
 from . import __version__
 from .config import Config
 from .health import Health
 from .layout import Layout
-from .preflight import StartupError, check_folder, connect
+from .preflight import StartupError, check_folder, connect, lock_ledger
 from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
-from .spool import clean_spool
+from .spool import claim_run_dir, release_run_dir
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
 from .sync import Outcome, SyncService
@@ -31,6 +33,10 @@ from .watcher import Watcher
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
 
 log = logging.getLogger("keboola_sync.daemon")
+
+# How long a stop during start-up waits for the main thread (which may be inside one Keboola request that
+# cannot be interrupted) before the process leaves without it: nothing is loading yet, so nothing is lost.
+STARTUP_STOP_GRACE_SECONDS = 2.0
 
 
 class Daemon:
@@ -45,6 +51,9 @@ class Daemon:
         self._hurry = threading.Event()  # a second signal: leave now
         self._signal_name = ""
         self._stop_said = False
+        self.hangup = threading.Event()  # SIGHUP: read by the main loop (`_take_hangup`)
+        self._loading = threading.Event()  # start-up is over: workers may be loading
+        self._finished = threading.Event()  # run() has returned
         self._say_lock = threading.Lock()
         self._notes = RescanNotes()
         self._last_scan_wall: float | None = None
@@ -54,27 +63,84 @@ class Daemon:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Only sets events: logging (its locks) and timers are not safe inside a signal handler."""
+        if signum == signal.SIGHUP:
+            self.hangup.set()  # read by the main loop (`_take_hangup`), never acted on here
+            return
         if self.stop.is_set():
             self._hurry.set()
             return
         self._signal_name = signal.Signals(signum).name
         self.stop.set()
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+    def install_signal_handlers(self, early: Iterable[int] = ()) -> None:
+        """`early`: signals received before the daemon existed (held by the CLI while the modules load);
+        they count as if they came now."""
+        for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(handled, self._on_signal)
+        for signum in early:
+            self._on_signal(signum, None)
         # The main thread may sit in a Keboola call (start-up, resolving the previous run) when a signal
         # comes: this thread reacts at once, the loops react too, whoever is first says it once.
         threading.Thread(target=self._react_to_signals, name="signals", daemon=True).start()
 
     def _react_to_signals(self) -> None:
         self.stop.wait()
+        if not self._loading.is_set():
+            self._stop_during_startup()
         self._acknowledge_stop()
         self._hurry.wait()
         log.warning("second signal: stopping now; the next start finishes what was in flight")
+        self._leave_now()
+
+    def _leave_now(self) -> None:
         self.abandon.set()
         logging.shutdown()
         os._exit(0)
+
+    def _stop_during_startup(self) -> None:
+        """Nothing is loading yet, so nothing has to be finished: every wait on Keboola is given up at once.
+        The main thread returns at its next step; one stuck inside a request (a slow token check) cannot
+        be interrupted, so after a short grace the process leaves without it. The ledger is consistent at
+        any moment (every change is one SQLite transaction), and the next start begins again."""
+        if not self._say_startup_stop():
+            return
+        if self._finished.wait(STARTUP_STOP_GRACE_SECONDS) or self._loading.is_set():
+            return
+        log.info(
+            "start-up did not end within %.0f s of the stop request; leaving without it", STARTUP_STOP_GRACE_SECONDS
+        )
+        log.info("stopped")
+        self._leave_now()
+
+    def _say_startup_stop(self) -> bool:
+        """Say a stop during start-up once (False if already said) and give up every wait on Keboola."""
+        with self._say_lock:
+            if self._stop_said:
+                return False
+            self._stop_said = True
+        log.info("received %s during start-up: stopping; nothing was loading yet", self._signal_name or "SIGTERM")
+        self.abandon.set()
+        return True
+
+    def _take_hangup(self) -> None:
+        """SIGHUP, read by the main loop between ticks: the one place a configuration reload will go.
+        Until then it stops gracefully, as SIGTERM does, and says why in one line (a silent death with
+        exit 129 while `health` still says ok was the old behaviour)."""
+        if not self.hangup.is_set():
+            return
+        self.hangup.clear()
+        with self._say_lock:
+            if self._stop_said or self.stop.is_set():
+                return
+            self._stop_said = True
+            self._signal_name = "SIGHUP"
+            self.stop.set()
+        log.warning(
+            "received SIGHUP: reloading the configuration is not supported yet, so stopping as for SIGTERM "
+            "(finishing loads in flight, up to %.0f s); start keboola-sync again to apply a changed configuration",
+            self.config.daemon.shutdown_timeout_seconds,
+        )
+        self._start_abandon_countdown()
 
     def _acknowledge_stop(self) -> None:
         """Say the stop once and start the countdown after which waiting on Keboola is given up."""
@@ -88,8 +154,11 @@ class Daemon:
             self._signal_name or "a stop request",
             timeout,
         )
+        self._start_abandon_countdown()
+
+    def _start_abandon_countdown(self) -> None:
         # Whatever is still waiting on Keboola when the time is up gives up (the ledger keeps the job).
-        timer = threading.Timer(timeout, self.abandon.set)
+        timer = threading.Timer(self.config.daemon.shutdown_timeout_seconds, self.abandon.set)
         timer.daemon = True
         timer.start()
 
@@ -169,9 +238,30 @@ class Daemon:
             scheduler.notify(change.rel_path, settled=change.settled)
 
     def run(self, *, once: bool = False) -> int:
+        # First of all: a second process on this ledger stops here, before it touches Keboola, the
+        # spool directory or the ledger (issue 12, item 8).
+        ledger_lock = lock_ledger(self.config)
+        try:
+            return self._run_locked(once=once)
+        except StartupError:
+            if self.stop.is_set():
+                return self._stopped()  # asked to stop while a start-up check was failing: not a config error
+            raise
+        finally:
+            ledger_lock.release()
+            self._finished.set()
+
+    def _run_locked(self, *, once: bool) -> int:
         cfg = self.config
         check_folder(cfg.watch.path)
-        storage, info = connect(cfg, self.abandon)
+        if self.stop.is_set():
+            return self._stopped()
+        try:
+            storage, info = connect(cfg, self.abandon)
+        except Abandoned:
+            return self._stopped()
+        if self.stop.is_set():
+            return self._stopped()
         storage.warm_up()
         log.info(
             "keboola-sync %s: project %s (%s), watching %s -> stage %s",
@@ -181,52 +271,68 @@ class Daemon:
             cfg.watch.path,
             cfg.keboola.stage,
         )
-        cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)
-        clean_spool(cfg.upload.spool_dir)
-        ledger = Ledger(cfg.state.path)
+        run_dir, spool_lock = claim_run_dir(cfg.upload.spool_dir)
+        # Spools go to this process's own locked sub-directory: another daemon sharing spool_dir (with
+        # another ledger) never removes them, and this one never removes the other's.
+        self.config = replace(cfg, upload=replace(cfg.upload, spool_dir=run_dir))
         try:
-            service = SyncService(cfg, storage, ledger)
+            ledger = Ledger(cfg.state.path)
             try:
-                service.resolve_in_flight()
-            except Abandoned:
-                self._acknowledge_stop()
-                log.info("stopped while resolving loads of the previous run; the next start goes on")
-                return 0
-            if self.stop.is_set():
-                self._acknowledge_stop()
-                return 0
-            scheduler = Scheduler(
-                service,
-                cfg.watch.path,
-                stable_seconds=cfg.watch.stable_seconds,
-                workers=cfg.upload.concurrency,
-                stop=self.stop,
-            )
-            scheduler.start_workers()
-            health = Health(cfg)
-            watcher = None
-            if not once:
-                watcher = Watcher(
-                    cfg.watch.path,
-                    setting=cfg.watch.observer,
-                    polling_interval=cfg.watch.polling_interval_seconds,
-                    on_file=lambda p: scheduler.notify(p, from_event=True),
-                    on_folder=scheduler.notify_folder,
-                    on_overflow=lambda: self._rescan_now.set(),
-                )
-                log.info("watching with %s observer: %s", watcher.mode, watcher.reason)
-                watcher.start()
-            self.rescan(service, scheduler, watcher)
-            if once:
-                return self._run_once(service, scheduler)
-            self._loop(service, scheduler, watcher, storage, health)
-            return self._shutdown(scheduler, watcher, health)
+                return self._run_with(storage, ledger, once=once)
+            finally:
+                ledger.close()
         finally:
-            ledger.close()
+            release_run_dir(run_dir, spool_lock)
+
+    def _stopped(self) -> int:
+        """Start-up ends early because a stop was asked for: exit 0, nothing half-done."""
+        self._say_startup_stop()
+        log.info("stopped")
+        return 0
+
+    def _run_with(self, storage: Storage, ledger: Ledger, *, once: bool) -> int:
+        cfg = self.config
+        service = SyncService(cfg, storage, ledger)
+        try:
+            service.resolve_in_flight()
+        except Abandoned:
+            self._acknowledge_stop()
+            log.info("stopped while resolving loads of the previous run; the next start goes on")
+            return 0
+        if self.stop.is_set():
+            return self._stopped()
+        scheduler = Scheduler(
+            service,
+            cfg.watch.path,
+            stable_seconds=cfg.watch.stable_seconds,
+            workers=cfg.upload.concurrency,
+            stop=self.stop,
+        )
+        self._loading.set()  # from here a stop finishes what is in flight (graceful shutdown)
+        scheduler.start_workers()
+        health = Health(cfg)
+        watcher = None
+        if not once:
+            watcher = Watcher(
+                cfg.watch.path,
+                setting=cfg.watch.observer,
+                polling_interval=cfg.watch.polling_interval_seconds,
+                on_file=lambda p: scheduler.notify(p, from_event=True),
+                on_folder=scheduler.notify_folder,
+                on_overflow=lambda: self._rescan_now.set(),
+            )
+            log.info("watching with %s observer: %s", watcher.mode, watcher.reason)
+            watcher.start()
+        self.rescan(service, scheduler, watcher)
+        if once:
+            return self._run_once(service, scheduler)
+        self._loop(service, scheduler, watcher, storage, health)
+        return self._shutdown(scheduler, watcher, health)
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
         tick = self._tick_seconds()
         while not self.stop.is_set():
+            self._take_hangup()
             if scheduler.paused:
                 log.error("sync --once: %s", scheduler.paused)
                 return 1
@@ -272,6 +378,7 @@ class Daemon:
         next_keepalive = time.monotonic() + keepalive_every
         keepalive: threading.Thread | None = None
         while not self.stop.is_set():
+            self._take_hangup()
             now = time.monotonic()
             if self._rescan_now.is_set() or now >= next_scan:
                 self._rescan_now.clear()

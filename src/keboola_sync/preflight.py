@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config import Config, check_writable_dir
 from .errors import ConfigError
+from .lock import FileLock, read_holder
 from .storage import Storage, StorageError, TokenInfo, TokenRejected
 
 log = logging.getLogger("keboola_sync.daemon")
@@ -48,6 +49,37 @@ def check_writable_dirs(config: Config) -> None:
     """Before logging is set up: the log, ledger and spool directories can be created and written."""
     for key, path in writable_dirs(config):
         check_writable_dir(path, key)
+
+
+def ledger_lock_path(config: Config) -> Path:
+    """`<state.path>.lock`: beside the ledger, so every process that could open the ledger sees it."""
+    return config.state.path.with_name(config.state.path.name + ".lock")
+
+
+def lock_ledger(config: Config) -> FileLock:
+    """One process per ledger: a second `run` or a `sync --once` beside a running daemon would load every
+    change twice, race on creates and clean up the other's spools. The OS drops the lock when its process
+    dies (kill -9 included), so it is never stale. `status` and `health` only read and take no lock."""
+    path = ledger_lock_path(config)
+    try:
+        config.state.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock.try_acquire(path)
+    except OSError as exc:
+        raise StartupError(
+            "state.path",
+            f"cannot create the lock file {path} ({exc.strerror or exc}). Make {path.parent} writable "
+            "or point state.path at a writable folder",
+        ) from exc
+    if lock is None:
+        raise StartupError(
+            "state.path",
+            f"another keboola-sync process ({read_holder(path).describe()}) is using the state database "
+            f"{config.state.path}; only one process may use a state.path at a time. Stop it first (it "
+            "already syncs every change; `keboola-sync status` and `health` work beside it), or point "
+            "state.path at another file",
+        )
+    lock.write_holder()
+    return lock
 
 
 def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Storage, TokenInfo]:
