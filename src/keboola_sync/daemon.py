@@ -19,6 +19,7 @@ from types import FrameType
 
 from . import __version__
 from .config import Config
+from .errors import LedgerUnwritable
 from .health import Health
 from .layout import Layout
 from .preflight import StartupError, check_folder, connect, lock_ledger
@@ -141,6 +142,18 @@ class Daemon:
             self.config.daemon.shutdown_timeout_seconds,
         )
         self._start_abandon_countdown()
+
+    def _ledger_lost(self, ledger: Ledger) -> bool:
+        """state.path was replaced by something that cannot be opened (the ledger said so): stop, finishing
+        what is in flight, and exit 2."""
+        if ledger.lost is None:
+            return False
+        with self._say_lock:
+            said, self._stop_said = self._stop_said, True
+        self.stop.set()
+        if not said:
+            self._start_abandon_countdown()
+        return True
 
     def _acknowledge_stop(self) -> None:
         """Say the stop once and start the countdown after which waiting on Keboola is given up."""
@@ -295,6 +308,8 @@ class Daemon:
         service = SyncService(cfg, storage, ledger)
         try:
             service.resolve_in_flight()
+        except LedgerUnwritable as exc:  # at start-up a ledger that cannot be written is a start-up error
+            raise StartupError("state.path", f"{exc}. Free space on its volume or make it writable") from exc
         except Abandoned:
             self._acknowledge_stop()
             log.info("stopped while resolving loads of the previous run; the next start goes on")
@@ -327,12 +342,15 @@ class Daemon:
         if once:
             return self._run_once(service, scheduler)
         self._loop(service, scheduler, watcher, storage, health)
-        return self._shutdown(scheduler, watcher, health)
+        code = self._shutdown(scheduler, watcher, health)
+        return 2 if ledger.lost is not None else code
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
         tick = self._tick_seconds()
         while not self.stop.is_set():
             self._take_hangup()
+            if service.ledger.lost is not None:
+                return 2
             if scheduler.paused:
                 log.error("sync --once: %s", scheduler.paused)
                 return 1
@@ -379,6 +397,8 @@ class Daemon:
         keepalive: threading.Thread | None = None
         while not self.stop.is_set():
             self._take_hangup()
+            if self._ledger_lost(service.ledger):
+                break
             now = time.monotonic()
             if self._rescan_now.is_set() or now >= next_scan:
                 self._rescan_now.clear()
@@ -397,6 +417,7 @@ class Daemon:
                     keepalive.start()
             if now >= next_beat:
                 next_beat = now + cfg.daemon.heartbeat_seconds
+                service.ledger.check_replaced()  # a ledger deleted while idle is noticed too
                 c = scheduler.counters
                 health.write(
                     last_keboola_ok_at=storage.last_contact,
