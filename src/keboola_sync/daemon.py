@@ -349,8 +349,8 @@ class Daemon:
         tick = self._tick_seconds()
         while not self.stop.is_set():
             self._take_hangup()
-            if service.ledger.lost is not None:
-                return 2
+            if self._ledger_lost(service.ledger):
+                break
             if scheduler.paused:
                 log.error("sync --once: %s", scheduler.paused)
                 return 1
@@ -363,6 +363,8 @@ class Daemon:
             self._acknowledge_stop()
             scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)
             self.abandon.set()
+        if service.ledger.lost is not None:
+            return 2  # said by the ledger
         bad = [o for o in scheduler.counters.outcomes.values() if o.status in ("failed", "skipped", "abandoned")]
         # Files judged earlier and still bad count too: the exit code describes the folder, not this run.
         for record in service.ledger.all():
