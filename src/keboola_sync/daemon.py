@@ -22,10 +22,10 @@ from .config import Config
 from .errors import LedgerUnwritable
 from .health import Health
 from .layout import Layout
-from .preflight import StartupError, check_folder, connect, lock_ledger
+from .preflight import StartupError, check_folder, claim_spool, connect, lock_ledger
 from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
-from .spool import claim_run_dir, release_run_dir
+from .spool import release_run_dir
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError
 from .sync import Outcome, SyncService
@@ -284,7 +284,7 @@ class Daemon:
             cfg.watch.path,
             cfg.keboola.stage,
         )
-        run_dir, spool_lock = claim_run_dir(cfg.upload.spool_dir)
+        run_dir, spool_lock = claim_spool(cfg)
         # Spools go to this process's own locked sub-directory: another daemon sharing spool_dir (with
         # another ledger) never removes them, and this one never removes the other's.
         self.config = replace(cfg, upload=replace(cfg.upload, spool_dir=run_dir))

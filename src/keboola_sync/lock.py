@@ -10,6 +10,7 @@ processes lock two different inodes of the "same" name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -48,23 +49,32 @@ def this_command() -> str:
     return " ".join(["keboola-sync", *args])
 
 
+# flock errors that mean "this filesystem cannot lock" (some network and FUSE mounts), not "held".
+UNSUPPORTED = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
+
+
 class FileLock:
     """An exclusive flock held for the life of the process (or until `release`)."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, unsupported: OSError | None = None) -> None:
         self.path = path
         self._fd: int | None = fd
+        # Set when the filesystem cannot lock at all: the file is open but nothing is locked.
+        self.unsupported = unsupported
 
     @classmethod
     def try_acquire(cls, path: Path) -> FileLock | None:
-        """The lock, or None when another process holds it. Raises OSError when the file cannot be made."""
+        """The lock, or None when another process holds it. Raises OSError when the file cannot be made.
+        On a filesystem without locks it returns an unlocked FileLock whose `unsupported` says why."""
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return None
-        except OSError:
+        except OSError as exc:
+            if exc.errno in UNSUPPORTED:
+                return cls(path, fd, unsupported=exc)
             os.close(fd)
             raise
         return cls(path, fd)
@@ -89,7 +99,11 @@ def held(path: Path) -> Iterator[None]:
     """An exclusive flock for a short critical section, waiting for another process to leave it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in UNSUPPORTED:
+                raise  # a filesystem without locks runs the section unguarded, as before there were locks
         yield
     finally:
         os.close(fd)

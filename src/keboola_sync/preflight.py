@@ -14,6 +14,7 @@ from pathlib import Path
 from .config import Config, check_writable_dir
 from .errors import ConfigError
 from .lock import FileLock, read_holder
+from .spool import claim_run_dir
 from .storage import Storage, StorageError, TokenInfo, TokenRejected
 
 log = logging.getLogger("keboola_sync.daemon")
@@ -78,8 +79,27 @@ def lock_ledger(config: Config) -> FileLock:
             "already syncs every change; `keboola-sync status` and `health` work beside it), or point "
             "state.path at another file",
         )
+    if lock.unsupported is not None:
+        log.warning(
+            "cannot lock %s (%s): the filesystem of state.path does not support file locks, so nothing stops "
+            "a second keboola-sync from using the same ledger; make sure only one runs",
+            path,
+            lock.unsupported.strerror or lock.unsupported,
+        )
     lock.write_holder()
     return lock
+
+
+def claim_spool(config: Config) -> tuple[Path, FileLock]:
+    """This process's own spool sub-directory (see `spool.claim_run_dir`), as a start-up check."""
+    try:
+        return claim_run_dir(config.upload.spool_dir)
+    except OSError as exc:
+        raise StartupError(
+            "upload.spool_dir",
+            f"cannot create a spool folder in {config.upload.spool_dir} ({exc.strerror or exc}). "
+            "Free disk space or fix upload.spool_dir",
+        ) from exc
 
 
 def connect(config: Config, abandon: threading.Event | None = None) -> tuple[Storage, TokenInfo]:

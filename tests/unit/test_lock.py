@@ -83,3 +83,22 @@ def test_run_directories_are_private_and_only_dead_ones_are_cleaned(tmp_path: Pa
     release_run_dir(third_dir, third_lock)
     release_run_dir(live_dir, live_lock)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".keboola-sync.lock", "notes.txt"]
+
+
+def test_a_filesystem_without_locks_starts_with_a_warning(tmp_path: Path, monkeypatch, caplog) -> None:
+    """Some network and FUSE mounts answer flock with ENOLCK: start anyway, and say what is not guarded."""
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    config = Config(state=StateConfig(path=tmp_path / "state.db"))
+    with caplog.at_level(logging.WARNING, logger="keboola_sync.daemon"):
+        lock = lock_ledger(config)
+    assert lock.unsupported is not None
+    assert f"cannot lock {tmp_path / 'state.db.lock'} (No locks available)" in caplog.text
+    run_dir, run_lock = claim_run_dir(tmp_path / "spool")  # the guard runs unguarded, as before locks
+    release_run_dir(run_dir, run_lock)
+    lock.release()
