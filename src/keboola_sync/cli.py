@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +82,12 @@ def _files(args: argparse.Namespace) -> ConfigFiles:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    held: list[int] = []
+    if args.command in ("run", "sync"):
+        # Until the daemon's own handlers are in place (its modules take a second or more to load), a
+        # stop is held, not obeyed: SIGTERM there used to kill the process with exit 143, mid start-up.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda signum, frame: held.append(signum))
     try:
         files = _files(args)
         config = files.load()
@@ -94,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_console_logging()
             return _plan(config)
         if args.command in ("run", "sync"):
-            return _run(config, once=args.command == "sync", files=files)
+            return _run(config, once=args.command == "sync", files=files, held=held)
         setup_console_logging()
         if args.command == "check":
             return _check(config)
@@ -113,7 +120,7 @@ def _print(text: str, *, err: bool = False) -> None:
     print(redact(text), file=sys.stderr if err else sys.stdout)
 
 
-def _run(config: Config, *, once: bool, files: ConfigFiles) -> int:
+def _run(config: Config, *, once: bool, files: ConfigFiles, held: list[int]) -> int:
     from .daemon import Daemon
     from .memory import return_big_buffers_to_the_os
     from .preflight import check_writable_dirs
@@ -124,7 +131,7 @@ def _run(config: Config, *, once: bool, files: ConfigFiles) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     daemon = Daemon(config, None if once else files)
-    daemon.install_signal_handlers()
+    daemon.install_signal_handlers(early=held)
     code = daemon.run(once=once)
     if daemon.abandon.is_set():
         # An abandoned upload may still sit in boto3's (non-daemon) transfer threads; the ledger is

@@ -13,20 +13,23 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterable
+from pathlib import Path
 from types import FrameType
 
 from . import __version__
 from .config import Config
+from .errors import LedgerUnwritable
 from .health import Health
 from .layout import Layout
 from .live import ConfigFiles, LiveConfig, advice_for, in_container, set_token_advice
-from .preflight import StartupError, check_folder, connect
+from .preflight import StartupError, check_folder, claim_spool, connect, lock_ledger
 from .reload import Reloader
 from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
-from .spool import clean_spool
+from .spool import release_run_dir
 from .state import Ledger
-from .storage import Abandoned, Storage, StorageError
+from .storage import Abandoned, Storage, StorageError, TokenInfo
 from .sync import Outcome, Status, SyncService, judged_by_the_table
 from .telemetry import Telemetry
 from .watcher import Watcher
@@ -34,6 +37,10 @@ from .watcher import Watcher
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
 
 log = logging.getLogger("keboola_sync.daemon")
+
+# How long a stop during start-up waits for the main thread (which may be inside one Keboola request that
+# cannot be interrupted) before the process leaves without it: nothing is loading yet, so nothing is lost.
+STARTUP_STOP_GRACE_SECONDS = 2.0
 
 
 class Daemon:
@@ -50,6 +57,8 @@ class Daemon:
         self._hurry = threading.Event()  # a second signal: leave now
         self._signal_name = ""
         self._stop_said = False
+        self._loading = threading.Event()  # start-up is over: workers may be loading
+        self._finished = threading.Event()  # run() has returned
         self._say_lock = threading.Lock()
         self._notes = RescanNotes()
         self._last_scan_wall: float | None = None
@@ -81,22 +90,68 @@ class Daemon:
         self._signal_name = signal.Signals(signum).name
         self.stop.set()
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self, early: Iterable[int] = ()) -> None:
+        """SIGTERM/SIGINT stop, SIGHUP reloads the configuration. `early`: signals received before the
+        daemon existed (held by the CLI while the modules load); they count as if they came now."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_hangup)
+        for signum in early:
+            (self._on_hangup if signum == signal.SIGHUP else self._on_signal)(signum, None)
         # The main thread may sit in a Keboola call (start-up, resolving the previous run) when a signal
         # comes: this thread reacts at once, the loops react too, whoever is first says it once.
         threading.Thread(target=self._react_to_signals, name="signals", daemon=True).start()
 
     def _react_to_signals(self) -> None:
         self.stop.wait()
+        if not self._loading.is_set():
+            self._stop_during_startup()
         self._acknowledge_stop()
         self._hurry.wait()
         log.warning("second signal: stopping now; the next start finishes what was in flight")
+        self._leave_now()
+
+    def _leave_now(self) -> None:
         self.abandon.set()
         logging.shutdown()
         os._exit(0)
+
+    def _stop_during_startup(self) -> None:
+        """Nothing is loading yet, so nothing has to be finished: every wait on Keboola is given up at once.
+        The main thread returns at its next step; one stuck inside a request (a slow token check) cannot
+        be interrupted, so after a short grace the process leaves without it. The ledger is consistent at
+        any moment (every change is one SQLite transaction), and the next start begins again."""
+        if not self._say_startup_stop():
+            return
+        if self._finished.wait(STARTUP_STOP_GRACE_SECONDS) or self._loading.is_set():
+            return
+        log.info(
+            "start-up did not end within %.0f s of the stop request; leaving without it", STARTUP_STOP_GRACE_SECONDS
+        )
+        log.info("stopped")
+        self._leave_now()
+
+    def _say_startup_stop(self) -> bool:
+        """Say a stop during start-up once (False if already said) and give up every wait on Keboola."""
+        with self._say_lock:
+            if self._stop_said:
+                return False
+            self._stop_said = True
+        log.info("received %s during start-up: stopping; nothing was loading yet", self._signal_name or "SIGTERM")
+        self.abandon.set()
+        return True
+
+    def _ledger_lost(self, ledger: Ledger) -> bool:
+        """state.path was replaced by something that cannot be opened (the ledger said so): stop, finishing
+        what is in flight, and exit 2."""
+        if ledger.lost is None:
+            return False
+        with self._say_lock:
+            said, self._stop_said = self._stop_said, True
+        self.stop.set()
+        if not said:
+            self._start_abandon_countdown()
+        return True
 
     def _acknowledge_stop(self) -> None:
         """Say the stop once and start the countdown after which waiting on Keboola is given up."""
@@ -110,8 +165,11 @@ class Daemon:
             self._signal_name or "a stop request",
             timeout,
         )
+        self._start_abandon_countdown()
+
+    def _start_abandon_countdown(self) -> None:
         # Whatever is still waiting on Keboola when the time is up gives up (the ledger keeps the job).
-        timer = threading.Timer(timeout, self.abandon.set)
+        timer = threading.Timer(self.config.daemon.shutdown_timeout_seconds, self.abandon.set)
         timer.daemon = True
         timer.start()
 
@@ -222,9 +280,30 @@ class Daemon:
             scheduler.notify(change.rel_path, settled=change.settled)
 
     def run(self, *, once: bool = False) -> int:
+        # First of all: a second process on this ledger stops here, before it touches Keboola, the
+        # spool directory or the ledger (issue 12, item 8).
+        ledger_lock = lock_ledger(self.config)
+        try:
+            return self._run_locked(once=once)
+        except StartupError:
+            if self.stop.is_set():
+                return self._stopped()  # asked to stop while a start-up check was failing: not a config error
+            raise
+        finally:
+            ledger_lock.release()
+            self._finished.set()
+
+    def _run_locked(self, *, once: bool) -> int:
         cfg = self.config
         check_folder(cfg.watch.path)
-        storage, info = connect(cfg, self.abandon, meter=self.telemetry.metrics)
+        if self.stop.is_set():
+            return self._stopped()
+        try:
+            storage, info = connect(cfg, self.abandon, meter=self.telemetry.metrics)
+        except Abandoned:
+            return self._stopped()
+        if self.stop.is_set():
+            return self._stopped()
         storage.warm_up()
         log.info(
             "keboola-sync %s: project %s (%s), watching %s -> stage %s",
@@ -234,24 +313,42 @@ class Daemon:
             cfg.watch.path,
             cfg.keboola.stage,
         )
-        cfg.upload.spool_dir.mkdir(parents=True, exist_ok=True)
-        clean_spool(cfg.upload.spool_dir)
-        ledger = Ledger(cfg.state.path)
+        run_dir, spool_lock = claim_spool(cfg)
+        try:
+            ledger = Ledger(cfg.state.path)
+            try:
+                return self._run_with(storage, info, ledger, run_dir, once=once)
+            finally:
+                ledger.close()
+        finally:
+            release_run_dir(run_dir, spool_lock)
+
+    def _stopped(self) -> int:
+        """Start-up ends early because a stop was asked for: exit 0, nothing half-done."""
+        self._say_startup_stop()
+        log.info("stopped")
+        return 0
+
+    def _run_with(self, storage: Storage, info: TokenInfo, ledger: Ledger, run_dir: Path, *, once: bool) -> int:
+        cfg = self.config
         # Buckets without `c-` on projects with `disable-legacy-bucket-prefix` (§12): predicted from the
         # token's and the index's features; the ids Keboola returns (kept in the ledger) win anyway.
         self.live.use_bucket_prefix("c-" if info.legacy_bucket_prefix else "")
+        self.telemetry.start(ledger)
         try:
-            self.telemetry.start(ledger)
-            service = SyncService(self.live, storage, ledger)
+            # Spools go to this process's own locked sub-directory: another daemon sharing spool_dir (with
+            # another ledger) never removes them, and this one never removes the other's.
+            service = SyncService(self.live, storage, ledger, spool_dir=run_dir)
             try:
                 service.resolve_in_flight()
+            except LedgerUnwritable as exc:  # at start-up a ledger that cannot be written is a start-up error
+                raise StartupError("state.path", f"{exc}. Free space on its volume or make it writable") from exc
             except Abandoned:
                 self._acknowledge_stop()
                 log.info("stopped while resolving loads of the previous run; the next start goes on")
                 return 0
             if self.stop.is_set():
-                self._acknowledge_stop()
-                return 0
+                return self._stopped()
             scheduler = Scheduler(
                 service,
                 cfg.watch.path,
@@ -260,6 +357,7 @@ class Daemon:
                 stop=self.stop,
                 hooks=self.telemetry,
             )
+            self._loading.set()  # from here a stop finishes what is in flight (graceful shutdown)
             scheduler.start_workers()
             health = Health(cfg)
             watcher = None
@@ -291,14 +389,16 @@ class Daemon:
                     rescan_now=self._rescan_now.set,
                 )
             self._loop(service, scheduler, watcher, storage, health, reloader)
-            return self._shutdown(scheduler, watcher, health)
+            code = self._shutdown(scheduler, watcher, health)
+            return 2 if ledger.lost is not None else code
         finally:
             self.telemetry.stop()
-            ledger.close()
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
         tick = self._tick_seconds()
         while not self.stop.is_set():
+            if self._ledger_lost(service.ledger):
+                break
             if scheduler.paused:
                 log.error("sync --once: %s", scheduler.paused)
                 return 1
@@ -311,6 +411,8 @@ class Daemon:
             self._acknowledge_stop()
             scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)
             self.abandon.set()
+        if service.ledger.lost is not None:
+            return 2  # said by the ledger
         bad = [o for o in scheduler.counters.outcomes.values() if o.status in ("failed", "skipped", "abandoned")]
         # Files judged earlier and still bad count too: the exit code describes the folder, not this run.
         for record in service.ledger.all():
@@ -347,6 +449,8 @@ class Daemon:
         next_keepalive = time.monotonic() + self._keepalive_every()
         keepalive: threading.Thread | None = None
         while not self.stop.is_set():
+            if self._ledger_lost(service.ledger):
+                break
             now = time.monotonic()
             if reloader is not None:
                 self._reload(reloader, now)
@@ -374,6 +478,7 @@ class Daemon:
                     keepalive.start()
             if now >= next_beat:
                 next_beat = now + cfg.daemon.heartbeat_seconds
+                service.ledger.check_replaced()  # a ledger deleted while idle is noticed too
                 c = scheduler.counters
                 health.write(
                     last_keboola_ok_at=storage.last_contact,

@@ -62,3 +62,14 @@ class SpoolError(KeboolaSyncError):
             f"cannot write the upload spool in {spool_dir} ({cause.strerror or cause}). "
             "Free disk space or fix upload.spool_dir"
         )
+
+
+class LedgerUnwritable(KeboolaSyncError):
+    """The ledger (state.path) cannot be written: a full or read-only volume. The environment is at fault,
+    not the file: the ledger says so once (ERROR, and INFO when it recovers), the attempt is dropped
+    without a line of its own, and the file is tried again at the next rescan."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(f"cannot write the state database {path} ({cause})")

@@ -23,6 +23,7 @@ class Health:
     def __init__(self, config: Config) -> None:
         self.path = config.daemon.health_file
         self.config = config
+        self._failing = False  # the last write failed (said once)
 
     def write(self, **fields: object) -> None:
         data = {"pid": os.getpid(), "version": __version__, "heartbeat_at": time.time(), **fields}
@@ -32,7 +33,14 @@ class Health:
             tmp.write_text(json.dumps(data))
             os.replace(tmp, self.path)
         except OSError as exc:
-            log.warning("cannot write the health file %s: %s", self.path, exc)
+            # Once per episode, not at every heartbeat: a full volume would otherwise fill the log.
+            if not self._failing:
+                log.warning("cannot write the health file %s: %s", self.path, exc)
+            self._failing = True
+            return
+        if self._failing:
+            self._failing = False
+            log.info("the health file %s can be written again", self.path)
 
     @staticmethod
     def check(config: Config, now: float | None = None) -> tuple[bool, str]:

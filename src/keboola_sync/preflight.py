@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .config import Config, check_writable_dir
 from .errors import ConfigError
+from .lock import FileLock, read_holder
+from .spool import claim_run_dir
 from .storage import Meter, Storage, StorageError, TokenInfo, TokenRejected
 from .storage.probe import probe_stack
 
@@ -49,6 +51,56 @@ def check_writable_dirs(config: Config) -> None:
     """Before logging is set up: the log, ledger and spool directories can be created and written."""
     for key, path in writable_dirs(config):
         check_writable_dir(path, key)
+
+
+def ledger_lock_path(config: Config) -> Path:
+    """`<state.path>.lock`: beside the ledger, so every process that could open the ledger sees it."""
+    return config.state.path.with_name(config.state.path.name + ".lock")
+
+
+def lock_ledger(config: Config) -> FileLock:
+    """One process per ledger: a second `run` or a `sync --once` beside a running daemon would load every
+    change twice, race on creates and clean up the other's spools. The OS drops the lock when its process
+    dies (kill -9 included), so it is never stale. `status` and `health` only read and take no lock."""
+    path = ledger_lock_path(config)
+    try:
+        config.state.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock.try_acquire(path)
+    except OSError as exc:
+        raise StartupError(
+            "state.path",
+            f"cannot create the lock file {path} ({exc.strerror or exc}). Make {path.parent} writable "
+            "or point state.path at a writable folder",
+        ) from exc
+    if lock is None:
+        raise StartupError(
+            "state.path",
+            f"another keboola-sync process ({read_holder(path).describe()}) is using the state database "
+            f"{config.state.path}; only one process may use a state.path at a time. Stop it first (it "
+            "already syncs every change; `keboola-sync status` and `health` work beside it), or point "
+            "state.path at another file",
+        )
+    if lock.unsupported is not None:
+        log.warning(
+            "cannot lock %s (%s): the filesystem of state.path does not support file locks, so nothing stops "
+            "a second keboola-sync from using the same ledger; make sure only one runs",
+            path,
+            lock.unsupported.strerror or lock.unsupported,
+        )
+    lock.write_holder()
+    return lock
+
+
+def claim_spool(config: Config) -> tuple[Path, FileLock]:
+    """This process's own spool sub-directory (see `spool.claim_run_dir`), as a start-up check."""
+    try:
+        return claim_run_dir(config.upload.spool_dir)
+    except OSError as exc:
+        raise StartupError(
+            "upload.spool_dir",
+            f"cannot create a spool folder in {config.upload.spool_dir} ({exc.strerror or exc}). "
+            "Free disk space or fix upload.spool_dir",
+        ) from exc
 
 
 def unreachable(config: Config, why: str) -> StartupError:

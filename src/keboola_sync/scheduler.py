@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .errors import LedgerUnwritable
 from .fileid import Fingerprint, observe
 from .layout import Ignored, Rejected, Target
 from .storage import Abandoned, StorageError
@@ -305,6 +306,8 @@ class Scheduler:
         self._hooks.started(job.rel_path)
         try:
             outcome = self.service.sync(job.rel_path)
+        except LedgerUnwritable:
+            return  # the ledger said it once; the next rescan finds the file again by fingerprint
         except Exception:  # the daemon never dies of one file
             log.exception("unexpected error while syncing %s; it is tried again at the next rescan", job.rel_path)
             self._hooks.ended(job.rel_path, None)
@@ -322,6 +325,8 @@ class Scheduler:
                     self.notify(rel_path)
         except (StorageError, Abandoned) as exc:
             log.warning("cannot list the tables in Keboola (%s); checking again at the next rescan", exc)
+        except LedgerUnwritable:
+            pass  # the ledger said it once; checked again at the next rescan
         except Exception:  # the daemon never dies of a check
             log.exception("unexpected error while checking the tables in Keboola")
 
@@ -329,8 +334,8 @@ class Scheduler:
         try:
             if not self._stop.is_set():
                 self.service.ensure_folder(folder)
-        except Abandoned:
-            pass
+        except (Abandoned, LedgerUnwritable):
+            pass  # shutdown, or the ledger said it once: tried again at the next rescan or load
         except StorageError as exc:
             log.error(
                 "cannot create the bucket for folder %s: %s; trying again at the next rescan or load",

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from .errors import SpoolError
 from .layout import sanitize_name
+from .lock import FileLock, held
 from .pgzip import ParallelGzip
 
 log = logging.getLogger("keboola_sync.daemon")  # the start-up cleanup has always logged as the daemon
@@ -33,6 +34,10 @@ log = logging.getLogger("keboola_sync.daemon")  # the start-up cleanup has alway
 QUEUE_CHUNKS = 3  # chunks buffered between the reader and the compressor (bounds memory at ~12 MiB)
 # Spool files SpoolWriter makes (mkstemp: a stem, "-", 8 random characters, then the ending).
 SPOOL_NAME = re.compile(r"^\.?.+-[A-Za-z0-9_]{8}\.(part|csv|csv\.gz)$")
+# Each process spools into its own sub-directory (mkdtemp: "run-" and 8 random characters), locked by it.
+RUN_DIR_NAME = re.compile(r"^run-[A-Za-z0-9_]{8}$")
+RUN_LOCK = ".lock"
+SPOOL_GUARD = ".keboola-sync.lock"  # held for milliseconds while a run directory is made or leftovers removed
 
 
 @dataclass(frozen=True)
@@ -48,16 +53,74 @@ class Spool:
         self.path.unlink(missing_ok=True)
 
 
-def clean_spool(spool_dir: Path) -> None:
-    """Spools left behind by a killed process would fill the disk over time; only ours are removed."""
-    removed = 0
+def clean_spool(spool_dir: Path, *, keep: Path | None = None) -> None:
+    """Spools left behind by a killed process would fill the disk over time; only ours are removed, and
+    never a live process's: a run directory is removed only when its lock can be taken (its process is
+    dead). Call it holding the spool directory's guard (`claim_run_dir` does)."""
+    removed = _remove_spool_files(spool_dir)
     for entry in os.scandir(spool_dir):
+        path = Path(entry.path)
+        if path != keep and RUN_DIR_NAME.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            removed += _remove_dead_run_dir(path)
+    if removed:
+        log.info("removed %d spool file(s) left in %s by an earlier run", removed, spool_dir)
+
+
+def _remove_spool_files(folder: Path) -> int:
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0  # gone already (a tmpfs cleaned by the OS)
+    for entry in entries:
         if entry.is_file(follow_symlinks=False) and SPOOL_NAME.match(entry.name):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 removed += 1
-    if removed:
-        log.info("removed %d spool file(s) left in %s by an earlier run", removed, spool_dir)
+    return removed
+
+
+def _remove_dead_run_dir(run_dir: Path) -> int:
+    """The spools of a process that is gone (its lock is free); a live one's directory is left alone."""
+    try:
+        lock = FileLock.try_acquire(run_dir / RUN_LOCK)
+    except OSError:
+        return 0
+    if lock is None:
+        return 0  # its process is alive
+    try:
+        removed = _remove_spool_files(run_dir)
+        with contextlib.suppress(OSError):
+            (run_dir / RUN_LOCK).unlink()
+            run_dir.rmdir()
+    finally:
+        lock.release()
+    return removed
+
+
+def claim_run_dir(spool_dir: Path) -> tuple[Path, FileLock]:
+    """This process's own sub-directory of `spool_dir`, locked for the life of the process, after the
+    leftovers of dead processes are removed. Two daemons with different ledgers may share `spool_dir`
+    (its default is one /tmp folder): each only ever writes and cleans what no live process holds.
+    The guard makes "create my directory and lock it" and "remove unlocked directories" exclusive, so a
+    directory is never seen between its creation and its lock."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    with held(spool_dir / SPOOL_GUARD):
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=spool_dir))
+        lock = FileLock.try_acquire(run_dir / RUN_LOCK)
+        assert lock is not None, "a directory made a moment ago under the guard is not locked by anyone"
+        lock.write_holder()
+        clean_spool(spool_dir, keep=run_dir)
+    return run_dir, lock
+
+
+def release_run_dir(run_dir: Path, lock: FileLock) -> None:
+    """At a clean exit: remove this process's directory (spools left by an abandoned upload included)."""
+    _remove_spool_files(run_dir)
+    with contextlib.suppress(OSError):
+        (run_dir / RUN_LOCK).unlink()
+        run_dir.rmdir()
+    lock.release()
 
 
 def spool_stem(path: Path) -> str:

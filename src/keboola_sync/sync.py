@@ -120,7 +120,13 @@ def retry_spacing(previous: float | None, first: float, cap: float) -> float:
 
 class SyncService:
     def __init__(
-        self, config: Config | LiveConfig, storage: Storage, ledger: Ledger, layout: Layout | None = None
+        self,
+        config: Config | LiveConfig,
+        storage: Storage,
+        ledger: Ledger,
+        layout: Layout | None = None,
+        *,
+        spool_dir: Path | None = None,
     ) -> None:
         # The running daemon passes its LiveConfig, so a reloaded config.yaml applies from the next use.
         self.live = config if isinstance(config, LiveConfig) else LiveConfig(config, layout)
@@ -133,6 +139,8 @@ class SyncService:
         self._bucket_lock = threading.Lock()
         self._rejudged: set[str] = set()  # table-dependent skips already judged again in this process
         self.loader = Loader(self.live, storage, ledger, self._buckets, self.ensure_folder)
+        # This process's own spool folder (a locked sub-directory of upload.spool_dir, see spool.py).
+        self.spool_dir = spool_dir
 
     # -- classification ------------------------------------------------------------------------------
 
@@ -300,7 +308,7 @@ class SyncService:
         try:
             info, spool = inspect_and_spool(
                 path,
-                spool_dir=cfg.upload.spool_dir,
+                spool_dir=self.spool_dir or cfg.upload.spool_dir,
                 gzip_threshold_bytes=threshold,
                 gzip_level=cfg.upload.gzip_level,
                 gzip_threads=cfg.upload.gzip_threads,
