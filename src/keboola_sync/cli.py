@@ -12,14 +12,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import Config
+from .config import Config, defaults
 from .errors import ConfigError
 from .live import ConfigFiles
 from .logs import add_secret, redact, setup_console_logging, setup_logging
+from .startup import StartupWait, waits
 
 log = logging.getLogger("keboola_sync.cli")
 
@@ -88,10 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stop is held, not obeyed: SIGTERM there used to kill the process with exit 143, mid start-up.
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda signum, frame: held.append(signum))
+    files = _files(args)
     try:
-        files = _files(args)
         config = files.load()
     except ConfigError as exc:
+        if args.command == "run" and waits(None):
+            return _serve(files, held, None)
         _print(f"keboola-sync: configuration error: {exc}", err=True)
         return 2
     if config.token:
@@ -100,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan" or getattr(args, "dry_run", False):
             setup_console_logging()
             return _plan(config)
+        if args.command == "run" and waits(config):
+            return _serve(files, held, config)
         if args.command in ("run", "sync"):
             return _run(config, once=args.command == "sync", files=files, held=held)
         setup_console_logging()
@@ -114,13 +120,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _serve(files: ConfigFiles, held: list[int], config: Config | None) -> int:
+    """`run` that never exits 2 on a start-up problem: it stays up, unhealthy, and starts once the problem
+    is fixed (in a container by default: `daemon.startup_problem`). Each attempt loads the configuration
+    again, so a corrected config.yaml or `.env` counts."""
+    stop = threading.Event()
+    first = config
+    setup_console_logging()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    def attempt() -> int:
+        nonlocal first
+        current, first = (first or files.load()), None
+        if current.token:
+            add_secret(current.token)
+        if stop.is_set():
+            return 0
+        try:
+            return _run(current, once=False, files=files, held=held, on_started=waiting.started)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, on_signal)  # the daemon's handlers went with it: ours until the next try
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if signum in held:
+            stop.set()
+    settings = (config or defaults()).daemon
+    waiting = StartupWait(stop, settings.startup_retry_max_seconds)
+
+    def health_file() -> Path:
+        return settings.health_file
+
+    return waiting.run(attempt, health_file)
+
+
 def _print(text: str, *, err: bool = False) -> None:
     """Every line the CLI prints goes through the token redaction: an error from a server that is not
     Keboola may echo the token back, and stdout/stderr are not log files we control."""
     print(redact(text), file=sys.stderr if err else sys.stdout)
 
 
-def _run(config: Config, *, once: bool, files: ConfigFiles, held: list[int]) -> int:
+def _run(
+    config: Config, *, once: bool, files: ConfigFiles, held: list[int], on_started: Callable[[], None] | None = None
+) -> int:
     from .daemon import Daemon
     from .memory import return_big_buffers_to_the_os
     from .preflight import check_writable_dirs
@@ -131,6 +175,7 @@ def _run(config: Config, *, once: bool, files: ConfigFiles, held: list[int]) -> 
     for warning in config.warnings:
         log.warning("%s", warning)
     daemon = Daemon(config, None if once else files)
+    daemon.on_started = on_started
     daemon.install_signal_handlers(early=held)
     code = daemon.run(once=once)
     if daemon.abandon.is_set():

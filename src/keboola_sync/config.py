@@ -219,6 +219,10 @@ class DaemonConfig:
     heartbeat_seconds: float = _opt(10.0, _seconds())
     health_max_age_seconds: float = _opt(60.0, _seconds())
     keboola_max_silence_seconds: float = _opt(900.0, _seconds())
+    # A start-up problem (token, stack, folder, directories, config): exit 2, or stay up unhealthy and look
+    # again until it is fixed; `auto` waits in a container (no crash loop) and exits elsewhere.
+    startup_problem: str = _opt("auto", _one_of("auto", "exit", "wait"))
+    startup_retry_max_seconds: float = _opt(300.0, _seconds())
 
 
 @dataclass(frozen=True)

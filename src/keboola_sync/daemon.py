@@ -13,7 +13,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 
@@ -67,6 +67,7 @@ class Daemon:
         self._root_deleted = False  # ... and no first-level folder has been seen in it since
         self._rearm = False  # ... and the watch has not been re-armed on the folder created again
         self.telemetry = Telemetry(config)  # metrics, the monitoring endpoint, notifications
+        self.on_started: Callable[[], None] | None = None  # told once start-up is over (startup.StartupWait)
 
     @property
     def config(self) -> Config:
@@ -314,6 +315,8 @@ class Daemon:
             cfg.keboola.stage,
         )
         run_dir, spool_lock = claim_spool(cfg)
+        if self.on_started is not None:
+            self.on_started()
         try:
             ledger = Ledger(cfg.state.path)
             try:

@@ -54,14 +54,14 @@ class Health:
         age = now - float(data.get("heartbeat_at", 0))
         if age > config.daemon.health_max_age_seconds:
             return False, f"heartbeat is {age:.0f} s old (limit {config.daemon.health_max_age_seconds:.0f} s)"
+        if data.get("paused"):
+            return False, f"paused: {data['paused']}"
         last_ok = data.get("last_keboola_ok_at")
         silence = now - float(last_ok or 0)
         if silence > config.daemon.keboola_max_silence_seconds:
             when = f"{silence:.0f} s ago" if last_ok else "never"
             limit = config.daemon.keboola_max_silence_seconds
             return False, f"no successful contact with Keboola {when} (limit {limit:.0f} s)"
-        if data.get("paused"):
-            return False, f"paused: {data['paused']}"
         return True, (
             f"ok: heartbeat {age:.0f} s ago, Keboola answered {silence:.0f} s ago, "
             f"{data.get('pending', 0)} pending, {data.get('failed', 0)} failed"

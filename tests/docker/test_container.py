@@ -47,6 +47,7 @@ TEST_CONFIG = {
         "health_max_age_seconds": 5,
         "keboola_max_silence_seconds": 3,
         "shutdown_timeout_seconds": SHUTDOWN_TIMEOUT_SECONDS,
+        "startup_retry_max_seconds": 2,  # a start-up problem is looked at again (and its heartbeat kept fresh)
     },
     "logging": {"level": "DEBUG"},
 }
@@ -358,6 +359,37 @@ def test_daemon_runs_as_the_owner_of_the_logs_folder_and_reads_its_private_confi
         assert set(daemon_uids(d)) == {"1234"}
         # TEST_CONFIG asks for DEBUG (the default is INFO): the private config.yaml was read.
         wait_for(lambda: " DEBUG " in log.read_text(encoding="utf-8"), timeout=30, message="DEBUG lines")
+    finally:
+        remove(d)
+        emulator.close()
+
+
+def test_a_start_up_problem_leaves_the_container_up_and_unhealthy_not_restarting(
+    image: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 15 item 1: with `restart: unless-stopped`, exit 2 at start-up was a crash loop. In a container
+    the daemon now stays up, unhealthy, says the problem once, and starts by itself when it is fixed (here:
+    the stack comes back)."""
+    emulator = start_emulator()
+    d = new_deployment(tmp_path_factory.mktemp("deploy-down"), emulator)
+    write_csv(d.data / "late" / "t.csv", [("1", "x")])
+    emulator.stop()
+    try:
+        args = compose_like_run_args(d, image)
+        docker(*args[:1], "--restart", "unless-stopped", *args[1:])
+        wait_for(lambda: health_of(d.name) == "unhealthy", timeout=60, message="unhealthy while the stack is down")
+        probe = state_of(d.name)["Health"]["Log"][-1]
+        assert "start-up problem" in probe["Output"], probe
+        assert docker("inspect", "--format", "{{.RestartCount}}", d.name).stdout.strip() == "0"
+        assert state_of(d.name)["Running"]
+        logs = docker("logs", d.name, check=False)
+        assert (logs.stdout + logs.stderr).count("keboola-sync stays up and unhealthy") == 1
+
+        emulator.restart()
+        rows = wait_for(lambda: preview_rows(emulator, "in.c-late.t"), timeout=90)
+        assert rows == [{"id": "1", "amount": "x"}]
+        wait_for(lambda: health_of(d.name) == "healthy", timeout=60)
+        assert docker("inspect", "--format", "{{.RestartCount}}", d.name).stdout.strip() == "0"
     finally:
         remove(d)
         emulator.close()

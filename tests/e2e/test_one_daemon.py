@@ -125,7 +125,7 @@ def test_sighup_never_ends_the_daemon_silently_it_reloads_the_configuration(daem
     wait_for(lambda: daemon.run("health").returncode == 0, timeout=20)
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_log("SIGHUP: configuration reloaded")
-    assert daemon.alive()
+    assert daemon.alive
     assert daemon.run("health").returncode == 0
     assert daemon.stop(signal.SIGTERM) == 0
     assert "Traceback" not in daemon.log()

@@ -287,3 +287,13 @@ def test_a_file_that_keeps_failing_waits_longer_each_time_up_to_the_cap(previous
 
 def test_the_spacing_never_exceeds_a_cap_below_the_first_wait():
     assert retry_spacing(None, 300, 60) == 60
+
+
+def test_a_start_up_problem_is_looked_at_again_soon_then_less_often():
+    from keboola_sync.startup import next_spacing
+
+    spacings, previous = [], None
+    for _ in range(8):
+        previous = next_spacing(previous, 300)
+        spacings.append(previous)
+    assert spacings == [5, 10, 20, 40, 80, 160, 300, 300]
