@@ -81,9 +81,12 @@ RUN apt-get update \
 COPY --from=builder /opt/venv /opt/venv
 # Picks the daemon's user (the owner of the mounted logs folder, else keboola) and starts tini as it.
 COPY deploy/docker/entrypoint.sh /usr/local/bin/keboola-sync-entrypoint
+# KEBOOLA_SYNC_IN_IMAGE: in this image a start-up problem waits, unhealthy, instead of a crash loop
+# (daemon.startup_problem: auto).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    KEBOOLA_SYNC_IN_IMAGE=1
 
 # ./config.yaml (the CLI's default) is /app/config.yaml, a link to /config/config.yaml: compose mounts
 # the project's config/ folder read-only at /config, so a missing config.yaml stays missing (built-in defaults)

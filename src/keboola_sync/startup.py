@@ -22,17 +22,19 @@ from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError
-from .live import in_container
 
 log = logging.getLogger("keboola_sync.daemon")
 
 FIRST_RECHECK_SECONDS = 5.0
+# Set by our Dockerfile: "in a container" means in keboola-sync's own image, whatever runs it (a check
+# for /.dockerenv would also catch a developer's or CI's machine that is itself a container).
+IMAGE_ENV = "KEBOOLA_SYNC_IN_IMAGE"
 
 
 def waits(config: Config | None) -> bool:
     """Wait for a start-up problem to be fixed (True) or exit 2 (False)?"""
     setting = config.daemon.startup_problem if config is not None else "auto"
-    return setting == "wait" or (setting == "auto" and in_container())
+    return setting == "wait" or (setting == "auto" and os.environ.get(IMAGE_ENV) == "1")
 
 
 def next_spacing(previous: float | None, cap: float) -> float:

@@ -76,10 +76,9 @@ def test_a_daemon_starting_beside_another_never_removes_its_live_spools(daemon_f
     )
     rows = "".join(f"{i},{uuid.uuid4().hex}{uuid.uuid4().hex}\n" for i in range(80_000))  # ~6 MB
     first.write(f"{folder}/large.csv", "id,payload\n" + rows)
-    emulator.set_faults(s3_bandwidth_mbps=4)  # ~12 s for the upload
+    emulator.set_faults(s3_bandwidth_mbps=1)  # ~50 s for the upload: it is still running when the second starts
     first.start()
-    first.wait_log("uploading", timeout=30)
-    live = wait_for(lambda: spool_files(shared), timeout=10, message="the first daemon's spool")
+    live = wait_for(lambda: spool_files(shared), timeout=30, message="the first daemon's spool")
 
     second = daemon_factory({"upload": {"spool_dir": str(shared)}}, name="second")
     second.start()
