@@ -34,6 +34,9 @@ class FaultSettings:
     # Extensions beyond issue 2's list:
     lost_response_rate: float = 0.0  # request fully processed, then the connection closed (§9.4)
     paths: tuple[str, ...] = ()  # request faults only hit paths containing one of these; () = all
+    # The error code an injected job failure carries ("" = JOB_FAILURE_CODE): tests give one Keboola never
+    # documented, to prove a client does not loop on codes it cannot classify.
+    fail_jobs_code: str = ""
 
     def applies_to(self, path: str) -> bool:
         return not self.paths or any(p in path for p in self.paths)
@@ -57,7 +60,10 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 
 _FIELD_TYPES: dict[str, Any] = {
-    f.name: (int if f.type == "int" else _paths if f.name == "paths" else float) for f in fields(FaultSettings)
+    f.name: (
+        int if f.type == "int" else _paths if f.name == "paths" else str if f.name == "fail_jobs_code" else float
+    )
+    for f in fields(FaultSettings)
 }
 
 

@@ -243,22 +243,29 @@ class Loader:
 
     def _locate(self, target: Target) -> tuple[Target, RemoteTable | None]:
         """The table as Keboola names it. Table names are case-insensitive in Keboola (§12), but whether a
-        lookup by id is, is not known: when `in.c-x.Orders` is not found, a table `in.c-x.orders` may
-        still be the same table, so it is loaded instead of a create that must fail (one bucket listing,
-        only when no table was found)."""
+        lookup by id is, is not known: when `in.c-x.Orders` is not found and the ledger knows the table as
+        `in.c-x.orders`, that is the same table, loaded instead of a create that must fail. (A table of
+        another case made by someone else is found when Keboola refuses the create: `_name_taken`.)"""
         remote = self.storage.get_table(target.table_id)
-        if remote is not None or target.bucket_id not in self._buckets:
+        if remote is not None or not self._ledger_knows_another_case(target):
             return target, remote
+        moved = self._case_variant(target)
+        return (target, None) if moved is None else (moved, self.storage.get_table(moved.table_id))
+
+    def _ledger_knows_another_case(self, target: Target) -> bool:
+        owner = self.ledger.owner_of_table(target.table_id)
+        record = self.ledger.get(owner) if owner else None
+        return record is not None and record.table_id is not None and record.table_id != target.table_id
+
+    def _case_variant(self, target: Target) -> Target | None:
+        """The same table under another letter case in the bucket (one listing), or None."""
         wanted = target.table_id.lower()
         try:
             listed = self.storage.list_tables(target.bucket_id)
         except NotFound:
-            return target, None
-        same = sorted(t.table_id for t in listed if t.table_id.lower() == wanted)
-        if not same or target.table_id in same:
-            return target, None
-        moved = replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1])
-        return moved, self.storage.get_table(moved.table_id)
+            return None
+        same = sorted(t.table_id for t in listed if t.table_id.lower() == wanted and t.table_id != target.table_id)
+        return replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1]) if same else None
 
     def _say_recreated(self, state: _Round, record: FileRecord | None) -> None:
         if record is not None and record.columns is not None:
@@ -389,6 +396,24 @@ class Loader:
             "file; it is loaded again when it changes"
         ) from exc
 
+    def _name_taken(self, state: _Round, exc: JobFailed) -> None:
+        """Keboola refused the create: a table of this name in another letter case, or with this display
+        name, exists (§12). The same name in another case is the same table: load into it (its owner is
+        checked like any other table's). Anything else needs a rename: skipped, never retried."""
+        moved = self._case_variant(state.target)
+        if moved is None:
+            raise ContentRefused(
+                f"{state.rel_path}: Keboola refuses to create table {state.target.table_id}: {exc}. Another "
+                "table of the bucket has this name in another letter case or as its display name. Rename "
+                "the file"
+            ) from exc
+        state.target = moved
+
+    def _fail(self, state: _Round, exc: JobFailed) -> None:
+        """A job error Keboola gives no known remedy for: the load fails with Keboola's own message and is
+        tried again later at growing spacing (never an import every round)."""
+        raise exc
+
     def _target_vanished(self, rel_path: str, target: Target, exc: StorageError) -> None:
         """The bucket (or table) was deleted in Keboola behind our back: create it again (§7.2 codes)."""
         what = "bucket " + target.bucket_id if exc.code == "storage.buckets.notFound" else "table " + target.table_id
@@ -464,6 +489,8 @@ _ON_JOB_ERROR: dict[str, Callable[[Loader, _Round, JobFailed], None]] = {
     "missing": Loader._create_again,
     "transient": Loader._import_again,
     "content": Loader._refuse_content,
+    "conflict": Loader._name_taken,
+    "failed": Loader._fail,
 }
 
 
