@@ -60,9 +60,7 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 
 _FIELD_TYPES: dict[str, Any] = {
-    f.name: (
-        int if f.type == "int" else _paths if f.name == "paths" else str if f.name == "fail_jobs_code" else float
-    )
+    f.name: (int if f.type == "int" else _paths if f.name == "paths" else str if f.name == "fail_jobs_code" else float)
     for f in fields(FaultSettings)
 }
 
