@@ -54,6 +54,12 @@ class ContentRefused(KeboolaSyncError):
     """Keboola's job refused the file's content; the message carries Keboola's words and our guess."""
 
 
+class CreateRefused(ContentRefused):
+    """Keboola refused the content of a table being created from the file. No table was there, so the
+    verdict is about the file alone: a table missing from Keboola later is no news and no reason to load
+    the unchanged file again (only a refusal by an existing table depends on that table)."""
+
+
 class NotOwned(KeboolaSyncError):
     """The table exists in Keboola but keboola-sync did not create it; nothing was changed."""
 
@@ -121,6 +127,7 @@ class _Round:
     kept: int | None  # an upload kept from an earlier run (an import of it may already have been sent)
     number: int = 0
     remote_rows: int | None = None  # the existing table's row count, when there is one
+    creating: bool = False  # this round creates the table (no table was found)
 
 
 def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -195,7 +202,7 @@ class Loader:
             plan = self._plan(state, record)
             if plan is Plan.HOLDS:
                 return Loaded(JobOutcome(0, {}, state.remote_rows, ()), False, state.target.table_id, unchanged=True)
-            created = plan is Plan.CREATE
+            created = state.creating = plan is Plan.CREATE
             try:
                 job_id = self._start(state, spool, created)
             except NotFound as exc:
@@ -384,7 +391,8 @@ class Loader:
         # One line: Keboola's refusal, with what our inspection suspected as the likely cause.
         warnings = state.info.warnings
         cause = f"; probably because {'; '.join(warnings)}" if warnings else ""
-        raise ContentRefused(
+        refused = CreateRefused if state.creating else ContentRefused
+        raise refused(
             f"{state.rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
             "file; it is loaded again when it changes"
         ) from exc
