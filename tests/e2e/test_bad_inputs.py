@@ -911,12 +911,16 @@ def test_status_shows_every_name_on_one_line(corpus: CorpusRun):
     escaped, `status --json` stays valid JSON lines whose `file` is the real name."""
     table = corpus.daemon.run("status")
     assert table.returncode == 0, table.stderr
+    # Above the table: the daemon's lines; in it, one row per file, its error wrapped on indented lines.
     lines = table.stdout.splitlines()
-    assert len(lines) == 1 + len(corpus.status), lines
+    header = next(i for i, line in enumerate(lines) if line.startswith("FILE "))
+    assert all(line.startswith(("daemon: ", "paused: ", "now: ")) for line in lines[:header]), lines[:header]
+    rows = [line for line in lines[header + 1 :] if not line.startswith(" ")]
+    assert len(rows) == len(corpus.status), rows
     assert "\x1b" not in table.stdout
     for name in ("names/two\nlines.csv", "names/\x1b[31mred\x1b[0m.csv", "names/\r\x07.csv"):
         assert name in corpus.status  # the JSON row carries the real name
-        assert sum(line.startswith(shown(name) + " ") for line in lines) == 1, (shown(name), lines)
+        assert sum(line.startswith(shown(name) + " ") for line in rows) == 1, (shown(name), rows)
     json_lines = corpus.daemon.run("status", "--json").stdout.splitlines()
     assert len(json_lines) == len(corpus.status)
 
