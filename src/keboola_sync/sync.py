@@ -156,7 +156,9 @@ class SyncService:
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
-    def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
+    def folder_bucket(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
+        """(bucket name, bucket id) of a first-level folder: the id Keboola gave it when the ledger has
+        one, else the layout's prediction; or why the folder is not synced."""
         result = self.layout.folder(folder)
         if isinstance(result, tuple) and folder in self._bucket_of:
             return result[0], self._bucket_of[folder]
@@ -164,7 +166,7 @@ class SyncService:
 
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
-        result = self._folder(folder)
+        result = self.folder_bucket(folder)
         if isinstance(result, Ignored):
             return None
         if isinstance(result, Rejected):
@@ -195,7 +197,7 @@ class SyncService:
 
     def bucket_known(self, folder: str) -> bool:
         """Already created or checked (this run or recorded in the ledger): no Keboola call needed."""
-        result = self._folder(folder)
+        result = self.folder_bucket(folder)
         return not isinstance(result, tuple) or result[1] in self._buckets
 
     def folder_ignored(self, folder: str) -> bool:
