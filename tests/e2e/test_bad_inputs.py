@@ -1063,7 +1063,7 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     client = emulator.client()
     daemon.start()
     wait_for(
-        lambda: sum(f"c-{old}" in json.dumps(j) or f"c-{gone}" in json.dumps(j) for j in client.jobs.list()) >= 2,
+        lambda: sum(f"{IN}{old}." in json.dumps(j) or f"{IN}{gone}." in json.dumps(j) for j in client.jobs.list()) >= 2,
         timeout=20,
         message="the create jobs of both folders",
     )
