@@ -54,6 +54,12 @@ class ContentRefused(KeboolaSyncError):
     """Keboola's job refused the file's content; the message carries Keboola's words and our guess."""
 
 
+class CreateRefused(ContentRefused):
+    """Keboola refused the content of a table being created from the file. No table was there, so the
+    verdict is about the file alone: a table missing from Keboola later is no news and no reason to load
+    the unchanged file again (only a refusal by an existing table depends on that table)."""
+
+
 class NotOwned(KeboolaSyncError):
     """The table exists in Keboola but keboola-sync did not create it; nothing was changed."""
 
@@ -63,6 +69,7 @@ class Plan(Enum):
     LOAD = "load"  # ours: full load
     ADOPT = "adopt"  # someone else's, taken over (mapping.existing_tables: adopt): full load, then marked
     HOLDS = "holds"  # ours, and its mark says it already holds this content: nothing to send
+    RESUME = "resume"  # our upload's job went to it, its answer lost: ours, loaded (or that job awaited), marked
 
 
 def loaded_by_us(record: FileRecord | None, remote: RemoteTable) -> bool:
@@ -121,6 +128,7 @@ class _Round:
     kept: int | None  # an upload kept from an earlier run (an import of it may already have been sent)
     number: int = 0
     remote_rows: int | None = None  # the existing table's row count, when there is one
+    creating: bool = False  # this round creates the table (no table was found)
 
 
 def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -195,7 +203,7 @@ class Loader:
             plan = self._plan(state, record)
             if plan is Plan.HOLDS:
                 return Loaded(JobOutcome(0, {}, state.remote_rows, ()), False, state.target.table_id, unchanged=True)
-            created = plan is Plan.CREATE
+            created = state.creating = plan is Plan.CREATE
             try:
                 job_id = self._start(state, spool, created)
             except NotFound as exc:
@@ -215,7 +223,7 @@ class Loader:
                 _ON_JOB_ERROR[exc.kind](self, state, exc)
                 continue
             outcome, imported_at = self._after_load(outcome, state.target)
-            self._mark(state, imported_at, first=created or plan is Plan.ADOPT)
+            self._mark(state, imported_at, first=created or plan in (Plan.ADOPT, Plan.RESUME))
             return Loaded(outcome, created, state.target.table_id, table_import_date=imported_at)
         assert last_error is not None
         raise last_error
@@ -281,6 +289,8 @@ class Loader:
         `mapping.existing_tables: adopt` says so. Never overwrite data the daemon does not own."""
         if marks.OWNER_KEY in remote.marks or loaded_by_us(record, remote):
             return Plan.LOAD
+        if self._sent_by_us(record, remote):
+            return Plan.RESUME
         table_id = remote.table_id
         if self.config.mapping.existing_tables != "adopt":
             raise NotOwned(
@@ -296,6 +306,15 @@ class Loader:
             extra={"file": state.rel_path, "table": table_id},
         )
         return Plan.ADOPT
+
+    def _sent_by_us(self, record: FileRecord | None, remote: RemoteTable) -> bool:
+        """A job that used the upload this file's ledger row keeps went to this table, and its answer was
+        lost (a kill -9 after the create request, before the job id or the mark was written; the file may
+        have changed since): the table is ours although neither its mark nor the ledger says so yet. Only
+        this daemon knows that file id. One job listing, only for a table without a mark."""
+        if record is None or record.file_id is None:
+            return False
+        return self.storage.find_job_for_file(record.file_id, remote.table_id) is not None
 
     def _check_header(self, state: _Round, record: FileRecord | None, remote: RemoteTable) -> None:
         rel_path, target, info = state.rel_path, state.target, state.info
@@ -391,7 +410,8 @@ class Loader:
         # One line: Keboola's refusal, with what our inspection suspected as the likely cause.
         warnings = state.info.warnings
         cause = f"; probably because {'; '.join(warnings)}" if warnings else ""
-        raise ContentRefused(
+        refused = CreateRefused if state.creating else ContentRefused
+        raise refused(
             f"{state.rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
             "file; it is loaded again when it changes"
         ) from exc

@@ -8,9 +8,12 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
 from emulator_helpers import create_table_job, load_job, new_bucket, unique, write
 
 from support.emulator import Emulator, wait_for
@@ -321,10 +324,30 @@ def test_a_fronted_client_gets_real_looking_urls_and_s3_answers_virtual_hosted_r
     prepared = requests.post(
         f"{api.base}/files/prepare", headers=fronted, data={"name": "v.txt", "federationToken": "1"}, timeout=20
     ).json()
-    key = prepared["uploadParams"]["key"]
+    params = prepared["uploadParams"]
+    key = params["key"]
+    virtual_host = "kbc-sapi-files.s3.us-east-1.amazonaws.com"
+    # Signed with the prepared credentials, as real S3 wants (§12): a presigned PUT for the
+    # virtual-hosted AWS address (the bucket in the host, not the path), sent to the emulator's port.
+    aws = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="https://s3.us-east-1.amazonaws.com",  # not AWS_ENDPOINT_URL_S3, which names the emulator
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+        aws_access_key_id=params["credentials"]["AccessKeyId"],
+        aws_secret_access_key=params["credentials"]["SecretAccessKey"],
+        aws_session_token=params["credentials"]["SessionToken"],
+    )
+    sse = params["x-amz-server-side-encryption"]
+    signed = urlsplit(
+        aws.generate_presigned_url(
+            "put_object", Params={"Bucket": params["bucket"], "Key": key, "ServerSideEncryption": sse}, ExpiresIn=600
+        )
+    )
+    assert signed.hostname == virtual_host and signed.path == f"/{key}"
     put = requests.put(
-        f"{emulator.s3_url}/{key}",
-        headers={"Host": "kbc-sapi-files.s3.us-east-1.amazonaws.com"},
+        f"{emulator.s3_url}{signed.path}?{signed.query}",
+        headers={"Host": virtual_host, "x-amz-server-side-encryption": sse},
         data=b"virtual-hosted",
         timeout=20,
     )
