@@ -19,6 +19,7 @@ from types import FrameType
 
 from . import __version__
 from .config import Config
+from .decide import judged_by_the_table
 from .errors import LedgerUnwritable
 from .health import Health
 from .layout import Layout
@@ -30,7 +31,7 @@ from .scheduler import Scheduler
 from .spool import release_run_dir
 from .state import Ledger
 from .storage import Abandoned, Storage, StorageError, TokenInfo
-from .sync import Outcome, Status, SyncService, judged_by_the_table
+from .sync import Outcome, Status, SyncService
 from .telemetry import Telemetry
 from .watcher import Watcher
 

@@ -17,24 +17,25 @@ retry); a job error that says the content is wrong is treated like a bad file.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 from .config import Config
 from .csvfile import CsvInfo, Spool, inspect_and_spool
+from .decide import decide, judged_by_the_table, loaded_by_someone_else, needs_work, retry_spacing, skip_already_said
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
+from .header_check import HeaderRefused
 from .layout import Ignored, Layout, Rejected, Target
 from .live import LiveConfig
-from .load import ContentRefused, HeaderRefused, Loaded, Loader, NotOwned, Overlap
-from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
+from .load import ContentRefused, Loaded, Loader
+from .outcome import Action, Decision, Observation, Outcome, Status, error_outcome
+from .overlap import Overlap
+from .ownership import NotOwned
 from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
-from .storage.metadata import parse_date
 
 __all__ = [
     "Action",
@@ -43,78 +44,9 @@ __all__ = [
     "Outcome",
     "Status",
     "SyncService",
-    "decide",
-    "judged_by_the_table",
-    "needs_work",
-    "retry_spacing",
-    "skip_already_said",
 ]
 
 log = logging.getLogger("keboola_sync.sync")
-
-
-# -- deciding -----------------------------------------------------------------------------------------
-
-
-def needs_work(fp: Fingerprint, record: FileRecord | None, now: float) -> bool:
-    """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?"""
-    if record is None or record.in_flight:
-        return True
-    if record.seen != fp:
-        return True
-    if record.state == LedgerState.FAILED:
-        return record.next_retry_at is not None and record.next_retry_at <= now
-    return record.state == LedgerState.PENDING
-
-
-def decide(
-    rel_path: str, target: Target | Ignored | Rejected, seen: Observation, record: FileRecord | None, now: float
-) -> Decision:
-    """What to do with one stable file. Pure: the same inputs always give the same decision."""
-    if isinstance(target, Ignored):
-        return Decision(Action.IGNORE, target.reason)
-    fp = seen.fingerprint
-    if fp is None:
-        if not seen.exists:
-            return Decision(Action.GONE, GONE_MESSAGE)
-        # No fingerprint is remembered: fixing permissions or a link changes no size or mtime, so the
-        # file is looked at again on every rescan (one failed open), logged only once.
-        problem = os_problem(rel_path, seen.error) if seen.error else f"{rel_path}: cannot be read"
-        return Decision(Action.SKIP, problem)
-    if isinstance(target, Rejected):
-        return Decision(Action.SKIP, f"{rel_path}: {target.problem}. {target.fix}", version=fp)
-    if not seen.inside:
-        message = (
-            f"{rel_path}: a symbolic link that points outside the watched folder (or "
-            "nowhere); it is not followed. Copy the file into the folder instead"
-        )
-        return Decision(Action.SKIP, message, target.table_id, fp)
-    if seen.rival is not None:
-        message = (
-            f"{rel_path}: maps to table {target.table_id}, which {seen.rival} already loads. "
-            "Rename one of the two files"
-        )
-        return Decision(Action.SKIP, message, version=fp, depends=RIVAL + seen.rival)
-    if record is not None and not seen.rejudge and not _rival_gone(record, seen) and not needs_work(fp, record, now):
-        action = Action.WAIT if record.state == LedgerState.FAILED else Action.NOTHING
-        return Decision(action, record.error or "", target.table_id)
-    rename = target.renamed and (record is None or record.table_id != target.table_id)
-    return Decision(Action.LOAD, "", target.table_id, fp, announce_rename=rename)
-
-
-def _rival_gone(record: FileRecord, seen: Observation) -> bool:
-    """Skipped because another file loaded its table, and that file no longer does (renamed, deleted):
-    the verdict is judged again although this file did not change (issue 12 item 4)."""
-    return bool(record.depends and record.depends.startswith(RIVAL) and seen.rival is None)
-
-
-def retry_spacing(previous: float | None, first: float, cap: float) -> float:
-    """How long a failed file waits before the next try: `first`, then doubling while the same version
-    keeps failing, never more than `cap`. A failure Keboola explains no better than "error" must never
-    become an import every few minutes forever (issue 13)."""
-    if previous is None:
-        return min(first, cap)
-    return min(max(previous * 2, first), cap)
 
 
 # -- doing ---------------------------------------------------------------------------------------------
@@ -484,7 +416,7 @@ class SyncService:
                 )
                 self.ledger.forget_table(record.table_id)
                 paths.append(record.path)
-            elif _loaded_by_someone_else(record, remote[record.table_id]):
+            elif loaded_by_someone_else(record, remote[record.table_id]):
                 log.warning(
                     "table %s was loaded in Keboola by something other than keboola-sync (last import %s); "
                     "loading %s again so the table equals the file",
@@ -502,34 +434,6 @@ class SyncService:
     def resolve_in_flight(self) -> None:
         """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended."""
         self.loader.resolve_in_flight()
-
-
-_JOB_NUMBER = re.compile(r"\bjob \d+ failed\b")
-
-
-def skip_already_said(before: FileRecord | None, fp: Fingerprint | None, message: str) -> bool:
-    """This version of the file was already skipped with this verdict, so its line was logged. A skip
-    being judged again (a first look in this process, a changed setting: state pending, its version and
-    verdict kept) counts too. Keboola's refusal of the same content differs only by the job's number."""
-    if before is None or before.state not in (LedgerState.SKIPPED, LedgerState.PENDING) or before.seen != fp:
-        return False
-    return before.error is not None and _JOB_NUMBER.sub("job failed", before.error) == _JOB_NUMBER.sub(
-        "job failed", message
-    )
-
-
-def _loaded_by_someone_else(record: FileRecord, import_date: datetime | None) -> bool:
-    """Keboola's lastImportDate moved since our last load (Keboola's clock against Keboola's clock)."""
-    ours = parse_date(record.table_import_date)
-    return record.state == LedgerState.SYNCED and ours is not None and import_date is not None and import_date != ours
-
-
-def judged_by_the_table(record: FileRecord) -> bool:
-    """A row whose state is about the remote table: it holds our load, or a skip refused by that table
-    (header or content). When the table is dropped in Keboola, the file is loaded again (issue 12 item 3)."""
-    return record.state == LedgerState.SYNCED or (
-        record.state == LedgerState.SKIPPED and record.depends == DEPENDS_TABLE
-    )
 
 
 _STATUS_OF_ACTION = {

@@ -54,7 +54,7 @@ def test_skipped_and_failed_rows_keep_the_error_and_the_version_judged(tmp_path)
 
 
 def test_a_skip_judged_again_is_pending_and_keeps_its_version_and_verdict(tmp_path):
-    """So the same verdict for the same version is not said twice (sync.skip_already_said)."""
+    """So the same verdict for the same version is not said twice (decide.skip_already_said)."""
     ledger = Ledger(tmp_path / "s.db")
     ledger.record_skipped("x/y.csv", "in.c-x.y", FP, "x/y.csv: refused", "table")
     ledger.record_failed("x/z.csv", "in.c-x.z", FP, "HTTP 503", retry_at=100.0)
