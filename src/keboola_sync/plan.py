@@ -81,7 +81,7 @@ class Planner:
                 yield from self._folder(folder)
 
     def _folder(self, folder: str) -> Iterator[Step]:
-        result = self.service.folder_bucket(folder)
+        result = self.service.buckets.folder_bucket(folder)
         if isinstance(result, Ignored):
             return
         if isinstance(result, Rejected):
