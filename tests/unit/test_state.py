@@ -9,7 +9,8 @@ import pytest
 
 from keboola_sync.errors import ConfigError
 from keboola_sync.fileid import Fingerprint
-from keboola_sync.state import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerState
+from keboola_sync.ledger_schema import MIGRATIONS, SCHEMA_VERSION
+from keboola_sync.state import Ledger, LedgerState
 
 FP = Fingerprint(size=10, mtime_ns=123, inode=7)
 
