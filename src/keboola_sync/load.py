@@ -12,21 +12,19 @@ skips the file until it changes). A refused header raises `HeaderRefused` before
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import Enum
 
 from .config import Config
-from .csvfile import CsvInfo, Dialect, Spool, SpoolReader
+from .csvfile import CsvInfo, Spool
 from .errors import KeboolaSyncError
-from .fileid import Fingerprint
+from .header_check import header_refusal, header_refused
+from .inflight import resolve_in_flight
 from .layout import Target
 from .live import LiveConfig
+from .ownership import NotOwned, Plan, holds, loaded_by_us, record_lost
 from .state import FileRecord, Ledger
 from .storage import (
     MISSING_TARGET_CODES,
@@ -46,10 +44,6 @@ log = logging.getLogger("keboola_sync.sync")
 MAX_LOAD_ROUNDS = 4
 
 
-class HeaderRefused(KeboolaSyncError):
-    """The file's header does not fit the existing table; nothing was changed in Keboola."""
-
-
 class ContentRefused(KeboolaSyncError):
     """Keboola's job refused the file's content; the message carries Keboola's words and our guess."""
 
@@ -58,54 +52,6 @@ class CreateRefused(ContentRefused):
     """Keboola refused the content of a table being created from the file. No table was there, so the
     verdict is about the file alone: a table missing from Keboola later is no news and no reason to load
     the unchanged file again (only a refusal by an existing table depends on that table)."""
-
-
-class NotOwned(KeboolaSyncError):
-    """The table exists in Keboola but keboola-sync did not create it; nothing was changed."""
-
-
-class Plan(Enum):
-    CREATE = "create"  # no such table: create it from the file
-    LOAD = "load"  # ours: full load
-    ADOPT = "adopt"  # someone else's, taken over (mapping.existing_tables: adopt): full load, then marked
-    HOLDS = "holds"  # ours, and its mark says it already holds this content: nothing to send
-    RESUME = "resume"  # our upload's job went to it, its answer lost: ours, loaded (or that job awaited), marked
-
-
-def loaded_by_us(record: FileRecord | None, remote: RemoteTable) -> bool:
-    """The ledger remembers loading this table (tables created before the marks existed, or a mark that
-    could not be written) and the table was not created anew since (dropped and recreated by someone
-    else: Keboola's `created` after Keboola's `lastImportDate` of our load). `forget_table` clears
-    `columns` when the daemon saw the table dropped."""
-    if record is None or record.columns is None or record.last_load_at is None:
-        return False
-    if (record.table_id or "").lower() != remote.table_id.lower():
-        return False
-    return not _later(remote.created, record.table_import_date)
-
-
-def _later(a: str | None, b: str | None) -> bool:
-    """a > b for two of Keboola's ISO timestamps; False when either is missing or unreadable."""
-    if not a or not b:
-        return False
-    try:
-        return datetime.fromisoformat(a) > datetime.fromisoformat(b)
-    except ValueError:
-        return False
-
-
-def holds(remote: RemoteTable, sha256: str) -> bool:
-    """The table's mark says it holds content of this hash, and nobody imported into it since."""
-    return (
-        remote.marks.get(marks.SHA256_KEY) == sha256
-        and bool(remote.last_import_date)
-        and remote.marks.get(marks.IMPORTED_AT_KEY) == remote.last_import_date
-    )
-
-
-def record_lost(record: FileRecord | None) -> bool:
-    """No memory of what the table holds (a new or moved-aside ledger, or a reload asked for)."""
-    return record is None or record.sha256 is None
 
 
 @dataclass(frozen=True)
@@ -129,33 +75,6 @@ class _Round:
     number: int = 0
     remote_rows: int | None = None  # the existing table's row count, when there is one
     creating: bool = False  # this round creates the table (no table was found)
-
-
-def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(table columns the file lacks, file columns the table lacks); order does not matter, since
-    Keboola matches columns by name (§4.5.1)."""
-    return [c for c in table if c not in file], [c for c in file if c not in table]
-
-
-def header_refused(table: tuple[str, ...], file: tuple[str, ...], on_header_change: str) -> bool:
-    missing, extra = header_difference(table, file)
-    return bool(missing or (extra and on_header_change == "skip"))
-
-
-def header_refusal(
-    rel_path: str, table_id: str, table: tuple[str, ...], file: tuple[str, ...], on_header_change: str
-) -> HeaderRefused | None:
-    """The error a load raises for a header the table cannot take (the dry run shows the same words)."""
-    if not header_refused(table, file, on_header_change):
-        return None
-    missing, extra = header_difference(table, file)
-    return HeaderRefused(
-        f"{rel_path}: the header no longer matches table {table_id}"
-        + (f"; missing columns: {', '.join(missing)}" if missing else "")
-        + (f"; new columns: {', '.join(extra)}" if extra else "")
-        + ". Nothing was changed in Keboola. Restore the header, or drop the table in Keboola "
-        "to recreate it from the file" + ("" if missing else ", or set csv.on_header_change: load")
-    )
 
 
 class Loader:
@@ -460,48 +379,8 @@ class Loader:
     # -- start-up ----------------------------------------------------------------------------------
 
     def resolve_in_flight(self) -> None:
-        """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended, never
-        re-send blindly. A finished job is recorded; a failed one is forgotten (its upload is kept)."""
-        for record in self.ledger.in_flight():
-            assert record.job_id is not None
-            try:
-                job = self.storage.job_status(record.job_id)
-                if job is not None and job.get("status") not in ("success", "error"):
-                    log.info(
-                        "waiting for job %s of %s, started before the restart",
-                        record.job_id,
-                        record.path,
-                        extra={"file": record.path},
-                    )
-                    with contextlib.suppress(JobFailed):  # its error is read from the job below
-                        self.storage.wait_for_job(record.job_id, what=f"load of {record.path}")
-                    job = self.storage.job_status(record.job_id)
-            except Abandoned:
-                raise
-            except StorageError as exc:
-                log.warning("cannot resolve job %s of %s yet: %s", record.job_id, record.path, exc)
-                continue
-            if job is not None and job.get("status") == "success" and record.pending and record.pending_sha256:
-                self._record_finished(record, record.pending, record.pending_sha256)
-            else:
-                self.ledger.clear_in_flight(record.path)
-
-    def _record_finished(self, record: FileRecord, pending: Fingerprint, sha256: str) -> None:
-        table = self.storage.get_table(record.table_id) if record.table_id else None
-        self.ledger.record_synced(
-            record.path,
-            record.table_id or "",
-            pending,
-            sha256,
-            table.columns if table else (record.pending_columns or ()),
-            table.rows_count if table else None,
-        )
-        log.info(
-            "job %s of %s finished while the daemon was down; recorded it",
-            record.job_id,
-            record.path,
-            extra={"file": record.path, "outcome": "loaded"},
-        )
+        """Settle the loads left in flight by the last run (see `inflight`)."""
+        resolve_in_flight(self.storage, self.ledger)
 
 
 _ON_JOB_ERROR: dict[str, Callable[[Loader, _Round, JobFailed], None]] = {
@@ -512,56 +391,3 @@ _ON_JOB_ERROR: dict[str, Callable[[Loader, _Round, JobFailed], None]] = {
     "conflict": Loader._name_taken,
     "failed": Loader._fail,
 }
-
-
-class Overlap:
-    """Uploads a big file's gzip spool while the pass is still writing it (issue 7: the uplink, not the
-    CPU, should set the pace). Best effort: if anything goes wrong, the caller uploads the finished spool
-    with the full retry policy. Never starts when the header would be refused: nothing remote is touched
-    for a file that is going to be skipped."""
-
-    def __init__(self, loader: Loader, rel_path: str, target: Target, size: int) -> None:
-        self._loader, self._rel_path, self._size = loader, rel_path, size
-        self._thread: threading.Thread | None = None
-        self._file_id: int | None = None
-        self._remote_columns: tuple[str, ...] | None = None
-        try:
-            remote = loader.storage.get_table(target.table_id)
-            self._remote_columns = remote.columns if remote is not None else None
-            self._known = True
-        except StorageError:
-            self._known = False  # Keboola is not answering: the plain path will retry and report
-
-    def on_header(self, dialect: Dialect, columns: tuple[str, ...], reader: SpoolReader | None) -> None:
-        if reader is None:
-            return
-        if not self._known or (
-            self._remote_columns is not None and self._loader.header_refused(self._remote_columns, columns)
-        ):
-            reader.close()
-            return
-        self._thread = threading.Thread(target=self._upload, args=(reader,), name="overlap-upload", daemon=True)
-        self._thread.start()
-
-    def _upload(self, reader: SpoolReader) -> None:
-        try:
-            self._file_id = self._loader.storage.upload_stream(
-                reader, name=reader.name, size_hint=self._size, label=self._rel_path
-            )
-        except Exception as exc:  # the finished spool is uploaded the ordinary way instead
-            if reader.abandoned:  # the pass refused the file: its own outcome line says why
-                log.debug("%s: upload during the pass stopped with the pass", self._rel_path)
-            else:
-                log.info(
-                    "%s: uploading while compressing did not work (%s); uploading the finished file",
-                    self._rel_path,
-                    exc,
-                    extra={"file": self._rel_path},
-                )
-        finally:
-            reader.close()
-
-    def result(self) -> int | None:
-        if self._thread is not None:
-            self._thread.join()
-        return self._file_id

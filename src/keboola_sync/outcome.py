@@ -14,8 +14,10 @@ from enum import StrEnum
 
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint
+from .header_check import HeaderRefused
 from .live import token_advice
-from .load import ContentRefused, CreateRefused, HeaderRefused, NotOwned
+from .load import ContentRefused, CreateRefused
+from .ownership import NotOwned
 from .storage import Abandoned, StorageError, TokenRejected
 
 GONE_MESSAGE = "deleted before it could be loaded"

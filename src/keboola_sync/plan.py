@@ -4,7 +4,7 @@ Why a room of its own and not a flag threaded through the sync: a dry run must b
 merely asked not to. It opens the ledger read-only, runs the local checks with `csvfile.inspect` (the
 streaming pass without a spool: nothing is written anywhere), and calls Keboola only to read: the token
 (tokens/verify, §1.3), a bucket's detail (§3.2) and a table's detail (§4.1). What to do with a file is
-decided by the daemon's own `sync.decide`; the header check and the skip messages are the load's own, so
+decided by the daemon's own `decide.decide`; the header check and the skip messages are the load's own, so
 the dry run says what the daemon would say, in the same words.
 """
 
@@ -19,13 +19,14 @@ from enum import StrEnum
 
 from .config import Config
 from .csvfile import CsvInfo, inspect
+from .decide import decide
 from .errors import FileChanged, InvalidFile
+from .header_check import header_refusal
 from .layout import Ignored, Layout, Rejected, Target
-from .load import header_refusal
 from .outcome import Action, Decision, Status, error_outcome
 from .state import FileRecord, Ledger, LedgerState
 from .storage import RemoteTable, Storage
-from .sync import SyncService, decide
+from .sync import SyncService
 
 
 class Would(StrEnum):
@@ -80,7 +81,7 @@ class Planner:
                 yield from self._folder(folder)
 
     def _folder(self, folder: str) -> Iterator[Step]:
-        result = self.service.folder_bucket(folder)
+        result = self.service.buckets.folder_bucket(folder)
         if isinstance(result, Ignored):
             return
         if isinstance(result, Rejected):

@@ -4,9 +4,9 @@
 table equal to the file, or records why not. Every outcome ends in exactly one log line and one ledger
 row, so `status` and the log always agree. The scheduler guarantees one call per table at a time.
 
-What to do is decided by `decide()`, a pure function of what was observed of the file, its ledger row
+What to do is decided by `decide()` (decide.py), a pure function of what was observed of the file, its ledger row
 and the clock; `SyncService` only gathers the observation and carries the decision out. The remote half
-of a load lives in `load.py`.
+of a load lives in `load.py`; tables changed in Keboola are found by `drift.py`.
 
 Failure classes (architecture §4), all in one table (`ERROR_OUTCOMES`): a bad file is skipped until it
 changes (logged once); a failing service is retried with backoff inside `storage`, then the file is
@@ -17,24 +17,26 @@ retry); a job error that says the content is wrong is treated like a bad file.
 from __future__ import annotations
 
 import logging
-import re
-import threading
 import time
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
+from .buckets import FolderBuckets
 from .config import Config
 from .csvfile import CsvInfo, Spool, inspect_and_spool
+from .decide import decide, needs_work, retry_spacing, skip_already_said
+from .drift import tables_dropped_remotely
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
+from .header_check import HeaderRefused
 from .layout import Ignored, Layout, Rejected, Target
 from .live import LiveConfig
-from .load import ContentRefused, HeaderRefused, Loaded, Loader, NotOwned, Overlap
-from .outcome import GONE_MESSAGE, Action, Decision, Observation, Outcome, Status, error_outcome, os_problem
+from .load import ContentRefused, Loaded, Loader
+from .outcome import Action, Decision, Observation, Outcome, Status, error_outcome
+from .overlap import Overlap
+from .ownership import NotOwned
 from .state import DEPENDS_TABLE, RIVAL, FileRecord, Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError
-from .storage.metadata import parse_date
 
 __all__ = [
     "Action",
@@ -43,81 +45,9 @@ __all__ = [
     "Outcome",
     "Status",
     "SyncService",
-    "decide",
-    "judged_by_the_table",
-    "needs_work",
-    "retry_spacing",
-    "skip_already_said",
 ]
 
 log = logging.getLogger("keboola_sync.sync")
-
-
-# -- deciding -----------------------------------------------------------------------------------------
-
-
-def needs_work(fp: Fingerprint, record: FileRecord | None, now: float) -> bool:
-    """Cheap test (no reading, no network) used by rescans: is there anything to do for this file?"""
-    if record is None or record.in_flight:
-        return True
-    if record.seen != fp:
-        return True
-    if record.state == LedgerState.FAILED:
-        return record.next_retry_at is not None and record.next_retry_at <= now
-    return record.state == LedgerState.PENDING
-
-
-def decide(
-    rel_path: str, target: Target | Ignored | Rejected, seen: Observation, record: FileRecord | None, now: float
-) -> Decision:
-    """What to do with one stable file. Pure: the same inputs always give the same decision."""
-    if isinstance(target, Ignored):
-        return Decision(Action.IGNORE, target.reason)
-    fp = seen.fingerprint
-    if fp is None:
-        if not seen.exists:
-            return Decision(Action.GONE, GONE_MESSAGE)
-        # No fingerprint is remembered: fixing permissions or a link changes no size or mtime, so the
-        # file is looked at again on every rescan (one failed open), logged only once.
-        problem = os_problem(rel_path, seen.error) if seen.error else f"{rel_path}: cannot be read"
-        return Decision(Action.SKIP, problem)
-    if isinstance(target, Rejected):
-        return Decision(Action.SKIP, f"{rel_path}: {target.problem}. {target.fix}", version=fp)
-    if not seen.inside:
-        message = (
-            f"{rel_path}: a symbolic link that points outside the watched folder (or "
-            "nowhere); it is not followed. Copy the file into the folder instead"
-        )
-        return Decision(Action.SKIP, message, target.table_id, fp)
-    if seen.rival is not None:
-        message = (
-            f"{rel_path}: maps to table {target.table_id}, which {seen.rival} already loads. "
-            "Rename one of the two files"
-        )
-        return Decision(Action.SKIP, message, version=fp, depends=RIVAL + seen.rival)
-    if record is not None and not seen.rejudge and not _rival_gone(record, seen) and not needs_work(fp, record, now):
-        action = Action.WAIT if record.state == LedgerState.FAILED else Action.NOTHING
-        return Decision(action, record.error or "", target.table_id)
-    rename = target.renamed and (record is None or record.table_id != target.table_id)
-    return Decision(Action.LOAD, "", target.table_id, fp, announce_rename=rename)
-
-
-def _rival_gone(record: FileRecord, seen: Observation) -> bool:
-    """Skipped because another file loaded its table, and that file no longer does (renamed, deleted):
-    the verdict is judged again although this file did not change (issue 12 item 4)."""
-    return bool(record.depends and record.depends.startswith(RIVAL) and seen.rival is None)
-
-
-def retry_spacing(previous: float | None, first: float, cap: float) -> float:
-    """How long a failed file waits before the next try: `first`, then doubling while the same version
-    keeps failing, never more than `cap`. A failure Keboola explains no better than "error" must never
-    become an import every few minutes forever (issue 13)."""
-    if previous is None:
-        return min(first, cap)
-    return min(max(previous * 2, first), cap)
-
-
-# -- doing ---------------------------------------------------------------------------------------------
 
 
 class SyncService:
@@ -135,12 +65,9 @@ class SyncService:
         self.storage = storage
         self.ledger = ledger
         self.root = self.live.config.watch.path  # watch.path needs a restart
-        self._buckets = ledger.known_buckets()
-        self._bucket_of = ledger.bucket_of_folder()  # the ids Keboola gave; they win over predictions
-        self._warned_folders: set[str] = set()
-        self._bucket_lock = threading.Lock()
+        self.buckets = FolderBuckets(self.live, storage, ledger)  # folders -> buckets (buckets.py)
         self._rejudged: set[str] = set()  # table-dependent skips already judged again in this process
-        self.loader = Loader(self.live, storage, ledger, self._buckets, self.ensure_folder)
+        self.loader = Loader(self.live, storage, ledger, self.buckets.known, self.buckets.ensure_folder)
         # This process's own spool folder (a locked sub-directory of upload.spool_dir, see spool.py).
         self.spool_dir = spool_dir
 
@@ -158,55 +85,15 @@ class SyncService:
 
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
         target = self.layout.classify(rel_path)
-        if isinstance(target, Target) and target.folder in self._bucket_of:
-            return target.in_bucket(self._bucket_of[target.folder])
-        return target
-
-    # -- folders -> buckets -----------------------------------------------------------------------
-
-    def folder_bucket(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
-        """(bucket name, bucket id) of a first-level folder: the id Keboola gave it when the ledger has
-        one, else the layout's prediction; or why the folder is not synced."""
-        result = self.layout.folder(folder)
-        if isinstance(result, tuple) and folder in self._bucket_of:
-            return result[0], self._bucket_of[folder]
-        return result
-
-    def ensure_folder(self, folder: str) -> str | None:
-        """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
-        result = self.folder_bucket(folder)
-        if isinstance(result, Ignored):
-            return None
-        if isinstance(result, Rejected):
-            if folder not in self._warned_folders:
-                self._warned_folders.add(folder)
-                log.warning(
-                    "folder %s is not synced: %s. %s", folder, result.problem, result.fix, extra={"folder": folder}
-                )
-            return None
-        bucket_name, bucket_id = result
-        if bucket_id in self._buckets:
-            return bucket_id
-        with self._bucket_lock:  # a folder job and its first file may both get here: one checks, one skips
-            if bucket_id in self._buckets:
-                return bucket_id
-            return self._ensure_bucket(folder, bucket_name, bucket_id)
-
-    def _ensure_bucket(self, folder: str, bucket_name: str, predicted: str) -> str:
-        bucket_id, created = self.storage.ensure_bucket(bucket_name, self.config.keboola.stage)
-        if created:
-            log.info("created bucket %s for folder %s", bucket_id, folder, extra={"bucket": bucket_id})
-        else:
-            log.info("bucket %s for folder %s already exists", bucket_id, folder, extra={"bucket": bucket_id})
-        self.ledger.record_bucket(bucket_id, folder)
-        self._buckets.add(bucket_id)
-        self._bucket_of[folder] = bucket_id
-        return bucket_id
+        return self.buckets.in_bucket(target) if isinstance(target, Target) else target
 
     def bucket_known(self, folder: str) -> bool:
-        """Already created or checked (this run or recorded in the ledger): no Keboola call needed."""
-        result = self.folder_bucket(folder)
-        return not isinstance(result, tuple) or result[1] in self._buckets
+        """Already created or checked: no Keboola call needed (see `buckets`)."""
+        return self.buckets.bucket_known(folder)
+
+    def ensure_folder(self, folder: str) -> str | None:
+        """A first-level folder appeared: make sure its bucket exists (see `buckets`)."""
+        return self.buckets.ensure_folder(folder)
 
     def folder_ignored(self, folder: str) -> bool:
         """Hidden, junk and `watch.ignore_patterns` folders are not synced (their files are not looked at)."""
@@ -462,74 +349,14 @@ class SyncService:
         return Outcome(rel_path, Status.FAILED, message, table_id)
 
     def tables_dropped_remotely(self) -> list[str]:
-        """Paths whose table was deleted, or loaded by someone else, in Keboola although the file did not
-        change: they load again, so every table ends up equal to its file (issue 12 items 3 and 7). One
-        list call; rows recorded after it started are not judged."""
-        asked_at = time.time()
-        remote = {t.table_id: t.last_import_date for t in self.storage.list_tables()}
-        paths = []
-        for record in self.ledger.all():
-            if not judged_by_the_table(record) or not record.table_id:
-                continue
-            if (record.last_load_at or 0) >= asked_at or not (self.root / record.path).exists():
-                continue
-            if observe(self.root / record.path) != record.seen:
-                continue  # changed as well: its load is on the way and will find out
-            if record.table_id not in remote:
-                log.warning(
-                    "table %s was deleted in Keboola; loading %s again",
-                    record.table_id,
-                    record.path,
-                    extra={"file": record.path, "table": record.table_id},
-                )
-                self.ledger.forget_table(record.table_id)
-                paths.append(record.path)
-            elif _loaded_by_someone_else(record, remote[record.table_id]):
-                log.warning(
-                    "table %s was loaded in Keboola by something other than keboola-sync (last import %s); "
-                    "loading %s again so the table equals the file",
-                    record.table_id,
-                    remote[record.table_id],
-                    record.path,
-                    extra={"file": record.path, "table": record.table_id},
-                )
-                self.ledger.forget_content(record.path)
-                paths.append(record.path)
-        return paths
+        """Paths to load again because their table changed in Keboola (see `drift`)."""
+        return tables_dropped_remotely(self.storage, self.ledger, self.root)
 
     # -- start-up ----------------------------------------------------------------------------------
 
     def resolve_in_flight(self) -> None:
         """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended."""
         self.loader.resolve_in_flight()
-
-
-_JOB_NUMBER = re.compile(r"\bjob \d+ failed\b")
-
-
-def skip_already_said(before: FileRecord | None, fp: Fingerprint | None, message: str) -> bool:
-    """This version of the file was already skipped with this verdict, so its line was logged. A skip
-    being judged again (a first look in this process, a changed setting: state pending, its version and
-    verdict kept) counts too. Keboola's refusal of the same content differs only by the job's number."""
-    if before is None or before.state not in (LedgerState.SKIPPED, LedgerState.PENDING) or before.seen != fp:
-        return False
-    return before.error is not None and _JOB_NUMBER.sub("job failed", before.error) == _JOB_NUMBER.sub(
-        "job failed", message
-    )
-
-
-def _loaded_by_someone_else(record: FileRecord, import_date: datetime | None) -> bool:
-    """Keboola's lastImportDate moved since our last load (Keboola's clock against Keboola's clock)."""
-    ours = parse_date(record.table_import_date)
-    return record.state == LedgerState.SYNCED and ours is not None and import_date is not None and import_date != ours
-
-
-def judged_by_the_table(record: FileRecord) -> bool:
-    """A row whose state is about the remote table: it holds our load, or a skip refused by that table
-    (header or content). When the table is dropped in Keboola, the file is loaded again (issue 12 item 3)."""
-    return record.state == LedgerState.SYNCED or (
-        record.state == LedgerState.SKIPPED and record.depends == DEPENDS_TABLE
-    )
 
 
 _STATUS_OF_ACTION = {

@@ -43,7 +43,7 @@ def in_process(tmp_path, emulator, folder: str):
     scheduler = Scheduler(service, watch, stable_seconds=config.watch.stable_seconds, workers=1, stop=threading.Event())
 
     def full_scan(watcher: Watcher) -> None:
-        daemon.rescan(service, scheduler, watcher)
+        daemon.rescans.rescan(service, scheduler, watcher)
 
     daemon = Daemon(config)
     return config, ledger, scheduler, full_scan

@@ -10,23 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from keboola_sync.decide import decide, needs_work, retry_spacing, skip_already_said
 from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
 from keboola_sync.fileid import Fingerprint
+from keboola_sync.header_check import HeaderRefused
 from keboola_sync.layout import Ignored, Rejected, Target
-from keboola_sync.load import ContentRefused, CreateRefused, HeaderRefused, NotOwned
+from keboola_sync.load import ContentRefused, CreateRefused
 from keboola_sync.outcome import error_outcome
+from keboola_sync.ownership import NotOwned
 from keboola_sync.state import FileRecord, LedgerState
 from keboola_sync.storage import Abandoned, JobFailed, NotFound, StorageTransient, TokenRejected
-from keboola_sync.sync import (
-    Action,
-    Decision,
-    Observation,
-    Status,
-    decide,
-    needs_work,
-    retry_spacing,
-    skip_already_said,
-)
+from keboola_sync.sync import Action, Decision, Observation, Status
 
 NOW = 1_000.0
 PATH = "sales/orders.csv"

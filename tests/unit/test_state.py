@@ -9,7 +9,8 @@ import pytest
 
 from keboola_sync.errors import ConfigError
 from keboola_sync.fileid import Fingerprint
-from keboola_sync.state import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerState
+from keboola_sync.ledger_schema import MIGRATIONS, SCHEMA_VERSION
+from keboola_sync.state import Ledger, LedgerState
 
 FP = Fingerprint(size=10, mtime_ns=123, inode=7)
 
@@ -54,7 +55,7 @@ def test_skipped_and_failed_rows_keep_the_error_and_the_version_judged(tmp_path)
 
 
 def test_a_skip_judged_again_is_pending_and_keeps_its_version_and_verdict(tmp_path):
-    """So the same verdict for the same version is not said twice (sync.skip_already_said)."""
+    """So the same verdict for the same version is not said twice (decide.skip_already_said)."""
     ledger = Ledger(tmp_path / "s.db")
     ledger.record_skipped("x/y.csv", "in.c-x.y", FP, "x/y.csv: refused", "table")
     ledger.record_failed("x/z.csv", "in.c-x.z", FP, "HTTP 503", retry_at=100.0)
