@@ -340,8 +340,8 @@ class Loader:
         name, exists (§12). The same name in another case is the same table: load into it (its owner is
         checked like any other table's). Anything else needs a rename: skipped, never retried."""
         moved = self._case_variant(state.target)
-        if moved is None:
-            raise ContentRefused(
+        if moved is None:  # no table of this id was there: the verdict depends on the file's name alone
+            raise CreateRefused(
                 f"{state.rel_path}: Keboola refuses to create table {state.target.table_id}: {exc}. Another "
                 "table of the bucket has this name in another letter case or as its display name. Rename "
                 "the file"

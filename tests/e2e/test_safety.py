@@ -222,3 +222,26 @@ def test_a_job_error_keboola_does_not_explain_never_becomes_a_loop(daemon_factor
     finally:
         emulator.reset_faults()
     assert daemon.stop() == 0
+
+
+def test_a_create_keboola_refused_is_not_taken_for_a_dropped_table(daemon_factory, emulator):
+    """A table Keboola refused to create never existed: the next sync's table check must not call it
+    'deleted in Keboola' and send the unchanged file again (it did, on every rescan), nor say the skip
+    again. Both refusals of a create: the content (a ragged row) and the name (another table has it)."""
+    folder = f"refused{uid()}"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/ragged.csv", "id,name\n1,a\n2,b,extra\n")
+    assert daemon.run("sync", "--once").returncode == 1
+    daemon.write(f"{folder}/clash.csv", "id\n1\n")
+    emulator.set_faults(fail_jobs=1.0, fail_jobs_code="storage.buckets.tableAlreadyExists")
+    try:
+        assert daemon.run("sync", "--once").returncode == 1
+        jobs = sum(emulator.stats()["jobs"].values())
+        assert daemon.run("sync", "--once").returncode == 1
+        assert sum(emulator.stats()["jobs"].values()) == jobs  # nothing sent again
+    finally:
+        emulator.reset_faults()
+    log = daemon.log()
+    assert "was deleted in Keboola" not in log
+    assert log.count(f"skipped {folder}/ragged.csv: Keboola refused the file") == 1
+    assert log.count(f"skipped {folder}/clash.csv: Keboola refuses to create table") == 1
