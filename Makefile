@@ -3,7 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint run demo bench clean
+.PHONY: setup tools test lint run demo bench clean
+
+# Azurite (Microsoft's Azure Storage emulator, npm) for `keboola-emulator --file-storage azure`, pinned,
+# in a project-local git-ignored folder. 3.35.0 is the newest release whose engines accept Node 20.
+AZURITE_VERSION := 3.35.0
+TOOLS := .tools
+AZURITE_STAMP := $(TOOLS)/.azurite-$(AZURITE_VERSION)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +17,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed  ## virtual environment with the daemon, the emulator and the test tools
+$(AZURITE_STAMP):
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $@
+
+tools: $(AZURITE_STAMP)  ## Azurite for the emulator's --file-storage azure (needs Node.js and npm)
+
+setup: $(VENV)/.installed $(AZURITE_STAMP)  ## virtual environment with the daemon, the emulator and the test tools
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -33,4 +45,4 @@ bench: setup  ## speed and memory benchmarks; prints a table
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build *.egg-info

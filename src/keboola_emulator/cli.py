@@ -1,7 +1,8 @@
 """`keboola-emulator`: parse flags, start both servers, print the READY line, run until SIGTERM.
 
 The READY line is a fixed interface (architecture.md §1): exactly
-`READY api=http://127.0.0.1:P s3=http://127.0.0.1:Q`, flushed, once both ports listen.
+`READY api=http://127.0.0.1:P s3=http://127.0.0.1:Q`, flushed, once both ports listen; with
+`--file-storage azure|gcp` it adds ` azure=URL` or ` gcs=URL` after them.
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="D",
         help="keep buckets, tables, files, jobs and S3 objects here across restarts "
         "(default: a temporary directory removed at exit)",
+    )
+    p.add_argument(
+        "--file-storage",
+        choices=("aws", "azure", "gcp"),
+        default="aws",
+        help="which cloud the stack keeps files in (§2.1): aws = S3 (moto, in process), azure = Azurite, "
+        "gcp = gcp-storage-emulator; the READY line then adds azure=URL or gcs=URL "
+        "(GCS clients: STORAGE_EMULATOR_HOST=<gcs URL>)",
     )
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
     p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
@@ -177,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)  # per-request header dumps at INFO
     from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
 
     faults = FaultSettings(
@@ -199,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir,
             faults=faults,
             seed=args.seed,
+            file_storage=args.file_storage,
         )
     )
     stop = threading.Event()
@@ -209,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
-    print(f"READY api={server.api_url} s3={server.s3_url}", flush=True)
+    print(server.ready_line, flush=True)
     stop.wait()
     server.stop()
     return 0

@@ -43,6 +43,7 @@ from moto.s3.models import FakeKey, S3Backend, s3_backends
 from moto.utilities.utils import md5_hash
 
 from keboola_emulator.faults import Faults, Stats, ThrottledInput
+from keboola_emulator.filestorage import UPLOAD_HOURS, URL_SECONDS, expiry
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,10 @@ class ObjectReader(io.RawIOBase):
 
 
 class S3Side:
-    """Owns the moto app and everything the API side needs from file storage."""
+    """Owns the moto app and everything the API side needs from file storage (`--file-storage aws`)."""
+
+    provider = "aws"
+    region = REGION
 
     def __init__(self, faults: Faults, stats: Stats, mirror_dir: Path | None) -> None:
         self._faults = faults
@@ -264,6 +268,45 @@ class S3Side:
         request = AWSRequest(method="GET", url=url)
         S3SigV4QueryAuth(_PRESIGN_CREDENTIALS, "s3", REGION, expires=expires).add_auth(request)
         return str(request.url)
+
+    def signed_get(self, key: str) -> str:
+        return self.presigned_get(key, URL_SECONDS)
+
+    def _credentials(self) -> dict[str, Any]:
+        """§5.1 aws credentials; moto accepts any, so these only need the real shape."""
+        return {
+            "AccessKeyId": "ASIAKEBOOLAEMULATOR1",
+            "SecretAccessKey": "keboola-emulator-secret",
+            "SessionToken": "keboola-emulator-session-token",
+            "Expiration": expiry(UPLOAD_HOURS).isoformat(),
+        }
+
+    def upload_fields(self, key: str, *, sliced: bool, encrypted: bool) -> dict[str, Any]:
+        """§5.1 `uploadParams`."""
+        params: dict[str, Any] = {
+            "bucket": FILES_BUCKET,
+            "key": key,
+            "acl": "private",
+            "credentials": self._credentials(),
+        }
+        if encrypted:
+            # §5.1: kbcstorage KeyErrors without it; literal value UNCONFIRMED (GO: AES256 or aws:kms)
+            params["x-amz-server-side-encryption"] = "AES256"
+        return {"uploadParams": params}
+
+    def read_fields(self, key: str, *, sliced: bool) -> dict[str, Any]:
+        """§5.4 `credentials` + `s3Path`."""
+        return {"credentials": self._credentials(), "s3Path": {"bucket": FILES_BUCKET, "key": key}}
+
+    def slice_url(self, key: str) -> str:
+        return f"s3://{FILES_BUCKET}/{key}"
+
+    def key_of_slice_url(self, url: str) -> str | None:
+        prefix = f"s3://{FILES_BUCKET}/"
+        return url[len(prefix) :] if url.startswith(prefix) else None
+
+    def close(self) -> None:
+        """moto lives in this process: nothing to stop."""
 
     # -- persistence --------------------------------------------------------------------------
     def _mirror_after(self, method: str, environ: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""File routes (§5): prepare with aws upload params, list, detail (federationToken), delete."""
+"""File routes (§5): prepare with the provider's upload params, list, detail (federationToken), delete."""
 
 from __future__ import annotations
 
@@ -33,28 +33,23 @@ def register(app: Flask, ctx: Context) -> None:
             raise ApiError(404, "storage.files.notFound", "File not found.")  # §5.4
         return f
 
-    def credentials() -> dict[str, Any]:
-        """§5.1 aws credentials; moto accepts any, so these only need the real shape."""
-        from datetime import UTC, datetime, timedelta
-
-        expiration = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0).isoformat()
-        return {
-            "AccessKeyId": "ASIAKEBOOLAEMULATOR1",
-            "SecretAccessKey": "keboola-emulator-secret",
-            "SessionToken": "keboola-emulator-session-token",
-            "Expiration": expiration,
-            "_bucket": "kbc-sapi-files",
-        }
-
     def render_file(f: dict[str, Any], with_credentials: bool, upload: bool = False) -> dict[str, Any]:
-        key = f["s3_key"] + ("manifest" if f["is_sliced"] else "")
-        size = ctx.s3.object_size(f["s3_key"]) if not f["is_sliced"] else None
+        files = ctx.files
+        sliced = bool(f["is_sliced"])
+        size = files.object_size(f["s3_key"]) if not sliced else None
+        if upload:
+            fields = files.upload_fields(f["s3_key"], sliced=sliced, encrypted=bool(f["is_encrypted"]))
+        elif with_credentials:
+            fields = files.read_fields(f["s3_key"], sliced=sliced)
+        else:
+            fields = None
         return file_json(
             f,
-            url=ctx.s3.presigned_get(key),
+            url=files.signed_get(f["s3_key"] + ("manifest" if sliced else "")),
             size=size if size is not None else f["size_bytes"],
-            credentials=credentials() if with_credentials else None,
-            with_upload_params=upload,
+            provider=files.provider,
+            region=files.region,
+            storage_fields=fields,
         )
 
     @route("/files/prepare", ["POST"], branch_aware=True)
@@ -117,5 +112,5 @@ def register(app: Flask, ctx: Context) -> None:
         require_manage()
         f = file_or_404(file_id)
         ctx.store.delete_file(f["id"])
-        ctx.s3.delete_prefix(f["s3_key"])
+        ctx.files.delete_prefix(f["s3_key"])
         return Response(status=204)

@@ -21,7 +21,9 @@ def register(app: Flask, ctx: Context) -> None:
     def token_verify() -> Response:
         size, rows = ctx.store.totals()
         bucket_ids = [b["id"] for b in ctx.store.list_buckets()]
-        return json_response(verify_payload(g.token, url(ctx), bucket_ids, "2026-01-01T00:00:00+0000", size, rows))
+        payload = verify_payload(g.token, url(ctx), bucket_ids, "2026-01-01T00:00:00+0000", size, rows)
+        payload["owner"]["fileStorageProvider"] = ctx.files.provider  # aws | azure | gcp (§2.1, §5.1)
+        return json_response(payload)
 
     @route("/dev-branches", ["GET"])
     def dev_branches() -> Response:
