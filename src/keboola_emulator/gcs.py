@@ -37,7 +37,7 @@ import requests
 from google.api_core.client_options import ClientOptions
 from google.api_core.exceptions import NotFound
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+from google.cloud import storage  # type: ignore[import-untyped]
 from werkzeug.wsgi import get_input_stream
 
 from keboola_emulator.childproc import HOST, ChildProcess, free_port
@@ -311,9 +311,9 @@ class GcsFront:
                 name = _name_in_body(body)
             self._side.check_token(auth, name, write=True)
             return body, raw_uri
-        name = _object_in_path(path, "/storage/v1", "/download/storage/v1")
-        if name is not None and method in ("GET", "HEAD"):
-            self._side.check_token(auth, name, write=False)
+        object_name = _object_in_path(path, "/storage/v1", "/download/storage/v1")
+        if object_name is not None and method in ("GET", "HEAD"):
+            self._side.check_token(auth, object_name, write=False)
             return body, raw_uri
         if method in ("GET", "HEAD") and path.startswith(f"/{BUCKET}/") and "X-Goog-Signature" in query:
             key = unquote(path[len(f"/{BUCKET}/") :])
