@@ -288,7 +288,18 @@ class GcsFront:
             body, forward_uri = self._authorize(method, parts.path, query, raw_uri, environ, body)
         except Denied as denied:
             return _error(start_response, denied.status, str(denied))
+        if method == "PUT" and "upload_id" in query and self._faults.draw(self._faults.current().gcs_chunk_fail_rate):
+            return self._lose_answer(forward_uri, environ, body, start_response)
         return self._forward(method, forward_uri, environ, body, start_response)
+
+    def _lose_answer(
+        self, uri: str, environ: dict[str, Any], body: Any, start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """The gcs_chunk_fail_rate fault: the chunk is stored, the client is told 503."""
+        for _ in self._forward("PUT", uri, environ, body, lambda *args: None):
+            pass
+        self._stats.count_fault("gcs_chunk")
+        return _error(start_response, 503, "Backend Error (injected by keboola-emulator)")
 
     def _authorize(
         self, method: str, path: str, query: dict[str, list[str]], raw_uri: str, environ: dict[str, Any], body: Any
@@ -381,7 +392,7 @@ def _stream(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) ->
 
 def _error(start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
     """The JSON error shape of the GCS JSON API."""
-    reason = {401: "required", 403: "forbidden", 404: "notFound"}.get(status, "invalid")
+    reason = {401: "required", 403: "forbidden", 404: "notFound", 503: "backendError"}.get(status, "invalid")
     body = json.dumps(
         {
             "error": {
@@ -391,6 +402,8 @@ def _error(start_response: Callable[..., Any], status: int, message: str) -> lis
             }
         }
     ).encode()
-    phrase = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(status, "Bad Request")
+    phrase = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}.get(
+        status, "Bad Request"
+    )
     start_response(f"{status} {phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]

@@ -199,3 +199,21 @@ def test_no_credential_reaches_the_log(
     table, job = _import(client, prepared["id"], tmp_path)
     assert job["status"] == "success"
     assert preview_rows(client, table) == ['"id","name"', '"1","a"']
+
+
+def test_gcs_upload_resumes_chunks_whose_answer_was_lost(tmp_path: Path) -> None:
+    """Every third chunk or so is stored by GCS but answered 503: the uploader asks the session how
+    much it holds and carries on from there; the object is whole."""
+    emu = start_emulator(extra_args=["--file-storage", "gcp", "--gcs-chunk-fail-rate", "0.3", "--seed", "14"])
+    try:
+        client = emu.client()
+        data = _csv_gz(40_000)
+        path = tmp_path / "lossy.csv.gz"
+        path.write_bytes(data)
+        prepared = client.files.prepare_upload(path.name, size_bytes=len(data), federation_token=True)
+        gcs_upload.upload_file(prepared, path, len(data), chunk_bytes=256 * 1024)
+        assert emu.stats()["faults_injected"].get("gcs_chunk", 0) >= 1
+        downloaded = client.files.download(prepared["id"], str(tmp_path / "dl"))
+        assert Path(downloaded).read_bytes() == data
+    finally:
+        emu.close()
