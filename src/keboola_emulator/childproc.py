@@ -7,12 +7,16 @@ to a log file beside the emulator's data, never to stdout (stdout carries only t
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -24,6 +28,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def _load_prctl() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").prctl
+    except (OSError, AttributeError):
+        return None  # not glibc: stop() still ends the child on a clean exit
+
+
+_PRCTL = _load_prctl()  # looked up here, not in the forked child (no dlopen between fork and exec)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux sends it SIGTERM when the emulator dies, even by SIGKILL
+    (a chaos test's `kill -9`), so no orphaned Azurite keeps the port and the data directory."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _listening(port: int) -> bool:
@@ -45,7 +66,13 @@ class ChildProcess:
     def start(self) -> None:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._log_path, "ab") as out:
-            self._proc = subprocess.Popen(self._argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                self._argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" and _PRCTL is not None else None,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not _listening(self.port):
             if self._proc.poll() is not None or time.monotonic() > deadline:

@@ -251,3 +251,46 @@ def test_gcs_token_reaches_only_the_prepared_object(storage_emulator: Emulator, 
     tampered = detail["url"][:-4] + ("0000" if not detail["url"].endswith("0000") else "1111")
     assert requests.get(tampered, timeout=10).status_code == 403
     assert requests.get(detail["url"], timeout=10).content == b"a\n1\n"
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_data_dir_keeps_cloud_objects_across_a_restart(cloud: str, tmp_path: Path) -> None:
+    emu = start_emulator(extra_args=["--file-storage", cloud], data_dir=tmp_path / "data")
+    try:
+        client = emu.client()
+        file_id = client.files.upload_file(str(write(tmp_path / "kept.csv", "id\n7\n")))
+        emu.restart()
+        client = emu.client()  # the cloud emulator's port may change: new URLs in every answer
+        assert (
+            client.files.download(file_id, str(tmp_path / "dl"))
+            and (tmp_path / "dl" / "kept.csv").read_text() == "id\n7\n"
+        )
+        bucket = new_bucket(client)
+        table = client.tables.create(bucket, "k", str(write(tmp_path / "k.csv", "id\n1\n")))
+        done = client.jobs.block_until_completed(client.tables.load_raw(table, data_file_id=file_id)["id"])
+        assert done["status"] == "success", done
+        assert preview_rows(client, table) == ['"id"', '"7"']
+    finally:
+        emu.close()
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_cloud_emulator_dies_with_the_emulator_even_on_kill_9(cloud: str) -> None:
+    import signal
+
+    import psutil
+
+    from support.emulator import wait_for
+
+    emu = start_emulator(extra_args=["--file-storage", cloud])
+    try:
+        children = psutil.Process(emu.pid).children()
+        assert children, "the cloud emulator runs as a child process"
+        os.kill(emu.pid, signal.SIGKILL)
+        wait_for(
+            lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children),
+            timeout=15,
+            message="the cloud emulator to exit after its parent was killed",
+        )
+    finally:
+        emu.close()
