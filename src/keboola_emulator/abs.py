@@ -17,6 +17,7 @@ import contextlib
 import io
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -31,7 +32,9 @@ from azure.storage.blob import (
 )
 
 from keboola_emulator.childproc import HOST, ChildProcess, free_port
+from keboola_emulator.faults import Faults, Stats
 from keboola_emulator.filestorage import READ_HOURS, UPLOAD_HOURS, URL_SECONDS, IteratorReader, expiry
+from keboola_emulator.front import Front
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,11 @@ class AzureSide:
     provider = "azure"
     region = REGION
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, faults: Faults, stats: Stats) -> None:
         port = free_port()
-        self.endpoint = f"http://{HOST}:{port}/{ACCOUNT}"  # the READY line's azure= URL
+        child_url = f"http://{HOST}:{port}/{ACCOUNT}"
+        self.endpoint = child_url  # the READY line's azure= URL: the front door's, once it listens
+        self.front = AzureFront(port, faults, stats)
         self._child = ChildProcess(
             "azurite",
             [
@@ -87,13 +92,19 @@ class AzureSide:
         )
         self._child.start()
         service = BlobServiceClient.from_connection_string(
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};BlobEndpoint={self.endpoint};",
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};BlobEndpoint={child_url};",
             max_single_get_size=CHUNK,  # a job reads a blob 4 MiB at a time (the SDK's default is 32 MiB)
             max_chunk_get_size=CHUNK,
         )
         self._container = service.get_container_client(CONTAINER)
         with contextlib.suppress(ResourceExistsError):  # --data-dir: Azurite kept it
             self._container.create_container()
+
+    def set_front_url(self, url: str) -> None:
+        """Clients reach Azurite through the front door (stats, bandwidth cap, faults); Azurite still
+        checks every SAS itself (the signed resource is the path, not the host)."""
+        self.front.endpoint = url
+        self.endpoint = f"{url}/{ACCOUNT}"
 
     def close(self) -> None:
         self._child.stop()
@@ -181,3 +192,29 @@ class AzureSide:
     def key_of_slice_url(self, url: str) -> str | None:
         prefix = f"azure://{ACCOUNT}.blob.core.windows.net/{CONTAINER}/"
         return url[len(prefix) :] if url.startswith(prefix) else None
+
+
+class AzureFront(Front):
+    """Pass-through before Azurite (it checks the SAS itself), with the cloud faults."""
+
+    fault_kind = "abs_block"
+
+    def lose_answer(self, method: str, query: dict[str, list[str]]) -> bool:
+        """The cloud_chunk_fail_rate fault: a Put Block is stored, the client is told 503."""
+        return (
+            method == "PUT"
+            and query.get("comp") == ["block"]
+            and self._faults.draw(self._faults.current().cloud_chunk_fail_rate)
+        )
+
+    def error(self, start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
+        """Azure Storage's XML error shape."""
+        code = "ServerBusy" if status == 503 else "AuthorizationFailure"
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        ).encode()
+        start_response(
+            f"{status} {'Service Unavailable' if status == 503 else 'Error'}",
+            [("Content-Type", "application/xml"), ("Content-Length", str(len(body))), ("x-ms-error-code", code)],
+        )
+        return [body]

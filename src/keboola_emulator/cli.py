@@ -138,12 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         "closed without the response (a lost answer: did my import POST happen?)",
     )
     f.add_argument(
-        "--gcs-chunk-fail-rate",
+        "--cloud-chunk-fail-rate",
         type=_rate,
         default=0.0,
         metavar="R",
-        help="with --file-storage gcp: fraction R of resumable-upload chunks that are stored, then "
-        "answered 503 (the client must query the session and resume)",
+        help="with --file-storage azure|gcp: fraction R of Azure Put Block / GCS resumable-chunk requests "
+        "that are stored, then answered 503 (the client must re-send the block / resume the session)",
     )
     f.add_argument(
         "--fault-path",
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         fail_jobs=args.fail_jobs,
         s3_bandwidth_mbps=args.s3_bandwidth_mbps,
         lost_response_rate=args.lost_response_rate,
-        gcs_chunk_fail_rate=args.gcs_chunk_fail_rate,
+        cloud_chunk_fail_rate=args.cloud_chunk_fail_rate,
         paths=tuple(args.fault_path),
     )
     server = EmulatorServer(

@@ -20,14 +20,13 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import http.client
 import io
 import json
 import logging
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,11 +37,11 @@ from google.api_core.client_options import ClientOptions
 from google.api_core.exceptions import NotFound
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
-from werkzeug.wsgi import get_input_stream
 
 from keboola_emulator.childproc import HOST, ChildProcess, free_port
-from keboola_emulator.faults import Faults, Stats, ThrottledInput
+from keboola_emulator.faults import Faults, Stats
 from keboola_emulator.filestorage import READ_HOURS, UPLOAD_HOURS, URL_SECONDS, IteratorReader, expiry
+from keboola_emulator.front import Denied, Front, read_all
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +67,6 @@ class Grant:
         if dt.datetime.now(dt.UTC) >= self.expires or (write and not self.write):
             return False
         return name.startswith(self.key) if self.prefix else name == self.key
-
-
-class Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class GcsSide:
@@ -120,6 +113,10 @@ class GcsSide:
         self._lock = threading.Lock()
         self.endpoint = ""  # the front door's URL, set once it listens
         self.front = GcsFront(self, port, faults, stats)
+
+    def set_front_url(self, url: str) -> None:
+        self.endpoint = url
+        self.front.endpoint = url
 
     def close(self) -> None:
         self._child.stop()
@@ -266,62 +263,27 @@ def _name_in_body(body: bytes) -> str:
     return str(meta.get("name", "")) if isinstance(meta, dict) else ""
 
 
-class GcsFront:
-    """The WSGI front door: check the request, then stream it to the child and the answer back."""
+class GcsFront(Front):
+    """GCS's checks of Keboola's tokens, before gcp-storage-emulator (which checks none)."""
+
+    fault_kind = "gcs_chunk"
 
     def __init__(self, side: GcsSide, child_port: int, faults: Faults, stats: Stats) -> None:
+        super().__init__(child_port, faults, stats)
         self._side = side
-        self._child_port = child_port
-        self._faults = faults
-        self._stats = stats
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
-        parts = urlsplit(raw_uri)
-        query = parse_qs(parts.query)
-        self._stats.count_s3(method)
-        body: Any = get_input_stream(environ)  # bounded by Content-Length (the raw socket is not)
-        if method in ("PUT", "POST"):
-            body = ThrottledInput(body, self._faults.bandwidth, self._stats.add_s3_bytes)
-        try:
-            body, forward_uri = self._authorize(method, parts.path, query, raw_uri, environ, body)
-        except Denied as denied:
-            return _error(start_response, denied.status, str(denied))
-        if method == "PUT" and "upload_id" in query and self._faults.draw(self._faults.current().gcs_chunk_fail_rate):
-            return self._lose_answer(forward_uri, environ, body, start_response)
-        return self._forward(method, forward_uri, environ, body, start_response)
+    def lose_answer(self, method: str, query: dict[str, list[str]]) -> bool:
+        """The cloud_chunk_fail_rate fault: a resumable chunk is stored, the client is told 503."""
+        return (
+            method == "PUT" and "upload_id" in query and self._faults.draw(self._faults.current().cloud_chunk_fail_rate)
+        )
 
-    def _lose_answer(
-        self, uri: str, environ: dict[str, Any], body: Any, start_response: Callable[..., Any]
-    ) -> list[bytes]:
-        """The gcs_chunk_fail_rate fault: the chunk is stored, the client is told 503."""
-        for _ in self._forward("PUT", uri, environ, body, lambda *args: None):
-            pass
-        self._stats.count_fault("gcs_chunk")
-        return _error(start_response, 503, "Backend Error (injected by keboola-emulator)")
-
-    def _authorize(
+    def authorize(
         self, method: str, path: str, query: dict[str, list[str]], raw_uri: str, environ: dict[str, Any], body: Any
     ) -> tuple[Any, str]:
-        """The body to forward (read here when the name is inside it) and the URI; Denied otherwise."""
         auth = environ.get("HTTP_AUTHORIZATION", "")
         if path.startswith(f"/upload/storage/v1/b/{BUCKET}/o"):
-            if method == "PUT" and "upload_id" in query:
-                if not self._side.has_session(query["upload_id"][0]):
-                    raise Denied(404, "No such upload session.")
-                return body, raw_uri
-            if method != "POST":
-                raise Denied(403, "Method not allowed for this token.")
-            name = (query.get("name") or [""])[0]
-            if not name:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                if length > MAX_BUFFERED_BODY:
-                    raise Denied(400, "Upload metadata too large for the emulator's front door.")
-                body = _read_all(body, length)
-                name = _name_in_body(body)
-            self._side.check_token(auth, name, write=True)
-            return body, raw_uri
+            return self._authorize_upload(method, query, raw_uri, environ, body, auth)
         object_name = _object_in_path(path, "/storage/v1", "/download/storage/v1")
         if object_name is not None and method in ("GET", "HEAD"):
             self._side.check_token(auth, object_name, write=False)
@@ -332,78 +294,40 @@ class GcsFront:
             return body, path  # the child does not know the signature parameters
         raise Denied(401 if not auth else 403, "The caller does not have permission for this request.")
 
-    def _forward(
-        self, method: str, uri: str, environ: dict[str, Any], body: Any, start_response: Callable[..., Any]
-    ) -> Iterator[bytes]:
-        headers = {
-            key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if environ.get(key):
-                headers[key.replace("_", "-").title()] = environ[key]
-        for hop in [h for h in headers if h.lower() in HOP_BY_HOP]:
-            del headers[hop]
-        if isinstance(body, bytes):
-            headers["Content-Length"] = str(len(body))
-        elif method not in ("PUT", "POST"):
-            body = None
-        elif not headers.get("Content-Length"):
-            body = _read_all(body, None)  # a chunked request: the child needs a length
-            headers["Content-Length"] = str(len(body))
-        conn = http.client.HTTPConnection(HOST, self._child_port, timeout=600)
-        conn.request(method, uri, body=body, headers=headers)
-        resp = conn.getresponse()
-        out_headers = []
-        for key, value in resp.getheaders():
-            if key.lower() in HOP_BY_HOP:
-                continue
-            if key.lower() == "location":
-                value = self._public_location(value)
-            out_headers.append((key, value))
-        start_response(f"{resp.status} {resp.reason}", out_headers)
-        return _stream(conn, resp)
+    def _authorize_upload(
+        self, method: str, query: dict[str, list[str]], raw_uri: str, environ: dict[str, Any], body: Any, auth: str
+    ) -> tuple[Any, str]:
+        if method == "PUT" and "upload_id" in query:
+            if not self._side.has_session(query["upload_id"][0]):
+                raise Denied(404, "No such upload session.")
+            return body, raw_uri
+        if method != "POST":
+            raise Denied(403, "Method not allowed for this token.")
+        name = (query.get("name") or [""])[0]
+        if not name:  # multipart uploads and resumable initiations carry the name in the body
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_BUFFERED_BODY:
+                raise Denied(400, "Upload metadata too large for the emulator's front door.")
+            body = read_all(body, length)
+            name = _name_in_body(body)
+        self._side.check_token(auth, name, write=True)
+        return body, raw_uri
 
-    def _public_location(self, location: str) -> str:
+    def public_location(self, location: str) -> str:
         """A resumable session URL: point it at the front door and remember it (it is the permission)."""
         parts = urlsplit(location)
         upload_id = (parse_qs(parts.query).get("upload_id") or [""])[0]
         if upload_id:
             self._side.open_session(upload_id)
-        return self._side.endpoint + parts.path + (f"?{parts.query}" if parts.query else "")
+        return self.endpoint + parts.path + (f"?{parts.query}" if parts.query else "")
 
-
-def _read_all(stream: Any, length: int | None) -> bytes:
-    out = bytearray()
-    while length is None or len(out) < length:
-        chunk = stream.read(CHUNK if length is None else min(CHUNK, length - len(out)))
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
-
-
-def _stream(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[bytes]:
-    try:
-        while chunk := resp.read(CHUNK):
-            yield chunk
-    finally:
-        conn.close()
-
-
-def _error(start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
-    """The JSON error shape of the GCS JSON API."""
-    reason = {401: "required", 403: "forbidden", 404: "notFound", 503: "backendError"}.get(status, "invalid")
-    body = json.dumps(
-        {
-            "error": {
-                "code": status,
-                "message": message,
-                "errors": [{"message": message, "domain": "global", "reason": reason}],
-            }
-        }
-    ).encode()
-    phrase = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}.get(
-        status, "Bad Request"
-    )
-    start_response(f"{status} {phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
+    def error(self, start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
+        """The JSON error shape of the GCS JSON API."""
+        reason = {401: "required", 403: "forbidden", 404: "notFound", 503: "backendError"}.get(status, "invalid")
+        errors = [{"message": message, "domain": "global", "reason": reason}]
+        body = json.dumps({"error": {"code": status, "message": message, "errors": errors}}).encode()
+        phrase = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}.get(
+            status, "Bad Request"
+        )
+        start_response(f"{status} {phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]

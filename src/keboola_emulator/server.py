@@ -79,7 +79,7 @@ class EmulatorServer:
         if options.file_storage == "azure":
             from keboola_emulator.abs import AzureSide
 
-            files = self._azure = AzureSide(root)
+            files = self._azure = AzureSide(root, faults, stats)
         elif options.file_storage == "gcp":
             from keboola_emulator.gcs import GcsSide
 
@@ -101,10 +101,11 @@ class EmulatorServer:
             HOST, options.s3_port, s3.wsgi, threaded=True, request_handler=QuietHandler
         )
         self._servers: list[tuple[str, BaseWSGIServer]] = [("api", self._api), ("s3", self._s3)]
-        if self._gcs is not None:
-            front = make_server(HOST, 0, self._gcs.front, threaded=True, request_handler=QuietHandler)
-            self._gcs.endpoint = f"http://{HOST}:{front.server_port}"
-            self._servers.append(("gcs", front))
+        cloud = self._azure or self._gcs
+        if cloud is not None:  # clients reach the cloud emulator through its front door (front.py)
+            front = make_server(HOST, 0, cloud.front, threaded=True, request_handler=QuietHandler)
+            cloud.set_front_url(f"http://{HOST}:{front.server_port}")
+            self._servers.append((cloud.provider, front))
         for _, srv in self._servers:
             srv.daemon_threads = True
         self.api_url = f"http://{HOST}:{self._api.server_port}"
