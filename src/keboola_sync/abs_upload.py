@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings, ExponentialRetry
 
 from keboola_sync.growing import FinishedFile, GrowingSource, UploadAbandoned
 
@@ -32,12 +32,22 @@ logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(l
 BLOCK_BYTES = 4 * 1024 * 1024  # §5.3: the PHP client's block size
 CONCURRENCY = 8
 TIMEOUT_SECONDS = 120.0
+RETRIES = 5  # per request, by azure-core
+RETRY_BACKOFF_SECONDS = 1  # azure-storage-blob's default first pause is 15 s, per block
 
 
-def blob_client(prepared: dict[str, Any], timeout: float = TIMEOUT_SECONDS) -> BlobClient:
+def blob_client(
+    prepared: dict[str, Any], timeout: float = TIMEOUT_SECONDS, retry_backoff: int = RETRY_BACKOFF_SECONDS
+) -> BlobClient:
+    """A client for the prepared blob only. Retries: azure-core's exponential policy (pause
+    `retry_backoff` + 2**n s with jitter), on 5xx, 408, 429 and connection errors; a block is
+    idempotent (same id, same bytes), so re-sending one whose answer was lost is safe."""
     params = prepared["absUploadParams"]
     service = BlobServiceClient.from_connection_string(
-        params["absCredentials"]["SASConnectionString"], connection_timeout=timeout, read_timeout=timeout
+        params["absCredentials"]["SASConnectionString"],
+        connection_timeout=timeout,
+        read_timeout=timeout,
+        retry_policy=ExponentialRetry(initial_backoff=retry_backoff, increment_base=2, retry_total=RETRIES),
     )
     return service.get_blob_client(params["container"], params["blobName"])
 
@@ -55,12 +65,13 @@ def upload_growing(
     block_bytes: int = BLOCK_BYTES,
     concurrency: int = CONCURRENCY,
     timeout: float = TIMEOUT_SECONDS,
+    retry_backoff: int = RETRY_BACKOFF_SECONDS,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """Stage the spool's blocks as they are written, then commit them. `size_hint` (the expected size,
     0 if unknown) only sizes nothing here; it is accepted so every uploader has one signature.
     `on_progress(n)` is called from the upload threads with each block's byte count."""
-    client = blob_client(prepared, timeout)
+    client = blob_client(prepared, timeout, retry_backoff)
     ids: list[str] = []
 
     def stage(number: int, start: int, length: int) -> None:
@@ -106,6 +117,7 @@ def upload_file(
     block_bytes: int = BLOCK_BYTES,
     concurrency: int = CONCURRENCY,
     timeout: float = TIMEOUT_SECONDS,
+    retry_backoff: int = RETRY_BACKOFF_SECONDS,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
     """A finished file, by the same parallel blocks (an empty file commits an empty blob)."""
@@ -117,5 +129,6 @@ def upload_file(
             block_bytes=block_bytes,
             concurrency=concurrency,
             timeout=timeout,
+            retry_backoff=retry_backoff,
             on_progress=on_progress,
         )

@@ -67,6 +67,12 @@ class GrowingFile:
             self._written += len(data)
             self._cond.notify_all()
 
+    def give_up(self) -> None:
+        """Shutdown: wake whoever waits for bytes, as the daemon's spool does."""
+        with self._cond:
+            self.abandon.set()
+            self._cond.notify_all()
+
     def finish(self) -> None:
         with self._cond:
             self._done = True
@@ -169,7 +175,7 @@ def test_an_abandoned_upload_commits_nothing(emu: Emulator, mode: str, tmp_path:
     prepared = client.files.prepare_upload(spool.path.name, federation_token=True)
 
     def progress(_: int) -> None:
-        spool.abandon.set()  # shutdown arrives once the first block/chunk is up
+        spool.give_up()  # shutdown arrives once the first block/chunk is up
 
     spool.append(data[: len(data) // 2])
     try:
