@@ -8,7 +8,8 @@ shared access signatures signed with Azurite's well-known account key, so Azurit
   SAS is container-scoped (`sr=c`), because a SAS cannot be limited to a name prefix;
 - a read SAS (federationToken detail, the signed `url`) may only read (`sp=r`), the blob or, for a
   sliced file (manifest + slices), the container.
-Jobs and exports use the account key directly (the emulator is the service, not a client).
+Clients reach Azurite through the emulator's front door (front.py: stats, bandwidth cap, lost-answer
+faults); jobs and exports talk to Azurite directly with the account key (the emulator is the service).
 """
 
 from __future__ import annotations
