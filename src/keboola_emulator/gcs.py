@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import importlib.util
 import io
 import json
 import logging
@@ -45,6 +46,7 @@ from keboola_emulator.front import Denied, Front, read_all
 
 log = logging.getLogger(__name__)
 
+GCS_EMULATOR_VERSION = "2026.7.19"  # pinned in requirements-dev.txt
 BUCKET = "kbc-sapi-files"
 PROJECT = "kbc-emulator-project"
 REGION = "europe-west3"  # §2.1: EU Frankfurt, GCP
@@ -76,6 +78,11 @@ class GcsSide:
     region = REGION
 
     def __init__(self, root: Path, faults: Faults, stats: Stats) -> None:
+        if importlib.util.find_spec("gcp_storage_emulator") is None:
+            raise RuntimeError(
+                f"--file-storage gcp needs gcp-storage-emulator {GCS_EMULATOR_VERSION}: "
+                "run `make setup` (it is in requirements-dev.txt)"
+            )
         port = free_port()
         self._child_url = f"http://{HOST}:{port}"
         data_dir = root / "gcs"
