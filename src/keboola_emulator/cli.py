@@ -209,18 +209,21 @@ def main(argv: list[str] | None = None) -> int:
         cloud_chunk_fail_rate=args.cloud_chunk_fail_rate,
         paths=tuple(args.fault_path),
     )
-    server = EmulatorServer(
-        Options(
-            port=args.port,
-            s3_port=args.s3_port,
-            token=args.token,
-            readonly_token=args.readonly_token,
-            data_dir=args.data_dir,
-            faults=faults,
-            seed=args.seed,
-            file_storage=args.file_storage,
-        )
+    options = Options(
+        port=args.port,
+        s3_port=args.s3_port,
+        token=args.token,
+        readonly_token=args.readonly_token,
+        data_dir=args.data_dir,
+        faults=faults,
+        seed=args.seed,
+        file_storage=args.file_storage,
     )
+    try:
+        server = EmulatorServer(options)
+    except RuntimeError as exc:  # a cloud emulator that is not installed or did not start
+        print(f"keboola-emulator: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
