@@ -1,8 +1,9 @@
 """Wiring: the API app and the S3 app on two threaded WSGI servers, started and stopped together.
 
 With `--file-storage azure|gcp`, Storage files live in Azurite / gcp-storage-emulator (child
-processes, see abs.py and gcs.py); GCS clients reach it through a third server, the token-checking
-front door. The S3 side still runs in every mode (the READY line always names it)."""
+processes, see abs.py and gcs.py); clients reach them through a third server, the front door
+(front.py; for GCS it also checks the tokens). The S3 side still runs in every mode (the READY line
+always names it). The front door logs request paths only (QuietHandler): no SAS, no session id."""
 
 from __future__ import annotations
 
