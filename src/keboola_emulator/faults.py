@@ -34,12 +34,22 @@ class FaultSettings:
     # Extensions beyond issue 2's list:
     lost_response_rate: float = 0.0  # request fully processed, then the connection closed (§9.4)
     paths: tuple[str, ...] = ()  # request faults only hit paths containing one of these; () = all
+    # --file-storage azure|gcp: fraction of Azure Put Block / GCS resumable-chunk requests the front
+    # door lets the cloud emulator store and then answers 503 (a lost answer: re-send or resume)
+    cloud_chunk_fail_rate: float = 0.0
 
     def applies_to(self, path: str) -> bool:
         return not self.paths or any(p in path for p in self.paths)
 
     def validate(self) -> None:
-        for name in ("fail_rate", "rate_limit_rate", "drop_rate", "fail_jobs", "lost_response_rate"):
+        for name in (
+            "fail_rate",
+            "rate_limit_rate",
+            "drop_rate",
+            "fail_jobs",
+            "lost_response_rate",
+            "cloud_chunk_fail_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")

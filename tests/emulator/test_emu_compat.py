@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from emulator_helpers import create_table_job, load_job, new_bucket, unique, write
 
 from support.emulator import Emulator, wait_for
@@ -322,12 +325,19 @@ def test_a_fronted_client_gets_real_looking_urls_and_s3_answers_virtual_hosted_r
         f"{api.base}/files/prepare", headers=fronted, data={"name": "v.txt", "federationToken": "1"}, timeout=20
     ).json()
     key = prepared["uploadParams"]["key"]
-    put = requests.put(
-        f"{emulator.s3_url}/{key}",
-        headers={"Host": "kbc-sapi-files.s3.us-east-1.amazonaws.com"},
-        data=b"virtual-hosted",
-        timeout=20,
+    # Signed with the file's own upload credentials and its SSE header (the S3 side refuses anything
+    # else), for the virtual-hosted name a client behind the TLS front uses; sent to the S3 port.
+    creds = prepared["uploadParams"]["credentials"]
+    signed = AWSRequest(
+        method="PUT", url=f"https://kbc-sapi-files.s3.us-east-1.amazonaws.com/{key}", data=b"virtual-hosted"
     )
+    signed.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+    signed.headers["x-amz-server-side-encryption"] = prepared["uploadParams"]["x-amz-server-side-encryption"]
+    SigV4Auth(
+        Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]), "s3", "us-east-1"
+    ).add_auth(signed)
+    headers = {**dict(signed.headers), "Host": "kbc-sapi-files.s3.us-east-1.amazonaws.com"}
+    put = requests.put(f"{emulator.s3_url}/{key}", headers=headers, data=b"virtual-hosted", timeout=20)
     assert put.status_code == 200, put.text
     detail = requests.get(f"{api.base}/files/{prepared['id']}", headers=fronted, timeout=20).json()
     assert detail["url"].startswith(f"https://kbc-sapi-files.s3.us-east-1.amazonaws.com/{key}?")
