@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/cloud_upload.py [--provider azure|gcp|both] [--size-mb 100] [--cap-mbps 0]
 
-One file of incompressible bytes is uploaded to a fresh emulator per provider, once by
-keboola_sync.abs_upload / gcs_upload (`upload_file`) and once by kbcstorage's `Files.upload_file`
+One file of incompressible bytes is uploaded to a fresh emulator per provider, once by keboola_sync.storage's
+AbsUploader / GcsUploader (`upload_file`, the daemon's defaults) and once by kbcstorage's `Files.upload_file`
 (§9.8: BlobClient.upload_blob / blob.upload_from_file), each in its own process so the peak RSS
 (sampled every 50 ms) is that upload's alone. `--cap-mbps` caps the emulator's upload bandwidth
 (its front door applies --s3-bandwidth-mbps to Azure and GCS traffic too).
@@ -43,11 +43,16 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "sdk":
         client.files.upload_file(str(path), compress=False)
         return
-    from keboola_sync import abs_upload, gcs_upload
+    import threading
+
+    from keboola_sync.config import UploadConfig
+    from keboola_sync.storage.absupload import AbsUploader
+    from keboola_sync.storage.gcsupload import GcsUploader
 
     prepared = client.files.prepare_upload(path.name, size_bytes=path.stat().st_size, federation_token=True)
-    uploader: Any = abs_upload if args.provider == "azure" else gcs_upload
-    uploader.upload_file(prepared, path, path.stat().st_size)
+    kind: Any = AbsUploader if args.provider == "azure" else GcsUploader
+    uploader = kind(request_timeout=120, upload=UploadConfig(), progress_seconds=60, abandon=threading.Event())
+    uploader.upload_file(prepared, path, path.stat().st_size, path.name)
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:

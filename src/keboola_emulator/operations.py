@@ -99,11 +99,14 @@ class Source:
 
     def streams(self, stack: ExitStack) -> Iterator[BinaryIO]:
         for key, name in self._slices:
+            # The size first: gcp-storage-emulator answers one request at a time, so asking for it while
+            # a big object's GET is open would wait for that GET to be read to its end (a deadlock).
+            size = self._ctx.files.object_size(key) or 0
             raw = self._ctx.files.open_object(key)
             if raw is None:
                 raise JobError("storage.importFileMissing", f"Load error: file {key} does not exist.")
             stack.enter_context(raw)
-            self.in_bytes += self._ctx.files.object_size(key) or 0
+            self.in_bytes += size
             self.compressed = self.compressed or is_gzip_name(name)
             yield stack.enter_context(closing(decompressed(raw, name)))  # type: ignore[arg-type]
 

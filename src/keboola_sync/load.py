@@ -212,7 +212,10 @@ class Loader:
             except JobFailed as exc:
                 self.ledger.clear_in_flight(rel_path)
                 last_error = exc
-                _ON_JOB_ERROR[exc.kind](self, state, exc)
+                handle = _ON_JOB_ERROR.get(exc.kind)
+                if handle is None:  # "failed", "conflict": terminal, with Keboola's own message
+                    raise
+                handle(self, state, exc)
                 continue
             outcome, imported_at = self._after_load(outcome, state.target)
             self._mark(state, imported_at, first=created or plan is Plan.ADOPT)

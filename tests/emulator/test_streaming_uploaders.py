@@ -1,4 +1,4 @@
-"""Issue 14: the daemon's own Azure and GCS uploaders (keboola_sync.abs_upload / gcs_upload), run
+"""Issue 14: the daemon's own Azure and GCS uploaders (keboola_sync.storage.absupload / gcsupload), run
 against the emulator's azure and gcp modes with real files: a finished file, a spool still being
 written (the upload must start before the writer is done), an empty file, an abandoned upload, and
 no credential in the log. Each uploaded file is then imported by the emulator and compared.
@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import logging
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pytest
 from emulator_helpers import finished_job, new_bucket, preview_rows, write
 
-from keboola_sync import abs_upload, gcs_upload
-from keboola_sync.growing import UploadAbandoned, Window
+from keboola_sync.config import RetryConfig, UploadConfig
+from keboola_sync.storage import Abandoned, RetryPolicy
+from keboola_sync.storage.absupload import AbsUploader
+from keboola_sync.storage.gcsupload import GcsUploader
+from keboola_sync.storage.uploads import FileWindow
 from support.emulator import Emulator, start_emulator
 
 CLOUDS = ("azure", "gcp")
-SMALL = {"azure": {"block_bytes": 512 * 1024, "concurrency": 4}, "gcp": {"chunk_bytes": 256 * 1024}}
+SMALL = UploadConfig(multipart_chunk_mb=0.5, multipart_concurrency=4)  # several blocks / chunks per file
+FAST_RETRIES = RetryConfig(max_attempts=8, initial_backoff_seconds=0.05, max_backoff_seconds=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +47,40 @@ def emu(emulators: dict[str, Emulator], mode: str) -> Emulator:
     return emulator
 
 
-def _uploader(mode: str) -> Any:
-    return abs_upload if mode == "azure" else gcs_upload
+class Progress:
+    """The meter of these uploads: the bytes each progress step reports."""
+
+    def __init__(self, on_step: Any = None) -> None:
+        self.steps: list[int] = []
+        self._done = 0
+        self._on_step = on_step
+
+    def upload_progress(self, label: str, done: int, total: int) -> None:
+        self.steps.append(done - self._done)
+        self._done = done
+        if self._on_step is not None:
+            self._on_step()
+
+    def upload_finished(self, label: str, nbytes: int, seconds: float) -> None:
+        pass
+
+    def job_finished(self, seconds: float) -> None:
+        pass
+
+    def retried(self, reason: str) -> None:
+        pass
+
+
+def _uploader(mode: str, meter: Progress | None = None, retries: RetryConfig | None = None) -> Any:
+    """The storage room's uploader for `mode`, as `Storage` builds it (with a retry policy if asked)."""
+    stop = threading.Event()
+    policy = RetryPolicy(retries, stop) if retries is not None else None
+    kind = AbsUploader if mode == "azure" else GcsUploader
+    return kind(request_timeout=30, upload=SMALL, progress_seconds=60, abandon=stop, policy=policy, meter=meter)
 
 
 class GrowingFile:
-    """A real file appended to by a writer thread; the GrowingSource the uploaders read."""
+    """A real file appended to by a writer thread; the GrowingFile the uploaders read."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -83,9 +114,10 @@ class GrowingFile:
             self._cond.wait_for(lambda: self._written >= end or self._done or self.abandon.is_set(), timeout=30)
             return self._written, self._done
 
-    def window(self, start: int, length: int) -> BinaryIO:
-        return io.BufferedReader(Window(self._fd, start, length))  # type: ignore[return-value]
+    def window(self, start: int, length: int) -> FileWindow:
+        return FileWindow(self._fd, start, length)
 
+    @property
     def abandoned(self) -> bool:
         return self.abandon.is_set()
 
@@ -113,9 +145,9 @@ def test_upload_file_then_import(emu: Emulator, mode: str, tmp_path: Path) -> No
     path.write_bytes(data)
     assert len(data) > 4 * 512 * 1024  # several blocks / chunks
     prepared = client.files.prepare_upload(path.name, size_bytes=len(data), federation_token=True)
-    progress: list[int] = []
-    _uploader(mode).upload_file(prepared, path, len(data), on_progress=progress.append, **SMALL[mode])
-    assert sum(progress) == len(data)
+    progress = Progress()
+    _uploader(mode, progress).upload_file(prepared, path, len(data), "finished.csv.gz")
+    assert sum(progress.steps) == len(data) and len(progress.steps) > 1
     table, job = _import(client, prepared["id"], tmp_path)
     assert job["status"] == "success", job
     assert client.tables.detail(table)["rowsCount"] == 60_000
@@ -129,12 +161,8 @@ def test_upload_growing_starts_before_the_writer_is_done(emu: Emulator, mode: st
     data = _csv_gz(60_000)
     spool = GrowingFile(tmp_path / "spool.csv.gz")
     prepared = client.files.prepare_upload(spool.path.name, federation_token=True)
-    sent: list[int] = []
     first_sent = threading.Event()
-
-    def progress(n: int) -> None:
-        sent.append(n)
-        first_sent.set()
+    progress = Progress(first_sent.set)
 
     def writer() -> None:
         half = len(data) // 2
@@ -147,11 +175,11 @@ def test_upload_growing_starts_before_the_writer_is_done(emu: Emulator, mode: st
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        _uploader(mode).upload_growing(prepared, spool, 0, on_progress=progress, **SMALL[mode])
+        _uploader(mode, progress).upload_growing(prepared, spool, 0, "spool.csv.gz")
     finally:
         thread.join(30)
         spool.close()
-    assert sum(sent) == len(data)
+    assert sum(progress.steps) == len(data)
     table, job = _import(client, prepared["id"], tmp_path)
     assert job["status"] == "success", job
     assert client.tables.detail(table)["rowsCount"] == 60_000
@@ -163,7 +191,7 @@ def test_an_empty_file_uploads(emu: Emulator, mode: str, tmp_path: Path) -> None
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")
     prepared = client.files.prepare_upload(path.name, size_bytes=0, federation_token=True)
-    _uploader(mode).upload_file(prepared, path, 0, **SMALL[mode])
+    _uploader(mode).upload_file(prepared, path, 0, "empty.csv")
     assert client.files.detail(prepared["id"])["sizeBytes"] == 0
 
 
@@ -174,13 +202,11 @@ def test_an_abandoned_upload_commits_nothing(emu: Emulator, mode: str, tmp_path:
     spool = GrowingFile(tmp_path / "abandoned.csv.gz")
     prepared = client.files.prepare_upload(spool.path.name, federation_token=True)
 
-    def progress(_: int) -> None:
-        spool.give_up()  # shutdown arrives once the first block/chunk is up
-
+    progress = Progress(spool.give_up)  # shutdown arrives once the first block/chunk is up
     spool.append(data[: len(data) // 2])
     try:
-        with pytest.raises(UploadAbandoned):
-            _uploader(mode).upload_growing(prepared, spool, 0, on_progress=progress, **SMALL[mode])
+        with pytest.raises(Abandoned):
+            _uploader(mode, progress).upload_growing(prepared, spool, 0, "abandoned.csv.gz")
     finally:
         spool.close()
     _, job = _import(client, prepared["id"], tmp_path)
@@ -199,7 +225,7 @@ def test_no_credential_reaches_the_log(
     else:
         secret = prepared["gcsUploadParams"]["access_token"]
     with caplog.at_level(logging.INFO):
-        _uploader(mode).upload_file(prepared, path, path.stat().st_size, **SMALL[mode])
+        _uploader(mode).upload_file(prepared, path, path.stat().st_size, "secret.csv")
     assert caplog.records is not None
     assert all(secret not in r.getMessage() and "sig=" not in r.getMessage() for r in caplog.records)
     table, job = _import(client, prepared["id"], tmp_path)
@@ -211,7 +237,8 @@ def test_no_credential_reaches_the_log(
 def test_blocks_and_chunks_whose_answer_was_lost_are_resent_or_resumed(mode: str, tmp_path: Path) -> None:
     """About a third of the Put Blocks / resumable chunks are stored but answered 503: the Azure
     uploader re-sends the block (same id, idempotent), the GCS uploader asks the session how much it
-    holds and carries on from there. The object arrives whole, and the front door counted the bytes."""
+    holds and carries on from there, both under the daemon's retry policy. The object arrives whole,
+    and the front door counted the bytes."""
     emu = start_emulator(extra_args=["--file-storage", mode, "--cloud-chunk-fail-rate", "0.3", "--seed", "14"])
     try:
         client = emu.client()
@@ -219,7 +246,7 @@ def test_blocks_and_chunks_whose_answer_was_lost_are_resent_or_resumed(mode: str
         path = tmp_path / "lossy.csv.gz"
         path.write_bytes(data)
         prepared = client.files.prepare_upload(path.name, size_bytes=len(data), federation_token=True)
-        _uploader(mode).upload_file(prepared, path, len(data), **SMALL[mode])
+        _uploader(mode, retries=FAST_RETRIES).upload_file(prepared, path, len(data), "lossy.csv.gz")
         stats = emu.stats()
         assert stats["faults_injected"].get("abs_block" if mode == "azure" else "gcs_chunk", 0) >= 1
         assert stats["s3_put_bytes"] >= len(data)
