@@ -37,6 +37,9 @@ class FaultSettings:
     # --file-storage azure|gcp: fraction of Azure Put Block / GCS resumable-chunk requests the front
     # door lets the cloud emulator store and then answers 503 (a lost answer: re-send or resume)
     cloud_chunk_fail_rate: float = 0.0
+    # The error code an injected job failure carries ("" = JOB_FAILURE_CODE): tests give one Keboola never
+    # documented, to prove a client does not loop on codes it cannot classify.
+    fail_jobs_code: str = ""
 
     def applies_to(self, path: str) -> bool:
         return not self.paths or any(p in path for p in self.paths)
@@ -67,7 +70,8 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 
 _FIELD_TYPES: dict[str, Any] = {
-    f.name: (int if f.type == "int" else _paths if f.name == "paths" else float) for f in fields(FaultSettings)
+    f.name: (int if f.type == "int" else _paths if f.name == "paths" else str if f.name == "fail_jobs_code" else float)
+    for f in fields(FaultSettings)
 }
 
 

@@ -134,7 +134,7 @@ class JobRunner:
         try:
             if self._faults.draw(settings.fail_jobs):
                 self._stats.count_fault("fail_jobs")
-                raise JobError(JOB_FAILURE_CODE, JOB_FAILURE_MESSAGE)
+                raise JobError(settings.fail_jobs_code or JOB_FAILURE_CODE, JOB_FAILURE_MESSAGE)
             outcome = self._handlers[operation](job)
             if isinstance(outcome, tuple):
                 results, metrics = outcome

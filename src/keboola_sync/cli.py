@@ -203,7 +203,8 @@ def _plan(config: Config) -> int:
     steps: list[Step] = []
     ledger = Ledger(config.state.path, readonly=True)
     try:
-        for step in Planner(config, storage, ledger).plan():
+        prefix = "c-" if info.legacy_bucket_prefix else ""  # as the daemon predicts it (daemon.py)
+        for step in Planner(config, storage, ledger, bucket_prefix=prefix).plan():
             steps.append(step)
             for line in step.lines():
                 _print(line)

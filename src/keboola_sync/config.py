@@ -13,129 +13,23 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import stat
 import tempfile
-import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import yaml
-from dotenv import dotenv_values
-
+from keboola_sync import configcheck as rule
+from keboola_sync.configcheck import LOG_LEVELS as LOG_LEVELS  # re-exported: the CLI and tests name them here
+from keboola_sync.configcheck import MAX_SECONDS as MAX_SECONDS
+from keboola_sync.configcheck import Check
+from keboola_sync.configfile import kind_of as _kind
+from keboola_sync.configfile import read_env_file, read_yaml
 from keboola_sync.errors import ConfigError
 
 TOKEN_ENV = "KBC_STORAGE_API_TOKEN"  # noqa: S105 - the variable name, not a token
 HOST_ENV = "KBC_STORAGE_API_HOST"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# The longest time any `*_seconds` key may ask for. Far above every sensible value, far below what
-# threading and socket timeouts can hold (threading.TIMEOUT_MAX is about 292 years on Linux), so a
-# huge value stops start-up naming its key instead of failing later inside an HTTP call.
-MAX_SECONDS = 365 * 24 * 3600
-
-Check = Callable[[Any], str | None]  # returns what is allowed when the value is not, else None
-
-
-# --- value checks: each returns a description of the allowed values, or None when the value is fine --
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else "a number >= 0"
-
-
-def _seconds(*, zero_ok: bool = False) -> Check:
-    """A duration: finite (the float conversion refuses .inf/.nan), > 0 (or >= 0) and at most a year."""
-    low = "a number >= 0" if zero_ok else "a number greater than 0"
-
-    def check(value: float) -> str | None:
-        if value < 0 or (value == 0 and not zero_ok):
-            return low
-        if value > MAX_SECONDS:
-            return f"{low} and at most {MAX_SECONDS} (one year)"
-        return None
-
-    return check
-
-
-def _at_least(minimum: float, why: str = "") -> Check:
-    def check(value: float) -> str | None:
-        return None if value >= minimum else f"a number >= {minimum}{why}"
-
-    return check
-
-
-def _between(low: int, high: int) -> Check:
-    def check(value: int) -> str | None:
-        return None if low <= value <= high else f"a whole number from {low} to {high}"
-
-    return check
-
-
-def _one_of(*choices: str) -> Check:
-    def check(value: str) -> str | None:
-        return None if value in choices else "one of: " + ", ".join(choices)
-
-    return check
-
-
-def _http_url(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return None
-    return "an http:// or https:// URL, e.g. https://connection.keboola.com"
-
-
-def _log_level(value: str) -> str | None:
-    return None if value.upper() in LOG_LEVELS else "one of: " + ", ".join(LOG_LEVELS)
-
-
-def _extensions(value: tuple[str, ...]) -> str | None:
-    if not value:
-        return 'at least one file ending, e.g. [".csv"]'
-    for ext in value:
-        if not ext.startswith(".") or len(ext) < 2 or "/" in ext:
-            return 'file endings that start with ".", e.g. [".csv", ".tsv"]'
-    return None
-
-
-def _patterns(value: tuple[str, ...]) -> str | None:
-    return None if all(value) else "non-empty glob patterns, e.g. ['*.bak', 'archive']"
-
-
-def _delimiters(value: str) -> str | None:
-    if not value:
-        return 'one or more single-character delimiters, e.g. ",;\\t|"'
-    if len(set(value)) != len(value):
-        return "each delimiter once"
-    bad = [c for c in value if c.isalnum() or c in "\"'\r\n\\"]
-    if bad:
-        return "delimiters that are not letters, digits, quotes, backslash or line breaks"
-    return None
-
-
-def _requests_per_second(value: float) -> str | None:
-    return None if 0 <= value <= 10_000 else "a number from 0 (no limit) to 10000"
-
-
-def _listen(value: str) -> str | None:
-    """Empty (off) or HOST:PORT, as the monitoring endpoint parses it (monitor.parse_listen)."""
-    if not value:
-        return None
-    from .monitor import parse_listen  # lazy: `health` and `status` never need http.server
-
-    try:
-        parse_listen(value)
-    except ValueError as exc:
-        return f'empty (off) or {exc}; "0.0.0.0:8484" in a container'
-    return None
-
-
-def _notify_urls(value: tuple[str, ...]) -> str | None:
-    if all("://" in url and url.split("://", 1)[0] for url in value):
-        return None
-    return "Apprise URLs such as slack://... or json://host/path, each with its scheme"
 
 
 def _opt(default: Any, check: Check | None = None) -> Any:
@@ -145,51 +39,51 @@ def _opt(default: Any, check: Check | None = None) -> Any:
 # --- the schema: one frozen dataclass per section, field names = keys -------------------------------
 @dataclass(frozen=True)
 class KeboolaConfig:
-    url: str = _opt("https://connection.keboola.com", _http_url)
-    stage: str = _opt("in", _one_of("in", "out"))
-    request_timeout_seconds: float = _opt(60.0, _seconds())
-    job_timeout_seconds: float = _opt(3600.0, _seconds())
-    job_poll_max_seconds: float = _opt(5.0, _seconds())
+    url: str = _opt("https://connection.keboola.com", rule.http_url)
+    stage: str = _opt("in", rule.one_of("in", "out"))
+    request_timeout_seconds: float = _opt(60.0, rule.seconds())
+    job_timeout_seconds: float = _opt(3600.0, rule.seconds())
+    job_poll_max_seconds: float = _opt(5.0, rule.seconds())
     # Storage API requests a second at most (a token bucket, issue 16.7); 0 = no limit.
-    max_requests_per_second: float = _opt(50.0, _requests_per_second)
+    max_requests_per_second: float = _opt(50.0, rule.requests_per_second)
 
 
 @dataclass(frozen=True)
 class WatchConfig:
     path: Path = _opt(Path("/data"))  # noqa: RUF009 - Path is immutable
-    stable_seconds: float = _opt(2.0, _seconds(zero_ok=True))
-    rescan_seconds: float = _opt(300.0, _seconds())
-    observer: str = _opt("auto", _one_of("auto", "native", "polling"))
-    polling_interval_seconds: float = _opt(2.0, _seconds())
-    csv_extensions: tuple[str, ...] = _opt((".csv",), _extensions)
-    ignore_patterns: tuple[str, ...] = _opt((), _patterns)
+    stable_seconds: float = _opt(2.0, rule.seconds(zero_ok=True))
+    rescan_seconds: float = _opt(300.0, rule.seconds())
+    observer: str = _opt("auto", rule.one_of("auto", "native", "polling"))
+    polling_interval_seconds: float = _opt(2.0, rule.seconds())
+    csv_extensions: tuple[str, ...] = _opt((".csv",), rule.extensions)
+    ignore_patterns: tuple[str, ...] = _opt((), rule.patterns)
 
 
 @dataclass(frozen=True)
 class MappingConfig:
-    on_invalid_name: str = _opt("sanitize", _one_of("sanitize", "reject"))
+    on_invalid_name: str = _opt("sanitize", rule.one_of("sanitize", "reject"))
     # A table that exists in Keboola without keboola-sync's mark is someone else's data: not loaded unless
     # adopted (architecture §1, a fixed key).
-    existing_tables: str = _opt("skip", _one_of("skip", "adopt"))
+    existing_tables: str = _opt("skip", rule.one_of("skip", "adopt"))
 
 
 @dataclass(frozen=True)
 class CsvConfig:
-    on_header_change: str = _opt("skip", _one_of("skip", "load"))
+    on_header_change: str = _opt("skip", rule.one_of("skip", "load"))
     # The sniffer needs a few complete lines; 64 MiB keeps a huge sample from eating memory.
-    sniff_bytes: int = _opt(65536, _between(1024, 64 << 20))
-    delimiters: str = _opt(",;\t|", _delimiters)
+    sniff_bytes: int = _opt(65536, rule.between(1024, 64 << 20))
+    delimiters: str = _opt(",;\t|", rule.delimiters)
 
 
 @dataclass(frozen=True)
 class UploadConfig:
-    gzip_threshold_mb: float = _opt(50.0, _non_negative)
-    gzip_level: int = _opt(1, _between(0, 9))
-    gzip_threads: int = _opt(0, _between(0, 64))  # 0: one per CPU, at most 4
-    concurrency: int = _opt(4, _at_least(1))
-    multipart_threshold_mb: float = _opt(64.0, _at_least(5, " (S3 parts are at least 5 MB)"))
-    multipart_chunk_mb: float = _opt(16.0, _at_least(5, " (S3 parts are at least 5 MB)"))
-    multipart_concurrency: int = _opt(4, _at_least(1))
+    gzip_threshold_mb: float = _opt(50.0, rule.non_negative)
+    gzip_level: int = _opt(1, rule.between(0, 9))
+    gzip_threads: int = _opt(0, rule.between(0, 64))  # 0: one per CPU, at most 4
+    concurrency: int = _opt(4, rule.at_least(1))
+    multipart_threshold_mb: float = _opt(64.0, rule.at_least(5, " (S3 parts are at least 5 MB)"))
+    multipart_chunk_mb: float = _opt(16.0, rule.at_least(5, " (S3 parts are at least 5 MB)"))
+    multipart_concurrency: int = _opt(4, rule.at_least(1))
     spool_dir: Path = _opt(Path("/tmp/keboola-sync"))  # noqa: RUF009, S108 - documented default
 
     @property
@@ -199,12 +93,12 @@ class UploadConfig:
 
 @dataclass(frozen=True)
 class RetryConfig:
-    max_attempts: int = _opt(8, _at_least(1))
-    initial_backoff_seconds: float = _opt(1.0, _seconds())
-    max_backoff_seconds: float = _opt(60.0, _seconds())
-    failed_retry_seconds: float = _opt(300.0, _seconds())
+    max_attempts: int = _opt(8, rule.at_least(1))
+    initial_backoff_seconds: float = _opt(1.0, rule.seconds())
+    max_backoff_seconds: float = _opt(60.0, rule.seconds())
+    failed_retry_seconds: float = _opt(300.0, rule.seconds())
     # A file that keeps failing is retried at growing spacing, doubling up to this (issue 13: never a loop).
-    failed_retry_max_seconds: float = _opt(21600.0, _seconds())
+    failed_retry_max_seconds: float = _opt(21600.0, rule.seconds())
 
 
 @dataclass(frozen=True)
@@ -214,37 +108,37 @@ class StateConfig:
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    shutdown_timeout_seconds: float = _opt(30.0, _seconds(zero_ok=True))
+    shutdown_timeout_seconds: float = _opt(30.0, rule.seconds(zero_ok=True))
     health_file: Path = _opt(Path("/state/health.json"))  # noqa: RUF009 - Path is immutable
-    heartbeat_seconds: float = _opt(10.0, _seconds())
-    health_max_age_seconds: float = _opt(60.0, _seconds())
-    keboola_max_silence_seconds: float = _opt(900.0, _seconds())
+    heartbeat_seconds: float = _opt(10.0, rule.seconds())
+    health_max_age_seconds: float = _opt(60.0, rule.seconds())
+    keboola_max_silence_seconds: float = _opt(900.0, rule.seconds())
     # A start-up problem (token, stack, folder, directories, config): exit 2, or stay up unhealthy and look
     # again until it is fixed; `auto` waits in a container (no crash loop) and exits elsewhere.
-    startup_problem: str = _opt("auto", _one_of("auto", "exit", "wait"))
-    startup_retry_max_seconds: float = _opt(300.0, _seconds())
+    startup_problem: str = _opt("auto", rule.one_of("auto", "exit", "wait"))
+    startup_retry_max_seconds: float = _opt(300.0, rule.seconds())
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
     file: Path = _opt(Path("/app/logs/keboola-sync.log"))  # noqa: RUF009 - Path is immutable
-    level: str = _opt("INFO", _log_level)
-    max_bytes: int = _opt(104857600, _at_least(1024))
+    level: str = _opt("INFO", rule.log_level)
+    max_bytes: int = _opt(104857600, rule.at_least(1024))
     # 0 would make RotatingFileHandler never rotate, i.e. an unbounded log: not allowed.
-    backup_count: int = _opt(5, _at_least(1, " (0 would never rotate the log)"))
-    format: str = _opt("text", _one_of("text", "json"))
+    backup_count: int = _opt(5, rule.at_least(1, " (0 would never rotate the log)"))
+    format: str = _opt("text", rule.one_of("text", "json"))
     console: bool = _opt(True)
-    progress_seconds: float = _opt(5.0, _seconds())
+    progress_seconds: float = _opt(5.0, rule.seconds())
 
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    listen: str = _opt("", _listen)
+    listen: str = _opt("", rule.listen)
 
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    urls: tuple[str, ...] = _opt((), _notify_urls)
+    urls: tuple[str, ...] = _opt((), rule.notify_urls)
 
 
 # Keys whose values may carry secrets (webhook tokens, passwords): an error never shows the value.
@@ -326,7 +220,7 @@ def with_values(config: Config, changes: Mapping[str, Any]) -> Config:
 def env_file_token(env_file: Path | None) -> str | None:
     """KBC_STORAGE_API_TOKEN as written in the .env file itself (not the environment): what a running
     daemon compares to notice a rotated token. ConfigError when the file cannot be read."""
-    token = _read_env_file(env_file, []).get(TOKEN_ENV, "").strip()
+    token = read_env_file(env_file, []).get(TOKEN_ENV, "").strip()
     return token or None
 
 
@@ -350,7 +244,7 @@ def load_config(
     source: Path | None = None
     if config_path is not None:
         if config_path.is_file():
-            raw = _read_yaml(config_path)
+            raw = read_yaml(config_path)
             source = config_path
             # No "readable by other users" warning here: config.yaml never holds the token (.env does), and
             # `chmod 600` on it makes it unreadable for a container whose daemon runs as another uid.
@@ -362,7 +256,7 @@ def load_config(
                 f"{config_path}: config file not found. Check --config, or copy config.yaml.example to {config_path}.",
             )
 
-    merged_env = dict(_read_env_file(env_file, warnings))
+    merged_env = dict(read_env_file(env_file, warnings))
     # A blank variable counts as unset, so it does not hide .env: Compose can blank the token it would pass
     # at creation and let the daemon read a mounted .env, which a rotation changes (deployment.md).
     merged_env.update({k: v for k, v in env.items() if k in (TOKEN_ENV, HOST_ENV) and v.strip()})
@@ -375,7 +269,7 @@ def load_config(
     host = (merged_env.get(HOST_ENV) or "").strip()
     if host:
         url = host if "://" in host else f"https://{host}"
-        allowed = _http_url(url)
+        allowed = rule.http_url(url)
         if allowed is not None:
             raise ConfigError(HOST_ENV, f"{HOST_ENV} is {host!r}; it must be {allowed}.")
         sections["keboola"] = KeboolaConfig(**{**_as_dict(sections["keboola"]), "url": url.rstrip("/")})
@@ -404,105 +298,6 @@ def check_writable_dir(path: Path, key: str) -> None:
             f"{key}: cannot create or write to {path} ({reason}). Point {key} to a writable directory or"
             " fix its permissions.",
         ) from None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
-    except OSError as exc:
-        raise ConfigError(str(path), f"{path}: cannot read it ({exc.strerror}).") from None
-    try:
-        data = _load_yaml_text(path, text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            str(path), f"{path}: YAML syntax error{where}: {problem}. Compare with config.yaml.example."
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            str(path), f"{path}: must be a mapping of sections (keboola:, watch:, ...), got {_kind(data)}."
-        )
-    return data
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, plus YAML 1.2's floats without a dot (`1e-9`, `5E3`; YAML 1.1 reads them
-    as text, which would be refused as "not a number")."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
-def _load_yaml_text(path: Path, text: str) -> Any:
-    """Parse one document, refusing a key written twice in one mapping: YAML loaders keep the last one
-    silently, so a second `watch:` section would drop every key of the first."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _refuse_duplicate_keys(path, node, (), set())
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _refuse_duplicate_keys(path: Path, node: yaml.Node, parents: tuple[str, ...], seen_nodes: set[int]) -> None:
-    if id(node) in seen_nodes:  # an alias (*x) of a node already checked; also ends recursive anchors
-        return
-    seen_nodes.add(id(node))
-    if isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_duplicate_keys(path, item, parents, seen_nodes)
-        return
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen: dict[str, int] = {}
-    for key_node, value_node in node.value:
-        name = str(key_node.value)
-        line = key_node.start_mark.line + 1
-        dotted = ".".join((*parents, name))
-        if isinstance(key_node, yaml.ScalarNode) and name in seen:
-            raise ConfigError(
-                dotted,
-                f"{dotted}: written twice in {path} (line {seen[name]} and line {line}); YAML would keep only"
-                f" the second and silently drop the first. Keep one {name}: and put all its values there.",
-            )
-        seen[name] = line
-        _refuse_duplicate_keys(path, value_node, (*parents, name), seen_nodes)
-
-
-def _read_env_file(env_file: Path | None, warnings: list[str]) -> dict[str, str]:
-    if env_file is None or not env_file.exists():
-        return {}
-    if not env_file.is_file():
-        raise ConfigError(str(env_file), f"{env_file} is not a file. Pass the path of your .env with --env-file.")
-    try:
-        with env_file.open(encoding="utf-8") as handle:
-            values = dotenv_values(stream=handle)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(env_file), f"{env_file}: cannot read it ({exc}).") from None
-    _warn_if_shared(env_file, warnings)
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _warn_if_shared(path: Path, warnings: list[str]) -> None:
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return
-    if mode & 0o077:
-        warnings.append(f"{path} is readable by other users (mode {mode:04o}); run chmod 600 {path}")
 
 
 def _build_section(section: str, cls: type, raw: Any) -> Any:
@@ -635,18 +430,6 @@ def _resolved(path: Path) -> Path:
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
-
-
-def _kind(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "a whole number",
-        float: "a number",
-        str: "a text value",
-        list: "a list",
-        dict: "a mapping",
-        types.NoneType: "an empty value",
-    }.get(type(value), type(value).__name__)
 
 
 def _show(value: Any) -> str:

@@ -54,6 +54,12 @@ class ContentRefused(KeboolaSyncError):
     """Keboola's job refused the file's content; the message carries Keboola's words and our guess."""
 
 
+class CreateRefused(ContentRefused):
+    """Keboola refused the content of a table being created from the file. No table was there, so the
+    verdict is about the file alone: a table missing from Keboola later is no news and no reason to load
+    the unchanged file again (only a refusal by an existing table depends on that table)."""
+
+
 class NotOwned(KeboolaSyncError):
     """The table exists in Keboola but keboola-sync did not create it; nothing was changed."""
 
@@ -63,6 +69,7 @@ class Plan(Enum):
     LOAD = "load"  # ours: full load
     ADOPT = "adopt"  # someone else's, taken over (mapping.existing_tables: adopt): full load, then marked
     HOLDS = "holds"  # ours, and its mark says it already holds this content: nothing to send
+    RESUME = "resume"  # our upload's job went to it, its answer lost: ours, loaded (or that job awaited), marked
 
 
 def loaded_by_us(record: FileRecord | None, remote: RemoteTable) -> bool:
@@ -121,6 +128,7 @@ class _Round:
     kept: int | None  # an upload kept from an earlier run (an import of it may already have been sent)
     number: int = 0
     remote_rows: int | None = None  # the existing table's row count, when there is one
+    creating: bool = False  # this round creates the table (no table was found)
 
 
 def header_difference(table: tuple[str, ...], file: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -195,7 +203,7 @@ class Loader:
             plan = self._plan(state, record)
             if plan is Plan.HOLDS:
                 return Loaded(JobOutcome(0, {}, state.remote_rows, ()), False, state.target.table_id, unchanged=True)
-            created = plan is Plan.CREATE
+            created = state.creating = plan is Plan.CREATE
             try:
                 job_id = self._start(state, spool, created)
             except NotFound as exc:
@@ -212,13 +220,10 @@ class Loader:
             except JobFailed as exc:
                 self.ledger.clear_in_flight(rel_path)
                 last_error = exc
-                handle = _ON_JOB_ERROR.get(exc.kind)
-                if handle is None:  # "failed", "conflict": terminal, with Keboola's own message
-                    raise
-                handle(self, state, exc)
+                _ON_JOB_ERROR[exc.kind](self, state, exc)
                 continue
             outcome, imported_at = self._after_load(outcome, state.target)
-            self._mark(state, imported_at, first=created or plan is Plan.ADOPT)
+            self._mark(state, imported_at, first=created or plan in (Plan.ADOPT, Plan.RESUME))
             return Loaded(outcome, created, state.target.table_id, table_import_date=imported_at)
         assert last_error is not None
         raise last_error
@@ -246,22 +251,29 @@ class Loader:
 
     def _locate(self, target: Target) -> tuple[Target, RemoteTable | None]:
         """The table as Keboola names it. Table names are case-insensitive in Keboola (§12), but whether a
-        lookup by id is, is not known: when `in.c-x.Orders` is not found, a table `in.c-x.orders` may
-        still be the same table, so it is loaded instead of a create that must fail (one bucket listing,
-        only when no table was found)."""
+        lookup by id is, is not known: when `in.c-x.Orders` is not found and the ledger knows the table as
+        `in.c-x.orders`, that is the same table, loaded instead of a create that must fail. (A table of
+        another case made by someone else is found when Keboola refuses the create: `_name_taken`.)"""
         remote = self.storage.get_table(target.table_id)
-        if remote is not None or target.bucket_id not in self._buckets:
+        if remote is not None or not self._ledger_knows_another_case(target):
             return target, remote
+        moved = self._case_variant(target)
+        return (target, None) if moved is None else (moved, self.storage.get_table(moved.table_id))
+
+    def _ledger_knows_another_case(self, target: Target) -> bool:
+        owner = self.ledger.owner_of_table(target.table_id)
+        record = self.ledger.get(owner) if owner else None
+        return record is not None and record.table_id is not None and record.table_id != target.table_id
+
+    def _case_variant(self, target: Target) -> Target | None:
+        """The same table under another letter case in the bucket (one listing), or None."""
         wanted = target.table_id.lower()
         try:
             listed = self.storage.list_tables(target.bucket_id)
         except NotFound:
-            return target, None
-        same = sorted(t.table_id for t in listed if t.table_id.lower() == wanted)
-        if not same or target.table_id in same:
-            return target, None
-        moved = replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1])
-        return moved, self.storage.get_table(moved.table_id)
+            return None
+        same = sorted(t.table_id for t in listed if t.table_id.lower() == wanted and t.table_id != target.table_id)
+        return replace(target, table_id=same[0], table_name=same[0].rsplit(".", 1)[-1]) if same else None
 
     def _say_recreated(self, state: _Round, record: FileRecord | None) -> None:
         if record is not None and record.columns is not None:
@@ -277,6 +289,8 @@ class Loader:
         `mapping.existing_tables: adopt` says so. Never overwrite data the daemon does not own."""
         if marks.OWNER_KEY in remote.marks or loaded_by_us(record, remote):
             return Plan.LOAD
+        if self._sent_by_us(record, remote):
+            return Plan.RESUME
         table_id = remote.table_id
         if self.config.mapping.existing_tables != "adopt":
             raise NotOwned(
@@ -292,6 +306,15 @@ class Loader:
             extra={"file": state.rel_path, "table": table_id},
         )
         return Plan.ADOPT
+
+    def _sent_by_us(self, record: FileRecord | None, remote: RemoteTable) -> bool:
+        """A job that used the upload this file's ledger row keeps went to this table, and its answer was
+        lost (a kill -9 after the create request, before the job id or the mark was written; the file may
+        have changed since): the table is ours although neither its mark nor the ledger says so yet. Only
+        this daemon knows that file id. One job listing, only for a table without a mark."""
+        if record is None or record.file_id is None:
+            return False
+        return self.storage.find_job_for_file(record.file_id, remote.table_id) is not None
 
     def _check_header(self, state: _Round, record: FileRecord | None, remote: RemoteTable) -> None:
         rel_path, target, info = state.rel_path, state.target, state.info
@@ -387,10 +410,29 @@ class Loader:
         # One line: Keboola's refusal, with what our inspection suspected as the likely cause.
         warnings = state.info.warnings
         cause = f"; probably because {'; '.join(warnings)}" if warnings else ""
-        raise ContentRefused(
+        refused = CreateRefused if state.creating else ContentRefused
+        raise refused(
             f"{state.rel_path}: Keboola refused the file: {exc} ({exc.code}){cause}. Fix the "
             "file; it is loaded again when it changes"
         ) from exc
+
+    def _name_taken(self, state: _Round, exc: JobFailed) -> None:
+        """Keboola refused the create: a table of this name in another letter case, or with this display
+        name, exists (§12). The same name in another case is the same table: load into it (its owner is
+        checked like any other table's). Anything else needs a rename: skipped, never retried."""
+        moved = self._case_variant(state.target)
+        if moved is None:
+            raise ContentRefused(
+                f"{state.rel_path}: Keboola refuses to create table {state.target.table_id}: {exc}. Another "
+                "table of the bucket has this name in another letter case or as its display name. Rename "
+                "the file"
+            ) from exc
+        state.target = moved
+
+    def _fail(self, state: _Round, exc: JobFailed) -> None:
+        """A job error Keboola gives no known remedy for: the load fails with Keboola's own message and is
+        tried again later at growing spacing (never an import every round)."""
+        raise exc
 
     def _target_vanished(self, rel_path: str, target: Target, exc: StorageError) -> None:
         """The bucket (or table) was deleted in Keboola behind our back: create it again (§7.2 codes)."""
@@ -467,6 +509,8 @@ _ON_JOB_ERROR: dict[str, Callable[[Loader, _Round, JobFailed], None]] = {
     "missing": Loader._create_again,
     "transient": Loader._import_again,
     "content": Loader._refuse_content,
+    "conflict": Loader._name_taken,
+    "failed": Loader._fail,
 }
 
 

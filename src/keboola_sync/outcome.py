@@ -15,7 +15,7 @@ from enum import StrEnum
 from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint
 from .live import token_advice
-from .load import ContentRefused, HeaderRefused, NotOwned
+from .load import ContentRefused, CreateRefused, HeaderRefused, NotOwned
 from .storage import Abandoned, StorageError, TokenRejected
 
 GONE_MESSAGE = "deleted before it could be loaded"
@@ -121,6 +121,7 @@ ERROR_OUTCOMES: tuple[tuple[type[BaseException], ErrorOutcome], ...] = (
     (FileNotFoundError, ErrorOutcome(Status.GONE, False, lambda _p, _e: GONE_MESSAGE)),
     (InvalidFile, ErrorOutcome(Status.SKIPPED, True)),
     (HeaderRefused, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
+    (CreateRefused, ErrorOutcome(Status.SKIPPED, True)),  # no table was there: about the file alone
     (ContentRefused, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
     (NotOwned, ErrorOutcome(Status.SKIPPED, True, depends_on_table=True)),
     (SpoolError, ErrorOutcome(Status.FAILED, False)),  # our disk, not the user's file: fail and retry

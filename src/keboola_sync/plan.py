@@ -20,7 +20,7 @@ from enum import StrEnum
 from .config import Config
 from .csvfile import CsvInfo, inspect
 from .errors import FileChanged, InvalidFile
-from .layout import Ignored, Rejected, Target
+from .layout import Ignored, Layout, Rejected, Target
 from .load import header_refusal
 from .outcome import Action, Decision, Status, error_outcome
 from .state import FileRecord, Ledger, LedgerState
@@ -62,12 +62,15 @@ class Step:
 class Planner:
     """Walks the watched folder as a rescan does and asks, for each CSV, what `sync` would do."""
 
-    def __init__(self, config: Config, storage: Storage, ledger: Ledger) -> None:
+    def __init__(self, config: Config, storage: Storage, ledger: Ledger, *, bucket_prefix: str = "c-") -> None:
         self.config = config
         self.storage = storage
         self.ledger = ledger
         # SyncService here only observes files and reads the ledger; nothing of it that writes is called.
-        self.service = SyncService(config, storage, ledger)
+        # `bucket_prefix`: as the daemon predicts it from the project's features ("" with
+        # disable-legacy-bucket-prefix, §12); the bucket ids the ledger keeps win, as in a sync.
+        layout = Layout.from_config(config, bucket_prefix=bucket_prefix)
+        self.service = SyncService(config, storage, ledger, layout)
         self.root = config.watch.path
         self._buckets: dict[str, bool] = {}  # bucket id -> exists in Keboola
 
@@ -77,7 +80,7 @@ class Planner:
                 yield from self._folder(folder)
 
     def _folder(self, folder: str) -> Iterator[Step]:
-        result = self.service.layout.folder(folder)
+        result = self.service.folder_bucket(folder)
         if isinstance(result, Ignored):
             return
         if isinstance(result, Rejected):

@@ -150,7 +150,7 @@ class Reloader:
 
     def _judge_again(self, keys: set[str], *, retry_failed: bool = False) -> None:
         """Forget the verdicts that depended on a changed key, so the next rescan judges those files again
-        (a skip is forgotten by its fingerprint, a failure by its retry time). `retry_failed`: a new token
+        (a skip is marked pending, a failure is due now). `retry_failed`: a new token
         was accepted, so every failed load goes again now."""
         busy = self._scheduler.known()
         records = self._ledger.all()
@@ -159,7 +159,7 @@ class Reloader:
             failed = [r for r in records if r.state == LedgerState.FAILED and not r.in_flight]
         for record in skipped:
             if record.path not in busy:
-                self._ledger.record_skipped(record.path, record.table_id, None, record.error or "", record.depends)
+                self._ledger.judge_again(record.path)
         for record in failed:
             if record.path not in busy:
                 self._ledger.record_failed(

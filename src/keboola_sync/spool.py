@@ -28,6 +28,7 @@ from .errors import SpoolError
 from .layout import sanitize_name
 from .lock import FileLock, held
 from .pgzip import ParallelGzip
+from .window import FileWindow
 
 log = logging.getLogger("keboola_sync.daemon")  # the start-up cleanup has always logged as the daemon
 
@@ -154,9 +155,9 @@ class SpoolReader:
                     return writer.written, writer.done
                 writer.progress.wait(0.5)
 
-    def window(self, start: int, length: int) -> SpoolWindow:
+    def window(self, start: int, length: int) -> FileWindow:
         """A seekable, read-only view of [start, start + length) for one multipart part."""
-        return SpoolWindow(self._file.fileno(), start, length)
+        return FileWindow(self._file.fileno(), start, length)
 
     @property
     def abandoned(self) -> bool:
@@ -165,32 +166,6 @@ class SpoolReader:
 
     def close(self) -> None:
         self._file.close()
-
-
-class SpoolWindow:
-    """What botocore needs of a part body (read, seek, tell), over a slice of the spool, read with pread
-    so several parts can be read at once from one descriptor and nothing is held in memory."""
-
-    def __init__(self, fd: int, start: int, length: int) -> None:
-        self._fd, self._start, self._length, self._pos = fd, start, length, 0
-
-    def read(self, size: int = -1) -> bytes:
-        left = self._length - self._pos
-        size = left if size is None or size < 0 else min(size, left)
-        data = os.pread(self._fd, size, self._start + self._pos) if size > 0 else b""
-        self._pos += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
-        self._pos = max(0, min(self._length, base + offset))
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def __len__(self) -> int:
-        return self._length
 
 
 class SpoolWriter:

@@ -478,6 +478,16 @@ class Ledger:
                 **_seen(fp),
             )
 
+    def judge_again(self, path: str) -> None:
+        """A skip whose verdict may have changed (a setting it names changed): pending, so the next look
+        judges the file again. Its version and verdict are kept, so the same verdict for the same version
+        is not said twice."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE files SET state = ?, updated_at = ? WHERE path = ? AND state = ?",
+                (LedgerState.PENDING.value, time.time(), path, LedgerState.SKIPPED.value),
+            )
+
     def record_failed(
         self,
         path: str,

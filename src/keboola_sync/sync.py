@@ -17,6 +17,7 @@ retry); a job error that says the content is wrong is treated like a bad file.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import replace
@@ -46,6 +47,7 @@ __all__ = [
     "judged_by_the_table",
     "needs_work",
     "retry_spacing",
+    "skip_already_said",
 ]
 
 log = logging.getLogger("keboola_sync.sync")
@@ -162,7 +164,9 @@ class SyncService:
 
     # -- folders -> buckets -----------------------------------------------------------------------
 
-    def _folder(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
+    def folder_bucket(self, folder: str) -> tuple[str, str] | Ignored | Rejected:
+        """(bucket name, bucket id) of a first-level folder: the id Keboola gave it when the ledger has
+        one, else the layout's prediction; or why the folder is not synced."""
         result = self.layout.folder(folder)
         if isinstance(result, tuple) and folder in self._bucket_of:
             return result[0], self._bucket_of[folder]
@@ -170,7 +174,7 @@ class SyncService:
 
     def ensure_folder(self, folder: str) -> str | None:
         """A first-level folder appeared: make sure its bucket exists (checked first, then created)."""
-        result = self._folder(folder)
+        result = self.folder_bucket(folder)
         if isinstance(result, Ignored):
             return None
         if isinstance(result, Rejected):
@@ -201,7 +205,7 @@ class SyncService:
 
     def bucket_known(self, folder: str) -> bool:
         """Already created or checked (this run or recorded in the ledger): no Keboola call needed."""
-        result = self._folder(folder)
+        result = self.folder_bucket(folder)
         return not isinstance(result, tuple) or result[1] in self._buckets
 
     def folder_ignored(self, folder: str) -> bool:
@@ -230,7 +234,8 @@ class SyncService:
         decision = decide(rel_path, target, seen, record, time.time())
         action = decision.action
         if action is Action.SKIP:
-            return self._skip(rel_path, decision.table_id, decision.version, decision.message, decision.depends)
+            before = self.ledger.get(rel_path)  # `record` is None for a name the layout rejects
+            return self._skip(rel_path, decision.table_id, decision.version, decision.message, before, decision.depends)
         if action is not Action.LOAD or not isinstance(target, Target) or decision.version is None:
             status = _STATUS_OF_ACTION[action]
             return Outcome(rel_path, status, decision.message, decision.table_id)
@@ -407,7 +412,8 @@ class SyncService:
         message = rule.message(rel_path, exc)
         remembered = version if rule.remember else None
         if rule.status is Status.SKIPPED:
-            return self._skip(rel_path, table_id, remembered, message, DEPENDS_TABLE if rule.depends_on_table else None)
+            depends = DEPENDS_TABLE if rule.depends_on_table else None
+            return self._skip(rel_path, table_id, remembered, message, before, depends)
         if rule.status is Status.FAILED:
             return self._fail(rel_path, table_id, remembered, message, before)
         if rule.status is Status.ABANDONED:
@@ -415,17 +421,19 @@ class SyncService:
         return Outcome(rel_path, rule.status, message, table_id)
 
     def _skip(
-        self, rel_path: str, table_id: str | None, fp: Fingerprint | None, message: str, depends: str | None = None
+        self,
+        rel_path: str,
+        table_id: str | None,
+        fp: Fingerprint | None,
+        message: str,
+        before: FileRecord | None,
+        depends: str | None = None,
     ) -> Outcome:
-        """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes."""
-        previous = self.ledger.get(rel_path)
+        """Invalid as it is: one WARNING line, then silence until the file (or the problem) changes.
+        Judged against the row as this sync found it (`before`): the load itself marks the row pending on
+        upload, so a refusal by Keboola would otherwise never look like the skip already said."""
         self.ledger.record_skipped(rel_path, table_id, fp, message, depends)
-        if (
-            previous is None
-            or previous.state != LedgerState.SKIPPED
-            or previous.error != message
-            or previous.seen != fp
-        ):
+        if not skip_already_said(before, fp, message):
             log.warning("skipped %s", message, extra={"file": rel_path, "outcome": "skipped"})
         return Outcome(rel_path, Status.SKIPPED, message, table_id)
 
@@ -494,6 +502,20 @@ class SyncService:
     def resolve_in_flight(self) -> None:
         """Loads that were in flight when the daemon last stopped: ask Keboola how each job ended."""
         self.loader.resolve_in_flight()
+
+
+_JOB_NUMBER = re.compile(r"\bjob \d+ failed\b")
+
+
+def skip_already_said(before: FileRecord | None, fp: Fingerprint | None, message: str) -> bool:
+    """This version of the file was already skipped with this verdict, so its line was logged. A skip
+    being judged again (a first look in this process, a changed setting: state pending, its version and
+    verdict kept) counts too. Keboola's refusal of the same content differs only by the job's number."""
+    if before is None or before.state not in (LedgerState.SKIPPED, LedgerState.PENDING) or before.seen != fp:
+        return False
+    return before.error is not None and _JOB_NUMBER.sub("job failed", before.error) == _JOB_NUMBER.sub(
+        "job failed", message
+    )
 
 
 def _loaded_by_someone_else(record: FileRecord, import_date: datetime | None) -> bool:

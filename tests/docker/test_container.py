@@ -101,7 +101,8 @@ def compose_like_run_args(d: Deployment, image: str) -> list[str]:
     Deliberate differences, each for the test: the host network (CI's engine has no default bridge), /state
     bind-mounted from d.state instead of the named volume (so the test can open the ledger), a 1 s health
     interval instead of 30 s (the command is the image's, which equals compose's: see test_compose), and no
-    restart policy (the exit code of the stop is what we check).
+    restart policy (the exit code of the stop is what we check), and a 1 s start period instead of 60 s (a
+    start-up problem must show as unhealthy within the test's patience).
     """
     shutil.copy(REPO / "docker-compose.yml", d.project / "docker-compose.yml")
     proc = subprocess.run(
@@ -141,6 +142,8 @@ def compose_like_run_args(d: Deployment, image: str) -> list[str]:
         "5s",
         "--health-retries",
         "2",
+        "--health-start-period",
+        "1s",
         image,
     ]
 

@@ -273,7 +273,7 @@ ENTRIES: list[Entry] = [
         *at("enc/bom.csv", b"\xef\xbb\xbfid,name\n1,Zo\xc3\xab\n"),
         "synced",
         (),
-        table="in.c-enc.bom",
+        table=f"{IN}enc.bom",
         rows=[["id", "name"], ["1", "Zoë"]],
     ),
     Entry(
@@ -312,7 +312,7 @@ ENTRIES: list[Entry] = [
         *at("st/header_only.csv", "id,name\n"),
         "synced",
         (),
-        table="in.c-st.header_only",
+        table=f"{IN}st.header_only",
         rows=[["id", "name"]],
     ),
     Entry(
@@ -374,7 +374,7 @@ ENTRIES: list[Entry] = [
         *at("st/decimal_commas.csv", "id;price\n1;3,50\n2;4,20\n"),
         "synced",
         (),
-        table="in.c-st.decimal_commas",
+        table=f"{IN}st.decimal_commas",
         rows=[["id", "price"], ["1", "3,50"], ["2", "4,20"]],
     ),
     Entry(
@@ -382,11 +382,11 @@ ENTRIES: list[Entry] = [
         *at("st/excel_export.csv", '\ufeffČíslo;Název\r\n1;Žluťoučký kůň\r\n2;"a;b"\r\n'.encode()),
         "synced",
         (),
-        table="in.c-st.excel_export",
+        table=f"{IN}st.excel_export",
         rows=[["Cislo", "Nazev"], ["1", "Žluťoučký kůň"], ["2", "a;b"]],
     ),
     # Keboola allows 1200 columns per table (docs/emulator.md); a table at the limit loads.
-    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1200)), "synced", (), table="in.c-st.wide"),
+    Entry("thousands_of_columns", *at("st/wide.csv", columns_header(1200)), "synced", (), table=f"{IN}st.wide"),
     Entry(
         "ragged_more_cells",
         *at("st/ragged_more.csv", "id,name\n1,a\n2,b,extra\n"),
@@ -435,7 +435,7 @@ ENTRIES: list[Entry] = [
         *at("st/mixed_endings.csv", "id,name\r\n1,a\n2,b\r\n3,c\n"),
         "synced",
         (),
-        table="in.c-st.mixed_endings",
+        table=f"{IN}st.mixed_endings",
         rows=[["id", "name"], ["1", "a"], ["2", "b"], ["3", "c"]],
     ),
     Entry(
@@ -487,7 +487,7 @@ ENTRIES: list[Entry] = [
         *at("st/colon.csv", "id:name:city\n1:a:b\n2:c:d\n"),
         "synced",
         ("st/colon.csv", "the header has one column only", "one of the delimiters"),
-        table="in.c-st.colon",
+        table=f"{IN}st.colon",
         rows=[["id_name_city"], ["1:a:b"], ["2:c:d"]],
     ),
     Entry(
@@ -501,44 +501,44 @@ ENTRIES: list[Entry] = [
         "folder_and_file_with_spaces_and_diacritics",
         *at("Prodej ČR/Obrat 2024.csv", VALID),
         "synced",
-        ("Prodej ČR/Obrat 2024.csv", "is loaded as table in.c-Prodej_CR.Obrat_2024", "only letters, digits, - and _"),
-        table="in.c-Prodej_CR.Obrat_2024",
+        ("Prodej ČR/Obrat 2024.csv", f"is loaded as table {IN}Prodej_CR.Obrat_2024", "only letters, digits, - and _"),
+        table=f"{IN}Prodej_CR.Obrat_2024",
         rows=VALID_ROWS,
     ),
     Entry(
         "dots_in_file_name",
         *at("names/my.data.v2.csv", VALID),
         "synced",
-        ("names/my.data.v2.csv", "is loaded as table in.c-names.my_data_v2"),
-        table="in.c-names.my_data_v2",
+        ("names/my.data.v2.csv", f"is loaded as table {IN}names.my_data_v2"),
+        table=f"{IN}names.my_data_v2",
         rows=VALID_ROWS,
     ),
     Entry(
         "emoji_in_file_name",
         *at("names/🚀 launch.csv", VALID),
         "synced",
-        ("names/🚀 launch.csv", "is loaded as table in.c-names.launch"),
-        table="in.c-names.launch",
+        ("names/🚀 launch.csv", f"is loaded as table {IN}names.launch"),
+        table=f"{IN}names.launch",
         rows=VALID_ROWS,
     ),
     Entry(
         "leading_underscore",
         *at("names/_private.csv", VALID),
         "synced",
-        ("names/_private.csv", "is loaded as table in.c-names.private"),
-        table="in.c-names.private",
+        ("names/_private.csv", f"is loaded as table {IN}names.private"),
+        table=f"{IN}names.private",
         rows=VALID_ROWS,
     ),
     Entry(
         "leading_dash",
         *at("names/-draft.csv", VALID),
         "synced",
-        ("names/-draft.csv", "is loaded as table in.c-names.draft"),
-        table="in.c-names.draft",
+        ("names/-draft.csv", f"is loaded as table {IN}names.draft"),
+        table=f"{IN}names.draft",
         rows=VALID_ROWS,
     ),
     Entry(
-        "uppercase_extension", *at("names/REPORT.CSV", VALID), "synced", (), table="in.c-names.REPORT", rows=VALID_ROWS
+        "uppercase_extension", *at("names/REPORT.CSV", VALID), "synced", (), table=f"{IN}names.REPORT", rows=VALID_ROWS
     ),
     Entry(
         "file_name_too_long",
@@ -570,16 +570,16 @@ ENTRIES: list[Entry] = [
         "folder_with_leading_underscore",
         *at("_internal/data.csv", VALID),
         "synced",
-        ("_internal/data.csv", "is loaded as table in.c-internal.data"),
-        table="in.c-internal.data",
+        ("_internal/data.csv", f"is loaded as table {IN}internal.data"),
+        table=f"{IN}internal.data",
         rows=VALID_ROWS,
     ),
     Entry(
         "two_names_one_table",
         *at("clash/a b.csv", VALID),
         "skipped",
-        ("maps to table in.c-clash.a_b", "already loads", "Rename one of the two files"),
-        table="in.c-clash.a_b",
+        (f"maps to table {IN}clash.a_b", "already loads", "Rename one of the two files"),
+        table=f"{IN}clash.a_b",
         extra={"partner": "clash/a_b.csv"},
     ),
     # --- names as macOS and everyone else make them (issue 12 items 13, 14) --------------------------
@@ -587,40 +587,40 @@ ENTRIES: list[Entry] = [
         "decomposed_file_name_from_a_mac",
         *at(nfd("names/Tržby.csv"), VALID),
         "synced",
-        (nfd("names/Tržby.csv"), "is loaded as table in.c-names.Trzby"),
-        table="in.c-names.Trzby",
+        (nfd("names/Tržby.csv"), f"is loaded as table {IN}names.Trzby"),
+        table=f"{IN}names.Trzby",
         rows=VALID_ROWS,
     ),
     Entry(
         "decomposed_folder_name_from_a_mac",
         *at(nfd("Obchod ČR/data.csv"), VALID),
         "synced",
-        (nfd("Obchod ČR/data.csv"), "is loaded as table in.c-Obchod_CR.data"),
-        table="in.c-Obchod_CR.data",
+        (nfd("Obchod ČR/data.csv"), f"is loaded as table {IN}Obchod_CR.data"),
+        table=f"{IN}Obchod_CR.data",
         rows=VALID_ROWS,
     ),
     Entry(
         "decomposed_and_composed_spelling_are_one_table",
         *at(nfd("clash/Účet.csv"), VALID),
         "skipped",
-        ("maps to table in.c-clash.Ucet", "already loads", "Rename one of the two files"),
-        table="in.c-clash.Ucet",
+        (f"maps to table {IN}clash.Ucet", "already loads", "Rename one of the two files"),
+        table=f"{IN}clash.Ucet",
         extra={"partner": "clash/Účet.csv"},
     ),
     Entry(
         "newline_in_file_name",
         *at("names/two\nlines.csv", VALID),
         "synced",
-        ("names/two\\nlines.csv", "is loaded as table in.c-names.two_lines"),
-        table="in.c-names.two_lines",
+        ("names/two\\nlines.csv", f"is loaded as table {IN}names.two_lines"),
+        table=f"{IN}names.two_lines",
         rows=VALID_ROWS,
     ),
     Entry(
         "terminal_escape_in_file_name",
         *at("names/\x1b[31mred\x1b[0m.csv", VALID),
         "synced",
-        ("names/\\x1b[31mred\\x1b[0m.csv", "is loaded as table in.c-names.31mred_0m"),
-        table="in.c-names.31mred_0m",
+        ("names/\\x1b[31mred\\x1b[0m.csv", f"is loaded as table {IN}names.31mred_0m"),
+        table=f"{IN}names.31mred_0m",
         rows=VALID_ROWS,
     ),
     Entry(
@@ -649,8 +649,8 @@ ENTRIES: list[Entry] = [
         "newline_in_folder_name",
         *at("two\nlines/data.csv", VALID),
         "synced",
-        ("two\\nlines/data.csv", "is loaded as table in.c-two_lines.data"),
-        table="in.c-two_lines.data",
+        ("two\\nlines/data.csv", f"is loaded as table {IN}two_lines.data"),
+        table=f"{IN}two_lines.data",
         rows=VALID_ROWS,
     ),
     Entry(
@@ -691,7 +691,7 @@ ENTRIES: list[Entry] = [
         symlink("fs/alias.csv", "valid.csv"),
         "synced",
         (),
-        table="in.c-fs.alias",
+        table=f"{IN}fs.alias",
         rows=VALID_ROWS,
     ),
     Entry(
@@ -842,10 +842,10 @@ def lines_about(corpus: CorpusRun, needle: str, levels: tuple[str, ...]) -> list
 
 
 BUCKETS = {
-    "Prodej ČR": "in.c-Prodej_CR",
-    "_internal": "in.c-internal",
-    nfd("Obchod ČR"): "in.c-Obchod_CR",
-    "two\nlines": "in.c-two_lines",
+    "Prodej ČR": f"{IN}Prodej_CR",
+    "_internal": f"{IN}internal",
+    nfd("Obchod ČR"): f"{IN}Obchod_CR",
+    "two\nlines": f"{IN}two_lines",
 }
 
 
@@ -911,12 +911,16 @@ def test_status_shows_every_name_on_one_line(corpus: CorpusRun):
     escaped, `status --json` stays valid JSON lines whose `file` is the real name."""
     table = corpus.daemon.run("status")
     assert table.returncode == 0, table.stderr
+    # Above the table: the daemon's lines; in it, one row per file, its error wrapped on indented lines.
     lines = table.stdout.splitlines()
-    assert len(lines) == 1 + len(corpus.status), lines
+    header = next(i for i, line in enumerate(lines) if line.startswith("FILE "))
+    assert all(line.startswith(("daemon: ", "paused: ", "now: ")) for line in lines[:header]), lines[:header]
+    rows = [line for line in lines[header + 1 :] if not line.startswith(" ")]
+    assert len(rows) == len(corpus.status), rows
     assert "\x1b" not in table.stdout
     for name in ("names/two\nlines.csv", "names/\x1b[31mred\x1b[0m.csv", "names/\r\x07.csv"):
         assert name in corpus.status  # the JSON row carries the real name
-        assert sum(line.startswith(shown(name) + " ") for line in lines) == 1, (shown(name), lines)
+        assert sum(line.startswith(shown(name) + " ") for line in rows) == 1, (shown(name), rows)
     json_lines = corpus.daemon.run("status", "--json").stdout.splitlines()
     assert len(json_lines) == len(corpus.status)
 
@@ -952,7 +956,7 @@ def test_the_daemon_keeps_running_over_the_corpus(corpus: CorpusRun):
     try:
         daemon.wait_log("watching with")
         daemon.write("good/after.csv", VALID)
-        wait_table(emulator, "in.c-good.after", VALID_ROWS)
+        wait_table(emulator, f"{IN}good.after", VALID_ROWS)
         wait_for(lambda: daemon.run("health").returncode == 0, timeout=20, message="a healthy daemon")
         assert daemon.alive
         assert daemon.log().count("skipped ") == skipped_lines
@@ -1059,7 +1063,7 @@ def test_folders_renamed_or_deleted_while_their_files_load(daemon_factory, emula
     client = emulator.client()
     daemon.start()
     wait_for(
-        lambda: sum(f"c-{old}" in json.dumps(j) or f"c-{gone}" in json.dumps(j) for j in client.jobs.list()) >= 2,
+        lambda: sum(f"{IN}{old}." in json.dumps(j) or f"{IN}{gone}." in json.dumps(j) for j in client.jobs.list()) >= 2,
         timeout=20,
         message="the create jobs of both folders",
     )

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from support.daemon import Daemon
+from support.emulator import IN
 
 
 def uid() -> str:
@@ -56,7 +57,7 @@ def test_dry_run_says_what_a_sync_would_do_and_changes_nothing(daemon_factory, e
     daemon.write(f"{old}/dropped.csv", "id\n1\n2\n")
     daemon.write(f"{old}/bad.csv", b"id,city\n1,Z\xfcrich\n")
     assert daemon.run("sync", "--once").returncode == 1  # bad.csv is skipped
-    emulator.client().tables.delete(f"in.c-{old}.dropped")  # deleted in Keboola behind the daemon's back
+    emulator.client().tables.delete(f"{IN}{old}.dropped")  # deleted in Keboola behind the daemon's back
     daemon.write(f"{old}/changed.csv", "id,name\n1,a\n2,b\n")
     daemon.write(f"{old}/header.csv", "id,name,extra\n1,a,x\n")
     daemon.write(f"{new}/fresh.csv", "id,name,price\n1,a,2.5\n")
@@ -69,28 +70,28 @@ def test_dry_run_says_what_a_sync_would_do_and_changes_nothing(daemon_factory, e
     out = result.stdout
     assert result.returncode == 1, out + result.stderr  # a file would be skipped: as `sync --once`
     assert "nothing is written to Keboola, the ledger or the spool" in out
-    assert block(out, f"{new}/") == f"create bucket {new}/ -> in.c-{new}: a new folder"
+    assert block(out, f"{new}/") == f"create bucket {new}/ -> {IN}{new}: a new folder"
     assert block(out, f"{new}/fresh.csv").startswith(
-        f"create table  {new}/fresh.csv -> in.c-{new}.fresh: a new file, columns: 3, 22 bytes"
+        f"create table  {new}/fresh.csv -> {IN}{new}.fresh: a new file, columns: 3, 22 bytes"
     )
     assert "notes.txt" not in out
-    assert block(out, f"{old}/same.csv") == f"nothing       {old}/same.csv -> in.c-{old}.same: in sync, rows: 1"
+    assert block(out, f"{old}/same.csv") == f"nothing       {old}/same.csv -> {IN}{old}.same: in sync, rows: 1"
     assert block(out, f"{old}/changed.csv").startswith(
-        f"full load     {old}/changed.csv -> in.c-{old}.changed: changed since the last load, columns: 2, 16 bytes"
+        f"full load     {old}/changed.csv -> {IN}{old}.changed: changed since the last load, columns: 2, 16 bytes"
     )
     assert block(out, f"{old}/dropped.csv") == (
-        f"create table  {old}/dropped.csv -> in.c-{old}.dropped: Keboola's table is missing (deleted in Keboola)"
+        f"create table  {old}/dropped.csv -> {IN}{old}.dropped: Keboola's table is missing (deleted in Keboola)"
     )
     # A skip shows the very line the daemon would log.
     header = block(out, f"{old}/header.csv")
-    assert header.startswith(f"skip          {old}/header.csv -> in.c-{old}.header\n")
+    assert header.startswith(f"skip          {old}/header.csv -> {IN}{old}.header\n")
     assert header.splitlines()[1].strip() == (
-        f"skipped {old}/header.csv: the header no longer matches table in.c-{old}.header; new columns: extra. "
+        f"skipped {old}/header.csv: the header no longer matches table {IN}{old}.header; new columns: extra. "
         "Nothing was changed in Keboola. Restore the header, or drop the table in Keboola to recreate it from "
         "the file, or set csv.on_header_change: load"
     )
     bad = block(out, f"{old}/bad.csv")
-    assert bad.startswith(f"skip          {old}/bad.csv -> in.c-{old}.bad (unchanged since it was skipped; ")
+    assert bad.startswith(f"skip          {old}/bad.csv -> {IN}{old}.bad (unchanged since it was skipped; ")
     assert bad.splitlines()[1].strip().startswith(f"skipped {old}/bad.csv: ") and "UTF-8" in bad
     assert out.splitlines()[-1] == (
         "dry run: 1 create bucket, 2 create table, 1 full load, 1 nothing, 2 skip; nothing was changed"

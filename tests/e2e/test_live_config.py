@@ -7,7 +7,7 @@ import signal
 import uuid
 
 from support.daemon import wait_table
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 
 def uid() -> str:
@@ -20,7 +20,7 @@ def test_an_edit_applies_at_once_and_the_files_it_concerns_are_judged_again(daem
     daemon.write(f"{folder}/orders.csv", "id,amount\n1,10\n")
     daemon.write(f"{folder}/draft_plan.csv", "id\n1\n")
     daemon.start()
-    wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount"], ["1", "10"]])
+    wait_table(emulator, f"{IN}{folder}.orders", [["id", "amount"], ["1", "10"]])
 
     # A new column: skipped under the default csv.on_header_change: skip, and the line says what to set.
     daemon.write(f"{folder}/orders.csv", "id,amount,note\n2,20,x\n")
@@ -35,8 +35,8 @@ def test_an_edit_applies_at_once_and_the_files_it_concerns_are_judged_again(daem
 
     # The skipped file is judged again without being touched, and loads; the file the removed pattern
     # ignored is picked up.
-    wait_table(emulator, f"in.c-{folder}.orders", [["id", "amount", "note"], ["2", "20", "x"]])
-    wait_table(emulator, f"in.c-{folder}.draft_plan", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.orders", [["id", "amount", "note"], ["2", "20", "x"]])
+    wait_table(emulator, f"{IN}{folder}.draft_plan", [["id"], ["1"]])
     assert daemon.log().count("configuration reloaded from") == 1
     assert daemon.stop() == 0
 
@@ -51,7 +51,7 @@ def test_an_invalid_edit_is_logged_once_and_the_running_configuration_stays(daem
     daemon.wait_log("configuration error in")
     # Still running on the old configuration: a new file loads.
     daemon.write(f"{folder}/a.csv", "id\n1\n")
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
     assert daemon.alive
 
     # Fixing the file applies it.
@@ -84,7 +84,7 @@ def test_a_key_that_needs_a_restart_is_warned_once_and_keeps_its_running_value(d
     assert " WARNING " in warnings[0] and "state.path changed in" in warnings[0]
 
     daemon.write(f"{folder}/a.csv", "id\n1\n")
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
     assert not other_ledger.exists(), "the ledger moved without a restart"
     assert daemon.stop() == 0
 
@@ -112,13 +112,13 @@ def test_a_token_rotated_in_env_is_verified_then_used_without_a_restart(daemon_f
     folder = f"rotate{uid()}"
     daemon.write(f"{folder}/a.csv", "id\n1\n")
     daemon.start()
-    wait_table(emulator, f"in.c-{folder}.a", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.a", [["id"], ["1"]])
 
     # A token Keboola refuses: one ERROR, the token in use stays and loads go on.
     daemon.write_env_file(bogus)
     daemon.wait_log("was refused by Keboola")
     daemon.write(f"{folder}/b.csv", "id\n2\n")
-    wait_table(emulator, f"in.c-{folder}.b", [["id"], ["2"]])
+    wait_table(emulator, f"{IN}{folder}.b", [["id"], ["2"]])
 
     # The token in use is revoked (as in Keboola's UI): a load fails and says how to rotate here.
     emulator.revoke_token(first)
@@ -130,9 +130,9 @@ def test_a_token_rotated_in_env_is_verified_then_used_without_a_restart(daemon_f
     emulator.token = second  # what the test reads tables with, too
     daemon.write_env_file(second)
     daemon.wait_log("Keboola accepted the new token")
-    wait_table(emulator, f"in.c-{folder}.c", [["id"], ["3"]])
+    wait_table(emulator, f"{IN}{folder}.c", [["id"], ["3"]])
     daemon.write(f"{folder}/d.csv", "id\n4\n")
-    wait_table(emulator, f"in.c-{folder}.d", [["id"], ["4"]])
+    wait_table(emulator, f"{IN}{folder}.d", [["id"], ["4"]])
 
     log = daemon.log() + daemon.output()
     refused = [line for line in log.splitlines() if "was refused by Keboola" in line]

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support.browser import rendered_dom, screenshot
 from support.daemon import Daemon, wait_table
-from support.emulator import free_port, wait_for
+from support.emulator import IN, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_IMAGE = REPO / "docs" / "images" / "status-page.png"
@@ -60,15 +60,15 @@ def test_metrics_health_status_and_the_page_of_the_real_daemon(daemon_factory, e
         }
     )
     # Every read of one table answers 5xx: its file fails (after one retry), the others load.
-    emulator.set_faults(fail_rate=1.0, paths=[f"in.c-{folder}.bad"])
+    emulator.set_faults(fail_rate=1.0, paths=[f"{IN}{folder}.bad"])
     contents = {"a.csv": "id,name\n1,a\n2,b\n", "b.csv": "id\n1\n", "bad.csv": "id\n9\n"}
     for name, text in contents.items():
         daemon.write(f"{folder}/{name}", text)
     daemon.write(f"{folder}/latin1.csv", b"id,city\n1,Z\xfcrich\n")  # skipped: not UTF-8, a long message
     daemon.start()
     daemon.wait_log(f"monitoring endpoint at {base} (/metrics, /healthz, /status, /)")
-    wait_table(emulator, f"in.c-{folder}.a", [["id", "name"], ["1", "a"], ["2", "b"]])
-    wait_table(emulator, f"in.c-{folder}.b", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.a", [["id", "name"], ["1", "a"], ["2", "b"]])
+    wait_table(emulator, f"{IN}{folder}.b", [["id"], ["1"]])
     daemon.wait_log(f"failed {folder}/bad.csv: ")
     wait_for(lambda: status_rows(daemon)[f"{folder}/bad.csv"]["state"] == "failed", timeout=20)
 
@@ -101,7 +101,7 @@ def test_metrics_health_status_and_the_page_of_the_real_daemon(daemon_factory, e
     error = status_rows(daemon)[f"{folder}/bad.csv"]["error"]
     assert code == 200 and doc["healthy"] is True
     assert {f["file"]: f["error"] for f in doc["files"]}[f"{folder}/bad.csv"] == error
-    assert f"reading table in.c-{folder}.bad" in error
+    assert f"reading table {IN}{folder}.bad" in error
 
     # A slow job: what loads now is on /status, in `keboola-sync status` and on the page.
     emulator.set_faults(job_seconds=15)  # long enough for two Chromium runs on a busy machine
@@ -129,7 +129,7 @@ def test_metrics_health_status_and_the_page_of_the_real_daemon(daemon_factory, e
         DOCS_IMAGE.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS_IMAGE)
 
-    wait_table(emulator, f"in.c-{folder}.slow", [["id"], ["5"]], timeout=60)
+    wait_table(emulator, f"{IN}{folder}.slow", [["id"], ["5"]], timeout=60)
     wait_for(
         lambda: scrape(base)[("keboola_sync_loads_total", (("outcome", "created"),))] == 3,
         timeout=10,

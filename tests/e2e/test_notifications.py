@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.daemon import Daemon, wait_table
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 from support.receiver import Receiver
 
 
@@ -32,7 +32,7 @@ def test_one_message_per_transition(daemon_factory, make_emulator, receiver):
         },
         emulator_=private,
     )
-    private.set_faults(fail_rate=1.0, paths=[f"in.c-{folder}.fail"])  # its table reads answer 5xx
+    private.set_faults(fail_rate=1.0, paths=[f"{IN}{folder}.fail"])  # its table reads answer 5xx
     daemon.write(f"{folder}/good.csv", "id\n1\n")
     daemon.write(f"{folder}/bad.csv", b"id,city\n1,Z\xfcrich\n")
     daemon.write(f"{folder}/fail.csv", "id\n2\n")
@@ -47,10 +47,10 @@ def test_one_message_per_transition(daemon_factory, make_emulator, receiver):
     daemon.wait_log(needle, count=daemon.log().count(needle) + 2)
     by_title = {m["title"]: m["message"] for m in receiver.messages}
     assert by_title[skipped].startswith(f"{folder}/bad.csv: the file is not valid UTF-8")
-    assert f"reading table in.c-{folder}.fail" in by_title[failed]
+    assert f"reading table {IN}{folder}.fail" in by_title[failed]
 
     private.reset_faults()
-    wait_table(private, f"in.c-{folder}.fail", [["id"], ["2"]])
+    wait_table(private, f"{IN}{folder}.fail", [["id"], ["2"]])
 
     private.stop()
     wait_for(lambda: "keboola-sync: Keboola unreachable" in receiver.titles(), timeout=30, message="unreachable")

@@ -78,7 +78,11 @@ def test_a_daemon_starting_beside_another_never_removes_its_live_spools(daemon_f
     first.write(f"{folder}/large.csv", "id,payload\n" + rows)
     emulator.set_faults(s3_bandwidth_mbps=1)  # ~50 s for the upload: it is still running when the second starts
     first.start()
-    live = wait_for(lambda: spool_files(shared), timeout=30, message="the first daemon's spool")
+    live = wait_for(
+        lambda: {p for p in spool_files(shared) if not p.name.endswith(".part")},  # the finished spool, uploading
+        timeout=30,
+        message="the first daemon's spool",
+    )
 
     second = daemon_factory({"upload": {"spool_dir": str(shared)}}, name="second")
     second.start()

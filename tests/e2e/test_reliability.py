@@ -269,6 +269,31 @@ def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, emulato
     assert all(loads[f"{IN}{folder}.t{i}"] == 2 for i in range(4)), loads  # one create + one import each
 
 
+def test_a_table_created_by_a_job_whose_answer_died_with_the_daemon_is_ours(daemon_factory, emulator):
+    """kill -9 after Keboola took the create but before its answer arrived: no job id and no mark were
+    written, only the upload. The next start finds the job by its file id and takes the table as its own
+    (not 'not created by keboola-sync'), loading nothing twice."""
+    folder = f"orphan{uid()}"
+    table = f"{IN}{folder}.t"
+    daemon = daemon_factory()
+    daemon.write(f"{folder}/t.csv", "id\n1\n")
+    # The create is done but its answer is lost, and so is (slowly) every look at the job list that would
+    # find it: the daemon is still asking when it is killed, with only its upload in the ledger.
+    emulator.set_faults(lost_response_rate=1.0, latency_ms=1000, paths=["/tables-async", "/v2/storage/jobs"])
+    daemon.start()
+    wait_table(emulator, table, [["id"], ["1"]])
+    daemon.proc.send_signal(signal.SIGKILL)
+    daemon.proc.wait(timeout=10)
+    emulator.reset_faults()
+    assert "keboola-sync.owner" not in {m["key"] for m in emulator.client().tables.detail(table)["metadata"]}
+
+    assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-3000:]
+    assert "was not created by keboola-sync" not in daemon.log()
+    metadata = {m["key"]: m["value"] for m in emulator.client().tables.detail(table)["metadata"]}
+    assert metadata["keboola-sync.owner"] == "keboola-sync"
+    assert jobs_per_table(emulator, f"{IN}{folder}.")[table] == 1  # the create, never sent again
+
+
 def test_a_table_dropped_in_keboola_comes_back_although_its_file_did_not_change(daemon_factory, emulator):
     folder = f"drop{uid()}"
     daemon = daemon_factory({"watch": {"rescan_seconds": 1}})

@@ -3,6 +3,7 @@ running daemon: real files, the emulator over HTTP, the real kbcstorage client."
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -195,3 +196,29 @@ def test_a_table_loaded_by_someone_else_is_made_equal_to_its_file_again(daemon_f
     imports = emulator.stats()["jobs"].get("tableImport", 0)
     assert daemon.run("sync", "--once").returncode == 0  # and then it stays quiet
     assert emulator.stats()["jobs"].get("tableImport", 0) == imports
+
+
+def test_a_job_error_keboola_does_not_explain_never_becomes_a_loop(daemon_factory, emulator):
+    """Issue 13 item 5: a job error with a code we cannot classify is `failed` with Keboola's own message,
+    said once, and tried again at growing spacing — at most one import per retry interval, never one per
+    round."""
+    folder = f"unknown{uid()}"
+    daemon = daemon_factory({"retry": {"failed_retry_seconds": 1, "failed_retry_max_seconds": 4}})
+    daemon.write(f"{folder}/a.csv", "id\n1\n")
+    emulator.set_faults(fail_jobs=1.0, fail_jobs_code="storage.something.neverDocumented")
+    try:
+        daemon.start()
+        daemon.wait_log(f"failed {folder}/a.csv")
+        started = time.monotonic()
+        base = sum(emulator.stats()["jobs"].values())
+        # Three more tries, one job each: after waits of 1, 2 and 4 s (doubling), so no sooner than ~7 s.
+        # A loop would send them within a second.
+        wait_for(lambda: sum(emulator.stats()["jobs"].values()) >= base + 3, timeout=30, interval=0.1)
+        assert time.monotonic() - started >= 6.0
+        assert daemon.log().count(f"ERROR keboola_sync.sync: failed {folder}/a.csv") == 1
+        status = {r["file"]: r for r in map(json.loads, daemon.run("status", "--json").stdout.splitlines())}
+        assert status[f"{folder}/a.csv"]["state"] == "failed"
+        assert "injected by keboola-emulator" in status[f"{folder}/a.csv"]["error"]
+    finally:
+        emulator.reset_faults()
+    assert daemon.stop() == 0

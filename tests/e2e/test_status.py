@@ -9,7 +9,7 @@ import subprocess
 import uuid
 
 from support.daemon import Daemon, wait_table
-from support.emulator import wait_for
+from support.emulator import IN, wait_for
 
 
 def test_status_tells_the_daemon_the_full_error_and_a_missing_folder(daemon_factory, emulator):
@@ -23,7 +23,7 @@ def test_status_tells_the_daemon_the_full_error_and_a_missing_folder(daemon_fact
     assert first.stdout.splitlines()[0] == f"daemon: not running (no heartbeat file at {daemon.health_file})"
 
     daemon.start()
-    wait_table(emulator, f"in.c-{folder}.good", [["id"], ["1"]])
+    wait_table(emulator, f"{IN}{folder}.good", [["id"], ["1"]])
     assert daemon.proc is not None
     running = f"daemon: running (pid {daemon.proc.pid}, heartbeat "
     wait_for(lambda: daemon.run("status").stdout.startswith(running), timeout=20, message="status sees the daemon")

@@ -8,12 +8,12 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import boto3
 import pytest
 import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from botocore.config import Config
 from emulator_helpers import create_table_job, load_job, new_bucket, unique, write
 
 from support.emulator import Emulator, wait_for
@@ -324,20 +324,33 @@ def test_a_fronted_client_gets_real_looking_urls_and_s3_answers_virtual_hosted_r
     prepared = requests.post(
         f"{api.base}/files/prepare", headers=fronted, data={"name": "v.txt", "federationToken": "1"}, timeout=20
     ).json()
-    key = prepared["uploadParams"]["key"]
-    # Signed with the file's own upload credentials and its SSE header (the S3 side refuses anything
-    # else), for the virtual-hosted name a client behind the TLS front uses; sent to the S3 port.
-    creds = prepared["uploadParams"]["credentials"]
-    signed = AWSRequest(
-        method="PUT", url=f"https://kbc-sapi-files.s3.us-east-1.amazonaws.com/{key}", data=b"virtual-hosted"
+    params = prepared["uploadParams"]
+    key = params["key"]
+    virtual_host = "kbc-sapi-files.s3.us-east-1.amazonaws.com"
+    # Signed with the prepared credentials, as real S3 wants (§12): a presigned PUT for the
+    # virtual-hosted AWS address (the bucket in the host, not the path), sent to the emulator's port.
+    aws = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="https://s3.us-east-1.amazonaws.com",  # not AWS_ENDPOINT_URL_S3, which names the emulator
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+        aws_access_key_id=params["credentials"]["AccessKeyId"],
+        aws_secret_access_key=params["credentials"]["SecretAccessKey"],
+        aws_session_token=params["credentials"]["SessionToken"],
     )
-    signed.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
-    signed.headers["x-amz-server-side-encryption"] = prepared["uploadParams"]["x-amz-server-side-encryption"]
-    SigV4Auth(
-        Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]), "s3", "us-east-1"
-    ).add_auth(signed)
-    headers = {**dict(signed.headers), "Host": "kbc-sapi-files.s3.us-east-1.amazonaws.com"}
-    put = requests.put(f"{emulator.s3_url}/{key}", headers=headers, data=b"virtual-hosted", timeout=20)
+    sse = params["x-amz-server-side-encryption"]
+    signed = urlsplit(
+        aws.generate_presigned_url(
+            "put_object", Params={"Bucket": params["bucket"], "Key": key, "ServerSideEncryption": sse}, ExpiresIn=600
+        )
+    )
+    assert signed.hostname == virtual_host and signed.path == f"/{key}"
+    put = requests.put(
+        f"{emulator.s3_url}{signed.path}?{signed.query}",
+        headers={"Host": virtual_host, "x-amz-server-side-encryption": sse},
+        data=b"virtual-hosted",
+        timeout=20,
+    )
     assert put.status_code == 200, put.text
     detail = requests.get(f"{api.base}/files/{prepared['id']}", headers=fronted, timeout=20).json()
     assert detail["url"].startswith(f"https://kbc-sapi-files.s3.us-east-1.amazonaws.com/{key}?")

@@ -22,7 +22,7 @@ from keboola_sync.config import RetryConfig, UploadConfig
 from keboola_sync.storage import Abandoned, RetryPolicy
 from keboola_sync.storage.absupload import AbsUploader
 from keboola_sync.storage.gcsupload import GcsUploader
-from keboola_sync.storage.uploads import FileWindow
+from keboola_sync.window import FileWindow
 from support.emulator import Emulator, start_emulator
 
 CLOUDS = ("azure", "gcp")

@@ -13,11 +13,20 @@ import pytest
 from keboola_sync.errors import FileChanged, InvalidFile, SpoolError
 from keboola_sync.fileid import Fingerprint
 from keboola_sync.layout import Ignored, Rejected, Target
-from keboola_sync.load import ContentRefused, HeaderRefused
+from keboola_sync.load import ContentRefused, CreateRefused, HeaderRefused, NotOwned
 from keboola_sync.outcome import error_outcome
 from keboola_sync.state import FileRecord, LedgerState
 from keboola_sync.storage import Abandoned, JobFailed, NotFound, StorageTransient, TokenRejected
-from keboola_sync.sync import Action, Decision, Observation, Status, decide, needs_work, retry_spacing
+from keboola_sync.sync import (
+    Action,
+    Decision,
+    Observation,
+    Status,
+    decide,
+    needs_work,
+    retry_spacing,
+    skip_already_said,
+)
 
 NOW = 1_000.0
 PATH = "sales/orders.csv"
@@ -236,6 +245,7 @@ ERRORS = [
     (InvalidFile(PATH, "not UTF-8", "Save it as UTF-8"), Status.SKIPPED, True, None),
     (HeaderRefused("header"), Status.SKIPPED, True, "header"),
     (ContentRefused("content"), Status.SKIPPED, True, "content"),
+    (CreateRefused("content"), Status.SKIPPED, True, "content"),
     (SpoolError(Path("/spool"), OSError(errno.ENOSPC, "full")), Status.FAILED, False, None),
     (Abandoned("shutdown"), Status.ABANDONED, False, "shutdown"),
     (TokenRejected("HTTP 401", status=401), Status.FAILED, True, None),
@@ -252,6 +262,36 @@ def test_one_table_turns_every_error_into_an_outcome(exc, status, remember, mess
     assert rule is not None and (rule.status, rule.remember) == (status, remember)
     if message is not None:
         assert rule.message(PATH, exc) == message
+
+
+def test_only_a_refusal_by_an_existing_table_depends_on_that_table():
+    """A create refused by Keboola had no table: its table missing later is no reason to load again."""
+    depends = {
+        type(exc).__name__: error_outcome(exc).depends_on_table
+        for exc in (HeaderRefused("h"), NotOwned("n"), ContentRefused("c"), CreateRefused("c"))
+    }
+    assert depends == {"HeaderRefused": True, "NotOwned": True, "ContentRefused": True, "CreateRefused": False}
+
+
+REFUSED = f"{PATH}: Keboola refused the file: import in.c-sales.orders: job 17 failed: bad row (invalidCsv)"
+
+
+@pytest.mark.parametrize(
+    ("before", "fp", "message", "said"),
+    [
+        (None, FP, REFUSED, False),
+        (row(LedgerState.SKIPPED, error=REFUSED), FP, REFUSED, True),
+        (row(LedgerState.SKIPPED, error=REFUSED), FP, REFUSED.replace("job 17", "job 18"), True),
+        (row(LedgerState.SKIPPED, error=REFUSED), FP, REFUSED.replace("bad row", "other row"), False),
+        (row(LedgerState.SKIPPED, error=REFUSED), NEWER, REFUSED, False),
+        (row(LedgerState.PENDING, error=REFUSED), FP, REFUSED, True),  # judged again, same verdict
+        (row(LedgerState.PENDING, seen=None, error=REFUSED), FP, REFUSED, False),  # the table was dropped
+        (row(LedgerState.FAILED, error=REFUSED), FP, REFUSED, False),
+        (row(LedgerState.SKIPPED, seen=None, error="x: cannot be read"), None, "x: cannot be read", True),
+    ],
+)
+def test_a_skip_is_said_once_per_version_and_verdict(before, fp, message, said):
+    assert skip_already_said(before, fp, message) is said
 
 
 def test_the_token_message_says_what_to_do_and_unknown_errors_are_not_swallowed():

@@ -53,6 +53,24 @@ def test_skipped_and_failed_rows_keep_the_error_and_the_version_judged(tmp_path)
     assert row is not None and (row.state, row.next_retry_at) == (LedgerState.FAILED, 100.0)
 
 
+def test_a_skip_judged_again_is_pending_and_keeps_its_version_and_verdict(tmp_path):
+    """So the same verdict for the same version is not said twice (sync.skip_already_said)."""
+    ledger = Ledger(tmp_path / "s.db")
+    ledger.record_skipped("x/y.csv", "in.c-x.y", FP, "x/y.csv: refused", "table")
+    ledger.record_failed("x/z.csv", "in.c-x.z", FP, "HTTP 503", retry_at=100.0)
+    ledger.judge_again("x/y.csv")
+    ledger.judge_again("x/z.csv")  # only a skip is judged again this way
+    row = ledger.get("x/y.csv")
+    assert row is not None and (row.state, row.seen, row.error, row.depends) == (
+        LedgerState.PENDING,
+        FP,
+        "x/y.csv: refused",
+        "table",
+    )
+    failed = ledger.get("x/z.csv")
+    assert failed is not None and failed.state == LedgerState.FAILED
+
+
 def test_forgetting_a_table_makes_its_files_load_again(tmp_path):
     ledger = Ledger(tmp_path / "s.db")
     ledger.record_synced("a/b.csv", "in.c-a.b", FP, "h1", ("id",), 1)
