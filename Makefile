@@ -3,7 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint browser run demo demo-status bench lock clean
+.PHONY: setup tools test lint browser run demo demo-status bench lock clean
+
+# Azurite (Microsoft's Azure Storage emulator, npm) for `keboola-emulator --file-storage azure`, pinned,
+# in a project-local git-ignored folder. 3.35.0 is the newest release whose engines accept Node 20.
+AZURITE_VERSION := 3.35.0
+TOOLS := .tools
+AZURITE_STAMP := $(TOOLS)/.azurite-$(AZURITE_VERSION)
 
 # pip shows its progress: the first run downloads about 80 packages (a minute or so), and a silent
 # terminal looks stuck.
@@ -15,7 +21,13 @@ $(VENV)/.installed: requirements.txt requirements-emulator.txt requirements-dev.
 	@echo "$(VENV) is ready."
 	touch $@
 
-setup: $(VENV)/.installed  ## virtual environment with the daemon, the emulator and the test tools
+$(AZURITE_STAMP):
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $@
+
+tools: $(AZURITE_STAMP)  ## Azurite for the emulator's --file-storage azure (needs Node.js and npm)
+
+setup: $(VENV)/.installed $(AZURITE_STAMP)  ## virtual environment with the daemon, the emulator and the test tools
 
 LINT_PATHS := src tests benchmarks scripts
 
@@ -56,4 +68,4 @@ bench: setup  ## speed and memory benchmarks; prints a table
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache build *.egg-info

@@ -3,14 +3,19 @@
 #
 #   scripts/run-sdk-functional-tests.sh            # downloads the sdist from PyPI (pip download)
 #   KBCSTORAGE_SDIST=/path/kbcstorage-0.12.0 scripts/run-sdk-functional-tests.sh   # use an unpacked copy
+#   scripts/run-sdk-functional-tests.sh azure      # the emulator with --file-storage azure (aws|azure|gcp)
 #
 # Env: PYTHON (default: .venv/bin/python if present, else python3), SDK_TEST_FILES (override the list).
+# In azure mode the SDK's ABS tests run too (SKIP_ABS_TESTS=0); in gcp mode google-cloud-storage reaches
+# the emulator's GCS through STORAGE_EMULATOR_HOST.
 # Prints a summary line:  SDK functional tests: P passed, F failed, E errors of N (X.X%)
 # Exit code: 0 when >= 95 % passed (issue 2's bar), 1 below that,
 #            2 when the run itself could not happen (no sdist, emulator did not start, ...).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODE="${1:-aws}"
+case "$MODE" in aws|azure|gcp) ;; *) echo "usage: $0 [aws|azure|gcp]" >&2; exit 2 ;; esac
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
@@ -39,7 +44,7 @@ fi
 [[ -d "$WORK/sdist/tests/functional" ]] || { echo "no tests/functional in the sdist" >&2; exit 2; }
 
 # 2. the emulator, on free ports; wait for its READY line (bounded)
-"$PYTHON" -m keboola_emulator --port 0 --token "$TOKEN" >"$WORK/ready.txt" 2>"$WORK/emulator.log" &
+"$PYTHON" -m keboola_emulator --port 0 --token "$TOKEN" --file-storage "$MODE" >"$WORK/ready.txt" 2>"$WORK/emulator.log" &
 EMU_PID=$!
 for _ in $(seq 1 300); do
   grep -q '^READY ' "$WORK/ready.txt" 2>/dev/null && break
@@ -52,9 +57,12 @@ if [[ -z "$READY" ]]; then
 fi
 API="$(sed -E 's/.*api=([^ ]+).*/\1/' <<<"$READY")"
 S3="$(sed -E 's/.*s3=([^ ]+).*/\1/' <<<"$READY")"
+SKIP_ABS=1
+if [[ "$MODE" == azure ]]; then SKIP_ABS=0; fi
+if [[ "$MODE" == gcp ]]; then export STORAGE_EMULATOR_HOST="$(sed -E 's/.*gcs=([^ ]+).*/\1/' <<<"$READY")"; fi
 
 # 3. the SDK's own tests, as its README runs them, with the documented variables
-export KBC_TEST_API_URL="$API" KBC_TEST_TOKEN="$TOKEN" SKIP_ABS_TESTS=1 AWS_ENDPOINT_URL_S3="$S3"
+export KBC_TEST_API_URL="$API" KBC_TEST_TOKEN="$TOKEN" SKIP_ABS_TESTS="$SKIP_ABS" AWS_ENDPOINT_URL_S3="$S3"
 export AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator AWS_DEFAULT_REGION=us-east-1
 ARGS=()
 for f in $FILES; do ARGS+=("tests/functional/$f"); done

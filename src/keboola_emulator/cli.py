@@ -1,7 +1,8 @@
 """`keboola-emulator`: parse flags, start both servers, print the READY line, run until SIGTERM.
 
 The READY line is a fixed interface (architecture.md §1): exactly
-`READY api=http://127.0.0.1:P s3=http://127.0.0.1:Q`, flushed, once both ports listen.
+`READY api=http://127.0.0.1:P s3=http://127.0.0.1:Q`, flushed, once both ports listen; with
+`--file-storage azure|gcp` it adds ` azure=URL` or ` gcs=URL` after them.
 """
 
 from __future__ import annotations
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server locale Keboola's column-name sanitizer runs in (§12: UNCONFIRMED for production); "
         "it decides letters outside Windows-1250: C.UTF-8 gives Ørsted -> Orsted, C gives Ørsted -> rsted",
     )
+    p.add_argument(
+        "--file-storage",
+        choices=("aws", "azure", "gcp"),
+        default="aws",
+        help="which cloud the stack keeps files in (§2.1): aws = S3 (moto, in process), azure = Azurite, "
+        "gcp = gcp-storage-emulator; the READY line then adds azure=URL or gcs=URL "
+        "(GCS clients: STORAGE_EMULATOR_HOST=<gcs URL>)",
+    )
     p.add_argument("--log-level", default="WARNING", help="stderr log level (DEBUG logs each request line)")
     p.add_argument("--seed", type=int, default=None, help="seed the fault dice (reproducible runs)")
     f = p.add_argument_group("faults")
@@ -145,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         "closed without the response (a lost answer: did my import POST happen?)",
     )
     f.add_argument(
+        "--cloud-chunk-fail-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="with --file-storage azure|gcp: fraction R of Azure Put Block / GCS resumable-chunk requests "
+        "that are stored, then answered 503 (the client must re-send the block / resume the session)",
+    )
+    f.add_argument(
         "--fault-path",
         action="append",
         default=[],
@@ -193,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s keboola-emulator %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)  # per-request header dumps at INFO
     try:
         from keboola_emulator.server import EmulatorServer, Options  # heavy imports after --help
     except ModuleNotFoundError as exc:  # moto, Flask, ...: the optional extra, not in the runtime image
@@ -212,21 +230,26 @@ def main(argv: list[str] | None = None) -> int:
         fail_jobs=args.fail_jobs,
         s3_bandwidth_mbps=args.s3_bandwidth_mbps,
         lost_response_rate=args.lost_response_rate,
+        cloud_chunk_fail_rate=args.cloud_chunk_fail_rate,
         paths=tuple(args.fault_path),
     )
     set_column_locale(args.column_locale)
-    server = EmulatorServer(
-        Options(
-            port=args.port,
-            s3_port=args.s3_port,
-            token=args.token,
-            readonly_token=args.readonly_token,
-            data_dir=args.data_dir,
-            faults=faults,
-            seed=args.seed,
-            features=tuple(dict.fromkeys(args.feature)),
-        )
+    options = Options(
+        port=args.port,
+        s3_port=args.s3_port,
+        token=args.token,
+        readonly_token=args.readonly_token,
+        data_dir=args.data_dir,
+        faults=faults,
+        seed=args.seed,
+        file_storage=args.file_storage,
+        features=tuple(dict.fromkeys(args.feature)),
     )
+    try:
+        server = EmulatorServer(options)
+    except RuntimeError as exc:  # a cloud emulator that is not installed or did not start
+        print(f"keboola-emulator: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -235,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
-    print(f"READY api={server.api_url} s3={server.s3_url}", flush=True)
+    print(server.ready_line, flush=True)
     stop.wait()
     server.stop()
     return 0

@@ -34,6 +34,9 @@ class FaultSettings:
     # Extensions beyond issue 2's list:
     lost_response_rate: float = 0.0  # request fully processed, then the connection closed (§9.4)
     paths: tuple[str, ...] = ()  # request faults only hit paths containing one of these; () = all
+    # --file-storage azure|gcp: fraction of Azure Put Block / GCS resumable-chunk requests the front
+    # door lets the cloud emulator store and then answers 503 (a lost answer: re-send or resume)
+    cloud_chunk_fail_rate: float = 0.0
     # The error code an injected job failure carries ("" = JOB_FAILURE_CODE): tests give one Keboola never
     # documented, to prove a client does not loop on codes it cannot classify.
     fail_jobs_code: str = ""
@@ -42,7 +45,14 @@ class FaultSettings:
         return not self.paths or any(p in path for p in self.paths)
 
     def validate(self) -> None:
-        for name in ("fail_rate", "rate_limit_rate", "drop_rate", "fail_jobs", "lost_response_rate"):
+        for name in (
+            "fail_rate",
+            "rate_limit_rate",
+            "drop_rate",
+            "fail_jobs",
+            "lost_response_rate",
+            "cloud_chunk_fail_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")

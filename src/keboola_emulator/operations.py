@@ -29,7 +29,6 @@ from keboola_emulator.csvimport import (
     sanitize_header,
 )
 from keboola_emulator.errors import JobError
-from keboola_emulator.s3 import FILES_BUCKET
 from keboola_emulator.views import table_json
 
 COLUMNS_NOT_MATCH = "csvImport.columnsNotMatch"
@@ -64,7 +63,7 @@ class Source:
         if f["is_sliced"]:
             self._slices = self._manifest_slices()
         else:
-            size = ctx.s3.object_size(f["s3_key"])
+            size = ctx.files.object_size(f["s3_key"])
             if size is None:
                 raise JobError(
                     "storage.fileNotUploaded",
@@ -75,7 +74,7 @@ class Source:
 
     def _manifest_slices(self) -> list[tuple[str, str]]:
         manifest_key = self.file["s3_key"] + "manifest"
-        reader = self._ctx.s3.open_object(manifest_key)
+        reader = self._ctx.files.open_object(manifest_key)
         if reader is None:
             raise JobError(
                 "storage.manifestFileMissing",
@@ -87,11 +86,10 @@ class Source:
             except (ValueError, KeyError, TypeError) as exc:
                 raise JobError("storage.manifestFileMissing", f"Invalid manifest {manifest_key}: {exc}") from exc
         slices = []
-        prefix = f"s3://{FILES_BUCKET}/"
         for entry in entries:
             url = str(entry.get("url", ""))
-            key = url[len(prefix) :] if url.startswith(prefix) else None
-            if key is None or self._ctx.s3.object_size(key) is None:
+            key = self._ctx.files.key_of_slice_url(url)  # §5.2: s3://, azure:// or gs:// by provider
+            if key is None or self._ctx.files.object_size(key) is None:
                 raise JobError(
                     "storage.importFileMissing",
                     f"Load error: file {url} referenced in manifest of file {self.file['id']} does not exist.",
@@ -101,11 +99,14 @@ class Source:
 
     def streams(self, stack: ExitStack) -> Iterator[BinaryIO]:
         for key, name in self._slices:
-            raw = self._ctx.s3.open_object(key)
+            # The size first: gcp-storage-emulator answers one request at a time, so asking for it while
+            # a big object's GET is open would wait for that GET to be read to its end (a deadlock).
+            size = self._ctx.files.object_size(key) or 0
+            raw = self._ctx.files.open_object(key)
             if raw is None:
                 raise JobError("storage.importFileMissing", f"Load error: file {key} does not exist.")
             stack.enter_context(raw)
-            self.in_bytes += self._ctx.s3.object_size(key) or 0
+            self.in_bytes += size
             self.compressed = self.compressed or is_gzip_name(name)
             yield stack.enter_context(closing(decompressed(raw, name)))  # type: ignore[arg-type]
 
@@ -422,11 +423,11 @@ def export_table(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
                     out.write(buf)
                     buf.clear()
             out.write(buf)
-        size = ctx.s3.put_object_from_file(slice_key, Path(tmp))
+        size = ctx.files.put_object_from_file(slice_key, Path(tmp))
     finally:
         remove_data_file(Path(tmp))
-    manifest = {"entries": [{"url": f"s3://{FILES_BUCKET}/{slice_key}", "mandatory": True}]}
-    ctx.s3.put_bytes(file_row["s3_key"] + "manifest", json.dumps(manifest).encode())
+    manifest = {"entries": [{"url": ctx.files.slice_url(slice_key), "mandatory": True}]}
+    ctx.files.put_bytes(file_row["s3_key"] + "manifest", json.dumps(manifest).encode())
     ctx.store.set_file_size(file_row["id"], size)
     return {"file": {"id": file_row["id"]}, "cacheHit": False}
 

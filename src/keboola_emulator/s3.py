@@ -44,6 +44,7 @@ from moto.utilities.utils import md5_hash
 from werkzeug.wsgi import get_input_stream
 
 from keboola_emulator.faults import Faults, Stats, ThrottledInput
+from keboola_emulator.filestorage import URL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,10 @@ def _access_denied(environ: dict[str, Any], start_response: Callable[..., Any], 
 
 
 class S3Side:
-    """Owns the moto app and everything the API side needs from file storage."""
+    """Owns the moto app and everything the API side needs from file storage (`--file-storage aws`)."""
+
+    provider = "aws"
+    region = REGION
 
     def __init__(self, faults: Faults, stats: Stats, mirror_dir: Path | None) -> None:
         self._faults = faults
@@ -301,6 +305,45 @@ class S3Side:
         request = AWSRequest(method="GET", url=url)
         S3SigV4QueryAuth(_PRESIGN_CREDENTIALS, "s3", REGION, expires=expires).add_auth(request)
         return str(request.url)
+
+    def signed_get(self, key: str, *, public: bool = False) -> str:
+        return self.presigned_get(key, URL_SECONDS, public=public)
+
+    @staticmethod
+    def _credentials(file_id: int) -> dict[str, Any]:
+        """§5.1 aws credentials scoped to one prepared file (uploads.py holds the rules the S3 side
+        enforces for them; imported here because uploads imports this module)."""
+        from keboola_emulator.uploads import credentials
+
+        return credentials(file_id)
+
+    def upload_fields(self, key: str, *, file_id: int, sliced: bool, encrypted: bool) -> dict[str, Any]:
+        """§5.1 `uploadParams`."""
+        params: dict[str, Any] = {
+            "bucket": FILES_BUCKET,
+            "key": key,
+            "acl": "private",
+            "credentials": self._credentials(file_id),
+        }
+        if encrypted:
+            # §5.1: kbcstorage KeyErrors without it; literal value UNCONFIRMED (GO: AES256 or aws:kms);
+            # the S3 side refuses an encrypted file's PutObject without it (uploads.refusal)
+            params["x-amz-server-side-encryption"] = "AES256"
+        return {"uploadParams": params}
+
+    def read_fields(self, key: str, *, file_id: int, sliced: bool) -> dict[str, Any]:
+        """§5.4 `credentials` + `s3Path`."""
+        return {"credentials": self._credentials(file_id), "s3Path": {"bucket": FILES_BUCKET, "key": key}}
+
+    def slice_url(self, key: str) -> str:
+        return f"s3://{FILES_BUCKET}/{key}"
+
+    def key_of_slice_url(self, url: str) -> str | None:
+        prefix = f"s3://{FILES_BUCKET}/"
+        return url[len(prefix) :] if url.startswith(prefix) else None
+
+    def close(self) -> None:
+        """moto lives in this process: nothing to stop."""
 
     # -- persistence --------------------------------------------------------------------------
     def _mirror_after(self, method: str, environ: dict[str, Any]) -> None:

@@ -1,4 +1,9 @@
-"""Wiring: the API app and the S3 app on two threaded WSGI servers, started and stopped together."""
+"""Wiring: the API app and the S3 app on two threaded WSGI servers, started and stopped together.
+
+With `--file-storage azure|gcp`, Storage files live in Azurite / gcp-storage-emulator (child
+processes, see abs.py and gcs.py); clients reach them through a third server, the front door
+(front.py; for GCS it also checks the tokens). The S3 side still runs in every mode (the READY line
+always names it). The front door logs request paths only (QuietHandler): no SAS, no session id."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -15,10 +21,15 @@ from keboola_emulator import operations, uploads
 from keboola_emulator.api import DropMiddleware, create_app
 from keboola_emulator.context import Context
 from keboola_emulator.faults import Faults, FaultSettings, Stats
+from keboola_emulator.filestorage import FileStorage
 from keboola_emulator.jobs import JobRunner
 from keboola_emulator.model import Store
 from keboola_emulator.s3 import S3Side
 from keboola_emulator.tokens import TokenRegistry
+
+if TYPE_CHECKING:  # the cloud SDKs load only in their own mode (RSS and start-up of aws mode)
+    from keboola_emulator.abs import AzureSide
+    from keboola_emulator.gcs import GcsSide
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -46,6 +57,7 @@ class Options:
     seed: int | None = None
     job_workers: int = 8
     features: tuple[str, ...] = ()  # --feature NAME (§2.2, §12)
+    file_storage: str = "aws"  # aws | azure | gcp (architecture.md §1: --file-storage)
 
 
 class EmulatorServer:
@@ -63,6 +75,17 @@ class EmulatorServer:
         store = Store(root)
         s3 = S3Side(faults, stats, mirror_dir=(root / "s3") if options.data_dir is not None else None)
         jobs = JobRunner(store, faults, stats, workers=options.job_workers)
+        self._gcs: GcsSide | None = None
+        self._azure: AzureSide | None = None
+        files: FileStorage = s3
+        if options.file_storage == "azure":
+            from keboola_emulator.abs import AzureSide
+
+            files = self._azure = AzureSide(root, faults, stats)
+        elif options.file_storage == "gcp":
+            from keboola_emulator.gcs import GcsSide
+
+            files = self._gcs = GcsSide(root, faults, stats)
         self.ctx = Context(
             store=store,
             s3=s3,
@@ -71,6 +94,7 @@ class EmulatorServer:
             stats=stats,
             tokens=TokenRegistry(options.token, options.readonly_token),
             features=options.features,
+            files=files,
         )
         operations.register(self.ctx)
         # §12: upload credentials write exactly their prepared key, encrypted keys need SSE
@@ -81,16 +105,32 @@ class EmulatorServer:
         self._s3: BaseWSGIServer = make_server(
             HOST, options.s3_port, s3.wsgi, threaded=True, request_handler=QuietHandler
         )
-        self._api.daemon_threads = True
-        self._s3.daemon_threads = True
+        self._servers: list[tuple[str, BaseWSGIServer]] = [("api", self._api), ("s3", self._s3)]
+        cloud = self._azure or self._gcs
+        if cloud is not None:  # clients reach the cloud emulator through its front door (front.py)
+            front = make_server(HOST, 0, cloud.front, threaded=True, request_handler=QuietHandler)
+            cloud.set_front_url(f"http://{HOST}:{front.server_port}")
+            self._servers.append((cloud.provider, front))
+        for _, srv in self._servers:
+            srv.daemon_threads = True
         self.api_url = f"http://{HOST}:{self._api.server_port}"
         self.s3_url = f"http://{HOST}:{self._s3.server_port}"
         self.ctx.api_url = self.api_url
         s3.endpoint = self.s3_url
         self._threads: list[threading.Thread] = []
 
+    @property
+    def ready_line(self) -> str:
+        """architecture.md §1: `api=` and `s3=` first, then `azure=` or `gcs=` in those modes."""
+        line = f"READY api={self.api_url} s3={self.s3_url}"
+        if self._azure is not None:
+            line += f" azure={self._azure.endpoint}"
+        if self._gcs is not None:
+            line += f" gcs={self._gcs.endpoint}"
+        return line
+
     def start(self) -> None:
-        for name, srv in (("api", self._api), ("s3", self._s3)):
+        for name, srv in self._servers:
             t = threading.Thread(
                 target=srv.serve_forever, kwargs={"poll_interval": 0.1}, name=f"serve-{name}", daemon=True
             )
@@ -101,11 +141,12 @@ class EmulatorServer:
             log.info("resumed %d unfinished jobs", resumed)
 
     def stop(self) -> None:
-        self._api.shutdown()
-        self._s3.shutdown()
+        for _, srv in self._servers:
+            srv.shutdown()
         self.ctx.jobs.shutdown()
-        self._api.server_close()
-        self._s3.server_close()
+        for _, srv in self._servers:
+            srv.server_close()
+        self.ctx.files.close()
         self.ctx.store.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -38,15 +38,14 @@ class UploadGrant:
         return key.startswith(self.key) if self.sliced else key == self.key
 
 
-def credentials(file: dict[str, Any]) -> dict[str, Any]:
+def credentials(file_id: int) -> dict[str, Any]:
     """§5.1 aws credentials of one file: 12 h, an access key id that names the file."""
     expiration = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0).isoformat()
     return {
-        "AccessKeyId": f"{_KEY_PREFIX}{int(file['id']):010d}",
+        "AccessKeyId": f"{_KEY_PREFIX}{int(file_id):010d}",
         "SecretAccessKey": "keboola-emulator-secret",
         "SessionToken": "keboola-emulator-session-token",
         "Expiration": expiration,
-        "_bucket": FILES_BUCKET,
     }
 
 

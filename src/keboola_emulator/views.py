@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from keboola_emulator.tokens import PROJECT_ID, REGION
+from keboola_emulator.tokens import PROJECT_ID
 
 DEFAULT_BRANCH_ID = 1  # §8: the default branch answers both `default` and its numeric id
 
@@ -124,10 +124,12 @@ def file_json(
     *,
     url: str,
     size: int | None,
-    credentials: dict[str, Any] | None,
-    with_upload_params: bool = False,
+    provider: str,
+    region: str,
+    storage_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """§5.1/§5.4 shape; credentials + s3Path only with federationToken (§5.4)."""
+    """§5.1/§5.4 shape. `storage_fields` are the provider's keys: upload params on prepare (§5.1),
+    read credentials + path on detail with federationToken (§5.4), nothing otherwise."""
     out: dict[str, Any] = {
         "id": f["id"],
         "created": f["created"],
@@ -136,8 +138,8 @@ def file_json(
         "isPublic": f["is_public"],
         "isSliced": f["is_sliced"],
         "isEncrypted": f["is_encrypted"],
-        "provider": "aws",
-        "region": REGION,
+        "provider": provider,
+        "region": region,
         "sizeBytes": size,
         "tags": f["tags"],
         "maxAgeDays": None if f["is_permanent"] else 15,  # §5.4: 15 days, permanent -> null
@@ -147,23 +149,7 @@ def file_json(
         "url": url,
         "isExpired": False,
     }
-    if credentials is not None:
-        out["credentials"] = credentials
-        out["s3Path"] = {"bucket": credentials["_bucket"], "key": f["s3_key"]}
-        out["credentials"] = {k: v for k, v in credentials.items() if not k.startswith("_")}
-    if with_upload_params and credentials is not None:
-        params: dict[str, Any] = {
-            "bucket": credentials["_bucket"],
-            "key": f["s3_key"],
-            "acl": "private",
-            "credentials": out["credentials"],
-        }
-        if f["is_encrypted"]:
-            # §5.1: kbcstorage KeyErrors without it; literal value UNCONFIRMED (GO: AES256 or aws:kms)
-            params["x-amz-server-side-encryption"] = "AES256"
-        out["uploadParams"] = params
-        del out["s3Path"]
-        del out["credentials"]
+    out.update(storage_fields or {})
     return out
 
 

@@ -78,6 +78,8 @@ class Emulator:
         self._s3_port = s3_port
         self.api_url = f"http://127.0.0.1:{port}"
         self.s3_url = f"http://127.0.0.1:{s3_port}"
+        self.azure_url: str | None = None  # --file-storage azure: Azurite's blob endpoint
+        self.gcs_url: str | None = None  # --file-storage gcp: what STORAGE_EMULATOR_HOST points at
         self._proc: subprocess.Popen[str] | None = None
         self.returncode: int | None = None  # set by stop()
         self._log = tempfile.NamedTemporaryFile(prefix="keboola-emulator-", suffix=".log", delete=False)  # noqa: SIM115
@@ -107,6 +109,8 @@ class Emulator:
             raise RuntimeError(f"keboola-emulator did not start: {line!r}; log: {self.log_path.read_text()[-2000:]}")
         parts = dict(p.split("=", 1) for p in line.split()[1:])
         self.api_url, self.s3_url = parts["api"], parts["s3"]
+        self.azure_url, self.gcs_url = parts.get("azure"), parts.get("gcs")
+        self.ready_line = line
 
     @property
     def pid(self) -> int:
@@ -115,18 +119,24 @@ class Emulator:
 
     def env(self) -> dict[str, str]:
         """What a daemon (or kbcstorage) needs to talk to this emulator."""
-        return {
+        env = {
             "KBC_STORAGE_API_HOST": self.api_url,
             "KBC_STORAGE_API_TOKEN": self.token,
             "AWS_ENDPOINT_URL_S3": self.s3_url,
             **AWS_DUMMIES,
         }
+        if self.gcs_url:
+            env["STORAGE_EMULATOR_HOST"] = self.gcs_url  # google-cloud-storage's standard variable
+        return env
 
     def client(self) -> Any:
-        """A real kbcstorage Client; sets AWS_ENDPOINT_URL_S3 (+ dummies) in os.environ for boto3."""
+        """A real kbcstorage Client; sets AWS_ENDPOINT_URL_S3 (+ dummies) in os.environ for boto3, and
+        STORAGE_EMULATOR_HOST for google-cloud-storage in gcp mode."""
         from kbcstorage.client import Client
 
         os.environ["AWS_ENDPOINT_URL_S3"] = self.s3_url
+        if self.gcs_url:
+            os.environ["STORAGE_EMULATOR_HOST"] = self.gcs_url
         for key, value in AWS_DUMMIES.items():
             os.environ.setdefault(key, value)
         return Client(self.api_url, self.token)

@@ -1,4 +1,4 @@
-"""File routes (§5): prepare with aws upload params, list, detail (federationToken), delete."""
+"""File routes (§5): prepare with the provider's upload params, list, detail (federationToken), delete."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from keboola_emulator import model, uploads
+from keboola_emulator import model
 from keboola_emulator.context import Context
 from keboola_emulator.errors import ApiError
 from keboola_emulator.routes.common import (
@@ -35,14 +35,24 @@ def register(app: Flask, ctx: Context) -> None:
         return f
 
     def render_file(f: dict[str, Any], with_credentials: bool, upload: bool = False) -> dict[str, Any]:
-        key = f["s3_key"] + ("manifest" if f["is_sliced"] else "")
-        size = ctx.s3.object_size(f["s3_key"]) if not f["is_sliced"] else None
+        files = ctx.files
+        sliced = bool(f["is_sliced"])
+        size = files.object_size(f["s3_key"]) if not sliced else None
+        if upload:
+            fields = files.upload_fields(
+                f["s3_key"], file_id=int(f["id"]), sliced=sliced, encrypted=bool(f["is_encrypted"])
+            )
+        elif with_credentials:
+            fields = files.read_fields(f["s3_key"], file_id=int(f["id"]), sliced=sliced)
+        else:
+            fields = None
         return file_json(
             f,
-            url=ctx.s3.presigned_get(key, public=fronted()),
+            url=files.signed_get(f["s3_key"] + ("manifest" if sliced else ""), public=fronted()),
             size=size if size is not None else f["size_bytes"],
-            credentials=uploads.credentials(f) if with_credentials else None,
-            with_upload_params=upload,
+            provider=files.provider,
+            region=files.region,
+            storage_fields=fields,
         )
 
     @route("/files/prepare", ["POST"], branch_aware=True)
@@ -105,5 +115,5 @@ def register(app: Flask, ctx: Context) -> None:
         require_manage()
         f = file_or_404(file_id)
         ctx.store.delete_file(f["id"])
-        ctx.s3.delete_prefix(f["s3_key"])
+        ctx.files.delete_prefix(f["s3_key"])
         return Response(status=204)

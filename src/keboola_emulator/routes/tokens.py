@@ -23,6 +23,7 @@ def register(app: Flask, ctx: Context) -> None:
         bucket_ids = [b["id"] for b in ctx.store.list_buckets()]
         payload = verify_payload(g.token, url(ctx), bucket_ids, "2026-01-01T00:00:00+0000", size, rows)
         payload["owner"]["features"] = list(ctx.features)  # §12: ...and here (the PHP job runner)
+        payload["owner"]["fileStorageProvider"] = ctx.files.provider  # aws | azure | gcp (§2.1, §5.1)
         return json_response(payload)
 
     @route("/dev-branches", ["GET"])

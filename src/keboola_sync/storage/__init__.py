@@ -1,4 +1,5 @@
-"""The only room that talks to Keboola Storage, and the only importer of `kbcstorage` and `boto3`.
+"""The only room that talks to Keboola Storage, and the only importer of `kbcstorage`, `boto3` and the Azure
+and Google SDKs.
 
 - `errors.py`: the error tree and `classify`, the one place that reads HTTP statuses, exceptions and codes.
 - `retry.py`: the one retry policy, the only code here that waits (and stops waiting at shutdown).
@@ -6,7 +7,8 @@
 - `keboola.py`: the SDK door, `Storage`: token (and its rotation), buckets, tables, metadata, files, jobs.
 - `buckets.py`: pure rules for finding a folder's bucket, with or without the legacy `c-` prefix.
 - `metadata.py`: the table metadata keys keboola-sync writes, and the typed table list.
-- `uploads.py` and `s3upload.py`: the uploader interface and a growing file; the S3 uploader.
+- `uploads.py`: the uploader interface and a growing file; `s3upload.py`, `absupload.py`, `gcsupload.py`:
+  the S3, Azure and GCS uploaders, one per cloud, picked per files/prepare answer.
 
 Other rooms import from here, never from the modules inside.
 """

@@ -2,15 +2,20 @@
 
 Every failure that leaves `storage/` is one of these classes, so the rest of the daemon decides what to do
 from the class (retry, skip, stop) and never from an HTTP status, a `requests` or `botocore` exception or
-a Keboola error code. `classify` is the only function that looks at those.
+a Keboola error code. `classify` is the only function that looks at those (botocore, azure-core and Google's
+upload library are imported here for their exception types; kbcstorage imports them anyway).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
+import azure.core.exceptions
 import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
+import google.auth.exceptions
 import requests
+from google.resumable_media import InvalidResponse
 
 from ..errors import KeboolaSyncError
 
@@ -128,22 +133,55 @@ def status_class(status: int) -> type[StorageError]:
     return StorageTerminal
 
 
+# A URL's query string: an Azure SAS, a GCS upload session id or signature. Credentials, never logged.
+_QUERY = re.compile(r"\?[^\s'\"<>]*")
+
+
+def without_queries(text: str) -> str:
+    """`text` with every URL's query string cut: error messages of HTTP clients quote the URL whole."""
+    return _QUERY.sub("?…", text)
+
+
 def classify(exc: BaseException, what: str) -> StorageError:
-    """Turn whatever the SDK, requests or boto3 raised into our classes: the one place that reads error
-    shapes. `what` says what we were doing; it starts the message."""
+    """Turn whatever the SDK, requests, boto3, azure-core or Google's upload library raised into our
+    classes: the one place that reads error shapes. `what` says what we were doing; it starts the message."""
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return _from_http(exc.response, what)
     if isinstance(exc, requests.RequestException | botocore.exceptions.BotoCoreError | ConnectionError | TimeoutError):
-        return StorageTransient(f"{what}: {type(exc).__name__}: {exc}")
+        return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
+    cloud = _from_cloud(exc, what)
+    if cloud is not None:
+        return cloud
     if isinstance(exc, botocore.exceptions.ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         text = f"{what}: S3 {exc.response.get('Error', {}).get('Code', '')} {exc}"
         # S3 speaks of its own objects: a 401/404 there is not our token or our table.
         cls = StorageTransient if status_class(status) is StorageTransient else StorageTerminal
         return cls(text, status=status)
-    return StorageTerminal(f"{what}: {type(exc).__name__}: {exc}")
+    return StorageTerminal(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
+
+
+def _cloud_status(status: int, text: str) -> StorageError:
+    """A file-storage answer: it speaks of its own objects, so a 401/404 is not our token or our table."""
+    cls = StorageTransient if status_class(status) is StorageTransient else StorageTerminal
+    return cls(without_queries(text), status=status)
+
+
+def _from_cloud(exc: BaseException, what: str) -> StorageError | None:
+    """Azure (azure-core) and GCS (google-resumable-media, google-auth) upload errors, or None."""
+    if isinstance(exc, azure.core.exceptions.HttpResponseError) and exc.status_code:
+        code = getattr(exc, "error_code", None) or exc.reason or ""
+        return _cloud_status(int(exc.status_code), f"{what}: Azure {exc.status_code} {code}")
+    if isinstance(exc, azure.core.exceptions.AzureError):  # no answer: connection, timeout, stream
+        return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc.message}"))
+    if isinstance(exc, InvalidResponse):
+        status = int(getattr(exc.response, "status_code", 0) or 0)
+        return _cloud_status(status, f"{what}: GCS {status} {exc}")
+    if isinstance(exc, google.auth.exceptions.TransportError):
+        return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
+    return None
 
 
 def _from_http(response: requests.Response, what: str) -> StorageError:

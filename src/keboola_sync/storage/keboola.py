@@ -28,8 +28,10 @@ from kbcstorage.tokens import Tokens  # type: ignore[import-untyped, unused-igno
 
 from ..config import KeboolaConfig, RetryConfig, UploadConfig
 from ..ratelimit import TokenBucket
+from .absupload import AbsUploader, is_abs
 from .buckets import find_bucket, legacy_prefix, predicted_bucket_id
 from .errors import Abandoned, JobFailed, NotFound, StorageTerminal, StorageTransient, classify
+from .gcsupload import GcsUploader, is_gcs
 from .http import OneAttemptHttp
 from .metadata import (
     PROVIDER,
@@ -168,7 +170,25 @@ class Storage:
         )
         self._api = self._connect(token)
         self._token_lock = threading.Lock()
+        # One uploader per cloud, all under the one retry policy and reporting to the one meter; each
+        # upload picks one from its prepare answer (_uploader).
         self._s3 = S3Uploader(
+            request_timeout=keboola.request_timeout_seconds,
+            upload=upload,
+            progress_seconds=progress_seconds,
+            abandon=self.abandon,
+            policy=self._policy,
+            meter=self.meter,
+        )
+        self._abs = AbsUploader(
+            request_timeout=keboola.request_timeout_seconds,
+            upload=upload,
+            progress_seconds=progress_seconds,
+            abandon=self.abandon,
+            policy=self._policy,
+            meter=self.meter,
+        )
+        self._gcs = GcsUploader(
             request_timeout=keboola.request_timeout_seconds,
             upload=upload,
             progress_seconds=progress_seconds,
@@ -204,7 +224,8 @@ class Storage:
         self._keboola = keboola
         self._policy.config = retry
         self._http.timeout = keboola.request_timeout_seconds
-        self._s3.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
+        for uploader in (self._s3, self._abs, self._gcs):
+            uploader.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
 
     def warm_up(self) -> None:
         """Prepare the S3 client in the background, so the first upload does not wait for it."""
@@ -383,8 +404,16 @@ class Storage:
         return prepared
 
     def _uploader(self, prepared: Mapping[str, Any]) -> Uploader | None:
-        """The uploader for the cloud the prepare answer names; None: the SDK's own uploader."""
-        return self._s3 if is_s3(prepared) else None
+        """The uploader for the cloud the prepare answer names (§5.1: `uploadParams` on AWS stacks,
+        `absUploadParams` on Azure, `gcsUploadParams` on GCP); None for a shape we do not know, which
+        the SDK's own uploader gets."""
+        if is_s3(prepared):
+            return self._s3
+        if is_abs(prepared):
+            return self._abs
+        if is_gcs(prepared):
+            return self._gcs
+        return None
 
     def upload(self, spool: Path, *, label: str) -> int:
         """Upload a spool file to Keboola file storage and return the file id. The Keboola file is named
@@ -395,8 +424,8 @@ class Storage:
         started = time.monotonic()
         self.meter.upload_progress(label, 0, size)
         if uploader is None:
-            # Azure and GCP: the SDK's uploader (one more prepare, then the cloud SDK's own chunking).
-            # It writes nothing beside the file when compress=False (§9 item 7).
+            # A prepare answer of no cloud we know: the SDK's uploader (one more prepare, then its own
+            # chunking). It writes nothing beside the file when compress=False (§9 item 7).
             provider = prepared.get("provider", "aws")
             file_id = int(
                 self._retrying(
@@ -406,7 +435,7 @@ class Storage:
             )
             self.meter.upload_finished(label, size, time.monotonic() - started)
             return file_id
-        # Each S3 request (the PUT, or every part of a multipart upload) runs under the retry policy
+        # Each request (an S3 PUT or part, an Azure block, a GCS chunk) runs under the retry policy
         # inside the uploader: a failed part is sent again, not the whole file.
         try:
             uploader.upload_file(prepared, spool, size, label)
@@ -420,12 +449,11 @@ class Storage:
     def upload_stream(self, reader: GrowingFile, *, name: str, size_hint: int, label: str) -> int:
         """Upload from a spool that is still being written (csvfile.SpoolReader), overlapping the upload
         with the compression. Each part is retried under the policy; when the upload fails anyway, the
-        caller uploads the finished spool instead. AWS only (the other providers' SDK uploaders need a
-        finished file)."""
+        caller uploads the finished spool instead. Every cloud: S3 parts, Azure blocks, GCS chunks."""
         prepared = self._prepare(name, None, label)
         uploader = self._uploader(prepared)
         if uploader is None:
-            raise StorageTerminal(f"uploading {label}: streaming needs the aws provider")
+            raise StorageTerminal(f"uploading {label}: the prepare answer names no cloud this daemon uploads to")
         started = time.monotonic()
         try:
             uploader.upload_growing(prepared, reader, size_hint, label)

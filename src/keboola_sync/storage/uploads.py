@@ -2,7 +2,7 @@
 and the progress line of a long upload.
 
 Keboola's files/prepare answer says which cloud the project's file storage is on (§5.1); `keboola.Storage`
-picks one uploader per cloud from it. S3 is `s3upload.S3Uploader`; Azure and GCS uploaders go beside it.
+picks one uploader per cloud from it: `s3upload.S3Uploader`, `absupload.AbsUploader`, `gcsupload.GcsUploader`.
 """
 
 from __future__ import annotations

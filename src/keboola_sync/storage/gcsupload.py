@@ -1,0 +1,229 @@
+"""Uploads to Keboola file storage on Google Cloud Storage (the files/prepare answer's `gcsUploadParams`,
+§5.1) with a resumable upload, chunk by chunk as the spool grows.
+
+The answer carries a bearer token scoped to one object. A resumable session is opened with it and the
+spool goes up in chunks of `upload.multipart_chunk_mb` (rounded to the 256 KiB GCS requires) as its bytes
+reach the disk: `Content-Range: bytes a-b/*` while the size is unknown, the short last chunk closes the
+object. One chunk is in memory at a time. Nothing is visible until the last chunk; an abandoned session
+expires on its own.
+
+Every request (opening the session, each chunk) runs under the one retry policy (`retry.py`). A chunk
+that failed is resumed, not restarted: before the next attempt the session is asked how much it holds
+(`recover`, GCS's status query) and the upload continues from there. GCS takes chunks one after another
+within a session, so there is no parallelism inside one file; the overlap with the gzip pass is what
+streaming buys. Clients reach an emulator through the standard STORAGE_EMULATOR_HOST variable, as
+google-cloud-storage does. The access token and the session URL (itself a credential) are never logged:
+`classify` drops query strings from every message it keeps.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from google.auth.transport.requests import AuthorizedSession
+from google.oauth2.credentials import Credentials
+from google.resumable_media import InvalidResponse
+from google.resumable_media.common import RetryStrategy
+from google.resumable_media.requests import ResumableUpload
+
+from ..config import UploadConfig
+from .errors import Abandoned
+from .retry import RetryPolicy
+from .uploads import FinishedFile, GrowingFile, Meter, UploadProgress
+
+GCS_CHUNK_UNIT = 256 * 1024  # every chunk but the last is a multiple of this
+MIB = 1024 * 1024
+PUBLIC_ENDPOINT = "https://storage.googleapis.com"
+T = TypeVar("T")
+
+
+def is_gcs(prepared: Mapping[str, Any]) -> bool:
+    """Does this files/prepare answer ask for a Google Cloud Storage upload?"""
+    return "gcsUploadParams" in prepared
+
+
+def endpoint() -> str:
+    """STORAGE_EMULATOR_HOST when set (an emulator), else Google's public endpoint."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip().rstrip("/")
+    if not host:
+        return PUBLIC_ENDPOINT
+    return host if "://" in host else f"http://{host}"
+
+
+def chunk_bytes(chunk_mb: float) -> int:
+    """`upload.multipart_chunk_mb` rounded down to a whole number of 256 KiB units (at least one)."""
+    return max(GCS_CHUNK_UNIT, int(chunk_mb * MIB) // GCS_CHUNK_UNIT * GCS_CHUNK_UNIT)
+
+
+class SpoolStream(io.RawIOBase):
+    """The spool as the stream ResumableUpload reads: `read(n)` waits until n more bytes are written (or
+    the writer is done), so every chunk but the last is whole; `seek` lets `recover` rewind."""
+
+    def __init__(self, source: GrowingFile, abandon: threading.Event) -> None:
+        self._source = source
+        self._abandon = abandon
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET:
+            raise OSError("the spool stream seeks from its start only")
+        self._pos = offset
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            raise OSError("the spool stream reads in chunks only")
+        written, finished = self._source.wait_for(self._pos + size)
+        while written < self._pos + size and not finished:
+            if self._source.abandoned or self._abandon.is_set():
+                raise Abandoned("upload abandoned")
+            written, finished = self._source.wait_for(self._pos + size)
+        take = max(0, min(size, written - self._pos))
+        window = self._source.window(self._pos, take)
+        data = bytearray()
+        while len(data) < take and (part := window.read(take - len(data))):
+            data += part
+        self._pos += len(data)
+        return bytes(data)
+
+
+class GcsUploader:
+    """A resumable upload per file, from a finished file or from one still being written."""
+
+    def __init__(
+        self,
+        *,
+        request_timeout: float,
+        upload: UploadConfig,
+        progress_seconds: float,
+        abandon: threading.Event,
+        policy: RetryPolicy | None = None,
+        meter: Meter | None = None,
+    ) -> None:
+        self._request_timeout = request_timeout
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+        self._abandon = abandon
+        self._policy = policy
+        self._meter = meter
+
+    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
+        """A reloaded configuration: uploads that start from now on use it."""
+        self._request_timeout = request_timeout
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+
+    def _run(self, what: str, call: Callable[[], T]) -> T:
+        """One GCS request under the retry policy (once, without one: the caller retries)."""
+        return call() if self._policy is None else self._policy.run(what, call)
+
+    def upload_file(self, prepared: Mapping[str, Any], path: Path, size: int, label: str) -> None:
+        """A finished file of known size, by the same resumable session (an empty file too)."""
+        with FinishedFile(path, size) as source:
+            self._send(prepared, source, size, size, label)
+
+    def upload_growing(self, prepared: Mapping[str, Any], source: GrowingFile, size_hint: int, label: str) -> None:
+        """The spool chunk by chunk as it is written; its size is known only when the writer is done."""
+        self._send(prepared, source, None, size_hint, label)
+
+    def _send(
+        self, prepared: Mapping[str, Any], source: GrowingFile, total: int | None, size_hint: int, label: str
+    ) -> None:
+        params = prepared["gcsUploadParams"]
+        url = f"{endpoint()}/upload/storage/v1/b/{quote(params['bucket'], safe='')}/o?uploadType=resumable"
+        timeout = (self._request_timeout, self._request_timeout)
+        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon, self._meter)
+        credentials = Credentials(token=params["access_token"])  # type: ignore[no-untyped-call]
+        with AuthorizedSession(credentials) as transport:  # type: ignore[no-untyped-call]
+            upload = ResumableUpload(url, chunk_bytes(self._upload.multipart_chunk_mb))  # type: ignore[no-untyped-call]
+            # One attempt per request: the retry policy is the only retry loop (the library's own
+            # would retry connection errors and 5xx for up to ten minutes by itself).
+            upload._retry_strategy = RetryStrategy(max_retries=0)  # type: ignore[no-untyped-call]
+            stream = SpoolStream(source, self._abandon)
+
+            def initiate() -> None:
+                stream.seek(0)  # a failed initiate left no session: the next attempt opens one afresh
+                upload.initiate(  # type: ignore[no-untyped-call]
+                    transport,
+                    stream,
+                    {"name": params["key"]},
+                    "application/octet-stream",
+                    total_bytes=total,
+                    stream_final=total is not None,
+                    timeout=timeout,
+                )
+
+            self._run(f"starting the upload of {label}", initiate)
+            self._send_chunks(upload, transport, stream, source, progress, label)
+
+    def _send_chunks(
+        self,
+        upload: ResumableUpload,
+        transport: AuthorizedSession,
+        stream: SpoolStream,
+        source: GrowingFile,
+        progress: UploadProgress,
+        label: str,
+    ) -> None:
+        """Transmit until the object is final, each chunk under the retry policy; a failed chunk is
+        resumed from what the session holds."""
+        timeout = (self._request_timeout, self._request_timeout)
+        number = 0
+        last_sent = False  # the final chunk went out, and its answer did not come back
+        while not upload.finished and not last_sent:
+            if source.abandoned or self._abandon.is_set():
+                raise Abandoned(f"upload of {label} abandoned at shutdown")
+            before = upload.bytes_uploaded
+            number += 1
+
+            def transmit() -> None:
+                nonlocal last_sent
+                if upload.invalid:  # an earlier attempt failed: ask the session what it holds
+                    try:
+                        upload.recover(transport)  # type: ignore[no-untyped-call]  # rewinds the stream
+                    except InvalidResponse as exc:
+                        if _session_closed(exc) and _all_read(stream, source):
+                            # The final chunk was stored and closed the session; only its answer was
+                            # lost. Were it not, the import says the file is missing and the load
+                            # uploads it again.
+                            last_sent = True
+                            return
+                        raise
+                try:
+                    upload.transmit_next_chunk(transport, timeout=timeout)  # type: ignore[no-untyped-call]
+                except Exception:
+                    # The chunk was read from the stream whatever happened; a lost connection does not
+                    # mark the upload invalid by itself, and the next attempt must recover first.
+                    upload._make_invalid()  # type: ignore[no-untyped-call]  # as an error answer does
+                    raise
+
+            self._run(f"uploading chunk {number} of {label}", transmit)
+            if upload.bytes_uploaded > before:
+                progress(upload.bytes_uploaded - before)
+
+
+def _session_closed(exc: InvalidResponse) -> bool:
+    """A status query's answer for a session that no longer takes chunks: GCS answers a finished session
+    200/201 (the object), an emulator 404, an expired one 404/410."""
+    return int(getattr(exc.response, "status_code", 0) or 0) in (200, 201, 404, 410)
+
+
+def _all_read(stream: SpoolStream, source: GrowingFile) -> bool:
+    """Has the stream handed out the source's last byte (so the chunk that failed was the final one)?"""
+    written, finished = source.wait_for(0)
+    return finished and stream.tell() >= written
