@@ -138,7 +138,7 @@ def test_faults_endpoint_validates_merges_and_resets(emulator: Emulator) -> None
     assert merged["latency_ms"] == 5 and merged["job_seconds"] == 0.5
     emulator.reset_faults()
     reset = emulator.faults()
-    assert reset.pop("paths") == [] and set(reset.values()) == {0}
+    assert reset.pop("paths") == [] and reset.pop("fail_jobs_code") == "" and set(reset.values()) == {0}
 
 
 def test_lost_response_does_the_work_but_drops_the_answer(emulator: Emulator) -> None:
