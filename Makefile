@@ -42,7 +42,7 @@ browser:
 
 # The end-to-end files that name tables run a second time against a project without the legacy `c-`
 # bucket prefix (Keboola's `disable-legacy-bucket-prefix` feature): the daemon must use Keboola's ids.
-NO_PREFIX_E2E := tests/e2e/test_end_to_end.py tests/e2e/test_safety.py tests/e2e/test_reliability.py tests/e2e/test_commands.py
+NO_PREFIX_E2E := tests/e2e/test_end_to_end.py tests/e2e/test_safety.py tests/e2e/test_commands.py tests/e2e/test_dry_run.py
 
 test: lint browser  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker, browser, clients
 	$(BIN)/pytest -q -p no:cacheprovider --durations=20

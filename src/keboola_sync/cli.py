@@ -124,6 +124,8 @@ def _serve(files: ConfigFiles, held: list[int], config: Config | None) -> int:
     """`run` that never exits 2 on a start-up problem: it stays up, unhealthy, and starts once the problem
     is fixed (in a container by default: `daemon.startup_problem`). Each attempt loads the configuration
     again, so a corrected config.yaml or `.env` counts."""
+    from .preflight import check_stack
+
     stop = threading.Event()
     first = config
     setup_console_logging()
@@ -138,15 +140,26 @@ def _serve(files: ConfigFiles, held: list[int], config: Config | None) -> int:
             add_secret(current.token)
         if stop.is_set():
             return 0
+        # One quick probe (no token, no retries) first: while the stack is down, each look is one request
+        # and no retry lines, so the problem stays the one line said when it began.
+        setup_logging(current.logging, secrets=[current.token] if current.token else [])
+        check_stack(current)
         try:
             return _run(current, once=False, files=files, held=held, on_started=waiting.started)
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(signum, on_signal)  # the daemon's handlers went with it: ours until the next try
+            waiting_handlers()  # the daemon's handlers went with it: ours until the next try
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         if signum in held:
             stop.set()
+
+    def waiting_handlers() -> None:
+        """While waiting, SIGTERM/SIGINT end the wait (exit 0); SIGHUP asks nothing: each look reloads."""
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    waiting_handlers()
     settings = (config or defaults()).daemon
     waiting = StartupWait(stop, settings.startup_retry_max_seconds)
 
