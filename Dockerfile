@@ -38,18 +38,6 @@ RUN pip --python /opt/venv/bin/python install --no-cache-dir --no-deps . \
 # `docker image prune --filter label=keboola-sync.stage=builder` without losing the pip cache layer.
 LABEL keboola-sync.stage=builder
 
-# --- emulator-builder: the emulator extra (moto, Flask, ...), outside the venv -------------------------------
-# Only the `emulator` target below uses it. The packages go to a folder of their own, so the emulator image
-# is the runtime image plus one layer (PYTHONPATH points there) and shares every other layer with it.
-FROM builder AS emulator-builder
-COPY requirements-emulator.lock ./
-# That lock holds only the extra's own packages (their dependencies on the daemon's pins are met by the
-# venv: `pip check` with both on the path proves it).
-RUN pip --python /opt/venv/bin/python install --no-cache-dir --only-binary=:all: --require-hashes --no-deps \
-        --target /opt/emulator -r requirements-emulator.lock \
-    && PYTHONPATH=/opt/emulator pip --python /opt/venv/bin/python check
-LABEL keboola-sync.stage=builder
-
 # --- runtime -----------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE} AS runtime
 # Keep in step with pyproject.toml (tests/docker checks the built label against keboola_sync.__version__).
@@ -103,6 +91,19 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["keboola-sync", "health"]
 ENTRYPOINT ["/usr/local/bin/keboola-sync-entrypoint"]
 CMD ["keboola-sync", "run"]
+
+# --- emulator-builder: the emulator extra (moto, Flask, ...), outside the venv -------------------------------
+# Only the `emulator` target uses it. It stands after `runtime` so that a build of `runtime` (compose's
+# target) never makes it, even with the classic builder, which builds every stage before its target. The packages go to a folder of their own, so the emulator image
+# is the runtime image plus one layer (PYTHONPATH points there) and shares every other layer with it.
+FROM builder AS emulator-builder
+COPY requirements-emulator.lock ./
+# That lock holds only the extra's own packages (their dependencies on the daemon's pins are met by the
+# venv: `pip check` with both on the path proves it).
+RUN pip --python /opt/venv/bin/python install --no-cache-dir --only-binary=:all: --require-hashes --no-deps \
+        --target /opt/emulator -r requirements-emulator.lock \
+    && PYTHONPATH=/opt/emulator pip --python /opt/venv/bin/python check
+LABEL keboola-sync.stage=builder
 
 # --- emulator: the runtime image plus the emulator extra (docker-compose.local.yml, `--target emulator`) -----
 FROM runtime AS emulator
