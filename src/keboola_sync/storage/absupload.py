@@ -15,18 +15,15 @@ logging (URLs) is kept at WARNING, and `classify` drops query strings from every
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
 
-from ..config import UploadConfig
 from .errors import Abandoned
-from .retry import RetryPolicy
-from .uploads import FinishedFile, GrowingFile, Meter, Readable, UploadProgress
+from .uploads import CloudUploader, FinishedFile, GrowingFile, Readable, UploadProgress
 
 # azure-core logs every request (URL, headers) at INFO, and the daemon logs at INFO.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
@@ -50,36 +47,9 @@ def _block_id(number: int) -> str:
     return f"keboola-sync-{number:08d}"
 
 
-class AbsUploader:
+class AbsUploader(CloudUploader):
     """Parallel blocks of `upload.multipart_chunk_mb`, `upload.multipart_concurrency` in flight, from a
     finished file or from one still being written; then the block list."""
-
-    def __init__(
-        self,
-        *,
-        request_timeout: float,
-        upload: UploadConfig,
-        progress_seconds: float,
-        abandon: threading.Event,
-        policy: RetryPolicy | None = None,
-        meter: Meter | None = None,
-    ) -> None:
-        self._request_timeout = request_timeout
-        self._upload = upload
-        self._progress_seconds = progress_seconds
-        self._abandon = abandon
-        self._policy = policy
-        self._meter = meter
-
-    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
-        """A reloaded configuration: uploads that start from now on use it."""
-        self._request_timeout = request_timeout
-        self._upload = upload
-        self._progress_seconds = progress_seconds
-
-    def _run(self, what: str, call: Callable[[], T]) -> T:
-        """One Azure request under the retry policy (once, without one: the caller retries)."""
-        return call() if self._policy is None else self._policy.run(what, call)
 
     def _client(self, prepared: Mapping[str, Any]) -> BlobClient:
         """A client for the prepared blob only, one attempt per request (the policy retries)."""

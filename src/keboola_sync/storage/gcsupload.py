@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -32,10 +32,8 @@ from google.resumable_media import InvalidResponse
 from google.resumable_media.common import RetryStrategy
 from google.resumable_media.requests import ResumableUpload
 
-from ..config import UploadConfig
 from .errors import Abandoned
-from .retry import RetryPolicy
-from .uploads import FinishedFile, GrowingFile, Meter, UploadProgress
+from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
 
 GCS_CHUNK_UNIT = 256 * 1024  # every chunk but the last is a multiple of this
 MIB = 1024 * 1024
@@ -102,35 +100,8 @@ class SpoolStream(io.RawIOBase):
         return bytes(data)
 
 
-class GcsUploader:
+class GcsUploader(CloudUploader):
     """A resumable upload per file, from a finished file or from one still being written."""
-
-    def __init__(
-        self,
-        *,
-        request_timeout: float,
-        upload: UploadConfig,
-        progress_seconds: float,
-        abandon: threading.Event,
-        policy: RetryPolicy | None = None,
-        meter: Meter | None = None,
-    ) -> None:
-        self._request_timeout = request_timeout
-        self._upload = upload
-        self._progress_seconds = progress_seconds
-        self._abandon = abandon
-        self._policy = policy
-        self._meter = meter
-
-    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
-        """A reloaded configuration: uploads that start from now on use it."""
-        self._request_timeout = request_timeout
-        self._upload = upload
-        self._progress_seconds = progress_seconds
-
-    def _run(self, what: str, call: Callable[[], T]) -> T:
-        """One GCS request under the retry policy (once, without one: the caller retries)."""
-        return call() if self._policy is None else self._policy.run(what, call)
 
     def upload_file(self, prepared: Mapping[str, Any], path: Path, size: int, label: str) -> None:
         """A finished file of known size, by the same resumable session (an empty file too)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ import botocore.config  # type: ignore[import-untyped, unused-ignore]
 from ..config import UploadConfig
 from .errors import Abandoned
 from .retry import RetryPolicy
-from .uploads import FinishedFile, GrowingFile, Meter, UploadProgress
+from .uploads import CloudUploader, FinishedFile, GrowingFile, Meter, UploadProgress
 
 # S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
 S3_CLIENTS_KEPT = 4
@@ -38,9 +38,10 @@ def is_s3(prepared: Mapping[str, Any]) -> bool:
     return prepared.get("provider", "aws") == "aws" and "uploadParams" in prepared
 
 
-class S3Uploader:
+class S3Uploader(CloudUploader):
     """Single PutObject for small files, parallel multipart above `upload.multipart_threshold_mb` (no 5 GB
-    ceiling), and multipart from a file still being written."""
+    ceiling), and multipart from a file still being written. Clients made before a settings reload keep
+    their timeout until they are replaced."""
 
     def __init__(
         self,
@@ -52,24 +53,19 @@ class S3Uploader:
         policy: RetryPolicy | None = None,
         meter: Meter | None = None,
     ) -> None:
-        self._meter = meter
-        self._request_timeout = request_timeout
-        self._upload = upload
-        self._progress_seconds = progress_seconds
-        self._abandon = abandon
-        self._policy = policy
+        super().__init__(
+            request_timeout=request_timeout,
+            upload=upload,
+            progress_seconds=progress_seconds,
+            abandon=abandon,
+            policy=policy,
+            meter=meter,
+        )
         # Our own boto3 session, and clients made under a lock: boto3 documents that a Session is not
         # thread-safe, and the load workers build clients concurrently.
         self._boto = boto3.session.Session()
         self._clients: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._clients_lock = threading.Lock()
-
-    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
-        """A reloaded configuration: uploads that start from now on use it (clients made before keep
-        their timeout until they are replaced)."""
-        self._request_timeout = request_timeout
-        self._upload = upload
-        self._progress_seconds = progress_seconds
 
     def warm_up(self) -> None:
         """Load botocore's S3 model in the background (~0.2 s of CPU), so the first upload does not wait
@@ -85,10 +81,6 @@ class S3Uploader:
                 )
 
         threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
-
-    def _run(self, what: str, call: Callable[[], T]) -> T:
-        """One S3 request under the retry policy (once, without one: the caller retries)."""
-        return call() if self._policy is None else self._policy.run(what, call)
 
     def upload_file(self, prepared: Mapping[str, Any], path: Path, size: int, label: str) -> None:
         """One PutObject below `upload.multipart_threshold_mb`, else parallel multipart (no 5 GB ceiling)."""

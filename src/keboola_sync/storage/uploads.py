@@ -11,12 +11,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from ..config import UploadConfig
 from ..window import FileWindow
 from .errors import Abandoned
+from .retry import RetryPolicy
+
+T = TypeVar("T")
 
 log = logging.getLogger("keboola_sync.storage")
 
@@ -159,3 +163,35 @@ class UploadProgress:
             eta,
             extra={"file": self._label, "uploaded_bytes": done, "total_bytes": self._total},
         )
+
+
+class CloudUploader:
+    """What every cloud's uploader keeps: the settings (swapped whole on a configuration reload), the stop
+    event, the one retry policy each of its requests runs under, and the meter its progress goes to."""
+
+    def __init__(
+        self,
+        *,
+        request_timeout: float,
+        upload: UploadConfig,
+        progress_seconds: float,
+        abandon: threading.Event,
+        policy: RetryPolicy | None = None,
+        meter: Meter | None = None,
+    ) -> None:
+        self._request_timeout = request_timeout
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+        self._abandon = abandon
+        self._policy = policy
+        self._meter = meter
+
+    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
+        """A reloaded configuration: uploads that start from now on use it."""
+        self._request_timeout = request_timeout
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+
+    def _run(self, what: str, call: Callable[[], T]) -> T:
+        """One request under the retry policy (once, without one: the caller retries)."""
+        return call() if self._policy is None else self._policy.run(what, call)
