@@ -172,30 +172,17 @@ class Storage:
         self._token_lock = threading.Lock()
         # One uploader per cloud, all under the one retry policy and reporting to the one meter; each
         # upload picks one from its prepare answer (_uploader).
-        self._s3 = S3Uploader(
-            request_timeout=keboola.request_timeout_seconds,
-            upload=upload,
-            progress_seconds=progress_seconds,
-            abandon=self.abandon,
-            policy=self._policy,
-            meter=self.meter,
-        )
-        self._abs = AbsUploader(
-            request_timeout=keboola.request_timeout_seconds,
-            upload=upload,
-            progress_seconds=progress_seconds,
-            abandon=self.abandon,
-            policy=self._policy,
-            meter=self.meter,
-        )
-        self._gcs = GcsUploader(
-            request_timeout=keboola.request_timeout_seconds,
-            upload=upload,
-            progress_seconds=progress_seconds,
-            abandon=self.abandon,
-            policy=self._policy,
-            meter=self.meter,
-        )
+        common: dict[str, Any] = {
+            "request_timeout": keboola.request_timeout_seconds,
+            "upload": upload,
+            "progress_seconds": progress_seconds,
+            "abandon": self.abandon,
+            "policy": self._policy,
+            "meter": self.meter,
+        }
+        self._s3 = S3Uploader(**common)
+        self._abs = AbsUploader(**common)
+        self._gcs = GcsUploader(**common)
 
     def _connect(self, token: str) -> _Api:
         """The SDK endpoints for `token`, all sending through our one-attempt HTTP (the SDK's own
