@@ -71,6 +71,37 @@ def now() -> str:
     return datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def new_table_row(
+    table_id: str,
+    bucket_id: str,
+    name: str,
+    columns: list[str],
+    primary_key: list[str],
+    data_file: str,
+    *,
+    imported: bool,
+    rows_count: int,
+    data_size_bytes: int,
+) -> dict[str, Any]:
+    """The catalog row of a table created now: from a file (`imported`: its import date is now too), or
+    empty from a definition (no import yet, `lastImportDate` null)."""
+    when = now()
+    return {
+        "id": table_id,
+        "bucket_id": bucket_id,
+        "name": name,
+        "display_name": name,
+        "columns": columns,
+        "primary_key": primary_key,
+        "created": when,
+        "last_import_date": when if imported else None,
+        "last_change_date": when,
+        "rows_count": rows_count,
+        "data_size_bytes": data_size_bytes,
+        "data_file": data_file,
+    }
+
+
 POOL_KEEP = 8  # idle catalog connections kept open
 
 

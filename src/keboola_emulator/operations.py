@@ -203,21 +203,18 @@ def create_table(ctx: Context, job: dict[str, Any]) -> tuple[dict[str, Any], dic
         except BaseException:
             remove_data_file(path)
             raise
-    when = model.now()
-    table = {
-        "id": table_id,
-        "bucket_id": bucket_id,
-        "name": name,
-        "display_name": name,
-        "columns": columns,
-        "primary_key": pk,
-        "created": when,
-        "last_import_date": when,
-        "last_change_date": when,
-        "rows_count": rows_count,
-        "data_size_bytes": model.file_size(path),
-        "data_file": data_file,
-    }
+    table = model.new_table_row(
+        table_id,
+        bucket_id,
+        name,
+        columns,
+        pk,
+        data_file,
+        imported=True,
+        rows_count=rows_count,
+        data_size_bytes=model.file_size(path),
+    )
+    when = table["created"]
     with ctx.store.write() as c:
         try:
             _refuse_name_clash(c, bucket_id, name)

@@ -48,21 +48,10 @@ def create_typed_table(ctx: Context, job: dict[str, Any]) -> dict[str, Any]:
     path = ctx.store.root / "tables" / data_file
     with closing(model.open_data(path)) as conn:
         model.create_data_table(conn, len(columns), [columns.index(p) for p in pk])
-    when = model.now()
-    table = {
-        "id": table_id,
-        "bucket_id": bucket_id,
-        "name": name,
-        "display_name": name,
-        "columns": columns,
-        "primary_key": pk,
-        "created": when,
-        "last_import_date": None,
-        "last_change_date": when,
-        "rows_count": 0,
-        "data_size_bytes": 0,
-        "data_file": data_file,
-    }
+    table = model.new_table_row(
+        table_id, bucket_id, name, columns, pk, data_file, imported=False, rows_count=0, data_size_bytes=0
+    )
+    when = table["created"]
     with ctx.store.write() as c:
         if c.execute("SELECT 1 FROM buckets WHERE id = ?", (bucket_id,)).fetchone() is None:
             raise JobError("storage.buckets.notFound", f'The bucket "{bucket_id}" was not found.')
