@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from keboola_emulator import naming
 from keboola_emulator.context import Context
 from keboola_emulator.errors import ApiError, bucket_not_found, table_not_found
 from keboola_emulator.phpparams import parse_pairs
@@ -192,3 +193,12 @@ def tables_response(ctx: Context, tables: list[dict[str, Any]], buckets: dict[st
             )
         )
     return json_response(out)
+
+
+def valid_table_name(p: dict[str, Any]) -> str:
+    """The `name` of a table create (tables-async, tables-definition), or the 400 Keboola answers (§4.3)."""
+    name = str(p.get("name") or "")
+    problem = naming.table_name_problem(name)
+    if problem:
+        raise ApiError(400, "storage.tables.validation", problem)
+    return name

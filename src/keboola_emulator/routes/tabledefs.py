@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from keboola_emulator import naming
 from keboola_emulator.context import Context
 from keboola_emulator.errors import ApiError
 from keboola_emulator.routes.common import (
@@ -19,6 +18,7 @@ from keboola_emulator.routes.common import (
     run_id,
     table_or_404,
     url,
+    valid_table_name,
 )
 from keboola_emulator.typed import parse_definition
 from keboola_emulator.views import job_json
@@ -33,10 +33,7 @@ def register(app: Flask, ctx: Context) -> None:
         token = require_manage()
         bucket_or_404(ctx, bucket_id)
         p = params()
-        name = str(p.get("name") or "")
-        problem = naming.table_name_problem(name)
-        if problem:
-            raise ApiError(400, "storage.tables.validation", problem)
+        name = valid_table_name(p)
         job = ctx.jobs.submit(
             "tableDefinitionCreate",
             table_id=None,  # set when the table exists (§12: tableId is null while queued)

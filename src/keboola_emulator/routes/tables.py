@@ -26,6 +26,7 @@ from keboola_emulator.routes.common import (
     table_or_404,
     tables_response,
     url,
+    valid_table_name,
 )
 from keboola_emulator.views import job_json, table_json
 
@@ -91,10 +92,7 @@ def register(app: Flask, ctx: Context) -> None:
         token = require_manage()
         bucket_or_404(ctx, bucket_id)
         p = params()
-        name = str(p.get("name") or "")
-        problem = naming.table_name_problem(name)
-        if problem:
-            raise ApiError(400, "storage.tables.validation", problem)
+        name = valid_table_name(p)
         if isinstance(p.get("primaryKey"), list):
             raise ApiError(400, "storage.validation.primaryKey", "Primary key must be a string.")  # §4.2
         dialect, source = load_params(p)
