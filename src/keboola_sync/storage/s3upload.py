@@ -21,10 +21,8 @@ from typing import Any, TypeVar
 import boto3  # type: ignore[import-untyped, unused-ignore]
 import botocore.config  # type: ignore[import-untyped, unused-ignore]
 
-from ..config import UploadConfig
 from .errors import Abandoned
-from .retry import RetryPolicy
-from .uploads import CloudUploader, FinishedFile, GrowingFile, Meter, UploadProgress
+from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
 
 # S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
 S3_CLIENTS_KEPT = 4
@@ -43,24 +41,7 @@ class S3Uploader(CloudUploader):
     ceiling), and multipart from a file still being written. Clients made before a settings reload keep
     their timeout until they are replaced."""
 
-    def __init__(
-        self,
-        *,
-        request_timeout: float,
-        upload: UploadConfig,
-        progress_seconds: float,
-        abandon: threading.Event,
-        policy: RetryPolicy | None = None,
-        meter: Meter | None = None,
-    ) -> None:
-        super().__init__(
-            request_timeout=request_timeout,
-            upload=upload,
-            progress_seconds=progress_seconds,
-            abandon=abandon,
-            policy=policy,
-            meter=meter,
-        )
+    def _setup(self) -> None:
         # Our own boto3 session, and clients made under a lock: boto3 documents that a Session is not
         # thread-safe, and the load workers build clients concurrently.
         self._boto = boto3.session.Session()

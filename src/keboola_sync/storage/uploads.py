@@ -185,6 +185,10 @@ class CloudUploader:
         self._abandon = abandon
         self._policy = policy
         self._meter = meter
+        self._setup()
+
+    def _setup(self) -> None:
+        """What a cloud's uploader needs besides the common settings (its clients, their lock)."""
 
     def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None:
         """A reloaded configuration: uploads that start from now on use it."""
