@@ -44,9 +44,16 @@ browser:
 # bucket prefix (Keboola's `disable-legacy-bucket-prefix` feature): the daemon must use Keboola's ids.
 NO_PREFIX_E2E := tests/e2e/test_end_to_end.py tests/e2e/test_safety.py tests/e2e/test_commands.py tests/e2e/test_dry_run.py
 
+# Most tests wait on a daemon, a settle window or a job, not on a core: four workers keep two cores busy.
+# Tests that share something outside their tmp folder stay together (tests/conftest.py, --dist loadgroup).
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+
+# The end-to-end, reliability and bad-input suites run on each stack's file storage (AWS, Azure, GCP:
+# tests/e2e/conftest.py); the no-prefix pass runs on AWS only (the bucket prefix is not the cloud's business).
 test: lint browser  ## everything CI runs: lint, unit, emulator, SDK conformance, end-to-end, Docker, browser, clients
-	$(BIN)/pytest -q -p no:cacheprovider --durations=20
-	KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix" $(BIN)/pytest -q -p no:cacheprovider $(NO_PREFIX_E2E)
+	$(PYTEST) --durations=20
+	KEBOOLA_TEST_STACKS=aws KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix" $(PYTEST) $(NO_PREFIX_E2E)
 
 # Docker Desktop has Compose v2 (`docker compose`); older engines have docker-compose v1.
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)

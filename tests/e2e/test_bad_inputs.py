@@ -793,10 +793,10 @@ def level_of(line: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory):
+def corpus(tmp_path_factory: pytest.TempPathFactory, file_storage: str):
     import time
 
-    emulator = start_emulator()
+    emulator = start_emulator(file_storage=file_storage)
     try:
         tmp = tmp_path_factory.mktemp("corpus")
         scratch = tmp / "scratch"

@@ -2,12 +2,16 @@
 
 Used by every test that touches Keboola. Stable API (other engineers depend on it):
 `Emulator`, `free_port`, `start_emulator`, `wait_for`, and the pytest fixtures `emulator`
-(one per session, faults reset after every test) and `make_emulator` (a factory; everything it
-starts is stopped at teardown).
+(one per session and file storage, faults reset after every test), `make_emulator` (a factory; everything it
+starts is stopped at teardown) and `file_storage` (the Keboola stack's file storage the two above emulate:
+`aws` unless a test module is run on every stack, see tests/e2e/conftest.py).
 
 `KEBOOLA_EMULATOR_ARGS` (split like a shell line) adds flags to every emulator started here, e.g.
 `KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix"` runs a suite against a project whose
 buckets have no `c-` prefix (issue 13.3).
+
+`KEBOOLA_TEST_STACKS` (comma-separated, default `aws,azure,gcp`) names the file storages the every-stack
+suites run on (issue 14): `KEBOOLA_TEST_STACKS=aws` for a quicker local run.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ EXTRA_ARGS_ENV = "KEBOOLA_EMULATOR_ARGS"
 # project with `disable-legacy-bucket-prefix` (KEBOOLA_EMULATOR_ARGS="--feature disable-legacy-bucket-prefix").
 IN = "in." if "disable-legacy-bucket-prefix" in os.environ.get(EXTRA_ARGS_ENV, "") else "in.c-"
 # Dummies so boto3 never looks for real AWS credentials; the emulator's S3 (moto) accepts any.
+STACKS_ENV = "KEBOOLA_TEST_STACKS"
+FILE_STORAGES = ("aws", "azure", "gcp")
 AWS_DUMMIES = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -209,14 +215,27 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return out[0].strip() if out else ""
 
 
+def every_stack() -> list[str]:
+    """The file storages the every-stack suites run on: KEBOOLA_TEST_STACKS, or all three."""
+    chosen = [s.strip() for s in os.environ.get(STACKS_ENV, ",".join(FILE_STORAGES)).split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(FILE_STORAGES))
+    if unknown:
+        raise ValueError(f"{STACKS_ENV} names {unknown}; choose from {', '.join(FILE_STORAGES)}")
+    return chosen
+
+
 def start_emulator(
     *,
     token: str = DEFAULT_TOKEN,
     data_dir: Path | str | None = None,
     extra_args: Sequence[str] = (),
     port: int | None = None,
+    file_storage: str = "aws",
 ) -> Emulator:
-    """Start an emulator subprocess on `port` (default: a free one) and wait for READY."""
+    """Start an emulator subprocess on `port` (default: a free one) and wait for READY. `file_storage`
+    picks the stack's cloud (`--file-storage`); an explicit `--file-storage` in `extra_args` wins."""
+    if file_storage != "aws" and "--file-storage" not in extra_args:
+        extra_args = ["--file-storage", file_storage, *extra_args]
     return Emulator(
         token=token,
         data_dir=Path(data_dir) if data_dir is not None else None,
@@ -226,28 +245,37 @@ def start_emulator(
     )
 
 
-_SESSION: Emulator | None = None
+_SESSIONS: dict[str, Emulator] = {}
+
+
+@pytest.fixture(scope="session")
+def file_storage() -> str:
+    """The stack's file storage (`--file-storage`) of the emulators below: AWS S3 unless the test module is
+    parametrized over every stack (tests/e2e/conftest.py), which overrides this fixture with each value."""
+    return "aws"
 
 
 @pytest.fixture
-def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    """One emulator per test session (started on first use); faults are reset after every test.
-    Tests must use unique bucket names."""
-    global _SESSION
-    if _SESSION is None or not _SESSION.is_running():
-        _SESSION = start_emulator()
-        request.config.add_cleanup(_SESSION.close)
-    yield _SESSION
-    if _SESSION.is_running():
-        _SESSION.reset_faults()
+def emulator(request: pytest.FixtureRequest, file_storage: str) -> Iterator[Emulator]:
+    """One emulator per test session and file storage (started on first use); faults are reset after every
+    test. Tests must use unique bucket names."""
+    session = _SESSIONS.get(file_storage)
+    if session is None or not session.is_running():
+        session = _SESSIONS[file_storage] = start_emulator(file_storage=file_storage)
+        request.config.add_cleanup(session.close)
+    yield session
+    if session.is_running():
+        session.reset_faults()
 
 
 @pytest.fixture
-def make_emulator() -> Iterator[Callable[..., Emulator]]:
-    """Factory with the signature of start_emulator; every emulator it starts is stopped at teardown."""
+def make_emulator(file_storage: str) -> Iterator[Callable[..., Emulator]]:
+    """Factory with the signature of start_emulator (on the test's file storage unless told otherwise);
+    every emulator it starts is stopped at teardown."""
     started: list[Emulator] = []
 
     def factory(**kwargs: Any) -> Emulator:
+        kwargs.setdefault("file_storage", file_storage)
         emu = start_emulator(**kwargs)
         started.append(emu)
         return emu
