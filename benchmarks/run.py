@@ -1,8 +1,9 @@
-"""The benchmarks of issue 7 in one command: prints a table and the machine, writes JSON.
+"""The benchmarks of issues 7 and 18 in one command: prints a table and the machine, writes JSON.
 
     .venv/bin/python benchmarks/run.py            # full sizes (1 GB, 5 GB, 10,000 files, ...)
     .venv/bin/python benchmarks/run.py --quick    # scaled down: a few minutes
     .venv/bin/python benchmarks/run.py --only 2 --only 4
+    .venv/bin/python benchmarks/run.py --only 8 --baseline-src OLD/src   # uplink grid, also "before"
 
 Data is generated into a temporary folder outside the repository (or --work DIR) and removed at the
 end unless --keep. Results go to benchmarks/results/<utc-time>.json (gitignored).
@@ -72,7 +73,7 @@ def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[in
         7: lambda: uplink.grid_rows(7, grid(sizes.grid_mb[0])),
         8: lambda: uplink.grid_rows(8, grid(sizes.grid_mb[1])),
         9: lambda: uplink.grid_rows(9, grid(sizes.grid_mb[2])),
-        10: lambda: uplink.level_rows(10, grid(sizes.grid_mb[1])),
+        10: lambda: uplink.level_rows(10, grid(uplink.gzipped_size_mb(sizes.grid_mb))),
         11: lambda: _startup(work),  # h-start's benchmarks/startup.py (issue 18.3): imported only when run
     }
 

@@ -304,6 +304,13 @@ def grid_rows(number: int, cells: list[Cell], target_size_mb: int = TARGET_MB) -
     return rows
 
 
+def gzipped_size_mb(sizes_mb: tuple[int, ...]) -> int:
+    """The smallest grid size the daemon gzips (upload.gzip_threshold_mb): the gzip-level rows' file,
+    so that --quick's rows show a level too (its 30 MB file goes up as it is)."""
+    threshold = float(PRODUCTION["upload"]["gzip_threshold_mb"])
+    return min((mb for mb in sizes_mb if mb >= threshold), default=max(sizes_mb))
+
+
 def level_rows(number: int, cells: list[Cell]) -> list[Result]:
     """The gzip level the daemon chose per uplink and the bytes it sent (issue 18.2), from the grid's
     own loads: the level from the daemon's log when it names one, else the configured default."""
