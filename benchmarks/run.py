@@ -13,6 +13,7 @@ What each number means and what limits it: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,6 +65,7 @@ def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[in
             grid_cache[mb] = uplink.measure(work, big(mb), mb, baseline_src)
         return grid_cache[mb]
 
+    gzipped_mb = uplink.gzipped_size_mb(sizes.grid_mb)  # benchmarks 10 and 12: a file the daemon gzips
     return {
         1: lambda: large_files.bench_capped(work, big(sizes.big_mb)),
         2: lambda: large_files.bench_uncapped(work, big(sizes.big_mb)),
@@ -73,18 +76,20 @@ def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[in
         7: lambda: uplink.grid_rows(7, grid(sizes.grid_mb[0])),
         8: lambda: uplink.grid_rows(8, grid(sizes.grid_mb[1])),
         9: lambda: uplink.grid_rows(9, grid(sizes.grid_mb[2])),
-        10: lambda: uplink.level_rows(10, grid(uplink.gzipped_size_mb(sizes.grid_mb))),
-        11: lambda: _startup(work),  # h-start's benchmarks/startup.py (issue 18.3): imported only when run
+        10: lambda: uplink.level_rows(10, grid(gzipped_mb)),
+        11: lambda: _optional("startup", "issue 18.3").bench_startup(work, number=11),
+        12: lambda: _optional("gzip_levels", "issue 18.2").rows(work, big(gzipped_mb).path, 12),
     }
 
 
-def _startup(work: Path) -> Result | list[Result]:
-    """`sync --once` start-up (benchmarks/startup.py); a lazy import, so the other rows run without it."""
+def _optional(name: str, what: str) -> Any:
+    """A benchmark module of its own branch, imported only when its row runs (the other rows run without it)."""
     try:
-        import startup  # type: ignore[import-not-found]
-    except ModuleNotFoundError:
-        raise RuntimeError("benchmarks/startup.py (issue 18.3) is not in this checkout yet") from None
-    return startup.bench_startup(work)  # type: ignore[no-any-return]
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise RuntimeError(f"benchmarks/{name}.py ({what}) is not in this checkout yet") from None
 
 
 def _table(results: list[Result]) -> str:
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="scaled-down sizes (a few minutes in total)")
     p.add_argument(
-        "--only", type=int, action="append", choices=range(1, 12), metavar="N", help="run only benchmark N (repeatable)"
+        "--only", type=int, action="append", choices=range(1, 13), metavar="N", help="run only benchmark N (repeatable)"
     )
     p.add_argument("--work", type=Path, default=None, help="where to generate data (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the generated data")
