@@ -26,6 +26,7 @@ import re
 import shutil
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,12 @@ class RunningDaemon:
         self.staging = tmp / "staging"
         self.staging.mkdir(exist_ok=True)
         self.tail = LogTail(self.daemon.log_file)
-        self._start(config)
-        self.drop(write_csv(tmp / "warmup.csv", 20_000), "warmup")
+        try:
+            self._start(config)
+            self.drop(write_csv(tmp / "warmup.csv", 20_000), "warmup")
+        except BaseException:
+            self.daemon.kill()  # a daemon that never got going must not outlive the benchmark
+            raise
 
     def _start(self, config: dict[str, dict[str, Any]]) -> None:
         """Start and wait for the watcher. An older checkout (--baseline-src) refuses config keys it
@@ -191,8 +196,15 @@ class RunningDaemon:
             },
         )
 
-    def stop(self) -> None:
-        self.daemon.stop()
+    def __enter__(self) -> RunningDaemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """SIGTERM, and SIGKILL if it has not exited in time: never left running."""
+        try:
+            self.daemon.stop()
+        finally:
+            self.daemon.kill()
 
 
 def sdk_side(emu: Emulator, data: Generated, bucket: str) -> Side:
@@ -228,22 +240,19 @@ class Cell:
 def measure(work: Path, data: Generated, size_mb: int, baseline_src: Path | None = None) -> list[Cell]:
     """The three uplinks for one file, on one emulator and one running daemon (two with a baseline)."""
     cells: list[Cell] = []
-    with emulator() as emu:
-        ours = RunningDaemon(work / f"grid{size_mb}-ours", emu, "grid")
-        before = RunningDaemon(work / f"grid{size_mb}-before", emu, "before", baseline_src) if baseline_src else None
-        try:
-            for mbps in CAPS_MBPS:
-                emu.set_faults(s3_bandwidth_mbps=mbps)
-                name = f"t{size_mb}mb_{mbps}mbit"
-                print(f"    {size_mb} MB at {mbps} Mbit/s ...", flush=True)
-                mine = ours.drop(data, name)
-                old = before.drop(data, name) if before else None
-                sdk = sdk_side(emu, data, f"sdk{size_mb}mb{mbps}")
-                cells.append(Cell(size_mb, mbps, data.size, mine, sdk, old))
-        finally:
-            ours.stop()
-            if before:
-                before.stop()
+    with emulator() as emu, ExitStack() as running:
+        ours = running.enter_context(RunningDaemon(work / f"grid{size_mb}-ours", emu, "grid"))
+        before = None
+        if baseline_src is not None:
+            before = running.enter_context(RunningDaemon(work / f"grid{size_mb}-before", emu, "before", baseline_src))
+        for mbps in CAPS_MBPS:
+            emu.set_faults(s3_bandwidth_mbps=mbps)
+            name = f"t{size_mb}mb_{mbps}mbit"
+            print(f"    {size_mb} MB at {mbps} Mbit/s ...", flush=True)
+            mine = ours.drop(data, name)
+            old = before.drop(data, name) if before else None
+            sdk = sdk_side(emu, data, f"sdk{size_mb}mb{mbps}")
+            cells.append(Cell(size_mb, mbps, data.size, mine, sdk, old))
     return cells
 
 
