@@ -1,8 +1,9 @@
-"""The benchmarks of issue 7 in one command: prints a table and the machine, writes JSON.
+"""The benchmarks of issues 7 and 18 in one command: prints a table and the machine, writes JSON.
 
     .venv/bin/python benchmarks/run.py            # full sizes (1 GB, 5 GB, 10,000 files, ...)
     .venv/bin/python benchmarks/run.py --quick    # scaled down: a few minutes
     .venv/bin/python benchmarks/run.py --only 2 --only 4
+    .venv/bin/python benchmarks/run.py --only 8 --baseline-src OLD/src   # uplink grid, also "before"
 
 Data is generated into a temporary folder outside the repository (or --work DIR) and removed at the
 end unless --keep. Results go to benchmarks/results/<utc-time>.json (gitignored).
@@ -12,6 +13,7 @@ What each number means and what limits it: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shutil
 import sys
@@ -19,14 +21,16 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import large_files
 import small_files
+import uplink
 from harness import REPO, machine
 from result import Result, fmt
 
@@ -39,20 +43,29 @@ class Sizes:
     unchanged_files: int  # benchmark 5 (in 100 folders)
     idle_seconds: float  # benchmark 5
     dropped_files: int  # benchmark 6
+    grid_mb: tuple[int, int, int] = (30, 300, 1000)  # benchmarks 7-9 (each at 20/100/1000 Mbit/s) and 10
 
 
 FULL = Sizes(big_mb=1000, huge_mb=5000, latency_samples=30, unchanged_files=10_000, idle_seconds=20, dropped_files=1000)
 QUICK = Sizes(big_mb=100, huge_mb=500, latency_samples=10, unchanged_files=1000, idle_seconds=10, dropped_files=300)
+QUICK = replace(QUICK, grid_mb=(3, 30, 100))  # the uplink grid scaled down: a quick run stays a few minutes
 
 
-def _plan(sizes: Sizes, work: Path) -> dict[int, Callable[[], Result | list[Result]]]:
+def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[int, Callable[[], Result | list[Result]]]:
     cache: dict[int, large_files.Generated] = {}
+    grid_cache: dict[int, list[uplink.Cell]] = {}
 
     def big(mb: int) -> large_files.Generated:
         if mb not in cache:
             cache[mb] = large_files.generate(work, mb, f"orders{mb}")
         return cache[mb]
 
+    def grid(mb: int) -> list[uplink.Cell]:
+        if mb not in grid_cache:
+            grid_cache[mb] = uplink.measure(work, big(mb), mb, baseline_src)
+        return grid_cache[mb]
+
+    gzipped_mb = uplink.gzipped_size_mb(sizes.grid_mb)  # benchmarks 10 and 12: a file the daemon gzips
     return {
         1: lambda: large_files.bench_capped(work, big(sizes.big_mb)),
         2: lambda: large_files.bench_uncapped(work, big(sizes.big_mb)),
@@ -60,7 +73,23 @@ def _plan(sizes: Sizes, work: Path) -> dict[int, Callable[[], Result | list[Resu
         4: lambda: small_files.bench_latency(work, sizes.latency_samples),
         5: lambda: small_files.bench_unchanged(work, sizes.unchanged_files, sizes.idle_seconds),
         6: lambda: small_files.bench_dropped(work, sizes.dropped_files),
+        7: lambda: uplink.grid_rows(7, grid(sizes.grid_mb[0])),
+        8: lambda: uplink.grid_rows(8, grid(sizes.grid_mb[1])),
+        9: lambda: uplink.grid_rows(9, grid(sizes.grid_mb[2])),
+        10: lambda: uplink.level_rows(10, grid(gzipped_mb)),
+        11: lambda: _optional("startup", "issue 18.3").bench_startup(work, number=11),
+        12: lambda: _optional("gzip_levels", "issue 18.2").rows(work, big(gzipped_mb).path, 12),
     }
+
+
+def _optional(name: str, what: str) -> Any:
+    """A benchmark module of its own branch, imported only when its row runs (the other rows run without it)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise RuntimeError(f"benchmarks/{name}.py ({what}) is not in this checkout yet") from None
 
 
 def _table(results: list[Result]) -> str:
@@ -81,10 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="scaled-down sizes (a few minutes in total)")
     p.add_argument(
-        "--only", type=int, action="append", choices=range(1, 7), metavar="N", help="run only benchmark N (repeatable)"
+        "--only", type=int, action="append", choices=range(1, 13), metavar="N", help="run only benchmark N (repeatable)"
     )
     p.add_argument("--work", type=Path, default=None, help="where to generate data (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the generated data")
+    p.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="benchmarks 7-9 also run a daemon from DIR (an older checkout's src/) for 'no slower than before'",
+    )
     args = p.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     work = args.work or Path(tempfile.mkdtemp(prefix="kbsync-issue7-run-"))
@@ -97,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['os']}, load {info['load_at_start']}, commit {info['git']}"
     )
     print(f"mode: {'quick' if args.quick else 'full'} {asdict(sizes)}; data in {work}", flush=True)
-    plan = _plan(sizes, work)
+    plan = _plan(sizes, work, args.baseline_src)
     results: list[Result] = []
     started = time.monotonic()
     try:
@@ -141,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\ntotal {time.monotonic() - started:.0f} s; command: python benchmarks/run.py"
         + (" --quick" if args.quick else "")
         + "".join(f" --only {n}" for n in (args.only or []))
+        + (f" --baseline-src {args.baseline_src}" if args.baseline_src else "")
     )
     out_dir = REPO / "benchmarks" / "results"
     out_dir.mkdir(exist_ok=True)
