@@ -38,6 +38,7 @@ from google.resumable_media.common import RetryStrategy
 from google.resumable_media.requests import ResumableUpload
 
 from .errors import Abandoned
+from .logsafe import install as keep_credentials_out_of_logs
 from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
 
 GCS_CHUNK_UNIT = 256 * 1024  # every chunk but the last is a multiple of this
@@ -47,6 +48,8 @@ SESSION_STARTS = 3  # sessions one upload may open when the earlier ones are gon
 T = TypeVar("T")
 
 log = logging.getLogger("keboola_sync.storage")
+# urllib3 quotes each chunk's session URL (`upload_id`, a credential) at DEBUG: cut it there (logsafe).
+keep_credentials_out_of_logs()
 
 
 def is_gcs(prepared: Mapping[str, Any]) -> bool:
