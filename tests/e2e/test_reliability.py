@@ -205,19 +205,23 @@ def test_a_thousand_rewrites_give_a_handful_of_loads(daemon_factory, emulator):
     assert daemon.stop() == 0
 
 
-def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daemon_factory, emulator):
+def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daemon_factory, stack):
+    emulator = stack
     folder = f"term{uid()}"
     daemon = daemon_factory(
         {
             "daemon": {"shutdown_timeout_seconds": 2},
             "upload": {"gzip_threshold_mb": 1000, "multipart_threshold_mb": 5, "multipart_chunk_mb": 5},
-        }
+        },
+        emulator_=emulator,
     )
     rows = "".join(f"{i},{uuid.uuid4().hex}{uuid.uuid4().hex}\n" for i in range(80_000))  # ~6 MB
     daemon.write(f"{folder}/large.csv", "id,payload\n" + rows)
     emulator.set_faults(s3_bandwidth_mbps=4)  # ~12 s for the upload
+    sent = emulator.stats()["s3_put_bytes"]
     daemon.start()
-    daemon.wait_log("uploading", timeout=30)
+    # Bytes are flowing (a progress line comes only after a whole part, which on GCS is most of the file).
+    wait_for(lambda: emulator.stats()["s3_put_bytes"] > sent + 1_000_000, timeout=30, message="the upload is under way")
     started = time.monotonic()
     assert daemon.stop(timeout=20) == 0
     assert time.monotonic() - started < 2 + 5, "exits within the shutdown timeout (plus start-up slack)"
