@@ -15,6 +15,7 @@ faults); jobs and exports talk to Azurite directly with the account key (the emu
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import logging
 import shutil
@@ -210,12 +211,13 @@ class AzureFront(Front):
 
     def error(self, start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
         """Azure Storage's XML error shape."""
-        code = "ServerBusy" if status == 503 else "AuthorizationFailure"
+        # 403 AuthenticationFailed is what Azure answers a SAS past its expiry (the `refuse` cloud fault).
+        code = {503: "ServerBusy", 403: "AuthenticationFailed", 410: "BlobNotFound"}.get(status, "AuthorizationFailure")
         body = (
             f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
         ).encode()
         start_response(
-            f"{status} {'Service Unavailable' if status == 503 else 'Error'}",
+            f"{status} {http.client.responses.get(status, 'Error')}",
             [("Content-Type", "application/xml"), ("Content-Length", str(len(body))), ("x-ms-error-code", code)],
         )
         return [body]

@@ -21,6 +21,9 @@ JOB_FAILURE_MESSAGE = (
     "Internal error occurred while processing the job. Please try again. (injected by keboola-emulator)"
 )
 
+# The kinds of the scripted cloud fault (FaultSettings.cloud_fault); "" = none.
+CLOUD_FAULTS = frozenset({"", "lose", "fail", "refuse", "gone", "stall"})
+
 
 @dataclass
 class FaultSettings:
@@ -40,6 +43,17 @@ class FaultSettings:
     # The error code an injected job failure carries ("" = JOB_FAILURE_CODE): tests give one Keboola never
     # documented, to prove a client does not loop on codes it cannot classify.
     fail_jobs_code: str = ""
+    # --file-storage azure|gcp, run time only: one scripted fault at the cloud front door. The
+    # `cloud_fault_nth`-th request (1-based, counted from when the rule is set) whose "METHOD URI" contains
+    # `cloud_fault_match`, and the `cloud_fault_times - 1` matching ones after it, get `cloud_fault`:
+    # lose (stored, answered 503), fail (not stored, 503), refuse (an expired SAS / token: Azure 403
+    # AuthenticationFailed, GCS 401), gone (a GCS session forgotten, 410), stall (stored, the answer held
+    # `cloud_stall_seconds`: a client timeout). Counted as `cloud_<kind>` in faults_injected.
+    cloud_fault: str = ""
+    cloud_fault_match: str = ""
+    cloud_fault_nth: int = 1
+    cloud_fault_times: int = 1
+    cloud_stall_seconds: float = 0.0
 
     def applies_to(self, path: str) -> bool:
         return not self.paths or any(p in path for p in self.paths)
@@ -56,7 +70,11 @@ class FaultSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        for name in ("latency_ms", "job_seconds", "s3_bandwidth_mbps"):
+        if self.cloud_fault not in CLOUD_FAULTS:
+            raise ValueError(f"cloud_fault must be one of {sorted(CLOUD_FAULTS)}, got {self.cloud_fault!r}")
+        if self.cloud_fault_nth < 1 or self.cloud_fault_times < 1:
+            raise ValueError("cloud_fault_nth and cloud_fault_times must be at least 1")
+        for name in ("latency_ms", "job_seconds", "s3_bandwidth_mbps", "cloud_stall_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
@@ -70,7 +88,7 @@ def _paths(value: Any) -> tuple[str, ...]:
 
 
 _FIELD_TYPES: dict[str, Any] = {
-    f.name: (int if f.type == "int" else _paths if f.name == "paths" else str if f.name == "fail_jobs_code" else float)
+    f.name: (int if f.type == "int" else _paths if f.name == "paths" else str if f.type == "str" else float)
     for f in fields(FaultSettings)
 }
 
@@ -84,6 +102,7 @@ class Faults:
         self._current = FaultSettings(**asdict(initial))
         self._lock = threading.Lock()
         self._random = random.Random(seed)
+        self._cloud_matches = 0  # requests the scripted cloud fault's pattern matched since it was set
         # Read per 1 MiB of every upload: the attribute, not a copy of all settings (`current()`).
         self.bandwidth = TokenBucket(lambda: self._current.s3_bandwidth_mbps)
 
@@ -109,13 +128,26 @@ class Faults:
             settings = FaultSettings(**candidate)
             settings.validate()
             self._current = settings
+            if any(key.startswith("cloud_fault") for key in changes):
+                self._cloud_matches = 0  # a new rule counts its requests afresh
             return _jsonable(settings)
 
     def reset(self) -> dict[str, Any]:
         """Back to no faults at all (not to the CLI flags): tests expect a clean slate."""
         with self._lock:
             self._current = FaultSettings()
+            self._cloud_matches = 0
             return _jsonable(self._current)
+
+    def cloud_fault_for(self, request_line: str) -> str:
+        """The scripted cloud fault this request ("METHOD URI") gets, or "" (see FaultSettings)."""
+        with self._lock:
+            rule = self._current
+            if not rule.cloud_fault or rule.cloud_fault_match not in request_line:
+                return ""
+            self._cloud_matches += 1
+            hit = rule.cloud_fault_nth <= self._cloud_matches < rule.cloud_fault_nth + rule.cloud_fault_times
+            return rule.cloud_fault if hit else ""
 
     def draw(self, rate: float) -> bool:
         if rate <= 0:

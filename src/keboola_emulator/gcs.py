@@ -117,6 +117,7 @@ class GcsSide:
         self._signing_key = secrets.token_bytes(32)
         self._grants: dict[str, Grant] = {}
         self._sessions: set[str] = set()
+        self._finished: dict[str, bytes] = {}  # sessions whose last chunk was stored: the object's JSON
         self._lock = threading.Lock()
         self.endpoint = ""  # the front door's URL, set once it listens
         self.front = GcsFront(self, port, faults, stats)
@@ -250,6 +251,22 @@ class GcsSide:
         with self._lock:
             return upload_id in self._sessions
 
+    def drop_session(self, upload_id: str) -> None:
+        with self._lock:
+            self._sessions.discard(upload_id)
+            self._finished.pop(upload_id, None)
+
+    def finish_session(self, upload_id: str, object_json: bytes) -> None:
+        with self._lock:
+            if upload_id in self._sessions:
+                if len(self._finished) >= 10_000:  # a long benchmark finishes many sessions
+                    self._finished.clear()
+                self._finished[upload_id] = object_json
+
+    def finished_session(self, upload_id: str) -> bytes | None:
+        with self._lock:
+            return self._finished.get(upload_id)
+
 
 def _object_in_path(raw_path: str, *prefixes: str) -> str | None:
     """`a/b.csv` from `/storage/v1/b/<bucket>/o/a%2Fb.csv` (JSON API object paths are escaped)."""
@@ -287,6 +304,27 @@ class GcsFront(Front):
         return (
             method == "PUT" and "upload_id" in query and self._faults.draw(self._faults.current().cloud_chunk_fail_rate)
         )
+
+    refuse_status = 401  # GCS: "Invalid Credentials" for an expired access token
+
+    def known_answer(self, method: str, query: dict[str, list[str]]) -> tuple[int, bytes] | None:
+        """A request to a session whose last chunk was stored: GCS answers 200 and the object (so a
+        client that lost the last chunk's answer learns from its status query that it is done)."""
+        if method != "PUT" or "upload_id" not in query:
+            return None
+        done = self._side.finished_session(query["upload_id"][0])
+        return None if done is None else (200, done)
+
+    def keeps_answer(self, method: str, query: dict[str, list[str]]) -> bool:
+        return method == "PUT" and "upload_id" in query
+
+    def answered(self, query: dict[str, list[str]], status: int, data: bytes) -> None:
+        if status in (200, 201):
+            self._side.finish_session(query["upload_id"][0], data)
+
+    def forget_session(self, query: dict[str, list[str]]) -> None:
+        if "upload_id" in query:
+            self._side.drop_session(query["upload_id"][0])
 
     def authorize(
         self, method: str, path: str, query: dict[str, list[str]], raw_uri: str, environ: dict[str, Any], body: Any
@@ -333,10 +371,12 @@ class GcsFront(Front):
 
     def error(self, start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
         """The JSON error shape of the GCS JSON API."""
-        reason = {401: "required", 403: "forbidden", 404: "notFound", 503: "backendError"}.get(status, "invalid")
+        reason = {401: "required", 403: "forbidden", 404: "notFound", 410: "gone", 503: "backendError"}.get(
+            status, "invalid"
+        )
         errors = [{"message": message, "domain": "global", "reason": reason}]
         body = json.dumps({"error": {"code": status, "message": message, "errors": errors}}).encode()
-        phrase = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}.get(
+        phrase = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 410: "Gone", 503: "Service Unavailable"}.get(
             status, "Bad Request"
         )
         start_response(f"{status} {phrase}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

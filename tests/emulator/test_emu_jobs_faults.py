@@ -138,7 +138,12 @@ def test_faults_endpoint_validates_merges_and_resets(emulator: Emulator) -> None
     assert merged["latency_ms"] == 5 and merged["job_seconds"] == 0.5
     emulator.reset_faults()
     reset = emulator.faults()
-    assert reset.pop("paths") == [] and reset.pop("fail_jobs_code") == "" and set(reset.values()) == {0}
+    assert reset.pop("paths") == [] and reset.pop("fail_jobs_code") == "" and reset.pop("cloud_fault_match") == ""
+    assert reset.pop("cloud_fault") == "" and reset.pop("cloud_fault_nth") == reset.pop("cloud_fault_times") == 1
+    assert set(reset.values()) == {0}
+    # the scripted cloud fault: a kind the front door knows, at a request that exists
+    assert requests.post(url, json={"cloud_fault": "explode"}, timeout=10).status_code == 400
+    assert requests.post(url, json={"cloud_fault": "lose", "cloud_fault_nth": 0}, timeout=10).status_code == 400
 
 
 def test_lost_response_does_the_work_but_drops_the_answer(emulator: Emulator) -> None:

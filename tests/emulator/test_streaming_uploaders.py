@@ -2,6 +2,13 @@
 against the emulator's azure and gcp modes with real files: a finished file, a spool still being
 written (the upload must start before the writer is done), an empty file, an abandoned upload, and
 no credential in the log. Each uploaded file is then imported by the emulator and compared.
+
+Then every failure path the S3 uploader is proven on, through the emulator's scripted cloud fault
+(`cloud_fault`, docs/emulator.md): a block / chunk that fails is sent again alone, the lost answer of
+Azure's Put Block List (committed twice, harmless) and of GCS's last chunk (the status query says the
+object is complete), a GCS session that is gone (a new session, the whole file again), a stalled answer
+(the request timeout, then a retry), an expired SAS / token (a terminal error without the credential),
+and one attempt per request under the client libraries (the policy is the only retry loop).
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import pytest
 from emulator_helpers import finished_job, new_bucket, preview_rows, write
 
 from keboola_sync.config import RetryConfig, UploadConfig
-from keboola_sync.storage import Abandoned, RetryPolicy
+from keboola_sync.storage import Abandoned, RetryPolicy, StorageTerminal
 from keboola_sync.storage.absupload import AbsUploader
+from keboola_sync.storage.errors import classify
 from keboola_sync.storage.gcsupload import GcsUploader
 from keboola_sync.window import FileWindow
 from support.emulator import Emulator, start_emulator
@@ -39,12 +47,13 @@ def emulators() -> Iterator[dict[str, Emulator]]:
 
 
 @pytest.fixture
-def emu(emulators: dict[str, Emulator], mode: str) -> Emulator:
+def emu(emulators: dict[str, Emulator], mode: str) -> Iterator[Emulator]:
     if mode not in emulators:
         emulators[mode] = start_emulator(extra_args=["--file-storage", mode])
     emulator = emulators[mode]
     emulator.client()  # sets STORAGE_EMULATOR_HOST for the GCS uploader
-    return emulator
+    yield emulator
+    emulator.reset_faults()
 
 
 class Progress:
@@ -71,12 +80,26 @@ class Progress:
         pass
 
 
-def _uploader(mode: str, meter: Progress | None = None, retries: RetryConfig | None = None) -> Any:
+def _uploader(
+    mode: str,
+    meter: Progress | None = None,
+    retries: RetryConfig | None = None,
+    *,
+    request_timeout: float = 30,
+    progress_seconds: float = 60,
+) -> Any:
     """The storage room's uploader for `mode`, as `Storage` builds it (with a retry policy if asked)."""
     stop = threading.Event()
     policy = RetryPolicy(retries, stop) if retries is not None else None
     kind = AbsUploader if mode == "azure" else GcsUploader
-    return kind(request_timeout=30, upload=SMALL, progress_seconds=60, abandon=stop, policy=policy, meter=meter)
+    return kind(
+        request_timeout=request_timeout,
+        upload=SMALL,
+        progress_seconds=progress_seconds,
+        abandon=stop,
+        policy=policy,
+        meter=meter,
+    )
 
 
 class GrowingFile:
@@ -254,3 +277,165 @@ def test_blocks_and_chunks_whose_answer_was_lost_are_resent_or_resumed(mode: str
         assert Path(downloaded).read_bytes() == data
     finally:
         emu.close()
+
+
+# -- the failure paths, one scripted cloud fault each ---------------------------------------------------
+
+# The request each fault targets: an Azure Put Block (its query names the block; Put Block List's
+# says comp=blocklist) or a GCS resumable chunk (a PUT to the session URL, status queries included).
+BLOCK_OR_CHUNK = {"azure": "blockid=", "gcp": "upload_id="}
+FAULTED_ROWS = 30_000  # ~1.2 MB gzipped: three 512 KiB blocks / chunks
+
+
+def _lossy_upload(
+    emu: Emulator, mode: str, tmp_path: Path, fault: dict[str, Any], **uploader: Any
+) -> tuple[dict[str, Any], dict[str, int], int]:
+    """Upload a finished file under the scripted `fault`: (prepared, requests the front door saw by
+    method during the upload, the number of blocks / chunks of the file). Asserts the fault fired
+    and the stored file is the one sent."""
+    client = emu.client()
+    data = _csv_gz(FAULTED_ROWS)
+    path = tmp_path / "faulted.csv.gz"
+    path.write_bytes(data)
+    pieces = -(-len(data) // (512 * 1024))
+    assert pieces == 3
+    prepared = client.files.prepare_upload(path.name, size_bytes=len(data), federation_token=True)
+    before = emu.stats()
+    emu.set_faults(**fault)
+    try:
+        _uploader(mode, **uploader).upload_file(prepared, path, len(data), path.name)
+        after = emu.stats()
+    finally:
+        emu.reset_faults()
+    if fault:
+        kind = f"cloud_{fault['cloud_fault']}"
+        assert after["faults_injected"].get(kind, 0) > before["faults_injected"].get(kind, 0)
+    seen = {m: n - before["s3_requests"].get(m, 0) for m, n in after["s3_requests"].items()}
+    downloaded = client.files.download(prepared["id"], str(tmp_path / "dl"))
+    assert Path(downloaded).read_bytes() == data
+    return prepared, seen, pieces
+
+
+@pytest.mark.parametrize("mode", CLOUDS)
+def test_a_failed_block_or_chunk_is_sent_again_alone(emu: Emulator, mode: str, tmp_path: Path) -> None:
+    """The second block / chunk is answered 503 and not stored: only it goes again (GCS first asks the
+    session how much it holds); the progress line is logged as on S3."""
+    fault = {"cloud_fault": "fail", "cloud_fault_match": BLOCK_OR_CHUNK[mode], "cloud_fault_nth": 2}
+    _, seen, pieces = _lossy_upload(emu, mode, tmp_path, fault, retries=FAST_RETRIES)
+    if mode == "azure":
+        assert seen.get("PUT") == pieces + 1 + 1  # every block once, the failed one again, the block list
+    else:
+        assert seen.get("POST") == 1  # one session, never restarted
+        assert seen.get("PUT") == pieces + 1 + 1  # every chunk once, one status query, the failed one again
+
+
+@pytest.mark.parametrize("mode", CLOUDS)
+def test_progress_lines_are_logged_as_for_s3(
+    emu: Emulator, mode: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="keboola_sync.storage"):
+        _lossy_upload(emu, mode, tmp_path, {}, progress_seconds=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("uploading faulted.csv.gz: ")]
+    assert len(lines) >= 2 and "MB/s, ETA" in lines[-1], lines
+
+
+def test_a_lost_put_block_list_answer_is_committed_again(emulators: dict[str, Emulator], tmp_path: Path) -> None:
+    """Azure stored the block list but the answer was lost: the commit is sent again (same list, same
+    blob) and the blob is whole."""
+    emu = next(_emu_for(emulators, "azure"))
+    fault = {"cloud_fault": "lose", "cloud_fault_match": "comp=blocklist"}
+    _, seen, pieces = _lossy_upload(emu, "azure", tmp_path, fault, retries=FAST_RETRIES)
+    assert seen.get("PUT") == pieces + 2  # the blocks once, the block list twice
+
+
+def test_a_lost_answer_to_the_last_gcs_chunk_is_found_complete(emulators: dict[str, Emulator], tmp_path: Path) -> None:
+    """GCS stored the last chunk (the object is complete) but its answer was lost: the status query
+    (`Content-Range: bytes */*`) is answered 200 with the object, and the upload ends there, with
+    no chunk sent again and no new session."""
+    emu = next(_emu_for(emulators, "gcp"))
+    fault = {"cloud_fault": "lose", "cloud_fault_match": "upload_id=", "cloud_fault_nth": 3}
+    _, seen, pieces = _lossy_upload(emu, "gcp", tmp_path, fault, retries=FAST_RETRIES)
+    assert seen.get("POST") == 1
+    assert seen.get("PUT") == pieces + 1  # the chunks once, then the status query
+
+
+def test_a_gone_gcs_session_starts_a_new_one_with_the_whole_file(
+    emulators: dict[str, Emulator], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session expired after the first chunk (410, then 404 for every later request): a new session
+    is opened and the whole file goes again from the spool, with one warning line."""
+    emu = next(_emu_for(emulators, "gcp"))
+    fault = {"cloud_fault": "gone", "cloud_fault_match": "upload_id=", "cloud_fault_nth": 2}
+    with caplog.at_level(logging.WARNING, logger="keboola_sync.storage"):
+        _, seen, pieces = _lossy_upload(emu, "gcp", tmp_path, fault, retries=FAST_RETRIES)
+    assert seen.get("POST") == 2  # a second session
+    assert seen.get("PUT") == 2 + pieces  # chunk 1, the gone chunk 2, then all of them again
+    assert [r.getMessage() for r in caplog.records] == [
+        "uploading faulted.csv.gz: the upload session is gone (HTTP 410); uploading the file again in a new session"
+    ]
+
+
+@pytest.mark.parametrize("mode", CLOUDS)
+def test_a_stalled_answer_times_out_and_is_retried(emu: Emulator, mode: str, tmp_path: Path) -> None:
+    """The second block / chunk is stored but its answer comes after the request timeout: the client
+    gives up, the policy retries (Azure re-sends the block, GCS asks the session and goes on)."""
+    fault = {
+        "cloud_fault": "stall",
+        "cloud_fault_match": BLOCK_OR_CHUNK[mode],
+        "cloud_fault_nth": 2,
+        "cloud_stall_seconds": 4,
+    }
+    _lossy_upload(emu, mode, tmp_path, fault, retries=FAST_RETRIES, request_timeout=1)
+
+
+@pytest.mark.parametrize("mode", CLOUDS)
+def test_an_expired_credential_is_terminal_and_never_quoted(emu: Emulator, mode: str, tmp_path: Path) -> None:
+    """An expired SAS (Azure 403 AuthenticationFailed) or token (GCS 401) on the first request: no retry
+    (the same credential cannot succeed; the load prepares the file afresh, as for S3's expired
+    credentials), and the error names the cloud's answer, not the credential. The client libraries'
+    own retries are off: exactly one request reached the front door."""
+    client = emu.client()
+    path = write(tmp_path / "expired.csv", "id,name\n1,a\n")
+    prepared = client.files.prepare_upload(path.name, federation_token=True)
+    secrets = _secrets(prepared)
+    emu.set_faults(cloud_fault="refuse", cloud_fault_match="", cloud_fault_times=100)
+    before = emu.stats()["s3_requests"]
+    with pytest.raises(Exception) as caught:
+        _uploader(mode, retries=FAST_RETRIES).upload_file(prepared, path, path.stat().st_size, "expired.csv")
+    seen = sum(emu.stats()["s3_requests"].values()) - sum(before.values())
+    error = classify(caught.value, "uploading expired.csv")
+    assert type(error) is StorageTerminal and error.status == (403 if mode == "azure" else 401), error
+    assert seen == 1
+    text = f"{error} {caught.value!r}"
+    assert "sig=" not in str(error) and not any(secret in text for secret in secrets), text
+    assert ("AuthenticationFailed" if mode == "azure" else "GCS 401") in str(error)
+
+
+@pytest.mark.parametrize("mode", CLOUDS)
+def test_the_client_libraries_make_one_attempt_per_request(emu: Emulator, mode: str, tmp_path: Path) -> None:
+    """Without a policy, a 503 is raised after one request: azure-core's and google-resumable-media's own
+    retries are off, so the policy is the only retry loop (as botocore's are for S3)."""
+    client = emu.client()
+    path = write(tmp_path / "busy.csv", "id\n1\n")
+    prepared = client.files.prepare_upload(path.name, federation_token=True)
+    emu.set_faults(cloud_fault="fail", cloud_fault_match=BLOCK_OR_CHUNK[mode], cloud_fault_times=100)
+    before = emu.stats()["faults_injected"].get("cloud_fail", 0)
+    with pytest.raises(Exception) as caught:
+        _uploader(mode).upload_file(prepared, path, path.stat().st_size, "busy.csv")
+    assert emu.stats()["faults_injected"]["cloud_fail"] - before == 1
+    assert classify(caught.value, "uploading busy.csv").status == 503
+
+
+def _emu_for(emulators: dict[str, Emulator], mode: str) -> Iterator[Emulator]:
+    if mode not in emulators:
+        emulators[mode] = start_emulator(extra_args=["--file-storage", mode])
+    emulators[mode].client()
+    yield emulators[mode]
+
+
+def _secrets(prepared: dict[str, Any]) -> list[str]:
+    """The credentials of a prepare answer: the SAS's signature (and the whole SAS), or the token."""
+    if "absUploadParams" in prepared:
+        sas = prepared["absUploadParams"]["absCredentials"]["SASConnectionString"].split("SharedAccessSignature=")[1]
+        return [sas, sas.split("sig=", 1)[1].split("&")[0]]
+    return [prepared["gcsUploadParams"]["access_token"]]

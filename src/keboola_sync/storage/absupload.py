@@ -23,10 +23,13 @@ from typing import IO, Any, TypeVar, cast
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings
 
 from .errors import Abandoned
+from .logsafe import install as keep_credentials_out_of_logs
 from .uploads import CloudUploader, FinishedFile, GrowingFile, Readable, UploadProgress
 
 # azure-core logs every request (URL, headers) at INFO, and the daemon logs at INFO.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+# urllib3 quotes each block's URL, SAS and all, at DEBUG: cut it there (logsafe).
+keep_credentials_out_of_logs()
 
 MIB = 1024 * 1024
 T = TypeVar("T")

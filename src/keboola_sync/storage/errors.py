@@ -173,6 +173,7 @@ def _from_cloud(exc: BaseException, what: str) -> StorageError | None:
     """Azure (azure-core) and GCS (google-resumable-media, google-auth) upload errors, or None."""
     if isinstance(exc, azure.core.exceptions.HttpResponseError) and exc.status_code:
         code = getattr(exc, "error_code", None) or exc.reason or ""
+        code = getattr(code, "value", code)  # azure-storage-blob's StorageErrorCode enum: its wire name
         return _cloud_status(int(exc.status_code), f"{what}: Azure {exc.status_code} {code}")
     if isinstance(exc, azure.core.exceptions.AzureError):  # no answer: connection, timeout, stream
         return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc.message}"))

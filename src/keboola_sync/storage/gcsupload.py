@@ -9,7 +9,11 @@ expires on its own.
 
 Every request (opening the session, each chunk) runs under the one retry policy (`retry.py`). A chunk
 that failed is resumed, not restarted: before the next attempt the session is asked how much it holds
-(`recover`, GCS's status query) and the upload continues from there. GCS takes chunks one after another
+(`recover`, GCS's status query: an empty PUT with `Content-Range: bytes */*`) and the upload continues
+from there. Two answers to that query end the chunk loop: 200/201 says the object is complete (the last
+chunk was stored and only its answer was lost), 404/410 says the session is gone (expired, or the
+service forgot it); then a new session is opened and the whole file goes again from the spool, which
+is still on disk (at most SESSION_STARTS sessions per upload). GCS takes chunks one after another
 within a session, so there is no parallelism inside one file; the overlap with the gzip pass is what
 streaming buys. Clients reach an emulator through the standard STORAGE_EMULATOR_HOST variable, as
 google-cloud-storage does. The access token and the session URL (itself a credential) are never logged:
@@ -19,6 +23,7 @@ google-cloud-storage does. The access token and the session URL (itself a creden
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -33,12 +38,18 @@ from google.resumable_media.common import RetryStrategy
 from google.resumable_media.requests import ResumableUpload
 
 from .errors import Abandoned
+from .logsafe import install as keep_credentials_out_of_logs
 from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
 
 GCS_CHUNK_UNIT = 256 * 1024  # every chunk but the last is a multiple of this
 MIB = 1024 * 1024
 PUBLIC_ENDPOINT = "https://storage.googleapis.com"
+SESSION_STARTS = 3  # sessions one upload may open when the earlier ones are gone (404/410)
 T = TypeVar("T")
+
+log = logging.getLogger("keboola_sync.storage")
+# urllib3 quotes each chunk's session URL (`upload_id`, a credential) at DEBUG: cut it there (logsafe).
+keep_credentials_out_of_logs()
 
 
 def is_gcs(prepared: Mapping[str, Any]) -> bool:
@@ -115,12 +126,41 @@ class GcsUploader(CloudUploader):
     def _send(
         self, prepared: Mapping[str, Any], source: GrowingFile, total: int | None, size_hint: int, label: str
     ) -> None:
+        """One resumable session; a new one (the whole file again) when GCS says the session is gone."""
+        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon, self._meter)
+        reported = [0]  # bytes the progress line has counted, across sessions: a new session counts on
+        for session in range(1, SESSION_STARTS + 1):
+            try:
+                self._session(prepared, source, total, progress, reported, label)
+                return
+            except Exception as exc:
+                status = _gone_status(exc)
+                if status is None or session == SESSION_STARTS:
+                    raise
+                log.warning(
+                    "uploading %s: the upload session is gone (HTTP %d); uploading the file again in a new session",
+                    label,
+                    status,
+                    extra={"file": label},
+                )
+
+    def _session(
+        self,
+        prepared: Mapping[str, Any],
+        source: GrowingFile,
+        total: int | None,
+        progress: UploadProgress,
+        reported: list[int],
+        label: str,
+    ) -> None:
         params = prepared["gcsUploadParams"]
         url = f"{endpoint()}/upload/storage/v1/b/{quote(params['bucket'], safe='')}/o?uploadType=resumable"
         timeout = (self._request_timeout, self._request_timeout)
-        progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon, self._meter)
         credentials = Credentials(token=params["access_token"])  # type: ignore[no-untyped-call]
-        with AuthorizedSession(credentials) as transport:  # type: ignore[no-untyped-call]
+        # No refresh on 401: Keboola's token has no refresh grant, so google-auth's attempt only turned
+        # "the token expired" into a RefreshError about missing fields. A 401 is the answer itself: the
+        # load fails and its next round prepares the file afresh, with a new token (§5.1: 1 h tokens).
+        with AuthorizedSession(credentials, refresh_status_codes=()) as transport:  # type: ignore[no-untyped-call]
             upload = ResumableUpload(url, chunk_bytes(self._upload.multipart_chunk_mb))  # type: ignore[no-untyped-call]
             # One attempt per request: the retry policy is the only retry loop (the library's own
             # would retry connection errors and 5xx for up to ten minutes by itself).
@@ -140,41 +180,36 @@ class GcsUploader(CloudUploader):
                 )
 
             self._run(f"starting the upload of {label}", initiate)
-            self._send_chunks(upload, transport, stream, source, progress, label)
+            self._send_chunks(upload, transport, source, progress, reported, label)
 
     def _send_chunks(
         self,
         upload: ResumableUpload,
         transport: AuthorizedSession,
-        stream: SpoolStream,
         source: GrowingFile,
         progress: UploadProgress,
+        reported: list[int],
         label: str,
     ) -> None:
         """Transmit until the object is final, each chunk under the retry policy; a failed chunk is
         resumed from what the session holds."""
         timeout = (self._request_timeout, self._request_timeout)
         number = 0
-        last_sent = False  # the final chunk went out, and its answer did not come back
-        while not upload.finished and not last_sent:
+        complete = False  # the status query found the object complete: the last chunk's answer was lost
+        while not upload.finished and not complete:
             if source.abandoned or self._abandon.is_set():
                 raise Abandoned(f"upload of {label} abandoned at shutdown")
-            before = upload.bytes_uploaded
             number += 1
 
-            def transmit() -> None:
-                nonlocal last_sent
+            def transmit() -> bool:
+                """Send the next chunk; True when the status query found the object complete."""
                 if upload.invalid:  # an earlier attempt failed: ask the session what it holds
                     try:
                         upload.recover(transport)  # type: ignore[no-untyped-call]  # rewinds the stream
                     except InvalidResponse as exc:
-                        if _session_closed(exc) and _all_read(stream, source):
-                            # The final chunk was stored and closed the session; only its answer was
-                            # lost. Were it not, the import says the file is missing and the load
-                            # uploads it again.
-                            last_sent = True
-                            return
-                        raise
+                        if _status(exc) in (200, 201):  # the object is complete (GCS's status query)
+                            return True
+                        raise  # 404/410: the session is gone (`_send` opens a new one)
                 try:
                     upload.transmit_next_chunk(transport, timeout=timeout)  # type: ignore[no-untyped-call]
                 except Exception:
@@ -182,19 +217,26 @@ class GcsUploader(CloudUploader):
                     # mark the upload invalid by itself, and the next attempt must recover first.
                     upload._make_invalid()  # type: ignore[no-untyped-call]  # as an error answer does
                     raise
+                return False
 
-            self._run(f"uploading chunk {number} of {label}", transmit)
-            if upload.bytes_uploaded > before:
-                progress(upload.bytes_uploaded - before)
+            complete = self._run(f"uploading chunk {number} of {label}", transmit)
+            held = upload.bytes_uploaded
+            if complete:
+                written, _ = source.wait_for(0)
+                held = written
+            if held > reported[0]:
+                progress(held - reported[0])
+                reported[0] = held
 
 
-def _session_closed(exc: InvalidResponse) -> bool:
-    """A status query's answer for a session that no longer takes chunks: GCS answers a finished session
-    200/201 (the object), an emulator 404, an expired one 404/410."""
-    return int(getattr(exc.response, "status_code", 0) or 0) in (200, 201, 404, 410)
+def _status(exc: InvalidResponse) -> int:
+    return int(getattr(exc.response, "status_code", 0) or 0)
 
 
-def _all_read(stream: SpoolStream, source: GrowingFile) -> bool:
-    """Has the stream handed out the source's last byte (so the chunk that failed was the final one)?"""
-    written, finished = source.wait_for(0)
-    return finished and stream.tell() >= written
+def _gone_status(exc: BaseException) -> int | None:
+    """404 or 410 when `exc` says the resumable session no longer exists (raw, or as the retry policy
+    classified it), else None. Within the chunk loop nothing else can be missing."""
+    status = getattr(exc, "status", None)
+    if status is None and isinstance(exc, InvalidResponse):
+        status = _status(exc)
+    return int(status) if status in (404, 410) else None
