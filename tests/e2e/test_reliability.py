@@ -1,9 +1,9 @@
 """Nothing lost, nothing half-loaded, nothing loaded twice (issue 4): real processes, real signals, the
 emulator's fault injection. Every wait is a condition with a timeout.
 
-The kill -9 and lost-answer tests run on every Keboola file storage (issue 14: the `stack` fixture gives
-an emulator in `aws`, `azure` and `gcp` mode), so a load killed mid-upload or mid-import is resolved by
-its kept file id alike through the S3, Azure and GCS uploaders."""
+Every test runs on every Keboola file storage (issue 14: tests/e2e/conftest.py gives `emulator` in `aws`,
+`azure` and `gcp` mode), so a load killed mid-upload or mid-import is resolved by its kept file id alike
+through the S3, Azure and GCS uploaders."""
 
 from __future__ import annotations
 
@@ -14,33 +14,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from support.daemon import csv_rows, table_rows, wait_table
-from support.emulator import IN, Emulator, start_emulator, wait_for
-
-PROVIDERS = ("aws", "azure", "gcp")
-_CLOUD_EMULATORS: dict[str, Emulator] = {}
-
-
-@pytest.fixture(params=PROVIDERS)
-def stack(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[Emulator]:
-    """The emulator of one Keboola file storage: the session's (aws), or one per cloud mode started on
-    first use and kept for the session; faults are reset after every test."""
-    mode = request.param
-    if mode == "aws":
-        yield emulator
-        return
-    emu = _CLOUD_EMULATORS.get(mode)
-    if emu is None or not emu.is_running():
-        emu = _CLOUD_EMULATORS[mode] = start_emulator(extra_args=["--file-storage", mode])
-        request.config.add_cleanup(emu.close)
-    yield emu
-    if emu.is_running():
-        emu.reset_faults()
+from support.emulator import IN, wait_for
 
 
 def uid() -> str:
@@ -89,8 +66,7 @@ def test_three_second_latency_is_not_a_timeout(daemon_factory, emulator):
     assert table_rows(emulator, f"{IN}{folder}.a") == [["id"], ["1"]]
 
 
-def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_factory, stack):
-    emulator = stack
+def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_factory, emulator):
     rng = random.Random(4)
     folder = f"kill{uid()}"
     daemon = daemon_factory({"upload": {"concurrency": 2}}, emulator_=emulator)
@@ -205,8 +181,7 @@ def test_a_thousand_rewrites_give_a_handful_of_loads(daemon_factory, emulator):
     assert daemon.stop() == 0
 
 
-def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daemon_factory, stack):
-    emulator = stack
+def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daemon_factory, emulator):
     folder = f"term{uid()}"
     daemon = daemon_factory(
         {
@@ -284,10 +259,9 @@ def test_spools_left_by_a_killed_run_are_removed_at_start(daemon_factory, emulat
     assert "removed 3 spool file(s)" in daemon.log()
 
 
-def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, stack):
+def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, emulator):
     """Keboola did the work but the answer never arrived (keboola-storage-api.md §9 item 4): the daemon
     finds the job by its file id instead of sending the create or import again."""
-    emulator = stack
     folder = f"lost{uid()}"
     daemon = daemon_factory(emulator_=emulator)
     for i in range(4):
@@ -305,11 +279,10 @@ def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, stack):
     assert all(loads[f"{IN}{folder}.t{i}"] == 2 for i in range(4)), loads  # one create + one import each
 
 
-def test_a_table_created_by_a_job_whose_answer_died_with_the_daemon_is_ours(daemon_factory, stack):
+def test_a_table_created_by_a_job_whose_answer_died_with_the_daemon_is_ours(daemon_factory, emulator):
     """kill -9 after Keboola took the create but before its answer arrived: no job id and no mark were
     written, only the upload. The next start finds the job by its file id and takes the table as its own
     (not 'not created by keboola-sync'), loading nothing twice."""
-    emulator = stack
     folder = f"orphan{uid()}"
     table = f"{IN}{folder}.t"
     daemon = daemon_factory(emulator_=emulator)
@@ -346,11 +319,10 @@ def test_a_table_dropped_in_keboola_comes_back_although_its_file_did_not_change(
     assert jobs_per_table(emulator, f"{IN}{folder}.")[f"{IN}{folder}.b"] == 1  # b was never reloaded
 
 
-def test_kill_9_mid_upload_and_mid_import_is_resolved_by_the_file_id(daemon_factory, stack):
+def test_kill_9_mid_upload_and_mid_import_is_resolved_by_the_file_id(daemon_factory, emulator):
     """kill -9 while a file's bytes are going up (the uplink capped), then, for its next version, while
     the import job runs. Each restart finishes the load: the upload is redone (nothing was kept), the
     running import is found by the kept job / file id and never sent twice; the table equals its file."""
-    emulator = stack
     folder = f"k9{uid()}"
     table = f"{IN}{folder}.t"
     daemon = daemon_factory({"upload": {"gzip_threshold_mb": 1000}}, emulator_=emulator)
