@@ -41,11 +41,6 @@ PUBLIC_ENDPOINT = "https://storage.googleapis.com"
 T = TypeVar("T")
 
 
-def is_gcs(prepared: Mapping[str, Any]) -> bool:
-    """Does this files/prepare answer ask for a Google Cloud Storage upload?"""
-    return "gcsUploadParams" in prepared
-
-
 def endpoint() -> str:
     """STORAGE_EMULATOR_HOST when set (an emulator), else Google's public endpoint."""
     host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip().rstrip("/")
