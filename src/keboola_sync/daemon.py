@@ -40,6 +40,9 @@ __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last thre
 
 log = logging.getLogger("keboola_sync.daemon")
 
+# How often `sync --once` asks whether its loads are done (a lock and three checks, no file system call).
+ONCE_IDLE_POLL_SECONDS = 0.02
+
 
 class Daemon:
     """`run` and `sync --once` share everything but the watcher and the exit condition."""
@@ -191,17 +194,22 @@ class Daemon:
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
         tick = self._tick_seconds()
+        next_tick = 0.0
         while not self.stop.is_set():
             if self.signals.ledger_lost(service.ledger):
                 break
             if scheduler.paused:
                 log.error("sync --once: %s", scheduler.paused)
                 return 1
-            self.rescans.new_folders(service, scheduler)
-            scheduler.tick()
+            now = time.monotonic()
+            if now >= next_tick:  # files waiting for their stable window are looked at once a tick
+                next_tick = now + tick
+                self.rescans.new_folders(service, scheduler)
+                scheduler.tick()
             if scheduler.idle():
                 break
-            self.stop.wait(tick)
+            # Asked more often than a tick: the run ends when its last load does, not up to a tick later.
+            self.stop.wait(ONCE_IDLE_POLL_SECONDS)
         if self.stop.is_set():
             self.signals.acknowledge_stop()
             scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)
