@@ -208,7 +208,7 @@ def _plan(config: Config) -> int:
     from .storage import StorageError
 
     check_folder(config.watch.path)
-    storage, info = connect(config)
+    storage, info = connect(config, preload=True)
     _print(
         f"dry run against {config.keboola.url}, project '{info.project_name}' ({info.project_id}): "
         "nothing is written to Keboola, the ledger or the spool"

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config
@@ -22,7 +23,6 @@ from .health import Health
 from .layout import Layout
 from .live import ConfigFiles, LiveConfig, advice_for, in_container, set_token_advice
 from .preflight import StartupError, check_folder, claim_spool, connect, lock_ledger
-from .reload import Reloader
 from .rescan_actor import RescanActor
 from .scheduler import Scheduler
 from .signals import Signals
@@ -31,11 +31,17 @@ from .state import Ledger
 from .storage import Abandoned, Storage, StorageError, TokenInfo
 from .sync import Outcome, Status, SyncService
 from .telemetry import Telemetry
-from .watcher import Watcher
+
+if TYPE_CHECKING:  # `run` only: `sync --once` never imports watchdog (issue 18.3)
+    from .reload import Reloader
+    from .watcher import Watcher
 
 __all__ = ["Daemon", "StartupError", "check_folder", "connect"]  # the last three: re-exported from preflight
 
 log = logging.getLogger("keboola_sync.daemon")
+
+# How often `sync --once` asks whether its loads are done (a lock and three checks, no file system call).
+ONCE_IDLE_POLL_SECONDS = 0.02
 
 
 class Daemon:
@@ -85,7 +91,7 @@ class Daemon:
         if self.stop.is_set():
             return self._stopped()
         try:
-            storage, info = connect(cfg, self.abandon, meter=self.telemetry.metrics)
+            storage, info = connect(cfg, self.abandon, meter=self.telemetry.metrics, preload=True)
         except Abandoned:
             return self._stopped()
         if self.stop.is_set():
@@ -150,6 +156,8 @@ class Daemon:
             health = Health(cfg)
             watcher = None
             if not once:
+                from .watcher import Watcher
+
                 watcher = Watcher(
                     cfg.watch.path,
                     setting=cfg.watch.observer,
@@ -166,6 +174,8 @@ class Daemon:
                 return self._run_once(service, scheduler)
             reloader = None
             if self.files is not None:
+                from .reload import Reloader
+
                 set_token_advice(advice_for(self.files.env_file, os.environ, in_container=in_container()))
                 reloader = Reloader(
                     self.live,
@@ -184,17 +194,22 @@ class Daemon:
 
     def _run_once(self, service: SyncService, scheduler: Scheduler) -> int:
         tick = self._tick_seconds()
+        next_tick = 0.0
         while not self.stop.is_set():
             if self.signals.ledger_lost(service.ledger):
                 break
             if scheduler.paused:
                 log.error("sync --once: %s", scheduler.paused)
                 return 1
-            self.rescans.new_folders(service, scheduler)
-            scheduler.tick()
+            now = time.monotonic()
+            if now >= next_tick:  # files waiting for their stable window are looked at once a tick
+                next_tick = now + tick
+                self.rescans.new_folders(service, scheduler)
+                scheduler.tick()
             if scheduler.idle():
                 break
-            self.stop.wait(tick)
+            # Asked more often than a tick: the run ends when its last load does, not up to a tick later.
+            self.stop.wait(ONCE_IDLE_POLL_SECONDS)
         if self.stop.is_set():
             self.signals.acknowledge_stop()
             scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)

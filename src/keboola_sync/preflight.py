@@ -120,9 +120,11 @@ def check_stack(config: Config) -> None:
 
 
 def connect(
-    config: Config, abandon: threading.Event | None = None, meter: Meter | None = None
+    config: Config, abandon: threading.Event | None = None, meter: Meter | None = None, *, preload: bool = False
 ) -> tuple[Storage, TokenInfo]:
-    """Verify the token and that it may write (§1.3). Any problem is a StartupError naming the fix."""
+    """Verify the token and that it may write (§1.3). Any problem is a StartupError naming the fix.
+    `preload`: the caller will read tables or load files, so the SDK's table and file endpoints are
+    imported in the background while the token check waits for Keboola (`Storage.preload`)."""
     token = config.require_token()
     storage = Storage(
         config.keboola.url,
@@ -134,6 +136,8 @@ def connect(
         abandon=abandon,
         meter=meter,
     )
+    if preload:
+        storage.preload()
     try:
         info = storage.verify_token()
     except TokenRejected as exc:

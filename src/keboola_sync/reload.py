@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config import env_file_token
 from .errors import ConfigError
@@ -25,7 +25,9 @@ from .live import FILES_POLL_SECONDS, ConfigFiles, LiveConfig, Reload, plan, sho
 from .logs import add_secret, reconfigure_logging
 from .state import Ledger, LedgerState
 from .storage import Abandoned, Storage, StorageError, TokenRejected
-from .watcher import Watcher
+
+if TYPE_CHECKING:
+    from .watcher import Watcher
 
 log = logging.getLogger("keboola_sync.daemon")
 

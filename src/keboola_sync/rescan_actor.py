@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .decide import judged_by_the_table
@@ -19,7 +20,9 @@ from .live import LiveConfig
 from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
 from .sync import SyncService
-from .watcher import Watcher
+
+if TYPE_CHECKING:  # `sync --once` runs without a watcher and never imports watchdog
+    from .watcher import Watcher
 
 log = logging.getLogger("keboola_sync.daemon")
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .health import Health
 from .metrics import Metrics
-from .monitor import Monitor
 from .notify import Notifier
 from .outcome import Outcome, Status
 from .preflight import StartupError
 from .scheduler import LoadHooks
 from .state import Ledger
+
+if TYPE_CHECKING:  # the endpoint's module (http.server) is imported only when monitoring.listen is set
+    from .monitor import Monitor
 
 log = logging.getLogger("keboola_sync.daemon")
 
@@ -58,6 +60,8 @@ class Telemetry(LoadHooks):
         listen = self.config.monitoring.listen
         if not listen:
             return
+        from .monitor import Monitor
+
         monitor = Monitor(
             listen, self.metrics, self.status_rows, lambda: Health.check(self.config), self.metrics.now_loading
         )

@@ -35,11 +35,6 @@ MIB = 1024 * 1024
 T = TypeVar("T")
 
 
-def is_abs(prepared: Mapping[str, Any]) -> bool:
-    """Does this files/prepare answer ask for an Azure Blob Storage upload?"""
-    return "absUploadParams" in prepared
-
-
 def _body(window: Readable) -> IO[bytes]:
     """A block's body as the SDK's type names it: a window reads, seeks and tells like a file."""
     return cast("IO[bytes]", window)

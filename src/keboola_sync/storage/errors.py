@@ -2,20 +2,18 @@
 
 Every failure that leaves `storage/` is one of these classes, so the rest of the daemon decides what to do
 from the class (retry, skip, stop) and never from an HTTP status, a `requests` or `botocore` exception or
-a Keboola error code. `classify` is the only function that looks at those (botocore, azure-core and Google's
-upload library are imported here for their exception types; kbcstorage imports them anyway).
+a Keboola error code. `classify` is the only function that looks at those. It never imports a cloud SDK
+(botocore, azure-core, Google's libraries: about half a second at start-up, issue 18.3): an exception of a
+class can only exist once its module is loaded, so a module not loaded yet cannot have raised anything.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Literal
 
-import azure.core.exceptions
-import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
-import google.auth.exceptions
 import requests
-from google.resumable_media import InvalidResponse
 
 from ..errors import KeboolaSyncError
 
@@ -149,18 +147,42 @@ def classify(exc: BaseException, what: str) -> StorageError:
         return exc
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return _from_http(exc.response, what)
-    if isinstance(exc, requests.RequestException | botocore.exceptions.BotoCoreError | ConnectionError | TimeoutError):
+    if isinstance(exc, requests.RequestException | ConnectionError | TimeoutError) or _boto_transport(exc):
         return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
-    cloud = _from_cloud(exc, what)
+    cloud = _from_azure(exc, what) or _from_gcs(exc, what) or _from_s3(exc, what)
     if cloud is not None:
         return cloud
-    if isinstance(exc, botocore.exceptions.ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        text = f"{what}: S3 {exc.response.get('Error', {}).get('Code', '')} {exc}"
-        # S3 speaks of its own objects: a 401/404 there is not our token or our table.
-        cls = StorageTransient if status_class(status) is StorageTransient else StorageTerminal
-        return cls(text, status=status)
     return StorageTerminal(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
+
+
+def _loaded(module: str) -> bool:
+    """Has some code imported `module`? Until then none of its exceptions can exist, and the import below
+    it in the callers only binds the loaded module (it never loads an SDK just to classify)."""
+    return module in sys.modules
+
+
+def _boto_transport(exc: BaseException) -> bool:
+    """botocore's own errors without an answer (connection, timeout, credentials): worth another try."""
+    if not _loaded("botocore.exceptions"):
+        return False
+    import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
+
+    return isinstance(exc, botocore.exceptions.BotoCoreError)
+
+
+def _from_s3(exc: BaseException, what: str) -> StorageError | None:
+    """An S3 answer (botocore's ClientError), or None."""
+    if not _loaded("botocore.exceptions"):
+        return None
+    import botocore.exceptions  # type: ignore[import-untyped, unused-ignore]
+
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return None
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    text = f"{what}: S3 {exc.response.get('Error', {}).get('Code', '')} {exc}"
+    # S3 speaks of its own objects: a 401/404 there is not our token or our table.
+    cls = StorageTransient if status_class(status) is StorageTransient else StorageTerminal
+    return cls(text, status=status)
 
 
 def _cloud_status(status: int, text: str) -> StorageError:
@@ -169,19 +191,34 @@ def _cloud_status(status: int, text: str) -> StorageError:
     return cls(without_queries(text), status=status)
 
 
-def _from_cloud(exc: BaseException, what: str) -> StorageError | None:
-    """Azure (azure-core) and GCS (google-resumable-media, google-auth) upload errors, or None."""
+def _from_azure(exc: BaseException, what: str) -> StorageError | None:
+    """Azure upload errors (azure-core), or None."""
+    if not _loaded("azure.core.exceptions"):
+        return None
+    import azure.core.exceptions
+
     if isinstance(exc, azure.core.exceptions.HttpResponseError) and exc.status_code:
         code = getattr(exc, "error_code", None) or exc.reason or ""
         code = getattr(code, "value", code)  # azure-storage-blob's StorageErrorCode enum: its wire name
         return _cloud_status(int(exc.status_code), f"{what}: Azure {exc.status_code} {code}")
     if isinstance(exc, azure.core.exceptions.AzureError):  # no answer: connection, timeout, stream
         return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc.message}"))
-    if isinstance(exc, InvalidResponse):
-        status = int(getattr(exc.response, "status_code", 0) or 0)
-        return _cloud_status(status, f"{what}: GCS {status} {exc}")
-    if isinstance(exc, google.auth.exceptions.TransportError):
-        return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
+    return None
+
+
+def _from_gcs(exc: BaseException, what: str) -> StorageError | None:
+    """GCS upload errors (google-resumable-media, google-auth), or None."""
+    if _loaded("google.resumable_media.common"):
+        from google.resumable_media.common import InvalidResponse
+
+        if isinstance(exc, InvalidResponse):
+            status = int(getattr(exc.response, "status_code", 0) or 0)
+            return _cloud_status(status, f"{what}: GCS {status} {exc}")
+    if _loaded("google.auth.exceptions"):
+        import google.auth.exceptions
+
+        if isinstance(exc, google.auth.exceptions.TransportError):
+            return StorageTransient(without_queries(f"{what}: {type(exc).__name__}: {exc}"))
     return None
 
 

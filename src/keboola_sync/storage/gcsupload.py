@@ -52,11 +52,6 @@ log = logging.getLogger("keboola_sync.storage")
 keep_credentials_out_of_logs()
 
 
-def is_gcs(prepared: Mapping[str, Any]) -> bool:
-    """Does this files/prepare answer ask for a Google Cloud Storage upload?"""
-    return "gcsUploadParams" in prepared
-
-
 def endpoint() -> str:
     """STORAGE_EMULATOR_HOST when set (an emulator), else Google's public endpoint."""
     host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip().rstrip("/")

@@ -7,10 +7,16 @@ S3 with a single PUT (5 GB ceiling). Here every request has a timeout and exactl
 SDK (`http.py`); the one retry policy (`retry.py`) wraps whole calls, honours Retry-After, and never
 re-sends an import before asking Keboola whether a job for that file already exists. Only `StorageError`
 subclasses (and `Abandoned` at shutdown) leave this module.
+
+Start-up (issue 18.3): the token check needs only the light endpoints. The SDK's table and file endpoints
+import boto3, the Azure and the Google SDKs when their module loads (about half a second of CPU), and each
+uploader imports its cloud's SDK; they are imported on first use, or in the background by `preload` and
+`warm_up` while the token check waits for Keboola, one thread at a time (`_SDK_LOCK`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,18 +26,15 @@ from typing import Any, NamedTuple, Protocol
 
 from kbcstorage.base import Endpoint  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.buckets import Buckets  # type: ignore[import-untyped, unused-ignore]
-from kbcstorage.files import Files  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.jobs import Jobs  # type: ignore[import-untyped, unused-ignore]
-from kbcstorage.tables import Tables  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.tables_metadata import TablesMetadata  # type: ignore[import-untyped, unused-ignore]
 from kbcstorage.tokens import Tokens  # type: ignore[import-untyped, unused-ignore]
 
 from ..config import KeboolaConfig, RetryConfig, UploadConfig
 from ..ratelimit import TokenBucket
-from .absupload import AbsUploader, is_abs
 from .buckets import find_bucket, legacy_prefix, predicted_bucket_id
+from .clouds import Cloud, cloud_of
 from .errors import Abandoned, JobFailed, NotFound, StorageTerminal, StorageTransient, classify
-from .gcsupload import GcsUploader, is_gcs
 from .http import OneAttemptHttp
 from .metadata import (
     PROVIDER,
@@ -44,7 +47,6 @@ from .metadata import (
     table_summary,
 )
 from .retry import RetryPolicy
-from .s3upload import S3Uploader, is_s3
 from .uploads import GrowingFile, Meter, NoMeter, Uploader
 
 # Files of Keboola file storage live 15 days (§5.4); reuse a kept file id only well within that.
@@ -55,6 +57,9 @@ FIRST_POLL_SECONDS = 0.1
 UPLOAD_TAGS = ("keboola-sync",)
 # The table list with what a rescan compares: columns, our metadata, lastImportDate (§4.1).
 TABLE_LIST_INCLUDE = ["columns", "metadata"]
+# Held while the SDK's table and file endpoints or an uploader (each importing cloud SDKs) are imported:
+# one thread imports them, the others wait for it instead of importing the same modules alongside.
+_SDK_LOCK = threading.Lock()
 
 
 class TableDialect(Protocol):
@@ -126,18 +131,71 @@ class _Index(Endpoint):  # type: ignore[misc]
         return self._get(self.root_url.rstrip("/") + "/v2/storage", params={"exclude": "components"})
 
 
-@dataclass(frozen=True)
+def _table_and_file_endpoints() -> tuple[Any, Any]:
+    """kbcstorage's `Tables` and `Files` classes. Their module imports boto3, azure-storage-blob and
+    google-cloud-storage as it loads, so it is imported here, on first use (or by `Storage.preload`)."""
+    with _SDK_LOCK:
+        from kbcstorage.files import Files  # type: ignore[import-untyped, unused-ignore]
+        from kbcstorage.tables import Tables  # type: ignore[import-untyped, unused-ignore]
+    return Tables, Files
+
+
+class _CloudUploader(Uploader, Protocol):
+    """An uploader of one cloud as `Storage` keeps it: it uploads, and takes reloaded settings."""
+
+    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None: ...
+
+
+def _new_uploader(cloud: Cloud, settings: Mapping[str, Any]) -> _CloudUploader:
+    """The uploader of one cloud; its module, and with it that cloud's SDK, is imported on first use."""
+    if cloud == "aws":
+        from .s3upload import S3Uploader
+
+        return S3Uploader(**settings)
+    if cloud == "azure":
+        from .absupload import AbsUploader
+
+        return AbsUploader(**settings)
+    from .gcsupload import GcsUploader
+
+    return GcsUploader(**settings)
+
+
 class _Api:
     """The SDK endpoints for one token. Replaced whole when the token rotates (`use_token`), so every
-    request starts with one token or the other, never a mix."""
+    request starts with one token or the other, never a mix. Every endpoint sends through our one-attempt
+    HTTP (the SDK's own 11-attempt retry loop is off; the retry policy wraps whole calls). The table and
+    file endpoints are made on first use (see `_table_and_file_endpoints`)."""
 
-    buckets: Any
-    tables: Any
-    metadata: Any
-    files: Any
-    jobs: Any
-    tokens: Any
-    index: Any
+    def __init__(self, url: str, token: str, http: OneAttemptHttp) -> None:
+        self._url = url
+        self._token = token
+        self._http = http
+        self.buckets: Any = self._bind(Buckets(url, token))
+        self.metadata: Any = self._bind(TablesMetadata(url, token))
+        self.jobs: Any = self._bind(Jobs(url, token))
+        self.tokens: Any = self._bind(Tokens(url, token))
+        self.index: Any = self._bind(_Index(url, token))
+        self._tables: Any = None
+        self._files: Any = None
+
+    def _bind(self, endpoint: Any) -> Any:
+        endpoint.requests = self._http
+        return endpoint
+
+    @property
+    def tables(self) -> Any:
+        if self._tables is None:
+            tables, _ = _table_and_file_endpoints()
+            self._tables = self._bind(tables(self._url, self._token))
+        return self._tables
+
+    @property
+    def files(self) -> Any:
+        if self._files is None:
+            _, files = _table_and_file_endpoints()
+            self._files = self._bind(files(self._url, self._token))
+        return self._files
 
 
 class Storage:
@@ -171,34 +229,14 @@ class Storage:
         self._api = self._connect(token)
         self._token_lock = threading.Lock()
         # One uploader per cloud, all under the one retry policy and reporting to the one meter; each
-        # upload picks one from its prepare answer (_uploader).
-        common: dict[str, Any] = {
-            "request_timeout": keboola.request_timeout_seconds,
-            "upload": upload,
-            "progress_seconds": progress_seconds,
-            "abandon": self.abandon,
-            "policy": self._policy,
-            "meter": self.meter,
-        }
-        self._s3 = S3Uploader(**common)
-        self._abs = AbsUploader(**common)
-        self._gcs = GcsUploader(**common)
+        # upload picks one from its prepare answer (_uploader), made when a cloud is first asked for.
+        self._upload = upload
+        self._progress_seconds = progress_seconds
+        self._uploaders: dict[Cloud, _CloudUploader] = {}
 
     def _connect(self, token: str) -> _Api:
-        """The SDK endpoints for `token`, all sending through our one-attempt HTTP (the SDK's own
-        11-attempt retry loop is off; the retry policy wraps whole calls)."""
-        api = _Api(
-            buckets=Buckets(self.url, token),
-            tables=Tables(self.url, token),
-            metadata=TablesMetadata(self.url, token),
-            files=Files(self.url, token),
-            jobs=Jobs(self.url, token),
-            tokens=Tokens(self.url, token),
-            index=_Index(self.url, token),
-        )
-        for endpoint in vars(api).values():
-            endpoint.requests = self._http
-        return api
+        """The SDK endpoints for `token` (see `_Api`)."""
+        return _Api(self.url, token, self._http)
 
     def use_settings(
         self, *, keboola: KeboolaConfig, retry: RetryConfig, upload: UploadConfig, progress_seconds: float
@@ -211,12 +249,56 @@ class Storage:
         self._keboola = keboola
         self._policy.config = retry
         self._http.timeout = keboola.request_timeout_seconds
-        for uploader in (self._s3, self._abs, self._gcs):
-            uploader.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
+        with _SDK_LOCK:  # an uploader made meanwhile gets the new settings too
+            self._upload, self._progress_seconds = upload, progress_seconds
+            for uploader in self._uploaders.values():
+                uploader.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
+
+    def preload(self) -> None:
+        """Import the SDK's table and file endpoints in a background thread (see the module docstring):
+        called before the token check, whose round trips to Keboola it overlaps. Harmless if it fails:
+        the first use then imports them itself."""
+
+        def load() -> None:
+            with contextlib.suppress(Exception):
+                _table_and_file_endpoints()
+
+        threading.Thread(target=load, name="keboola-sync-preload", daemon=True).start()
 
     def warm_up(self) -> None:
-        """Prepare the S3 client in the background, so the first upload does not wait for it."""
-        self._s3.warm_up()
+        """After the token check: make the uploader of the project's cloud in the background, and on AWS
+        load botocore's S3 model (~0.2 s of CPU), so the first upload waits for neither."""
+        provider = self.token_info.file_storage_provider if self.token_info is not None else "aws"
+        cloud: Cloud = "azure" if provider == "azure" else "gcp" if provider == "gcp" else "aws"
+
+        def build() -> None:
+            with contextlib.suppress(Exception):
+                uploader = self._uploader_of(cloud)
+                if cloud == "aws":
+                    from .s3upload import S3Uploader  # imported by _uploader_of just now
+
+                    if isinstance(uploader, S3Uploader):
+                        uploader.warm_up()
+
+        threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
+
+    def _uploader_of(self, cloud: Cloud) -> _CloudUploader:
+        """This storage's uploader for `cloud`, made (and its SDK imported) on first use."""
+        with _SDK_LOCK:
+            uploader = self._uploaders.get(cloud)
+            if uploader is None:
+                uploader = self._uploaders[cloud] = _new_uploader(
+                    cloud,
+                    {
+                        "request_timeout": self._keboola.request_timeout_seconds,
+                        "upload": self._upload,
+                        "progress_seconds": self._progress_seconds,
+                        "abandon": self.abandon,
+                        "policy": self._policy,
+                        "meter": self.meter,
+                    },
+                )
+        return uploader
 
     def _contact(self) -> None:
         self.last_contact = time.time()
@@ -394,13 +476,8 @@ class Storage:
         """The uploader for the cloud the prepare answer names (§5.1: `uploadParams` on AWS stacks,
         `absUploadParams` on Azure, `gcsUploadParams` on GCP); None for a shape we do not know, which
         the SDK's own uploader gets."""
-        if is_s3(prepared):
-            return self._s3
-        if is_abs(prepared):
-            return self._abs
-        if is_gcs(prepared):
-            return self._gcs
-        return None
+        cloud = cloud_of(prepared)
+        return self._uploader_of(cloud) if cloud is not None else None
 
     def upload(self, spool: Path, *, label: str) -> int:
         """Upload a spool file to Keboola file storage and return the file id. The Keboola file is named

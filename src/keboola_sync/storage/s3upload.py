@@ -31,11 +31,6 @@ MIB = 1024 * 1024
 T = TypeVar("T")
 
 
-def is_s3(prepared: Mapping[str, Any]) -> bool:
-    """Does this files/prepare answer ask for an S3 upload with the credentials we need?"""
-    return prepared.get("provider", "aws") == "aws" and "uploadParams" in prepared
-
-
 class S3Uploader(CloudUploader):
     """Single PutObject for small files, parallel multipart above `upload.multipart_threshold_mb` (no 5 GB
     ceiling), and multipart from a file still being written. Clients made before a settings reload keep
