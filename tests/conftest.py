@@ -15,6 +15,20 @@ import pytest
 from support.daemon import daemon_factory  # noqa: F401
 from support.emulator import emulator, file_storage, make_emulator  # noqa: F401
 
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Captured output may hold a file name that is not UTF-8 (surrogate escapes: the odd-name tests log
+    them on purpose); an xdist worker cannot send such text to the controller, so it is escaped here."""
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [(title, _utf8(text)) for title, text in report.sections]
+
+
 SHARED_FOLDERS = {"docker": "docker", "clients": "clients"}
 
 
