@@ -1,0 +1,88 @@
+"""`upload.gzip_level: auto`: measure this machine once, measure the uplink on every big upload, and
+let gziplevel.choose_level pick each load's level.
+
+Why measured here and not taken from a table: the CPU cost of a level differs by machine several times
+over, and the ratio by data. Why once per process, on the first gzipped file's first MiB: it costs about
+0.1 s of CPU (every level once, on one MiB), which a file above the gzip threshold repays, and a shared
+machine's load changes its wall time, not its CPU time, so thread CPU time is what is measured.
+The uplink is measured by the spool's reader (spool.SpoolReader.uploaded): bytes over the time the
+uploader was sending rather than waiting for the compressor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+
+from isal import isal_zlib
+
+from .gziplevel import MB, LevelCost, Machine, UplinkEstimate, choose_level
+from .pgzip import MAX_GZIP_THREADS, deflate_block
+
+log = logging.getLogger("keboola_sync.spool")
+
+AUTO = "auto"
+SAMPLE_BYTES = 1 << 20  # enough for every level's ratio to settle, small enough to cost ~0.1 s in total
+LEVELS = tuple(range(10))
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def measure_machine(sample: bytes, threads: int) -> Machine:
+    """Every level's ratio and CPU cost on `sample`, and the pass's own CPU per MB (hash and CRC)."""
+    sample = sample[:SAMPLE_BYTES]
+    mb = max(len(sample), 1) / MB
+    costs = []
+    for level in LEVELS:
+        started = time.thread_time()
+        size = len(deflate_block(sample, b"", level))
+        costs.append(LevelCost(level, len(sample) / max(size, 1), (time.thread_time() - started) / mb))
+    started = time.thread_time()
+    hashlib.sha256(sample).digest()
+    isal_zlib.crc32(sample)
+    base = (time.thread_time() - started) / mb
+    workers = threads or min(usable_cpus(), MAX_GZIP_THREADS)
+    cores = min(usable_cpus(), workers + 1)  # the pass's own thread beside the gzip workers
+    return Machine(cores=cores, base_cpu_per_mb=base, levels=tuple(costs))
+
+
+class AutoLevel:
+    """The process's automatic gzip level: the machine measured once, the uplink kept up to date, the
+    level of the last load (so the choice has hysteresis) and the gzip passes running now (two passes at
+    once share the cores)."""
+
+    def __init__(self) -> None:
+        self.uplink = UplinkEstimate()
+        self._machine: Machine | None = None
+        self._level: int | None = None
+        self._passes = 0
+        self._lock = threading.Lock()
+
+    def begin(self, sample: bytes, threads: int) -> int:
+        """The level for a gzip pass whose first chunk is `sample`; call `end` when the pass ends."""
+        with self._lock:
+            if self._machine is None:
+                self._machine = measure_machine(sample, threads)
+                log.debug("gzip levels measured on %d bytes: %s", min(len(sample), SAMPLE_BYTES), self._machine)
+            self._passes += 1
+            machine = self._machine
+            share = Machine(machine.cores / self._passes, machine.base_cpu_per_mb, machine.levels)
+            choice = choose_level(share, self.uplink.mb_per_second(), self._level)
+            self._level = choice.level
+        log.debug("gzip level %d (auto): %s", choice.level, choice.reason)
+        return choice.level
+
+    def end(self) -> None:
+        with self._lock:
+            self._passes = max(0, self._passes - 1)
+
+
+AUTO_LEVEL = AutoLevel()  # one per process: one uplink, one machine
