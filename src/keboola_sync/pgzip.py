@@ -44,6 +44,16 @@ class ParallelGzip:
         self._crc = 0
         self._size = 0
 
+    @property
+    def level(self) -> int:
+        return self._level
+
+    @level.setter
+    def level(self, level: int) -> None:
+        """Blocks are compressed independently, so each may have its own level and the result is still
+        one valid member: `upload.gzip_level: auto` sets it once the first chunk is seen."""
+        self._level = level
+
     def submit(self, chunk: bytes) -> Future[bytes]:
         """Start compressing `chunk`; called in file order, from one thread."""
         dictionary = self._previous
