@@ -121,7 +121,7 @@ def csv_sample(size: int = 1 << 20) -> bytes:
 
 def test_measure_machine_on_a_sample_gives_every_level() -> None:
     measured = measure_machine(csv_sample(), threads=2)
-    assert [c.level for c in measured.levels] == list(range(10))
+    assert [c.level for c in measured.levels] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
     assert all(c.ratio > 1 and c.cpu_per_mb > 0 for c in measured.levels)
     by_level = {c.level: c for c in measured.levels}
     assert by_level[9].ratio > by_level[1].ratio  # zlib's best beats ISA-L's fastest
