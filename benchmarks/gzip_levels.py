@@ -7,7 +7,9 @@ Per level, the daemon's own pass (`csvfile.inspect_and_spool`: CSV check, SHA-25
 gzip, `pgzip.ParallelGzip`, on every core up to 4) runs over the generated CSV (benchmarks/datagen.py):
 compressed bytes, ratio, the pass's wall time and the process CPU seconds it used. The predicted time from
 "saved" to "uploaded" at an uplink of U is max(pass time, compressed bytes / U): the upload overlaps the
-pass, so the slower of the two sets the pace (what `gziplevel.choose_level` maximises). Levels run in one
+pass, so the slower of the two sets the pace (what `gziplevel.choose_level` maximises). The level `auto`
+picks (the daemon's own calibration on the file's first chunk, then `gziplevel.choose_level`) is printed
+per uplink. Levels run in one
 sitting, in order, so a change in the machine's load hits neighbours alike; read the ratios between rows.
 
 `--libraries` adds a compress-only comparison (one thread, 4 MiB blocks primed with the previous 32 KiB,
@@ -179,6 +181,18 @@ def best_level(runs: list[LevelRun], uplink_mbit: float) -> LevelRun:
     return min(runs, key=lambda r: (round(r.predicted_seconds(uplink_mbit), 1), r.compressed_bytes))
 
 
+def auto_choice(source: Path, uplink_mbit: float) -> tuple[int, str]:
+    """The level `upload.gzip_level: auto` picks for this file at this uplink: the daemon's own calibration
+    on the file's first chunk, then gziplevel.choose_level (no current level: no hysteresis)."""
+    from keboola_sync.gzipauto import measure_machine
+    from keboola_sync.gziplevel import choose_level
+
+    with open(source, "rb") as handle:
+        machine = measure_machine(handle.read(BLOCK), threads=0)
+    choice = choose_level(machine, uplink_mbit / 8)
+    return choice.level, choice.reason
+
+
 def rows(work: Path, source: Path, number: int) -> list[Result]:
     """One result.Result per uplink: the best level's predicted saved -> uploaded time against level 1
     (the old default), with every level's numbers in `details`. Measured, not judged (passed=None)."""
@@ -202,6 +216,7 @@ def rows(work: Path, source: Path, number: int) -> list[Result]:
                 None,
                 details={
                     "best_level": best.level,
+                    "auto_level": auto_choice(source, uplink)[0],
                     "levels": {
                         r.level: {
                             "bytes": r.compressed_bytes,
@@ -230,6 +245,7 @@ def main() -> int:
         source = write_csv(work / "orders.csv", args.size_mb * MB).path
         load = os.getloadavg()[0]
         runs = measure_levels(source, work / "spool")
+        by_level = {r.level: r for r in runs}
         print(
             f"{source.stat().st_size / MB:.0f} MB CSV, the daemon's pass per level, {os.cpu_count()} CPUs,"
             f" load average {load:.1f} -> {os.getloadavg()[0]:.1f}"
@@ -238,7 +254,11 @@ def main() -> int:
         print(table(runs, predict=True))
         for uplink in UPLINKS_MBIT:
             best = best_level(runs, uplink)
-            print(f"best at {uplink} Mbit/s: level {best.level} ({best.predicted_seconds(uplink):.1f} s)")
+            level, reason = auto_choice(source, uplink)
+            print(
+                f"best at {uplink} Mbit/s: level {best.level} ({best.predicted_seconds(uplink):.1f} s);"
+                f" auto picks level {level} ({by_level[level].predicted_seconds(uplink):.1f} s): {reason}"
+            )
         if args.libraries:
             print("\ncompress only, one thread, 4 MiB blocks (no CSV check, no hash):")
             print(table(measure_libraries(source), predict=False))
