@@ -9,8 +9,8 @@ compressed bytes, ratio, the pass's wall time and the process CPU seconds it use
 "saved" to "uploaded" at an uplink of U is max(pass time, compressed bytes / U): the upload overlaps the
 pass, so the slower of the two sets the pace (what `gziplevel.choose_level` maximises). The level `auto`
 picks (the daemon's own calibration on the file's first chunk, then `gziplevel.choose_level`) is printed
-per uplink. Levels run in one
-sitting, in order, so a change in the machine's load hits neighbours alike; read the ratios between rows.
+per uplink. Levels run in one sitting, in order, so a change in the machine's load hits neighbours alike;
+read the ratios between rows, and the CPU seconds, which the load changes far less than the wall time.
 
 `--libraries` adds a compress-only comparison (one thread, 4 MiB blocks primed with the previous 32 KiB,
 as the spool does) of the daemon's compressors against zlib-ng (`zlib-ng` on PyPI) and libdeflate

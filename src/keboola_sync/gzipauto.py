@@ -29,6 +29,10 @@ SAMPLE_BYTES = 512 << 10  # each level's ratio within a few percent of the whole
 # Level 8 is left out: on CSV it sends the bytes of 9 (benchmarks/gzip_levels.py: 48.7 MB both) at about
 # the same CPU, and measuring it would add a sixth of the calibration's cost.
 LEVELS = (0, 1, 2, 3, 4, 5, 6, 7, 9)
+# A small file (gzip_threshold_mb: 0 gzips every file) is no sample: its timings are noise and its ratio
+# says nothing about the next big file. Until a big one comes, the level stays where it is.
+MIN_SAMPLE_BYTES = 256 << 10
+UNMEASURED = Machine(cores=1, base_cpu_per_mb=0.0, levels=())
 
 
 def usable_cpus() -> int:
@@ -71,12 +75,12 @@ class AutoLevel:
     def begin(self, sample: bytes, threads: int) -> int:
         """The level for a gzip pass whose first chunk is `sample`; call `end` when the pass ends."""
         with self._lock:
-            if self._machine is None:
+            if self._machine is None and len(sample) >= MIN_SAMPLE_BYTES:
                 self._machine = measure_machine(sample, threads)
                 measured = len(sample[:SAMPLE_BYTES])
                 log.debug("gzip levels measured on the first %d bytes: %s", measured, _show(self._machine))
             self._passes += 1
-            machine = self._machine
+            machine = self._machine or UNMEASURED
             share = Machine(machine.cores / self._passes, machine.base_cpu_per_mb, machine.levels)
             choice = choose_level(share, self.uplink.mb_per_second(), self._level)
             self._level = choice.level

@@ -139,3 +139,12 @@ def test_auto_level_starts_at_the_first_level_then_follows_the_uplink() -> None:
     slow = auto.begin(sample, 2)
     auto.end()
     assert slow >= 4  # zlib's smaller output
+
+
+def test_a_small_first_file_is_no_sample_and_keeps_the_level() -> None:
+    auto = AutoLevel()
+    auto.uplink.observe(100 * MB, 100.0)
+    assert auto.begin(b"id\n1\n", 2) == FIRST_LEVEL  # nothing measured on a few bytes
+    auto.end()
+    assert auto.begin(csv_sample(), 2) >= 4  # the first big file is measured, the slow uplink is used
+    auto.end()
