@@ -19,7 +19,7 @@ import time
 
 from isal import isal_zlib
 
-from .gziplevel import MB, LevelCost, Machine, UplinkEstimate, choose_level
+from .gziplevel import MB, CpuShare, LevelCost, Machine, UplinkEstimate, choose_level
 from .pgzip import MAX_GZIP_THREADS, deflate_block
 
 log = logging.getLogger("keboola_sync.spool")
@@ -65,9 +65,11 @@ class AutoLevel:
     level of the last load (so the choice has hysteresis) and the gzip passes running now (two passes at
     once share the cores)."""
 
-    def __init__(self) -> None:
+    def __init__(self, machine: Machine | None = None) -> None:
+        """`machine`: already measured (a test's table); by default the first big pass measures it."""
         self.uplink = UplinkEstimate()
-        self._machine: Machine | None = None
+        self.cpu_share = CpuShare()
+        self._machine = machine
         self._level: int | None = None
         self._passes = 0
         self._lock = threading.Lock()
@@ -76,18 +78,24 @@ class AutoLevel:
         """The level for a gzip pass whose first chunk is `sample`; call `end` when the pass ends."""
         with self._lock:
             if self._machine is None and len(sample) >= MIN_SAMPLE_BYTES:
+                wall, cpu = time.perf_counter(), time.thread_time()
                 self._machine = measure_machine(sample, threads)
+                self.cpu_share.observe(time.thread_time() - cpu, time.perf_counter() - wall)
                 measured = len(sample[:SAMPLE_BYTES])
                 log.debug("gzip levels measured on the first %d bytes: %s", measured, _show(self._machine))
             self._passes += 1
             machine = self._machine or UNMEASURED
-            share = Machine(machine.cores / self._passes, machine.base_cpu_per_mb, machine.levels)
+            cores = machine.cores * self.cpu_share.value() / self._passes
+            share = Machine(cores, machine.base_cpu_per_mb, machine.levels)
             choice = choose_level(share, self.uplink.mb_per_second(), self._level)
             self._level = choice.level
         log.debug("gzip level %d (auto): %s", choice.level, choice.reason)
         return choice.level
 
-    def end(self) -> None:
+    def end(self, cpu_seconds: float = 0.0, wall_seconds: float = 0.0) -> None:
+        """The pass is over; its workers' CPU and wall time while compressing say how much of a core
+        they got (see CpuShare)."""
+        self.cpu_share.observe(cpu_seconds, wall_seconds)
         with self._lock:
             self._passes = max(0, self._passes - 1)
 

@@ -28,11 +28,13 @@ SWITCH_GAIN = 1.10
 TIE = 0.01
 # Uploads this small say more about request latency than about the uplink's rate.
 MIN_OBSERVED_BYTES = 8 * MB
-KEPT_OBSERVATIONS = 5
-# The share of the cores a pass counts on: the rest of the machine wants some, and a level's cost measured
-# on one MiB can be off by that much. Too low a guess costs a few percent of bytes; too high a guess makes
-# the CPU, not the uplink, set the pace, which costs far more.
-CPU_HEADROOM = 0.75  # the median of the last few uploads: one slow upload does not move the level
+MIN_OBSERVED_SECONDS = 0.02  # compression shorter than this is timer noise
+MIN_SHARE = 0.05  # a starved machine still compresses; never count on less than 1/20 of a core
+KEPT_OBSERVATIONS = 5  # the median of the last few: one slow upload (or pass) does not move the level
+# The share of the cores a pass counts on, besides what other work is seen to hold (CpuShare): a level's
+# cost measured on 512 KiB can be off by that much. Too low a guess costs a few percent of bytes; too high
+# a guess makes the CPU, not the uplink, set the pace, which costs far more.
+CPU_HEADROOM = 0.75
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,27 @@ def choose_level(machine: Machine, uplink_mb_s: float | None, current: int | Non
         f" {rates[best.level]:.0f} MB/s (ratio {best.ratio:.2f}, limited by {limit})"
     )
     return Choice(best.level, rates[best.level], reason)
+
+
+class CpuShare:
+    """How much of a core a gzip worker really gets on this machine now: its CPU time over its wall time
+    while it compresses, the median of the last few passes. 1.0 on an idle machine; on a shared one it
+    scales the cores the level rule counts on, so a level is not chosen for CPU that other work holds.
+    Thread-safe."""
+
+    def __init__(self, kept: int = KEPT_OBSERVATIONS) -> None:
+        self._shares: deque[float] = deque(maxlen=kept)
+        self._lock = threading.Lock()
+
+    def observe(self, cpu_seconds: float, wall_seconds: float) -> None:
+        if wall_seconds < MIN_OBSERVED_SECONDS or cpu_seconds <= 0:
+            return  # too short to say anything
+        with self._lock:
+            self._shares.append(min(1.0, cpu_seconds / wall_seconds))
+
+    def value(self) -> float:
+        with self._lock:
+            return max(MIN_SHARE, statistics.median(self._shares)) if self._shares else 1.0
 
 
 class UplinkEstimate:

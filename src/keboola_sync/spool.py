@@ -265,9 +265,9 @@ class SpoolWriter:
             self._thread = None
         if self._gzip is not None:
             self._gzip.close()
-        if self._counted:
-            self._counted = False
-            AUTO_LEVEL.end()
+            if self._counted:
+                self._counted = False
+                AUTO_LEVEL.end(self._gzip.cpu_seconds, self._gzip.wall_seconds)
 
     def _work(self) -> None:
         """Writes blocks in file order: a copied chunk as is, a compressed one when its future is done.

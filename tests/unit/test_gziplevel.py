@@ -9,6 +9,8 @@ from keboola_sync.gzipauto import AutoLevel, measure_machine
 from keboola_sync.gziplevel import (
     FIRST_LEVEL,
     MB,
+    MIN_SHARE,
+    CpuShare,
     LevelCost,
     Machine,
     UplinkEstimate,
@@ -148,3 +150,31 @@ def test_a_small_first_file_is_no_sample_and_keeps_the_level() -> None:
     auto.end()
     assert auto.begin(csv_sample(), 2) >= 4  # the first big file is measured, the slow uplink is used
     auto.end()
+
+
+def test_cpu_share_is_the_median_of_recent_passes_and_never_zero() -> None:
+    share = CpuShare(kept=3)
+    assert share.value() == 1.0  # nothing measured: an idle machine
+    share.observe(0.001, 0.001)  # too short to say anything
+    assert share.value() == 1.0
+    for cpu, wall in ((1.0, 1.0), (0.5, 2.0), (0.2, 1.0), (0.3, 1.0)):  # the first drops out of three kept
+        share.observe(cpu, wall)
+    assert share.value() == pytest.approx(0.25)
+    share.observe(2.0, 1.0)  # rounding: more CPU than wall counts as one whole core
+    share.observe(0.001, 10.0)
+    share.observe(0.001, 10.0)
+    assert share.value() == MIN_SHARE
+
+
+def test_a_busy_machine_gets_a_faster_level() -> None:
+    """Other work holds the CPU (the gzip workers got a fifth of a core): at 100 Mbit/s zlib's level 6
+    would make the pass the limit, so an ISA-L level is chosen."""
+    levels = {}
+    for name, share in (("idle", 1.0), ("busy", 0.2)):
+        auto = AutoLevel(machine(2))
+        for _ in range(3):
+            auto.uplink.observe(100 * MB, 8.0)  # 12.5 MB/s
+            auto.end(cpu_seconds=share * 10, wall_seconds=10.0)
+        levels[name] = auto.begin(b"", 2)
+        auto.end()
+    assert levels == {"idle": 6, "busy": 3}  # 0.4 of a core: ISA-L 3 still outruns 12.5 MB/s x 5.5
