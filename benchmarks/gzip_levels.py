@@ -181,14 +181,24 @@ def best_level(runs: list[LevelRun], uplink_mbit: float) -> LevelRun:
     return min(runs, key=lambda r: (round(r.predicted_seconds(uplink_mbit), 1), r.compressed_bytes))
 
 
-def auto_choice(source: Path, uplink_mbit: float) -> tuple[int, str]:
+def cpu_share(runs: list[LevelRun]) -> float:
+    """The share of the cores this run really had, from the passes the compressor bounds (zlib's levels):
+    their CPU seconds over wall seconds times cores. What the daemon's CpuShare sees on a busy machine."""
+    bound = [r for r in runs if r.level >= 4] or runs
+    cores = os.cpu_count() or 1
+    return min(1.0, sum(r.cpu_seconds for r in bound) / max(sum(r.seconds for r in bound) * cores, 1e-9))
+
+
+def auto_choice(source: Path, uplink_mbit: float, share: float = 1.0) -> tuple[int, str]:
     """The level `upload.gzip_level: auto` picks for this file at this uplink: the daemon's own calibration
-    on the file's first chunk, then gziplevel.choose_level (no current level: no hysteresis)."""
+    on the file's first chunk, the cores scaled by `share` (1.0: an idle machine), then
+    gziplevel.choose_level (no current level: no hysteresis)."""
     from keboola_sync.gzipauto import measure_machine
-    from keboola_sync.gziplevel import choose_level
+    from keboola_sync.gziplevel import Machine, choose_level
 
     with open(source, "rb") as handle:
         machine = measure_machine(handle.read(BLOCK), threads=0)
+    machine = Machine(machine.cores * share, machine.base_cpu_per_mb, machine.levels)
     choice = choose_level(machine, uplink_mbit / 8)
     return choice.level, choice.reason
 
@@ -217,6 +227,7 @@ def rows(work: Path, source: Path, number: int) -> list[Result]:
                 details={
                     "best_level": best.level,
                     "auto_level": auto_choice(source, uplink)[0],
+                    "auto_level_at_this_load": auto_choice(source, uplink, cpu_share(runs))[0],
                     "levels": {
                         r.level: {
                             "bytes": r.compressed_bytes,
@@ -252,13 +263,14 @@ def main() -> int:
         )
         print("predicted saved -> uploaded = max(pass seconds, compressed bytes / uplink)")
         print(table(runs, predict=True))
+        share = cpu_share(runs)
         for uplink in UPLINKS_MBIT:
             best = best_level(runs, uplink)
-            level, reason = auto_choice(source, uplink)
-            print(
-                f"best at {uplink} Mbit/s: level {best.level} ({best.predicted_seconds(uplink):.1f} s);"
-                f" auto picks level {level} ({by_level[level].predicted_seconds(uplink):.1f} s): {reason}"
-            )
+            print(f"best at {uplink} Mbit/s: level {best.level} ({best.predicted_seconds(uplink):.1f} s)")
+            for label, fraction in (("idle machine", 1.0), (f"this run's CPU share {share:.2f}", share)):
+                level, reason = auto_choice(source, uplink, fraction)
+                seconds = by_level[level].predicted_seconds(uplink)
+                print(f"  auto, {label}: level {level} ({seconds:.1f} s): {reason}")
         if args.libraries:
             print("\ncompress only, one thread, 4 MiB blocks (no CSV check, no hash):")
             print(table(measure_libraries(source), predict=False))

@@ -94,7 +94,7 @@ def choose_level(machine: Machine, uplink_mb_s: float | None, current: int | Non
         best = kept
     limit = "the uplink" if uplink_mb_s * best.ratio <= compress_rate(best, machine) else "the CPU"
     reason = (
-        f"uplink {uplink_mb_s:.1f} MB/s, {machine.cores:g} core(s): level {best.level} predicts"
+        f"uplink {uplink_mb_s:.1f} MB/s, {machine.cores:.2g} core(s): level {best.level} predicts"
         f" {rates[best.level]:.0f} MB/s (ratio {best.ratio:.2f}, limited by {limit})"
     )
     return Choice(best.level, rates[best.level], reason)
