@@ -10,7 +10,6 @@ is `argmax_L min(compress rate_L, uplink x ratio_L)`. Pure: the numbers come in,
 
 from __future__ import annotations
 
-import statistics
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -100,6 +99,14 @@ def choose_level(machine: Machine, uplink_mb_s: float | None, current: int | Non
     return Choice(best.level, rates[best.level], reason)
 
 
+def _median(values: deque[float]) -> float:
+    """(Not `statistics.median`: that module pulls in `fractions` and `decimal`, start-up time for five
+    numbers.)"""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 class CpuShare:
     """How much of a core a gzip worker really gets on this machine now: its CPU time over its wall time
     while it compresses, the median of the last few passes. 1.0 on an idle machine; on a shared one it
@@ -118,7 +125,7 @@ class CpuShare:
 
     def value(self) -> float:
         with self._lock:
-            return max(MIN_SHARE, statistics.median(self._shares)) if self._shares else 1.0
+            return max(MIN_SHARE, _median(self._shares)) if self._shares else 1.0
 
 
 class UplinkEstimate:
@@ -139,4 +146,4 @@ class UplinkEstimate:
 
     def mb_per_second(self) -> float | None:
         with self._lock:
-            return statistics.median(self._rates) if self._rates else None
+            return _median(self._rates) if self._rates else None
