@@ -78,7 +78,8 @@ class CsvConfig:
 @dataclass(frozen=True)
 class UploadConfig:
     gzip_threshold_mb: float = _opt(50.0, rule.non_negative)
-    gzip_level: int = _opt(1, rule.between(0, 9))
+    # A fixed level 0-9, or `auto`: chosen per load from the measured uplink (gziplevel.py).
+    gzip_level: int | str = _opt("auto", rule.gzip_level)
     gzip_threads: int = _opt(0, rule.between(0, 64))  # 0: one per CPU, at most 4
     concurrency: int = _opt(4, rule.at_least(1))
     multipart_threshold_mb: float = _opt(64.0, rule.at_least(5, " (S3 parts are at least 5 MB)"))
@@ -338,10 +339,8 @@ def _convert(key: str, hint: Any, value: Any, default: Any) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(key, f"{key} is {_show(value)}; it must be true or false ({example}).")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(key, f"{key} is {_show(value)}; it must be a whole number ({example}).")
+    if hint in (int, int | str):
+        return _whole_number(key, hint, value, example)
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
@@ -363,6 +362,17 @@ def _convert(key: str, hint: Any, value: Any, default: Any) -> Any:
         shown = "(not shown: it may hold a secret)" if key in SECRET_KEYS else _show(value)
         raise ConfigError(key, f"{key} is {shown}; it must be a list of text values ({example}).")
     raise AssertionError(f"no converter for {hint!r}")  # pragma: no cover - schema bug
+
+
+def _whole_number(key: str, hint: Any, value: Any, example: str) -> Any:
+    """A whole number, or (hint `int | str`, e.g. upload.gzip_level: 0-9 or auto) a text value too; the
+    key's check then says which words and numbers are allowed."""
+    if isinstance(value, bool):
+        pass  # YAML's true/false is never a number
+    elif isinstance(value, int) or (hint is not int and isinstance(value, str)):
+        return value
+    what = "a whole number" if hint is int else "a whole number or a text value"
+    raise ConfigError(key, f"{key} is {_show(value)}; it must be {what} ({example}).")
 
 
 def _check_cross_field(section: str, obj: Any) -> None:

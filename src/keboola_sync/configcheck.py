@@ -51,6 +51,13 @@ def between(low: int, high: int) -> Check:
     return check
 
 
+def gzip_level(value: int | str) -> str | None:
+    """A fixed level (the message for a number out of range is the one it always was) or `auto`."""
+    if isinstance(value, int):
+        return between(0, 9)(value)
+    return None if value == "auto" else "a whole number from 0 to 9, or auto"
+
+
 def one_of(*choices: str) -> Check:
     def check(value: str) -> str | None:
         return None if value in choices else "one of: " + ", ".join(choices)

@@ -47,6 +47,7 @@ class Overlap:
             self._file_id = self._loader.storage.upload_stream(
                 reader, name=reader.name, size_hint=self._size, label=self._rel_path
             )
+            reader.uploaded()  # its pace sets the next load's gzip level (upload.gzip_level: auto)
         except Exception as exc:  # the finished spool is uploaded the ordinary way instead
             if reader.abandoned:  # the pass refused the file: its own outcome line says why
                 log.debug("%s: upload during the pass stopped with the pass", self._rel_path)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
+import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -43,6 +45,21 @@ class ParallelGzip:
         self._previous = b""  # the last DEFLATE_WINDOW bytes submitted, the next block's dictionary
         self._crc = 0
         self._size = 0
+        # Wall and CPU time the workers spent compressing: their ratio is the share of a core they really
+        # got, which `upload.gzip_level: auto` counts on for the next level (gzipauto.py).
+        self._timing = threading.Lock()
+        self.wall_seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    @level.setter
+    def level(self, level: int) -> None:
+        """Blocks are compressed independently, so each may have its own level and the result is still
+        one valid member: `upload.gzip_level: auto` sets it once the first chunk is seen."""
+        self._level = level
 
     def submit(self, chunk: bytes) -> Future[bytes]:
         """Start compressing `chunk`; called in file order, from one thread."""
@@ -50,7 +67,16 @@ class ParallelGzip:
         self._previous = (
             (dictionary + chunk)[-DEFLATE_WINDOW:] if len(chunk) < DEFLATE_WINDOW else (chunk[-DEFLATE_WINDOW:])
         )
-        return self._pool.submit(deflate_block, chunk, dictionary, self._level)
+        return self._pool.submit(self._timed_block, chunk, dictionary, self._level)
+
+    def _timed_block(self, chunk: bytes, dictionary: bytes, level: int) -> bytes:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        block = deflate_block(chunk, dictionary, level)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        with self._timing:
+            self.wall_seconds += wall
+            self.cpu_seconds += cpu
+        return block
 
     def account(self, chunk: bytes) -> None:
         """Add `chunk` to the trailer's CRC-32 and length; called in file order."""

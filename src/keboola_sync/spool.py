@@ -18,6 +18,7 @@ import queue
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import SpoolError
+from .gzipauto import AUTO, AUTO_LEVEL
 from .layout import sanitize_name
 from .lock import FileLock, held
 from .pgzip import ParallelGzip
@@ -143,17 +145,37 @@ class SpoolReader:
         self._writer = writer
         self._file = open(writer.tmp_path, "rb")  # noqa: SIM115 - closed by close(); survives the rename
         self.name = writer.stem + (".csv.gz" if writer.gzipped else ".csv")
+        # The uploader's pace, for `upload.gzip_level: auto`: from its first request for bytes, less the
+        # time it waited for the compressor.
+        self._first_wait: float | None = None
+        self._starved = 0.0
 
     def wait_for(self, end: int) -> tuple[int, bool]:
         """Block until the spool holds `end` bytes or is complete: (bytes written, complete?)."""
         writer = self._writer
-        with writer.progress:
-            while True:
-                if writer.failed is not None:
-                    raise OSError(f"the spool was abandoned: {writer.failed}")
-                if writer.done or writer.written >= end:
-                    return writer.written, writer.done
-                writer.progress.wait(0.5)
+        now = time.monotonic()
+        if self._first_wait is None:
+            self._first_wait = now
+        try:
+            with writer.progress:
+                while True:
+                    if writer.failed is not None:
+                        raise OSError(f"the spool was abandoned: {writer.failed}")
+                    if writer.done or writer.written >= end:
+                        return writer.written, writer.done
+                    writer.progress.wait(0.5)
+        finally:
+            self._starved += time.monotonic() - now
+
+    def uploaded(self) -> None:
+        """The upload of the whole spool succeeded: its bytes over the time spent sending them (not
+        waiting for the compressor) is the uplink's rate, which the next load's gzip level follows.
+        Waits that overlapped parts still in flight make the rate look higher, never lower: an error
+        that leans to a faster level, whose upload then measures the uplink better."""
+        if self._first_wait is None or not self._writer.done:
+            return
+        sending = time.monotonic() - self._first_wait - self._starved
+        AUTO_LEVEL.uplink.observe(self._writer.written, sending)
 
     def window(self, start: int, length: int) -> FileWindow:
         """A seekable, read-only view of [start, start + length) for one multipart part."""
@@ -171,16 +193,20 @@ class SpoolReader:
 class SpoolWriter:
     """Copies or compresses chunks into a temp file in a worker thread; commit = fsync-free rename."""
 
-    def __init__(self, spool_dir: Path, stem: str, gzipped: bool, level: int, threads: int = 0) -> None:
+    def __init__(self, spool_dir: Path, stem: str, gzipped: bool, level: int | str, threads: int = 0) -> None:
         self.spool_dir = spool_dir
         self.stem = stem
         self.gzipped = gzipped
-        self._gzip = ParallelGzip(level, threads) if gzipped else None
+        # `auto` (gzipauto): the level is chosen when the first chunk arrives, from the measured uplink.
+        self._auto = gzipped and level == AUTO
+        self._threads = threads
+        self._gzip = ParallelGzip(level if isinstance(level, int) else 0, threads) if gzipped else None
         self.sha = hashlib.sha256()  # of the chunks as they come, i.e. of the source file
         # Each entry: the chunk, and (gzip) the future of its compressed block, already running.
         self._queue: queue.Queue[tuple[bytes, Future[bytes] | None] | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._counted = False  # this pass is counted in AUTO_LEVEL's passes running now
         try:
             spool_dir.mkdir(parents=True, exist_ok=True)  # a tmpfs cleaned by the OS comes back
             fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".part", dir=spool_dir)
@@ -218,6 +244,10 @@ class SpoolWriter:
         """Queue the next chunk (its compression starts at once); blocks when QUEUE_CHUNKS are waiting."""
         if self._error is not None:
             raise self._error  # e.g. the spool disk is full: stop reading a big file at once
+        if self._auto and self._gzip is not None:
+            self._auto = False
+            self._gzip.level = AUTO_LEVEL.begin(chunk, self._threads)
+            self._counted = True
         self._queue.put((chunk, self._gzip.submit(chunk) if self._gzip is not None else None))
 
     def finish(self) -> None:
@@ -235,6 +265,9 @@ class SpoolWriter:
             self._thread = None
         if self._gzip is not None:
             self._gzip.close()
+            if self._counted:
+                self._counted = False
+                AUTO_LEVEL.end(self._gzip.cpu_seconds, self._gzip.wall_seconds)
 
     def _work(self) -> None:
         """Writes blocks in file order: a copied chunk as is, a compressed one when its future is done.

@@ -68,7 +68,7 @@ def test_empty_and_partial_config(tmp_path: Path) -> None:
     loaded = load_yaml(tmp_path, "upload:\n  gzip_threshold_mb: 1\nkeboola:\n")
     assert loaded.upload.gzip_threshold_mb == 1.0
     assert loaded.upload.gzip_threshold_bytes == 1024 * 1024
-    assert loaded.upload.gzip_level == 1
+    assert loaded.upload.gzip_level == "auto"
     assert loaded.keboola == defaults().keboola
 
 
@@ -169,6 +169,9 @@ def test_every_key_rejects_a_wrong_type(tmp_path: Path, section: str, name: str,
         ("keboola: {max_requests_per_second: 1e9}", "keboola.max_requests_per_second", "10000"),
         ("upload: {gzip_level: 10}", "upload.gzip_level", "from 0 to 9"),
         ("upload: {gzip_level: -1}", "upload.gzip_level", "from 0 to 9"),
+        ("upload: {gzip_level: fast}", "upload.gzip_level", "from 0 to 9, or auto"),
+        ("upload: {gzip_level: 1.5}", "upload.gzip_level", "a whole number or a text value"),
+        ("upload: {gzip_level: true}", "upload.gzip_level", "a whole number or a text value"),
         ("upload: {gzip_threshold_mb: -1}", "upload.gzip_threshold_mb", ">= 0"),
         ("upload: {concurrency: 0}", "upload.concurrency", ">= 1"),
         ("upload: {multipart_chunk_mb: 1}", "upload.multipart_chunk_mb", "at least 5 MB"),

@@ -77,7 +77,7 @@ def inspect_and_spool(
     *,
     spool_dir: Path,
     gzip_threshold_bytes: int,
-    gzip_level: int,
+    gzip_level: int | str,  # 0-9, or "auto" (gzipauto.py)
     sniff_bytes: int,
     delimiters: str,
     display_path: str,
