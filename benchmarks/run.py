@@ -13,7 +13,6 @@ What each number means and what limits it: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shutil
 import sys
@@ -24,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import gzip_levels
 import large_files
 import small_files
+import startup
 import uplink
 from harness import REPO, machine
 from result import Result, fmt
@@ -77,19 +77,9 @@ def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[in
         8: lambda: uplink.grid_rows(8, grid(sizes.grid_mb[1])),
         9: lambda: uplink.grid_rows(9, grid(sizes.grid_mb[2])),
         10: lambda: uplink.level_rows(10, grid(gzipped_mb)),
-        11: lambda: _optional("startup", "issue 18.3").bench_startup(work, number=11),
-        12: lambda: _optional("gzip_levels", "issue 18.2").rows(work, big(gzipped_mb).path, 12),
+        11: lambda: startup.bench_startup(work, number=11),
+        12: lambda: gzip_levels.rows(work, big(gzipped_mb).path, 12),
     }
-
-
-def _optional(name: str, what: str) -> Any:
-    """A benchmark module of its own branch, imported only when its row runs (the other rows run without it)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise RuntimeError(f"benchmarks/{name}.py ({what}) is not in this checkout yet") from None
 
 
 def _table(results: list[Result]) -> str:
