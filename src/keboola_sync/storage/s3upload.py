@@ -11,6 +11,7 @@ retry one part.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -29,6 +30,8 @@ S3_CLIENTS_KEPT = 4
 MIB = 1024 * 1024
 
 T = TypeVar("T")
+
+log = logging.getLogger("keboola_sync.storage")
 
 
 def is_s3(prepared: Mapping[str, Any]) -> bool:
@@ -89,8 +92,10 @@ class S3Uploader(CloudUploader):
             f"starting the upload of {label}",
             lambda: client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"],
         )
+        log.debug("%s: multipart upload started", label)
         try:
             parts = self._send_parts(client, bucket, key, upload_id, source, size_hint, label)
+            log.debug("%s: %d parts sent, completing", label, len(parts))
             # Completing twice is harmless (the second sees the same parts), so it is retried too.
             self._run(
                 f"finishing the upload of {label}",
