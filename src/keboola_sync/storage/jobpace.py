@@ -2,7 +2,7 @@
 
 Keboola's job detail gives no estimate of the time left (§6.1), so the expected duration comes from the
 last job of the same kind (create or import), scaled by the uploaded size. Before that moment the pause
-grows as it always did (first poll soon, then x1.5, never past a tenth of the job's age nor
+grows as it always did (first poll soon, then from 0.1 s x1.5, never past a tenth of the job's age nor
 `keboola.job_poll_max_seconds`), so a wrong estimate never costs more requests than no estimate; it only
 ever makes a pause shorter. From the expected end on, the job is polled at a fine step for a short while,
 so a 30 s job is seen finished within a quarter of a second instead of up to 3 s late. Every poll still
@@ -28,15 +28,18 @@ def fine_step(expected: float) -> float:
 
 
 def first_pause(expected: float | None) -> float:
-    """The wait before the first poll: the expected duration when it is shorter than the default."""
-    if expected is None:
-        return FIRST_POLL_SECONDS
-    return min(FIRST_POLL_SECONDS, max(FINEST_POLL_SECONDS, expected))
+    """The wait before the first poll. None at all when no job of the kind is known yet or the last one
+    was over almost at once: a job can be terminal by the time its 202 arrives (§6.1), and a small file's
+    import often is (kbcstorage polls at once for the same reason). Else the expected duration when it is
+    shorter than FIRST_POLL_SECONDS."""
+    if expected is None or expected < FINEST_POLL_SECONDS:
+        return 0.0
+    return min(FIRST_POLL_SECONDS, expected)
 
 
 def next_pause(elapsed: float, previous: float, expected: float | None, max_pause: float) -> float:
     """The wait before the next poll, `elapsed` seconds after the job was accepted."""
-    backoff = min(previous * 1.5, max_pause, max(0.5, elapsed / 10))
+    backoff = min(max(previous * 1.5, FIRST_POLL_SECONDS), max_pause, max(0.5, elapsed / 10))
     if expected is None:
         return backoff
     step = fine_step(expected)
