@@ -194,7 +194,7 @@ class Daemon:
             scheduler.tick()
             if scheduler.idle():
                 break
-            self.stop.wait(tick)
+            self.stop.wait(scheduler.next_wait(tick))
         if self.stop.is_set():
             self.signals.acknowledge_stop()
             scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)
@@ -278,7 +278,7 @@ class Daemon:
                     skipped=c.skipped,
                     loading=self.telemetry.activity(),
                 )
-            self.stop.wait(self._tick_seconds())
+            self.stop.wait(scheduler.next_wait(self._tick_seconds()))
 
     def _reload(self, reloader: Reloader, now: float) -> None:
         if self.signals.reload_now.is_set():

@@ -27,6 +27,9 @@ from .sync import Outcome
 
 log = logging.getLogger("keboola_sync.daemon")
 
+# The shortest sleep of the daemon's loop between two ticks (next_wait).
+MIN_WAIT_SECONDS = 0.01
+
 
 class Service(Protocol):
     """What the scheduler needs from the sync service (`sync.SyncService`)."""
@@ -246,6 +249,17 @@ class Scheduler:
                 self._busy += 1
             log.debug("%s: stable, dispatched", rel_path)
             self._queue.put(LoadFile(rel_path, table_key))
+
+    def next_wait(self, longest: float) -> float:
+        """How long the daemon's loop may sleep before the next tick: until the earliest window ends, so a
+        file goes the moment it has been quiet for stable_seconds rather than up to a tick later; at most
+        `longest` (the ordinary tick, which also stats new candidates and confirms settled ones), at least
+        MIN_WAIT_SECONDS. Windows already over (a table busy loading) do not shorten the sleep."""
+        now = self._clock()
+        stable = self.stable_seconds
+        with self._lock:
+            ends = [c.since + stable - now for c in self._candidates.values() if c.fp is not None]
+        return max(MIN_WAIT_SECONDS, min([longest, *(end for end in ends if end > 0)]))
 
     def _settled(self, rel_path: str, cand: _Candidate, fp: Fingerprint | None, now: float) -> bool:
         with self._lock:

@@ -206,6 +206,37 @@ def test_an_mtime_in_the_future_gives_no_credit() -> None:
     assert service.loads == ["sales/a.csv"]
 
 
+def test_the_loop_sleeps_until_the_earliest_window_ends() -> None:
+    scheduler, service, clock, disk = make()
+    assert scheduler.next_wait(0.5) == 0.5  # nothing waiting: the ordinary tick
+    disk.write("sales/a.csv", 1, mtime=clock.now - 1.8)
+    scheduler.notify("sales/a.csv", from_event=True)
+    assert scheduler.next_wait(0.5) == 0.5  # not looked at yet: the next tick stats it
+    scheduler.tick()
+    assert abs(scheduler.next_wait(0.5) - 0.2) < 1e-9  # quiet for 1.8 s of its 2 s window
+    clock.advance(0.2)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_a_window_already_over_does_not_make_the_loop_spin() -> None:
+    scheduler, service, clock, disk = make()
+    disk.write("sales/a.csv", 1)
+    scheduler.notify("sales/a.csv", from_event=True)
+    scheduler.tick()
+    clock.advance(STABLE)
+    scheduler.tick()  # dispatched, not yet run: its table is busy
+    disk.write("sales/a.csv", 2)
+    scheduler.notify("sales/a.csv")
+    scheduler.tick()
+    clock.advance(STABLE)
+    scheduler.tick()  # stable again, but waits for the load of its table
+    assert scheduler.next_wait(0.25) == 0.25
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
 def test_a_file_deleted_before_it_settles_is_dropped_without_a_load() -> None:
     scheduler, service, clock, disk = make()
     disk.write("sales/a.csv", 1)
