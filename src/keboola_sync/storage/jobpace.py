@@ -19,7 +19,7 @@ from dataclasses import dataclass
 FIRST_POLL_SECONDS = 0.1  # with no history: first poll after this long
 FINEST_POLL_SECONDS = 0.05  # never more often than this (20 requests/s for one job, at its end only)
 FINE_POLL_CAP_SECONDS = 0.25  # the step near the end of a long job
-FINE_WINDOW_SHARE = 0.25  # fine polls last this share of the expected duration past it (at least 1 s)
+FINE_WINDOW_SHARE = 0.5  # fine polls last this share of the expected duration past it (at least 1 s)
 
 
 def fine_step(expected: float) -> float:

@@ -545,8 +545,10 @@ class Storage:
             if status in ("success", "error"):
                 self.meter.job_finished(elapsed)
             if status == "success":
-                # It ended between the last two polls (Keboola's own times have one-second resolution).
-                self._job_history.record(kind, size, (running_at + elapsed) / 2)
+                # It ended between the last two polls (Keboola's own times have one-second resolution);
+                # the earlier one is kept: polling finely from a little too early costs a few requests,
+                # from too late costs the lateness this is meant to remove.
+                self._job_history.record(kind, size, running_at or elapsed / 2)
                 return _job_outcome(job_id, job)
             if status == "error":
                 raise _job_failed(job_id, job, what)
