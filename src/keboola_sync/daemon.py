@@ -203,13 +203,14 @@ class Daemon:
                 return 1
             now = time.monotonic()
             if now >= next_tick:  # files waiting for their stable window are looked at once a tick
-                next_tick = now + tick
                 self.rescans.new_folders(service, scheduler)
                 scheduler.tick()
+                # The next look when the earliest window ends (at most a tick away).
+                next_tick = time.monotonic() + scheduler.next_wait(tick)
             if scheduler.idle():
                 break
             # Asked more often than a tick: the run ends when its last load does, not up to a tick later.
-            self.stop.wait(ONCE_IDLE_POLL_SECONDS)
+            self.stop.wait(max(0.0, min(ONCE_IDLE_POLL_SECONDS, next_tick - time.monotonic())))
         if self.stop.is_set():
             self.signals.acknowledge_stop()
             scheduler.wait_idle(self.config.daemon.shutdown_timeout_seconds)
@@ -293,7 +294,7 @@ class Daemon:
                     skipped=c.skipped,
                     loading=self.telemetry.activity(),
                 )
-            self.stop.wait(self._tick_seconds())
+            self.stop.wait(scheduler.next_wait(self._tick_seconds()))
 
     def _reload(self, reloader: Reloader, now: float) -> None:
         if self.signals.reload_now.is_set():

@@ -120,6 +120,7 @@ class Loader:
         for number in range(MAX_LOAD_ROUNDS):
             state.number = number
             plan = self._plan(state, record)
+            log.debug("%s: table looked up, plan %s", rel_path, plan.value)
             if plan is Plan.HOLDS:
                 return Loaded(JobOutcome(0, {}, state.remote_rows, ()), False, state.target.table_id, unchanged=True)
             created = state.creating = plan is Plan.CREATE
@@ -133,8 +134,9 @@ class Loader:
                 continue
             self.ledger.record_job_started(rel_path, job_id)
             try:
+                kind = "create" if created else "import"
                 outcome = self.storage.wait_for_job(
-                    job_id, what=f"{'create' if created else 'import'} {state.target.table_id}"
+                    job_id, what=f"{kind} {state.target.table_id}", kind=kind, size=spool.size
                 )
             except JobFailed as exc:
                 self.ledger.clear_in_flight(rel_path)
@@ -142,7 +144,9 @@ class Loader:
                 _ON_JOB_ERROR[exc.kind](self, state, exc)
                 continue
             outcome, imported_at = self._after_load(outcome, state.target)
+            log.debug("%s: table read after the load", rel_path)
             self._mark(state, imported_at, first=created or plan in (Plan.ADOPT, Plan.RESUME))
+            log.debug("%s: mark written", rel_path)
             return Loaded(outcome, created, state.target.table_id, table_import_date=imported_at)
         assert last_error is not None
         raise last_error
@@ -291,6 +295,7 @@ class Loader:
         self.ledger.record_uploaded(
             state.rel_path, target.table_id, info.fingerprint, info.sha256, info.columns, state.file_id
         )
+        log.debug("%s: upload recorded in the ledger", state.rel_path)
         if job_id is not None:
             return job_id
         if created:
@@ -299,7 +304,19 @@ class Loader:
 
     def _after_load(self, outcome: JobOutcome, target: Target) -> tuple[JobOutcome, str | None]:
         """The table as the load left it: rows and columns when the job did not say, and Keboola's
-        `lastImportDate`, kept to notice a later load by someone else (issue 12 item 7)."""
+        `lastImportDate`, kept to notice a later load by someone else (issue 12 item 7). A create job's
+        `results` is the new table itself (§4.2, §6.1), so its lastImportDate is read from there without
+        another request; an import's results carry no date (§4.5), and a stack whose create results lack
+        one (or name another table) is asked with GET tables/{id}."""
+        table = outcome.results
+        imported_at = table.get("lastImportDate")
+        if (
+            outcome.rows is not None
+            and isinstance(imported_at, str)
+            and imported_at
+            and str(table.get("id", "")).lower() == target.table_id.lower()
+        ):
+            return outcome, imported_at
         after = self.storage.get_table(target.table_id)
         if after is None:
             return outcome, None

@@ -28,6 +28,7 @@ class Overlap:
             remote = loader.storage.get_table(target.table_id)
             self._remote_columns = remote.columns if remote is not None else None
             self._known = True
+            log.debug("%s: table looked up before the pass", rel_path)
         except StorageError:
             self._known = False  # Keboola is not answering: the plain path will retry and report
 

@@ -27,6 +27,9 @@ from .sync import Outcome
 
 log = logging.getLogger("keboola_sync.daemon")
 
+# The shortest sleep of the daemon's loop between two ticks (next_wait).
+MIN_WAIT_SECONDS = 0.01
+
 
 class Service(Protocol):
     """What the scheduler needs from the sync service (`sync.SyncService`)."""
@@ -108,6 +111,18 @@ class LoadHooks:
         """`outcome` None: the load ended in an unexpected error (logged here)."""
 
 
+def quiet_for(fp: Fingerprint | None, wall_now: float, stable_seconds: float) -> float:
+    """How long the file has not been written, by its mtime, capped at `stable_seconds` (0 for none).
+
+    An mtime in the future (another machine's clock on a network mount) gives no credit. An mtime in the
+    past by more than the window (a file renamed in, `cp -p`, `rsync -t`) counts as the whole window, so
+    the file goes at the next identical stat, as a file found settled at start-up does."""
+    if fp is None:
+        return 0.0
+    age = wall_now - fp.mtime_ns / 1e9
+    return min(max(age, 0.0), stable_seconds) if age >= 0 else 0.0
+
+
 class Scheduler:
     """Turns path hints into jobs (see module docstring)."""
 
@@ -122,6 +137,7 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[Path], Fingerprint | None] = observe,
         hooks: LoadHooks | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.service = service
         self._hooks = hooks or LoadHooks()
@@ -130,6 +146,7 @@ class Scheduler:
         self._stable_seconds = stable_seconds
         self._stop = stop
         self._clock = clock
+        self._wall = wall  # the clock file mtimes are compared with (quiet_for)
         self._stat = stat
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -185,6 +202,7 @@ class Scheduler:
                 now = self._clock()
                 since = now - self.stable_seconds if settled is not None else now
                 self._candidates[rel_path] = _Candidate(fp=settled, since=since)
+                log.debug("%s: noticed (%s)", rel_path, "event" if from_event else "rescan or load")
 
     def notify_folder(self, folder: str) -> None:
         with self._lock:
@@ -229,14 +247,30 @@ class Scheduler:
                 self._in_flight.add(table_key)
                 self._running.add(rel_path)
                 self._busy += 1
+            log.debug("%s: stable, dispatched", rel_path)
             self._queue.put(LoadFile(rel_path, table_key))
+
+    def next_wait(self, longest: float) -> float:
+        """How long the daemon's loop may sleep before the next tick: until the earliest window ends, so a
+        file goes the moment it has been quiet for stable_seconds rather than up to a tick later; at most
+        `longest` (the ordinary tick, which also stats new candidates and confirms settled ones), at least
+        MIN_WAIT_SECONDS. Windows already over (a table busy loading) do not shorten the sleep."""
+        now = self._clock()
+        stable = self.stable_seconds
+        with self._lock:
+            ends = [c.since + stable - now for c in self._candidates.values() if c.fp is not None]
+        return max(MIN_WAIT_SECONDS, min([longest, *(end for end in ends if end > 0)]))
 
     def _settled(self, rel_path: str, cand: _Candidate, fp: Fingerprint | None, now: float) -> bool:
         with self._lock:
             if rel_path not in self._candidates:
                 return False
             if fp != cand.fp:
-                cand.fp, cand.since = fp, now
+                # The window runs from the file's last write, not from our first look at it: a file
+                # renamed in with an old mtime (or saved a moment before its event was handled) has been
+                # quiet that long already. One more identical stat is still required.
+                cand.fp = fp
+                cand.since = now - quiet_for(fp, self._wall(), self.stable_seconds)
                 return False
             if fp is None:  # deleted: nothing to load, and deleting never touches Keboola
                 del self._candidates[rel_path]

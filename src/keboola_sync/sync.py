@@ -165,10 +165,12 @@ class SyncService:
 
     def _load(self, rel_path: str, path: Path, target: Target, fp: Fingerprint, record: FileRecord | None) -> Outcome:
         started = time.monotonic()
+        log.debug("%s: pass started", rel_path)
         try:
             info, spool, fresh_file_id = self._pass(rel_path, path, target, fp, record)
         except (InvalidFile, SpoolError, FileChanged, OSError) as exc:
             return self._on_error(rel_path, target.table_id, fp, exc, record)
+        log.debug("%s: pass done (%d bytes, spool %d bytes)", rel_path, info.size, spool.size)
         try:
             if record is not None and record.state == LedgerState.SYNCED and record.sha256 == info.sha256:
                 # A touch (or a copy of the same bytes): Keboola already holds this content.
@@ -235,6 +237,7 @@ class SyncService:
             header=info.header,
             table_import_date=loaded.table_import_date,
         )
+        log.debug("%s: ledger written", rel_path)
         compressed = f", gzip {spool.size / 1e6:.1f} MB" if spool.gzipped else ""
         rate = info.size / 1e6 / max(seconds, 1e-6)
         status = Status.CREATED if loaded.created else Status.LOADED

@@ -157,7 +157,8 @@ def test_restart_does_not_reload_unchanged_files(daemon_factory, emulator):
 
 def test_files_untouched_for_long_are_not_held_back_at_start_up(daemon_factory, emulator):
     """A file whose mtime is older than stable_seconds when the daemon starts is loaded after one more
-    identical stat, not after a whole stable window; a fresh file still waits the window."""
+    identical stat, not after a whole stable window; a fresh file still waits the window, counted from its
+    last write (its mtime, issue 18.1)."""
     import os
     import time
     from datetime import datetime

@@ -32,13 +32,16 @@ class Clock:
 
 
 class Disk:
-    """Scripted fingerprints: what a stat of each path returns right now."""
+    """Scripted fingerprints: what a stat of each path returns right now. A write stamps the fake clock's
+    time as the mtime (the scheduler is given the same clock as its wall clock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.files: dict[Path, Fingerprint] = {}
+        self._clock = clock
 
-    def write(self, rel_path: str, version: int) -> None:
-        self.files[ROOT / rel_path] = Fingerprint(size=version, mtime_ns=version, inode=1)
+    def write(self, rel_path: str, version: int, *, mtime: float | None = None) -> None:
+        stamp = self._clock.now if mtime is None else mtime
+        self.files[ROOT / rel_path] = Fingerprint(size=version, mtime_ns=int(stamp * 1e9), inode=1)
 
     def delete(self, rel_path: str) -> None:
         self.files.pop(ROOT / rel_path, None)
@@ -77,9 +80,17 @@ class Service:
 
 
 def make() -> tuple[Scheduler, Service, Clock, Disk]:
-    service, clock, disk = Service(), Clock(), Disk()
+    service, clock = Service(), Clock()
+    disk = Disk(clock)
     scheduler = Scheduler(
-        service, ROOT, stable_seconds=STABLE, workers=1, stop=threading.Event(), clock=clock, stat=disk.stat
+        service,
+        ROOT,
+        stable_seconds=STABLE,
+        workers=1,
+        stop=threading.Event(),
+        clock=clock,
+        stat=disk.stat,
+        wall=clock,
     )
     return scheduler, service, clock, disk
 
@@ -126,8 +137,102 @@ def test_a_change_inside_the_window_starts_it_again() -> None:
 def test_a_file_settled_at_start_up_waits_for_one_identical_stat_only() -> None:
     scheduler, service, _, disk = make()
     disk.write("sales/a.csv", 1)
-    scheduler.notify("sales/a.csv", settled=Fingerprint(size=1, mtime_ns=1, inode=1))
+    scheduler.notify("sales/a.csv", settled=disk.files[ROOT / "sales/a.csv"])
     scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_a_file_renamed_in_with_an_old_mtime_goes_at_the_next_identical_stat() -> None:
+    """Issue 18.1: a finished file moved into the folder has been quiet for longer than the window."""
+    scheduler, service, clock, disk = make()
+    disk.write("sales/a.csv", 1, mtime=clock.now - 60)
+    scheduler.notify("sales/a.csv", from_event=True)
+    scheduler.tick()  # first stat
+    run_all(scheduler)
+    assert service.loads == []  # one more identical stat is still required
+    clock.advance(0.25)  # one daemon tick
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_the_window_runs_from_the_last_write_not_from_the_first_look() -> None:
+    scheduler, service, clock, disk = make()
+    disk.write("sales/a.csv", 1, mtime=clock.now - 0.5)  # saved half a second before its event was handled
+    scheduler.notify("sales/a.csv", from_event=True)
+    scheduler.tick()
+    clock.advance(STABLE - 0.6)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == []
+    clock.advance(0.1)  # STABLE after the write
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_a_file_written_again_starts_its_window_again() -> None:
+    scheduler, service, clock, disk = make()
+    disk.write("sales/a.csv", 1, mtime=clock.now - 60)
+    scheduler.notify("sales/a.csv", from_event=True)
+    scheduler.tick()
+    disk.write("sales/a.csv", 2)  # appended to right after the rename: a fresh mtime
+    clock.advance(0.25)
+    scheduler.tick()
+    clock.advance(STABLE - 0.5)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == []
+    clock.advance(0.5)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_an_mtime_in_the_future_gives_no_credit() -> None:
+    """Another machine's clock ahead of ours (a network mount): the full window, from our first look."""
+    scheduler, service, clock, disk = make()
+    disk.write("sales/a.csv", 1, mtime=clock.now + 30)
+    scheduler.notify("sales/a.csv", from_event=True)
+    scheduler.tick()
+    clock.advance(STABLE - 0.1)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == []
+    clock.advance(0.1)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_the_loop_sleeps_until_the_earliest_window_ends() -> None:
+    scheduler, service, clock, disk = make()
+    assert scheduler.next_wait(0.5) == 0.5  # nothing waiting: the ordinary tick
+    disk.write("sales/a.csv", 1, mtime=clock.now - 1.8)
+    scheduler.notify("sales/a.csv", from_event=True)
+    assert scheduler.next_wait(0.5) == 0.5  # not looked at yet: the next tick stats it
+    scheduler.tick()
+    assert abs(scheduler.next_wait(0.5) - 0.2) < 1e-9  # quiet for 1.8 s of its 2 s window
+    clock.advance(0.2)
+    scheduler.tick()
+    run_all(scheduler)
+    assert service.loads == ["sales/a.csv"]
+
+
+def test_a_window_already_over_does_not_make_the_loop_spin() -> None:
+    scheduler, service, clock, disk = make()
+    disk.write("sales/a.csv", 1)
+    scheduler.notify("sales/a.csv", from_event=True)
+    scheduler.tick()
+    clock.advance(STABLE)
+    scheduler.tick()  # dispatched, not yet run: its table is busy
+    disk.write("sales/a.csv", 2)
+    scheduler.notify("sales/a.csv")
+    scheduler.tick()
+    clock.advance(STABLE)
+    scheduler.tick()  # stable again, but waits for the load of its table
+    assert scheduler.next_wait(0.25) == 0.25
     run_all(scheduler)
     assert service.loads == ["sales/a.csv"]
 
@@ -271,9 +376,12 @@ def test_a_folder_gets_one_bucket_job_however_often_it_is_announced() -> None:
 
 
 def test_nothing_starts_after_stop() -> None:
-    service, clock, disk = Service(), Clock(), Disk()
+    service, clock = Service(), Clock()
+    disk = Disk(clock)
     stop = threading.Event()
-    scheduler = Scheduler(service, ROOT, stable_seconds=STABLE, workers=1, stop=stop, clock=clock, stat=disk.stat)
+    scheduler = Scheduler(
+        service, ROOT, stable_seconds=STABLE, workers=1, stop=stop, clock=clock, stat=disk.stat, wall=clock
+    )
     disk.write("sales/a.csv", 1)
     scheduler.notify("sales/a.csv")
     scheduler.tick()
@@ -312,7 +420,7 @@ def test_a_reloaded_worker_count_starts_workers_or_lets_them_leave() -> None:
     wait_for(lambda: load_threads() == before + 1, message="two workers left")
 
     disk.write("sales/a.csv", 1)  # the worker that stayed still loads
-    scheduler.notify("sales/a.csv", settled=Fingerprint(size=1, mtime_ns=1, inode=1))
+    scheduler.notify("sales/a.csv", settled=disk.files[ROOT / "sales/a.csv"])
     scheduler.tick()
     wait_for(lambda: service.loads == ["sales/a.csv"], message="a load on the remaining worker")
     assert scheduler.run_next() is False  # the retirements were taken by workers, not left queued

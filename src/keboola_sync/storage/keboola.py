@@ -17,6 +17,7 @@ uploader imports its cloud's SDK; they are imported on first use, or in the back
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from .buckets import find_bucket, legacy_prefix, predicted_bucket_id
 from .clouds import Cloud, cloud_of
 from .errors import Abandoned, JobFailed, NotFound, StorageTerminal, StorageTransient, classify
 from .http import OneAttemptHttp
+from .jobpace import JobHistory, first_pause, next_pause
 from .metadata import (
     PROVIDER,
     MetadataEntry,
@@ -49,10 +51,10 @@ from .metadata import (
 from .retry import RetryPolicy
 from .uploads import GrowingFile, Meter, NoMeter, Uploader
 
+log = logging.getLogger("keboola_sync.storage")
+
 # Files of Keboola file storage live 15 days (§5.4); reuse a kept file id only well within that.
 FILE_REUSE_SECONDS = 14 * 24 * 3600
-# A job is polled first after this long, then less often (see wait_for_job).
-FIRST_POLL_SECONDS = 0.1
 # The SDK sends tags only when given a list (kbcstorage files.py); each call gets its own.
 UPLOAD_TAGS = ("keboola-sync",)
 # The table list with what a rescan compares: columns, our metadata, lastImportDate (§4.1).
@@ -228,6 +230,7 @@ class Storage:
         )
         self._api = self._connect(token)
         self._token_lock = threading.Lock()
+        self._job_history = JobHistory()  # how long the last create/import took: polls near the end
         # One uploader per cloud, all under the one retry policy and reporting to the one meter; each
         # upload picks one from its prepare answer (_uploader), made when a cloud is first asked for.
         self._upload = upload
@@ -470,6 +473,7 @@ class Storage:
                 name, size_bytes=size, tags=list(UPLOAD_TAGS), is_encrypted=True, federation_token=True
             ),
         )
+        log.debug("%s: files/prepare answered (file %s)", label, prepared.get("id"))
         return prepared
 
     def _uploader(self, prepared: Mapping[str, Any]) -> Uploader | None:
@@ -508,6 +512,7 @@ class Storage:
         except Exception as exc:
             raise classify(exc, f"uploading {label}") from exc
         self.meter.upload_finished(label, size, time.monotonic() - started)
+        log.debug("%s: upload done (%d bytes)", label, size)
         return int(prepared["id"])
 
     def upload_stream(self, reader: GrowingFile, *, name: str, size_hint: int, label: str) -> int:
@@ -527,6 +532,7 @@ class Storage:
             raise classify(exc, f"uploading {label} while compressing") from exc
         written, _ = reader.wait_for(0)  # complete now: the spool's final size
         self.meter.upload_finished(label, written, time.monotonic() - started)
+        log.debug("%s: upload done while compressing (%d bytes)", label, written)
         return int(prepared["id"])
 
     def file_is_usable(self, file_id: int, uploaded_at: float | None) -> bool:
@@ -594,20 +600,32 @@ class Storage:
             return self.find_job_for_file(file_id, table_id)
 
         job = self._retrying(what, post, before_retry=sent_already)
-        return job if isinstance(job, int) else int(job["id"])
+        job_id = job if isinstance(job, int) else int(job["id"])
+        log.debug("%s: job %s accepted", what, job_id)
+        return job_id
 
-    def wait_for_job(self, job_id: int, *, what: str) -> JobOutcome:
+    def wait_for_job(self, job_id: int, *, what: str, kind: str = "", size: int | None = None) -> JobOutcome:
         """Poll until the job ends, within keboola.job_timeout_seconds. Raises JobFailed (with Keboola's
-        code, which the SDK would drop, §9 item 6) or StorageTransient on the deadline."""
+        code, which the SDK would drop, §9 item 6) or StorageTransient on the deadline. `kind` and `size`
+        (create/import, uploaded bytes): the job is polled near the end the last such job suggests
+        (jobpace.py); without them, on the ordinary backoff."""
         started = time.monotonic()
         deadline = started + self._keboola.job_timeout_seconds
-        pause = FIRST_POLL_SECONDS
+        expected = self._job_history.expected(kind, size) if kind else None
+        pause = first_pause(expected)
+        running_at = 0.0  # the last poll that saw the job unfinished
         while True:
             job = self._retrying(f"{what}: polling job {job_id}", lambda: self._api.jobs.detail(job_id))
             status = job.get("status")
+            elapsed = time.monotonic() - started
+            log.debug("%s: job %s %s after %.3f s", what, job_id, status, elapsed)
             if status in ("success", "error"):
-                self.meter.job_finished(time.monotonic() - started)
+                self.meter.job_finished(elapsed)
             if status == "success":
+                # It ended between the last two polls (Keboola's own times have one-second resolution);
+                # the earlier one is kept: polling finely from a little too early costs a few requests,
+                # from too late costs the lateness this is meant to remove.
+                self._job_history.record(kind, size, running_at or elapsed / 2)
                 return _job_outcome(job_id, job)
             if status == "error":
                 raise _job_failed(job_id, job, what)
@@ -615,11 +633,9 @@ class Storage:
                 raise StorageTransient(
                     f"{what}: job {job_id} still {status} after {self._keboola.job_timeout_seconds:.0f} s"
                 )
+            running_at = elapsed
             self._policy.pause(pause, f"{what}: stopped waiting for job {job_id} at shutdown")
-            # Back off, but never past a tenth of the time the job has taken so far: a job is seen
-            # finished at most ~10 % late, and a long one still costs few polls.
-            elapsed = time.monotonic() - started
-            pause = min(pause * 1.5, self._keboola.job_poll_max_seconds, max(0.5, elapsed / 10))
+            pause = next_pause(time.monotonic() - started, pause, expected, self._keboola.job_poll_max_seconds)
 
     def job_status(self, job_id: int) -> dict[str, Any] | None:
         """The job as Keboola sees it, or None if it does not know it."""

@@ -11,24 +11,40 @@ retry one part.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
 import botocore.config  # type: ignore[import-untyped, unused-ignore]
+import botocore.credentials  # type: ignore[import-untyped, unused-ignore]
 
 from .errors import Abandoned
 from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
 
-# S3 clients kept for reuse (one per set of upload credentials; see S3Uploader._client).
-S3_CLIENTS_KEPT = 4
+# Idle S3 clients kept for reuse per region (see S3Uploader._lend).
+S3_CLIENTS_KEPT = 8
 MIB = 1024 * 1024
 
 T = TypeVar("T")
+
+log = logging.getLogger("keboola_sync.storage")
+
+
+def _use_credentials(client: Any, creds: Mapping[str, Any]) -> bool:
+    """Make an idle client sign with `creds` from now on; False when this botocore keeps them elsewhere
+    (then the caller builds a client for them). botocore's RequestSigner reads `_credentials` at every
+    signature (botocore/signers.py, pinned in requirements.txt)."""
+    signer = getattr(client, "_request_signer", None)
+    if signer is None or not hasattr(signer, "_credentials"):
+        return False
+    signer._credentials = botocore.credentials.Credentials(
+        creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken")
+    )
+    return True
 
 
 class S3Uploader(CloudUploader):
@@ -40,7 +56,7 @@ class S3Uploader(CloudUploader):
         # Our own boto3 session, and clients made under a lock: boto3 documents that a Session is not
         # thread-safe, and the load workers build clients concurrently.
         self._boto = boto3.session.Session()
-        self._clients: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._idle: dict[str, list[Any]] = {}  # region -> clients no upload is using
         self._clients_lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -65,27 +81,39 @@ class S3Uploader(CloudUploader):
                 self.upload_growing(prepared, source, size, label)
             return
         params = prepared["uploadParams"]
-        client, extra = self._client(prepared)
+        with self._lend(prepared) as (client, extra):
 
-        def put() -> None:
-            with path.open("rb") as body:  # opened per attempt: a retry sends the file from its start
-                client.put_object(Bucket=params["bucket"], Key=params["key"], Body=body, **extra)
+            def put() -> None:
+                with path.open("rb") as body:  # opened per attempt: a retry sends the file from its start
+                    client.put_object(Bucket=params["bucket"], Key=params["key"], Body=body, **extra)
 
-        self._run(f"uploading {label}", put)
+            self._run(f"uploading {label}", put)
 
     def upload_growing(self, prepared: Mapping[str, Any], source: GrowingFile, size_hint: int, label: str) -> None:
         """Multipart upload of a spool that is still being written: part n goes as soon as its bytes are
         on disk. Parts are windows over the spool file read with pread, so memory stays flat (a stream
         handed to boto3 would buffer up to ten parts in RAM)."""
-        params = prepared["uploadParams"]
+        with self._lend(prepared) as (client, extra):
+            self._multipart(client, extra, prepared["uploadParams"], source, size_hint, label)
+
+    def _multipart(
+        self,
+        client: Any,
+        extra: dict[str, str],
+        params: Mapping[str, Any],
+        source: GrowingFile,
+        size_hint: int,
+        label: str,
+    ) -> None:
         bucket, key = params["bucket"], params["key"]
-        client, extra = self._client(prepared)
         upload_id = self._run(
             f"starting the upload of {label}",
             lambda: client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"],
         )
+        log.debug("%s: multipart upload started", label)
         try:
             parts = self._send_parts(client, bucket, key, upload_id, source, size_hint, label)
+            log.debug("%s: %d parts sent, completing", label, len(parts))
             # Completing twice is harmless (the second sees the same parts), so it is retried too.
             self._run(
                 f"finishing the upload of {label}",
@@ -138,34 +166,42 @@ class S3Uploader(CloudUploader):
                 start, number = start + length, number + 1
             return [f.result() for f in sent]
 
-    def _client(self, prepared: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
-        """A boto3 S3 client with the prepare call's short-lived credentials, and the headers every
-        write must carry. AWS_ENDPOINT_URL_S3 (the emulator) is honoured by boto3 itself.
+    @contextlib.contextmanager
+    def _lend(self, prepared: Mapping[str, Any]) -> Iterator[tuple[Any, dict[str, str]]]:
+        """A boto3 S3 client signing with this prepare call's short-lived credentials, for this one upload
+        alone, and the headers every write must carry. AWS_ENDPOINT_URL_S3 (the emulator) is honoured by
+        boto3 itself.
 
-        Clients are kept per set of credentials (the last few): building one costs ~10 ms of CPU under
-        the GIL (event hooks, an SSL context, a connection pool), which was a sixth of the daemon's CPU
-        when many small files load at once. A stack that hands out the same credentials again reuses
-        the client and its open connections; one that hands out new ones per file pays as before."""
+        Keboola hands out new credentials for every file (§5.1), and building a client costs ~10-25 ms of
+        CPU under the GIL (event hooks, endpoint rules, an SSL context, a connection pool): with many small
+        files that was most of the daemon's CPU (issue 18.1, benchmark row 6). So an idle client is lent
+        out and only its credentials are replaced; it goes back to the pool, its connections still open,
+        when the upload ends. One upload at a time per client, so a swap never meets another upload's
+        request. Should botocore ever keep its credentials elsewhere, a new client is built per upload
+        as before."""
         params = prepared["uploadParams"]
         creds = params["credentials"]
         region = prepared.get("region") or "us-east-1"
-        key = (region, creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken") or "")
+        client = None
         with self._clients_lock:
-            client = self._clients.get(key)
-            if client is not None:
-                self._clients.move_to_end(key)
-            else:
-                client = self._new_client(region, creds)
-                self._clients[key] = client
-                while len(self._clients) > S3_CLIENTS_KEPT:
-                    self._clients.popitem(last=False)
+            idle = self._idle.get(region)
+            if idle:
+                client = idle.pop()
+        if client is None or not _use_credentials(client, creds):
+            client = self._new_client(region, creds)
         extra: dict[str, str] = {}
         if params.get("acl"):
             extra["ACL"] = params["acl"]
         if params.get("x-amz-server-side-encryption"):
             # Encrypted file keys are refused without the header (§5.1, PHPT AwsFileTest).
             extra["ServerSideEncryption"] = params["x-amz-server-side-encryption"]
-        return client, extra
+        try:
+            yield client, extra
+        finally:
+            with self._clients_lock:
+                idle = self._idle.setdefault(region, [])
+                if len(idle) < S3_CLIENTS_KEPT:
+                    idle.append(client)
 
     def _new_client(self, region: str, creds: Mapping[str, Any]) -> Any:
         return self._boto.client(
