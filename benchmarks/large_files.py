@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -127,6 +128,7 @@ def run_daemon_once(
 ) -> dict[str, Any]:
     """`sync --once` on a folder holding only `sales/orders.csv` (hard-linked from the generated file).
     Returns seconds, phases, the daemon's own load line and (optionally) the peak RSS."""
+    shutil.rmtree(tmp, ignore_errors=True)  # a --work folder kept from an earlier run
     daemon = bench_daemon(tmp, emu)
     target = daemon.watch / "sales" / "orders.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
