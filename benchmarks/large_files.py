@@ -56,6 +56,8 @@ def per_provider(number: int, providers: Iterable[str], bench: Callable[[str], R
     failure is an ERROR row of its own and does not hide the others' rows."""
     out: list[Result] = []
     for provider in providers:
+        started = time.monotonic()
+        print(f"[{number} {provider}] running...", flush=True)
         try:
             outcome = bench(provider)
             batch = outcome if isinstance(outcome, list) else [outcome]
@@ -66,6 +68,7 @@ def per_provider(number: int, providers: Iterable[str], bench: Callable[[str], R
         for result in batch:
             if result.provider is None:  # "" = a row no provider is part of (row 2's pass alone)
                 result.provider = provider
+        print(f"[{number} {provider}] done in {time.monotonic() - started:.0f} s", flush=True)
         out.extend(batch)
     return out
 
