@@ -30,7 +30,17 @@ sys.path.insert(0, str(REPO / "tests"))
 from support.daemon import Daemon  # noqa: E402  (tests/ is not a package on the default path)
 from support.emulator import Emulator, start_emulator, wait_for  # noqa: E402
 
-__all__ = ["Daemon", "Emulator", "LogTail", "RssSampler", "bench_daemon", "emulator", "machine", "wait_for"]
+__all__ = [
+    "PROVIDERS",
+    "Daemon",
+    "Emulator",
+    "LogTail",
+    "RssSampler",
+    "bench_daemon",
+    "emulator",
+    "machine",
+    "wait_for",
+]
 
 # config.yaml.example's defaults for everything that changes timing; paths are filled by the Daemon helper.
 PRODUCTION: dict[str, dict[str, Any]] = {
@@ -62,10 +72,20 @@ PRODUCTION: dict[str, dict[str, Any]] = {
 }
 
 
+PROVIDERS = ("aws", "azure", "gcp")
+
+
 @contextmanager
-def emulator(*extra_args: str) -> Iterator[Emulator]:
-    """A fresh emulator for one benchmark (no state shared between benchmarks)."""
-    emu = start_emulator(extra_args=list(extra_args))
+def emulator(*extra_args: str, provider: str = "aws") -> Iterator[Emulator]:
+    """A fresh emulator for one benchmark (no state shared between benchmarks), its file storage on
+    `provider`'s cloud (`--file-storage`: moto's S3, Azurite or gcp-storage-emulator, each on disk)."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {PROVIDERS}, got {provider!r}")
+    # A gcp run leaves STORAGE_EMULATOR_HOST in os.environ (Emulator.client() sets it); no later run
+    # on another provider should inherit a variable pointing at a stopped emulator.
+    os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    storage = [] if provider == "aws" else ["--file-storage", provider]
+    emu = start_emulator(extra_args=[*storage, *extra_args])
     try:
         yield emu
     finally:

@@ -23,6 +23,13 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # The file storage the row ran on (rows 1-3 run once per provider: aws, azure, gcp); None = not per provider.
+    provider: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The row's number as the table prints it: `1 aws`, `1 azure`, ... or just `4`."""
+        return f"{self.number} {self.provider}" if self.provider else str(self.number)
 
     @property
     def verdict(self) -> str:

@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py --quick    # scaled down: a few minutes
     .venv/bin/python benchmarks/run.py --only 2 --only 4
     .venv/bin/python benchmarks/run.py --only 8 --baseline-src OLD/src   # uplink grid, also "before"
+    .venv/bin/python benchmarks/run.py --quick --only 1 --provider gcp   # rows 1-3 on one file storage
 
 Data is generated into a temporary folder outside the repository (or --work DIR) and removed at the
 end unless --keep. Results go to benchmarks/results/<utc-time>.json (gitignored).
@@ -31,7 +32,7 @@ import large_files
 import small_files
 import startup
 import uplink
-from harness import REPO, machine
+from harness import PROVIDERS, REPO, machine
 from result import Result, fmt
 
 
@@ -51,7 +52,9 @@ QUICK = Sizes(big_mb=100, huge_mb=500, latency_samples=10, unchanged_files=1000,
 QUICK = replace(QUICK, grid_mb=(3, 30, 100))  # the uplink grid scaled down: a quick run stays a few minutes
 
 
-def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[int, Callable[[], Result | list[Result]]]:
+def _plan(
+    sizes: Sizes, work: Path, baseline_src: Path | None = None, providers: tuple[str, ...] = PROVIDERS
+) -> dict[int, Callable[[], Result | list[Result]]]:
     cache: dict[int, large_files.Generated] = {}
     grid_cache: dict[int, list[uplink.Cell]] = {}
 
@@ -67,9 +70,16 @@ def _plan(sizes: Sizes, work: Path, baseline_src: Path | None = None) -> dict[in
 
     gzipped_mb = uplink.gzipped_size_mb(sizes.grid_mb)  # benchmarks 10 and 12: a file the daemon gzips
     return {
-        1: lambda: large_files.bench_capped(work, big(sizes.big_mb)),
-        2: lambda: large_files.bench_uncapped(work, big(sizes.big_mb)),
-        3: lambda: large_files.bench_rss(work, big(sizes.huge_mb)),
+        # rows 1-3 once per file storage (issue 14): "1 aws", "1 azure", "1 gcp"
+        1: lambda: large_files.per_provider(
+            1, providers, lambda p: large_files.bench_capped(work, big(sizes.big_mb), provider=p)
+        ),
+        2: lambda: large_files.per_provider(
+            2, providers, lambda p: large_files.bench_uncapped(work, big(sizes.big_mb), p)
+        ),
+        3: lambda: large_files.per_provider(
+            3, providers, lambda p: large_files.bench_rss(work, big(sizes.huge_mb), provider=p)
+        ),
         4: lambda: small_files.bench_latency(work, sizes.latency_samples),
         5: lambda: small_files.bench_unchanged(work, sizes.unchanged_files, sizes.idle_seconds),
         6: lambda: small_files.bench_dropped(work, sizes.dropped_files),
@@ -88,7 +98,7 @@ def _table(results: list[Result]) -> str:
     for r in results:
         base = f"{fmt(r.baseline, r.unit)} ({r.baseline_name})" if r.baseline is not None else "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-        rows.append((str(r.number), r.name, fmt(r.ours, r.unit), base, ratio, r.target, r.verdict))
+        rows.append((r.label, r.name, fmt(r.ours, r.unit), base, ratio, r.target, r.verdict))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     line = " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
     out = [line, "-+-".join("-" * w for w in widths)]
@@ -101,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="scaled-down sizes (a few minutes in total)")
     p.add_argument(
         "--only", type=int, action="append", choices=range(1, 13), metavar="N", help="run only benchmark N (repeatable)"
+    )
+    p.add_argument(
+        "--provider",
+        choices=(*PROVIDERS, "all"),
+        default="all",
+        help="the file storage rows 1-3 run on (emulator --file-storage; default: all three in turn)",
     )
     p.add_argument("--work", type=Path, default=None, help="where to generate data (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the generated data")
@@ -123,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['os']}, load {info['load_at_start']}, commit {info['git']}"
     )
     print(f"mode: {'quick' if args.quick else 'full'} {asdict(sizes)}; data in {work}", flush=True)
-    plan = _plan(sizes, work, args.baseline_src)
+    providers = PROVIDERS if args.provider == "all" else (args.provider,)
+    plan = _plan(sizes, work, args.baseline_src, providers)
     results: list[Result] = []
     started = time.monotonic()
     try:
@@ -152,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             for result in batch:
                 results.append(result)
                 print(
-                    f"[{number}] {result.verdict} after {time.monotonic() - t0:.0f} s: {result.name}: "
+                    f"[{result.label}] {result.verdict} after {time.monotonic() - t0:.0f} s: {result.name}: "
                     f"ours {fmt(result.ours, result.unit)}"
                     + "".join(f"\n    - {n}" for n in result.notes)
                     + (f"\n    ! {result.error}" if result.error else ""),
@@ -168,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         + (" --quick" if args.quick else "")
         + "".join(f" --only {n}" for n in (args.only or []))
         + (f" --baseline-src {args.baseline_src}" if args.baseline_src else "")
+        + ("" if args.provider == "all" else f" --provider {args.provider}")
     )
     out_dir = REPO / "benchmarks" / "results"
     out_dir.mkdir(exist_ok=True)
