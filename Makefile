@@ -45,9 +45,9 @@ browser:
 NO_PREFIX_E2E := tests/e2e/test_end_to_end.py tests/e2e/test_safety.py tests/e2e/test_commands.py tests/e2e/test_dry_run.py
 
 # Most tests wait on a daemon, a settle window or a job, not on a core: four workers keep two cores busy.
-# Tests that share something outside their tmp folder stay together (tests/conftest.py, --dist loadgroup).
+# Tests that share something outside their tmp folder stay together (tests/conftest.py, shared_group).
 TEST_WORKERS ?= 4
-PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 # The end-to-end, reliability and bad-input suites run on each stack's file storage (AWS, Azure, GCP:
 # tests/e2e/conftest.py); the no-prefix pass runs on AWS only (the bucket prefix is not the cloud's business).

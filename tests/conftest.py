@@ -3,12 +3,15 @@
 pytest puts this folder on sys.path (tests/ is not a package), so `support` is importable everywhere.
 
 `make test` runs the suite on several pytest-xdist workers (most tests wait on a daemon, not on a core).
-Tests that share something outside their tmp folder stay on one worker (`xdist_group`, with
-`--dist loadgroup`): the Docker tests (one engine, the compose file's fixed port 8000), the real clients
-(one cache of client venvs), and each stack's bad-input corpus (built once per worker that needs it).
+Tests that share something outside their tmp folder stay on one worker, in their order (`shared_group`): the
+Docker tests (one engine, one image tag, the compose file's fixed port 8000), the real clients (one cache of
+client venvs), and each stack's bad-input corpus (a module-scoped fixture, built once).
 """
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import pytest
 
@@ -29,14 +32,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report.sections = [(title, _utf8(text)) for title, text in report.sections]
 
 
-SHARED_FOLDERS = {"docker": "docker", "clients": "clients"}
+# Tests that must share one worker, by node id (the xdist controller schedules by node id only).
+SHARED_FOLDERS = ("tests/docker/", "tests/clients/")
+CORPUS_TESTS = re.compile(
+    r"tests/e2e/test_bad_inputs\.py::test_(?:corpus_entry|sync_once_exits_1_and_the_daemon_survives_the_corpus)\[(\w+)"
+)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = SHARED_FOLDERS.get(item.path.parent.name)
-        if group is None and "corpus" in getattr(item, "fixturenames", ()):
-            callspec = getattr(item, "callspec", None)
-            group = f"corpus-{callspec.params.get('file_storage', 'aws') if callspec else 'aws'}"
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+def shared_group(nodeid: str) -> str:
+    """The group a test runs in: its folder when it shares an engine or a cache, its stack's corpus when it
+    reads the bad-input corpus, else the test alone (scheduled on whichever worker is free)."""
+    for folder in SHARED_FOLDERS:
+        if nodeid.startswith(folder):
+            return folder
+    corpus = CORPUS_TESTS.match(nodeid)
+    return f"corpus-{corpus.group(1)}" if corpus else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's own `loadgroup` cannot be used: it renames node ids, which pytest 9 no longer allows (the
+    marks are silently ignored). This is the same scheduling with the groups named by `shared_group`."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedThingsScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_group(nodeid)
+
+    return SharedThingsScheduling(config, log)
