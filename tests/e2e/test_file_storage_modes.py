@@ -7,16 +7,13 @@ Azurite / the GCS emulator and their credential checks; every table is compared 
 from __future__ import annotations
 
 import csv
-import hashlib
 import uuid
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from support.daemon import wait_table
 from support.emulator import start_emulator, wait_for
+from support.tables import rows_digest, table_digest
 
 BIG_ROWS = 1_700_000  # about 60 MB of CSV
 BURST = 25
@@ -26,26 +23,6 @@ def _big_csv() -> str:
     return "id,value,note\n" + "".join(
         f"{i},{i * 7919 % 1000003}-{i:x},row {i} of the big one\n" for i in range(BIG_ROWS)
     )
-
-
-def _rows_digest(rows: Iterable[list[str]]) -> tuple[int, int]:
-    """(row count, order-free digest) of CSV rows: the sum of each row's hash, so a table exported in any
-    order matches its file without holding either sorted in memory."""
-    count, total = 0, 0
-    for row in rows:
-        count += 1
-        total = (total + int.from_bytes(hashlib.blake2b("\x1f".join(row).encode(), digest_size=8).digest())) % (1 << 64)
-    return count, total
-
-
-def _table_digest(client: Any, table_id: str, tmp_path: Path) -> tuple[int, int]:
-    """The table exported through the SDK (a sliced file from the cloud storage, downloaded and merged)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    exported = Path(client.tables.export_to_file(table_id, str(tmp_path)))
-    with exported.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader)  # the header
-        return _rows_digest(reader)
 
 
 @pytest.mark.parametrize("file_storage", ["azure", "gcp"])
@@ -70,7 +47,7 @@ def test_the_daemon_syncs_on_azure_and_gcp_stacks_through_its_own_uploaders(daem
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{daemon.log()[-4000:]}") from None
         big_rows = csv.reader(big.splitlines()[1:])
-        assert _table_digest(client, f"in.c-{folder}.big", tmp_path / "export") == _rows_digest(big_rows)
+        assert table_digest(client, f"in.c-{folder}.big", tmp_path / "export") == rows_digest(big_rows)
         log = daemon.log()
         big_line = next(ln for ln in log.splitlines() if "big.csv ->" in ln)
         assert "gzip" in big_line, big_line

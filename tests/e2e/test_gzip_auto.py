@@ -5,13 +5,11 @@ their files (exported through the SDK and compared row by row, in any order)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import random
 import uuid
-from pathlib import Path
-from typing import Any
 
 from support.emulator import wait_for
+from support.tables import rows_digest, table_digest
 
 ROWS = 450_000  # ~20 MB of CSV that gzips only ~2x: 8+ MB on the wire, enough to measure the uplink
 
@@ -19,24 +17,6 @@ ROWS = 450_000  # ~20 MB of CSV that gzips only ~2x: 8+ MB on the wire, enough t
 def _noisy_csv(seed: int) -> str:
     noise = random.Random(seed).randbytes(16 * ROWS).hex()
     return "id,token\n" + "".join(f"{i},{noise[32 * i : 32 * i + 32]}\n" for i in range(ROWS))
-
-
-def _digest(rows: Any) -> tuple[int, int]:
-    """(row count, order-free sum of row hashes): a table exported in any order matches its file."""
-    count = total = 0
-    for row in rows:
-        count += 1
-        total += int.from_bytes(hashlib.blake2b("\x1f".join(row).encode(), digest_size=8).digest())
-    return count, total % (1 << 64)
-
-
-def _table_digest(client: Any, table_id: str, folder: Path) -> tuple[int, int]:
-    folder.mkdir(parents=True, exist_ok=True)
-    exported = Path(client.tables.export_to_file(table_id, str(folder)))
-    with exported.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        return _digest(reader)
 
 
 def test_auto_level_follows_the_measured_uplink_and_tables_equal_files(daemon_factory, emulator, tmp_path):
@@ -62,6 +42,6 @@ def test_auto_level_follows_the_measured_uplink_and_tables_equal_files(daemon_fa
         assert "gzip" in line, line
         table_id = f"in.c-{folder}.{name}"
         wait_for(lambda t=table_id: client.tables.detail(t)["rowsCount"] == ROWS, timeout=60, message=table_id)
-        expected = _digest(csv.reader(text.splitlines()[1:]))
-        assert _table_digest(client, table_id, tmp_path / name) == expected
+        expected = rows_digest(csv.reader(text.splitlines()[1:]))
+        assert table_digest(client, table_id, tmp_path / name) == expected
     daemon.stop()

@@ -14,10 +14,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 from support.daemon import csv_rows, table_rows, wait_table
 from support.emulator import IN, wait_for
+from support.tables import export_table
 
 
 def uid() -> str:
@@ -336,9 +336,8 @@ def test_kill_9_mid_upload_and_mid_import_is_resolved_by_the_file_id(daemon_fact
     daemon.proc.wait(timeout=10)
     emulator.reset_faults()
     assert daemon.run("sync", "--once").returncode == 0, daemon.log()[-3000:]
-    (daemon.tmp / "export").mkdir()
-    exported = emulator.client().tables.export_to_file(table, str(daemon.tmp / "export"))
-    assert csv_rows(Path(exported).read_text()) == csv_rows(first)  # the whole table, through the cloud
+    exported = export_table(emulator.client(), table, daemon.tmp / "export")
+    assert csv_rows(exported.read_text()) == csv_rows(first)  # the whole table, through the cloud
 
     second = "id,payload\n" + "".join(f"{i},v2-{i}\n" for i in range(500))
     daemon.write(f"{folder}/t.csv", second)

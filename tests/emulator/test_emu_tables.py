@@ -13,6 +13,7 @@ import requests
 from emulator_helpers import create_table_job, finished_job, load_job, new_bucket, preview_rows, write
 
 from support.emulator import Emulator
+from support.tables import export_table
 
 
 @pytest.fixture
@@ -269,14 +270,10 @@ def test_preview_formats_and_limits(client: Any, tmp_path: Path, emulator: Emula
 def test_export_to_file_plain_gzip_and_columns(client: Any, tmp_path: Path) -> None:
     table_id = make_table(client, tmp_path, "id,name,x\n1,a,p\n2,b,q\n")
     for gz in (False, True):
-        out = tmp_path / f"out-{gz}"
-        out.mkdir()
-        lines = Path(client.tables.export_to_file(table_id, str(out), is_gzip=gz)).read_text().splitlines()
+        lines = export_table(client, table_id, tmp_path / f"out-{gz}", is_gzip=gz).read_text().splitlines()
         assert sorted(lines) == ['"1","a","p"', '"2","b","q"', '"id","name","x"']
-    out = tmp_path / "cols"
-    out.mkdir()
-    path = client.tables.export_to_file(table_id, str(out), columns=["x", "id"])
-    assert sorted(Path(path).read_text().splitlines()) == ['"p","1"', '"q","2"', '"x","id"']
+    path = export_table(client, table_id, tmp_path / "cols", columns=["x", "id"])
+    assert sorted(path.read_text().splitlines()) == ['"p","1"', '"q","2"', '"x","id"']
 
 
 def test_delete_table_and_missing_table(client: Any, tmp_path: Path) -> None:
