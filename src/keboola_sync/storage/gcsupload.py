@@ -4,8 +4,9 @@
 The answer carries a bearer token scoped to one object. A resumable session is opened with it and the
 spool goes up in chunks of `upload.multipart_chunk_mb` (rounded to the 256 KiB GCS requires) as its bytes
 reach the disk: `Content-Range: bytes a-b/*` while the size is unknown, the short last chunk closes the
-object. One chunk is in memory at a time. Nothing is visible until the last chunk; an abandoned session
-expires on its own.
+object. No chunk is ever in memory: each is a window over the spool that requests streams from the file
+in small blocks, as the S3 and Azure uploaders send their parts (`SpoolStream`). Nothing is visible
+until the last chunk; an abandoned session expires on its own.
 
 Every request (opening the session, each chunk) runs under the one retry policy (`retry.py`). A chunk
 that failed is resumed, not restarted: before the next attempt the session is asked how much it holds
@@ -22,7 +23,6 @@ google-cloud-storage does. The access token and the session URL (itself a creden
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
@@ -39,7 +39,7 @@ from google.resumable_media.requests import ResumableUpload
 
 from .errors import Abandoned
 from .logsafe import install as keep_credentials_out_of_logs
-from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
+from .uploads import CloudUploader, FinishedFile, GrowingFile, Readable, UploadProgress
 
 GCS_CHUNK_UNIT = 256 * 1024  # every chunk but the last is a multiple of this
 MIB = 1024 * 1024
@@ -65,31 +65,35 @@ def chunk_bytes(chunk_mb: float) -> int:
     return max(GCS_CHUNK_UNIT, int(chunk_mb * MIB) // GCS_CHUNK_UNIT * GCS_CHUNK_UNIT)
 
 
-class SpoolStream(io.RawIOBase):
-    """The spool as the stream ResumableUpload reads: `read(n)` waits until n more bytes are written (or
-    the writer is done), so every chunk but the last is whole; `seek` lets `recover` rewind."""
+class SpoolStream:
+    """The spool as the stream ResumableUpload reads, handing out windows instead of bytes.
+
+    ResumableUpload reads each chunk with one `read(chunk_size)`, takes its `len()` and gives it to
+    requests as the request body (`transmit_next_chunk`; no checksum is asked for, the only other use).
+    Returned as bytes, the chunk (16 MiB by default) sat in memory while it was sent, next to the copy it
+    was assembled in. A window over the spool (`read`, `seek`, `tell`, `len`, read with `pread`) is a
+    body requests streams in 16 KiB blocks with a Content-Length, so memory stays flat whatever the chunk
+    size. `read(n)` waits until n more bytes are written (or the writer is done), so every chunk but the
+    last is whole and on disk before it is sent; `seek` lets `recover` rewind, and a retried chunk is a
+    fresh window from the spool, which stays on disk until the upload is over.
+    """
 
     def __init__(self, source: GrowingFile, abandon: threading.Event) -> None:
         self._source = source
         self._abandon = abandon
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
     def tell(self) -> int:
         return self._pos
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence != io.SEEK_SET:
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET:
             raise OSError("the spool stream seeks from its start only")
         self._pos = offset
         return self._pos
 
-    def read(self, size: int | None = -1) -> bytes:
+    def read(self, size: int | None = -1) -> Readable:
+        """The next `size` bytes of the spool (fewer only at its end) as a window, once they are written."""
         if size is None or size < 0:
             raise OSError("the spool stream reads in chunks only")
         written, finished = self._source.wait_for(self._pos + size)
@@ -99,11 +103,8 @@ class SpoolStream(io.RawIOBase):
             written, finished = self._source.wait_for(self._pos + size)
         take = max(0, min(size, written - self._pos))
         window = self._source.window(self._pos, take)
-        data = bytearray()
-        while len(data) < take and (part := window.read(take - len(data))):
-            data += part
-        self._pos += len(data)
-        return bytes(data)
+        self._pos += take
+        return window
 
 
 class GcsUploader(CloudUploader):
@@ -156,6 +157,7 @@ class GcsUploader(CloudUploader):
         # "the token expired" into a RefreshError about missing fields. A 401 is the answer itself: the
         # load fails and its next round prepares the file afresh, with a new token (§5.1: 1 h tokens).
         with AuthorizedSession(credentials, refresh_status_codes=()) as transport:  # type: ignore[no-untyped-call]
+            # No `checksum=`: the library would slice each chunk to sum it, and a chunk is a window, not bytes.
             upload = ResumableUpload(url, chunk_bytes(self._upload.multipart_chunk_mb))  # type: ignore[no-untyped-call]
             # One attempt per request: the retry policy is the only retry loop (the library's own
             # would retry connection errors and 5xx for up to ten minutes by itself).

@@ -34,6 +34,10 @@ class Readable(Protocol):
 
     def tell(self) -> int: ...
 
+    def __len__(self) -> int:
+        """The body's size: requests sends it as the Content-Length and streams the body."""
+        ...
+
 
 class GrowingFile(Protocol):
     """A spool the CSV pass is still writing (csvfile.SpoolReader): the upload overlaps the compression."""
