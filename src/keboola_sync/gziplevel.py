@@ -29,7 +29,12 @@ TIE = 0.01
 MIN_OBSERVED_BYTES = 8 * MB
 MIN_OBSERVED_SECONDS = 0.02  # compression shorter than this is timer noise
 MIN_SHARE = 0.05  # a starved machine still compresses; never count on less than 1/20 of a core
-KEPT_OBSERVATIONS = 5  # the median of the last few: one slow upload (or pass) does not move the level
+KEPT_OBSERVATIONS = 5  # the median of the last few passes: one slow pass does not move the level
+# The uplink is the fastest of the last few uploads: a faster uplink is believed at once, a slower one
+# after this many big uploads. The errors cost unequally: taking the uplink for faster than it is picks a
+# faster level and sends at most ~20% more bytes; taking it for slower picks a level whose CPU, not the
+# uplink, sets the pace, up to 3x slower (docs/benchmarks.md, "gzip level per uplink").
+KEPT_UPLOADS = 3
 # The share of the cores a pass counts on, besides what other work is seen to hold (CpuShare): a level's
 # cost measured on 512 KiB can be off by that much. Too low a guess costs a few percent of bytes; too high
 # a guess makes the CPU, not the uplink, set the pace, which costs far more.
@@ -129,10 +134,10 @@ class CpuShare:
 
 
 class UplinkEstimate:
-    """The uplink's rate from the last few uploads: the median of their bytes per second of sending.
-    Thread-safe: uploads finish on several threads."""
+    """The uplink's rate from the last few uploads: the fastest of their bytes per second of sending
+    (KEPT_UPLOADS says why the fastest). Thread-safe: uploads finish on several threads."""
 
-    def __init__(self, kept: int = KEPT_OBSERVATIONS) -> None:
+    def __init__(self, kept: int = KEPT_UPLOADS) -> None:
         self._rates: deque[float] = deque(maxlen=kept)
         self._lock = threading.Lock()
 
@@ -146,4 +151,4 @@ class UplinkEstimate:
 
     def mb_per_second(self) -> float | None:
         with self._lock:
-            return _median(self._rates) if self._rates else None
+            return max(self._rates) if self._rates else None

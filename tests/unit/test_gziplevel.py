@@ -97,16 +97,21 @@ def test_two_passes_at_once_share_the_cores() -> None:
     assert choose_level(machine(2 / 2), mbit(100)).level == choose_level(machine(1), mbit(100)).level
 
 
-def test_uplink_estimate_is_the_median_of_recent_big_uploads() -> None:
+def test_uplink_estimate_believes_a_faster_uplink_at_once_and_a_slower_one_after_three_uploads() -> None:
     estimate = UplinkEstimate(kept=3)
     assert estimate.mb_per_second() is None
     estimate.observe(1 * MB, 0.001)  # small: latency, not rate; ignored
     assert estimate.mb_per_second() is None
-    for seconds in (10.0, 1.0, 8.0, 10.0):  # 100 MB each; the oldest (10 MB/s) drops out of three kept
+    for seconds in (40.0, 40.0, 8.0):  # 100 MB each: 2.5 MB/s, then the uplink jumps to 12.5 MB/s
         estimate.observe(100 * MB, seconds)
-    assert estimate.mb_per_second() == pytest.approx(12.5)
+    assert estimate.mb_per_second() == pytest.approx(12.5)  # believed at once: a faster level, never a CPU-bound one
+    estimate.observe(100 * MB, 40.0)
+    estimate.observe(100 * MB, 40.0)
+    assert estimate.mb_per_second() == pytest.approx(12.5)  # still among the last three
+    estimate.observe(100 * MB, 40.0)
+    assert estimate.mb_per_second() == pytest.approx(2.5)  # three slow uploads: the uplink is slow now
     estimate.observe(100 * MB, 0.0)  # no time: ignored
-    assert estimate.mb_per_second() == pytest.approx(12.5)
+    assert estimate.mb_per_second() == pytest.approx(2.5)
 
 
 def csv_sample(size: int = 1 << 20) -> bytes:
