@@ -28,6 +28,7 @@ from .uploads import CloudUploader, FinishedFile, GrowingFile, UploadProgress
 # Idle S3 clients kept for reuse per region (see S3Uploader._lend).
 S3_CLIENTS_KEPT = 8
 MIB = 1024 * 1024
+S3_MIN_PART = 5 * MIB  # every part but the last is at least this (S3's multipart rule)
 
 T = TypeVar("T")
 
@@ -132,6 +133,9 @@ class S3Uploader(CloudUploader):
         """Send parts as the source grows, at most `multipart_concurrency` at once, each under the retry
         policy; a part that still fails fails the upload as soon as it is seen."""
         chunk = int(self._upload.multipart_chunk_mb * MIB)
+        # The first part is S3's smallest: the uplink starts as soon as 5 MiB of the spool exist instead
+        # of a whole chunk, which at a slow gzip level is most of a second of an idle link (issue 18.1).
+        first = min(chunk, S3_MIN_PART)
         concurrency = self._upload.multipart_concurrency
         progress = UploadProgress(label, size_hint, self._progress_seconds, self._abandon, self._meter)
 
@@ -150,8 +154,9 @@ class S3Uploader(CloudUploader):
             sent: list[Future[dict[str, Any]]] = []
             start, number = 0, 1
             while True:
-                written, finished = source.wait_for(start + chunk)
-                length = min(chunk, written - start)
+                size = first if number == 1 else chunk
+                written, finished = source.wait_for(start + size)
+                length = min(size, written - start)
                 if length <= 0 and finished:
                     break
                 if len(running) >= concurrency:
