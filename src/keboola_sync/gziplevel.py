@@ -23,8 +23,11 @@ FIRST_LEVEL = 1
 # Leave the current level only for a predicted gain above 10%: the measured rates wobble by that much
 # from one upload to the next, and a level that flips every load helps nobody.
 SWITCH_GAIN = 1.10
-# Levels whose predicted rates are this close count as equal; the one using less CPU is taken.
-TIE = 0.01
+# Levels whose predicted rates are this close count as equal; the one using less CPU is taken. 5 %: the
+# prediction is that good at best (the pass also hashes and checks, the upload itself costs CPU, and other
+# work shares the cores), and a level costing more CPU for a predicted 2 % lost 23 % at 1000 Mbit/s in
+# the uplink grid (docs/benchmarks.md).
+TIE = 0.05
 # Uploads this small say more about request latency than about the uplink's rate.
 MIN_OBSERVED_BYTES = 8 * MB
 MIN_OBSERVED_SECONDS = 0.02  # compression shorter than this is timer noise
