@@ -45,10 +45,10 @@ from werkzeug.wsgi import get_input_stream
 
 from keboola_emulator.faults import Faults, Stats, ThrottledInput
 from keboola_emulator.filestorage import URL_SECONDS
+from keboola_emulator.uploads import FILES_BUCKET, credentials
 
 log = logging.getLogger(__name__)
 
-FILES_BUCKET = "kbc-sapi-files"  # §5.1 example bucket name
 REGION = "us-east-1"
 CHUNK = 256 * 1024
 BIG_BODY = 1 << 20
@@ -312,9 +312,7 @@ class S3Side:
     @staticmethod
     def _credentials(file_id: int) -> dict[str, Any]:
         """§5.1 aws credentials scoped to one prepared file (uploads.py holds the rules the S3 side
-        enforces for them; imported here because uploads imports this module)."""
-        from keboola_emulator.uploads import credentials
-
+        enforces for them)."""
         return credentials(file_id)
 
     def upload_fields(self, key: str, *, file_id: int, sliced: bool, encrypted: bool) -> dict[str, Any]:

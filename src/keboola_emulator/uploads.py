@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from keboola_emulator.s3 import FILES_BUCKET
-
+# The one S3 bucket prepared files go to (§5.1 example bucket name); s3.py serves it, this module scopes
+# the credentials to its keys.
+FILES_BUCKET = "kbc-sapi-files"
 SSE = "AES256"  # the x-amz-server-side-encryption value files/prepare hands out (§5.1, UNCONFIRMED)
 _KEY_PREFIX = "ASIAKBCEMU"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")

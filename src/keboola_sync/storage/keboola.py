@@ -11,7 +11,7 @@ subclasses (and `Abandoned` at shutdown) leave this module.
 Start-up (issue 18.3): the token check needs only the light endpoints. The SDK's table and file endpoints
 import boto3, the Azure and the Google SDKs when their module loads (about half a second of CPU), and each
 uploader imports its cloud's SDK; they are imported on first use, or in the background by `preload` and
-`warm_up` while the token check waits for Keboola, one thread at a time (`_SDK_LOCK`).
+`warm_up` while the token check waits for Keboola, one thread at a time (`SDK_LOCK`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
-
-from kbcstorage.base import Endpoint  # type: ignore[import-untyped, unused-ignore]
-from kbcstorage.buckets import Buckets  # type: ignore[import-untyped, unused-ignore]
-from kbcstorage.jobs import Jobs  # type: ignore[import-untyped, unused-ignore]
-from kbcstorage.tables_metadata import TablesMetadata  # type: ignore[import-untyped, unused-ignore]
-from kbcstorage.tokens import Tokens  # type: ignore[import-untyped, unused-ignore]
 
 from ..config import KeboolaConfig, RetryConfig, UploadConfig
 from ..ratelimit import TokenBucket
@@ -49,6 +43,7 @@ from .metadata import (
     table_summary,
 )
 from .retry import RetryPolicy
+from .sdk import SDK_LOCK, Api, CloudUploader, new_uploader, table_and_file_endpoints
 from .uploads import GrowingFile, Meter, NoMeter, Uploader
 
 log = logging.getLogger("keboola_sync.storage")
@@ -59,9 +54,6 @@ FILE_REUSE_SECONDS = 14 * 24 * 3600
 UPLOAD_TAGS = ("keboola-sync",)
 # The table list with what a rescan compares: columns, our metadata, lastImportDate (§4.1).
 TABLE_LIST_INCLUDE = ["columns", "metadata"]
-# Held while the SDK's table and file endpoints or an uploader (each importing cloud SDKs) are imported:
-# one thread imports them, the others wait for it instead of importing the same modules alongside.
-_SDK_LOCK = threading.Lock()
 
 
 class TableDialect(Protocol):
@@ -122,84 +114,6 @@ class JobOutcome:
     columns: tuple[str, ...]
 
 
-class _Index(Endpoint):  # type: ignore[misc]
-    """`GET /v2/storage` (§2.2), which the SDK does not offer; `exclude=components` drops the (large)
-    component list."""
-
-    def __init__(self, root_url: str, token: str) -> None:
-        super().__init__(root_url, "", token)
-
-    def detail(self) -> Any:
-        return self._get(self.root_url.rstrip("/") + "/v2/storage", params={"exclude": "components"})
-
-
-def _table_and_file_endpoints() -> tuple[Any, Any]:
-    """kbcstorage's `Tables` and `Files` classes. Their module imports boto3, azure-storage-blob and
-    google-cloud-storage as it loads, so it is imported here, on first use (or by `Storage.preload`)."""
-    with _SDK_LOCK:
-        from kbcstorage.files import Files  # type: ignore[import-untyped, unused-ignore]
-        from kbcstorage.tables import Tables  # type: ignore[import-untyped, unused-ignore]
-    return Tables, Files
-
-
-class _CloudUploader(Uploader, Protocol):
-    """An uploader of one cloud as `Storage` keeps it: it uploads, and takes reloaded settings."""
-
-    def use_settings(self, request_timeout: float, upload: UploadConfig, progress_seconds: float) -> None: ...
-
-
-def _new_uploader(cloud: Cloud, settings: Mapping[str, Any]) -> _CloudUploader:
-    """The uploader of one cloud; its module, and with it that cloud's SDK, is imported on first use."""
-    if cloud == "aws":
-        from .s3upload import S3Uploader
-
-        return S3Uploader(**settings)
-    if cloud == "azure":
-        from .absupload import AbsUploader
-
-        return AbsUploader(**settings)
-    from .gcsupload import GcsUploader
-
-    return GcsUploader(**settings)
-
-
-class _Api:
-    """The SDK endpoints for one token. Replaced whole when the token rotates (`use_token`), so every
-    request starts with one token or the other, never a mix. Every endpoint sends through our one-attempt
-    HTTP (the SDK's own 11-attempt retry loop is off; the retry policy wraps whole calls). The table and
-    file endpoints are made on first use (see `_table_and_file_endpoints`)."""
-
-    def __init__(self, url: str, token: str, http: OneAttemptHttp) -> None:
-        self._url = url
-        self._token = token
-        self._http = http
-        self.buckets: Any = self._bind(Buckets(url, token))
-        self.metadata: Any = self._bind(TablesMetadata(url, token))
-        self.jobs: Any = self._bind(Jobs(url, token))
-        self.tokens: Any = self._bind(Tokens(url, token))
-        self.index: Any = self._bind(_Index(url, token))
-        self._tables: Any = None
-        self._files: Any = None
-
-    def _bind(self, endpoint: Any) -> Any:
-        endpoint.requests = self._http
-        return endpoint
-
-    @property
-    def tables(self) -> Any:
-        if self._tables is None:
-            tables, _ = _table_and_file_endpoints()
-            self._tables = self._bind(tables(self._url, self._token))
-        return self._tables
-
-    @property
-    def files(self) -> Any:
-        if self._files is None:
-            _, files = _table_and_file_endpoints()
-            self._files = self._bind(files(self._url, self._token))
-        return self._files
-
-
 class Storage:
     """Buckets, tables, uploads and jobs, each method with a stated contract (see docstrings)."""
 
@@ -235,11 +149,11 @@ class Storage:
         # upload picks one from its prepare answer (_uploader), made when a cloud is first asked for.
         self._upload = upload
         self._progress_seconds = progress_seconds
-        self._uploaders: dict[Cloud, _CloudUploader] = {}
+        self._uploaders: dict[Cloud, CloudUploader] = {}
 
-    def _connect(self, token: str) -> _Api:
-        """The SDK endpoints for `token` (see `_Api`)."""
-        return _Api(self.url, token, self._http)
+    def _connect(self, token: str) -> Api:
+        """The SDK endpoints for `token` (see `Api`)."""
+        return Api(self.url, token, self._http)
 
     def use_settings(
         self, *, keboola: KeboolaConfig, retry: RetryConfig, upload: UploadConfig, progress_seconds: float
@@ -252,7 +166,7 @@ class Storage:
         self._keboola = keboola
         self._policy.config = retry
         self._http.timeout = keboola.request_timeout_seconds
-        with _SDK_LOCK:  # an uploader made meanwhile gets the new settings too
+        with SDK_LOCK:  # an uploader made meanwhile gets the new settings too
             self._upload, self._progress_seconds = upload, progress_seconds
             for uploader in self._uploaders.values():
                 uploader.use_settings(keboola.request_timeout_seconds, upload, progress_seconds)
@@ -264,7 +178,7 @@ class Storage:
 
         def load() -> None:
             with contextlib.suppress(Exception):
-                _table_and_file_endpoints()
+                table_and_file_endpoints()
 
         threading.Thread(target=load, name="keboola-sync-preload", daemon=True).start()
 
@@ -285,12 +199,12 @@ class Storage:
 
         threading.Thread(target=build, name="keboola-sync-warm-up", daemon=True).start()
 
-    def _uploader_of(self, cloud: Cloud) -> _CloudUploader:
+    def _uploader_of(self, cloud: Cloud) -> CloudUploader:
         """This storage's uploader for `cloud`, made (and its SDK imported) on first use."""
-        with _SDK_LOCK:
+        with SDK_LOCK:
             uploader = self._uploaders.get(cloud)
             if uploader is None:
-                uploader = self._uploaders[cloud] = _new_uploader(
+                uploader = self._uploaders[cloud] = new_uploader(
                     cloud,
                     {
                         "request_timeout": self._keboola.request_timeout_seconds,
@@ -331,7 +245,7 @@ class Storage:
             self.token_info = info
         return info
 
-    def _verify(self, api: _Api, what: str) -> TokenInfo:
+    def _verify(self, api: Api, what: str) -> TokenInfo:
         data = self._retrying(what, api.tokens.verify)
         owner = data.get("owner") or {}
         features = _names(owner.get("features")) | self._index_features(api)
@@ -344,7 +258,7 @@ class Storage:
             features=features,
         )
 
-    def _index_features(self, api: _Api) -> frozenset[str]:
+    def _index_features(self, api: Api) -> frozenset[str]:
         """The project features the index lists (§2.2). The index is read only for them: a stack or proxy
         that refuses it (a 4xx) leaves the token's `owner.features`; one that does not answer is an error
         like any other."""
