@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,25 +23,15 @@ MODES = ("aws", "azure", "gcp")
 CLOUDS = ("azure", "gcp")
 
 
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[dict[str, Emulator]]:
-    """One emulator per mode for the whole module, started when a test first asks for that mode."""
-    started: dict[str, Emulator] = {}
-    yield started
-    for emu in started.values():
-        emu.close()
+@pytest.fixture
+def file_storage(mode: str) -> str:
+    """Each test's `mode` picks the session emulator of that file storage (support/emulator.py)."""
+    return mode
 
 
 @pytest.fixture
-def storage_emulator(emulators: dict[str, Emulator], mode: str) -> Emulator:
-    if mode not in emulators:
-        emulators[mode] = start_emulator(extra_args=["--file-storage", mode])
-    return emulators[mode]
-
-
-@pytest.fixture
-def client(storage_emulator: Emulator) -> Any:
-    return storage_emulator.client()
+def client(emulator: Emulator) -> Any:
+    return emulator.client()
 
 
 def _mode(emu: Emulator) -> str:
@@ -54,31 +43,31 @@ cloud_modes = pytest.mark.parametrize("mode", CLOUDS)
 
 
 @every_mode
-def test_ready_line_keeps_api_and_s3_first_and_names_the_cloud_emulator(storage_emulator: Emulator) -> None:
-    words = storage_emulator.ready_line.split()
+def test_ready_line_keeps_api_and_s3_first_and_names_the_cloud_emulator(emulator: Emulator) -> None:
+    words = emulator.ready_line.split()
     assert words[0] == "READY"
     assert words[1].startswith("api=http://127.0.0.1:")
     assert words[2].startswith("s3=http://127.0.0.1:")
-    extra = {"aws": [], "azure": ["azure"], "gcp": ["gcs"]}[_mode(storage_emulator)]
+    extra = {"aws": [], "azure": ["azure"], "gcp": ["gcs"]}[_mode(emulator)]
     assert [w.split("=", 1)[0] for w in words[3:]] == extra
 
 
 @every_mode
-def test_token_names_the_file_storage_provider(storage_emulator: Emulator, client: Any) -> None:
-    assert client.tokens.verify()["owner"]["fileStorageProvider"] == _mode(storage_emulator)
+def test_token_names_the_file_storage_provider(emulator: Emulator, client: Any) -> None:
+    assert client.tokens.verify()["owner"]["fileStorageProvider"] == _mode(emulator)
 
 
 @every_mode
-def test_prepare_answers_in_the_providers_shape(storage_emulator: Emulator, client: Any) -> None:
+def test_prepare_answers_in_the_providers_shape(emulator: Emulator, client: Any) -> None:
     prepared = client.files.prepare_upload("shape.csv", size_bytes=10)
-    mode = _mode(storage_emulator)
+    mode = _mode(emulator)
     assert prepared["provider"] == mode
     if mode == "azure":
         params = prepared["absUploadParams"]
         assert set(params) == {"blobName", "accountName", "container", "absCredentials"}
         assert set(params["absCredentials"]) == {"SASConnectionString", "expiration"}
         connection = params["absCredentials"]["SASConnectionString"]
-        assert connection.startswith(f"BlobEndpoint={storage_emulator.azure_url};SharedAccessSignature=")
+        assert connection.startswith(f"BlobEndpoint={emulator.azure_url};SharedAccessSignature=")
         assert "sr=b" in connection  # a blob SAS: this blob only
     elif mode == "gcp":
         params = prepared["gcsUploadParams"]
@@ -92,7 +81,7 @@ def test_prepare_answers_in_the_providers_shape(storage_emulator: Emulator, clie
 
 @every_mode
 def test_file_detail_has_read_credentials_only_with_federation_token(
-    storage_emulator: Emulator, client: Any, tmp_path: Path
+    emulator: Emulator, client: Any, tmp_path: Path
 ) -> None:
     file_id = client.files.upload_file(str(write(tmp_path / "d.csv", "a\n1\n")))
     keys = {
@@ -100,7 +89,7 @@ def test_file_detail_has_read_credentials_only_with_federation_token(
         "azure": ("absCredentials", "absPath"),
         "gcp": ("gcsCredentials", "gcsPath"),
     }
-    credentials_key, path_key = keys[_mode(storage_emulator)]
+    credentials_key, path_key = keys[_mode(emulator)]
     plain = client.files.detail(file_id)
     assert credentials_key not in plain and path_key not in plain
     detail = client.files.detail(file_id, federation_token=True)
@@ -112,7 +101,7 @@ def test_file_detail_has_read_credentials_only_with_federation_token(
 
 @every_mode
 def test_upload_create_import_export_and_download_through_the_sdk(
-    storage_emulator: Emulator, client: Any, tmp_path: Path
+    emulator: Emulator, client: Any, tmp_path: Path
 ) -> None:
     bucket = new_bucket(client)
     table = client.tables.create(bucket, "rows", str(write(tmp_path / "rows.csv", "id,name\n1,a\n2,b\n")))
@@ -130,7 +119,7 @@ def test_upload_create_import_export_and_download_through_the_sdk(
 
 
 @every_mode
-def test_export_manifest_uses_the_providers_urls(storage_emulator: Emulator, client: Any, tmp_path: Path) -> None:
+def test_export_manifest_uses_the_providers_urls(emulator: Emulator, client: Any, tmp_path: Path) -> None:
     bucket = new_bucket(client)
     table = client.tables.create(bucket, "m", str(write(tmp_path / "m.csv", "x\n1\n")))
     job = client.tables.export_raw(table)
@@ -138,7 +127,7 @@ def test_export_manifest_uses_the_providers_urls(storage_emulator: Emulator, cli
     detail = client.files.detail(file_id, federation_token=True)
     manifest = requests.get(detail["url"], timeout=10).json()
     scheme = {"aws": "s3://", "azure": "azure://devstoreaccount1.blob.core.windows.net/", "gcp": "gs://"}
-    assert all(e["url"].startswith(scheme[_mode(storage_emulator)]) for e in manifest["entries"])
+    assert all(e["url"].startswith(scheme[_mode(emulator)]) for e in manifest["entries"])
 
 
 def _upload_sliced(emu: Emulator, client: Any, slices: dict[str, bytes]) -> int:
@@ -178,11 +167,11 @@ def _gcs_bucket(emu: Emulator, token: str, bucket: str = "kbc-sapi-files") -> An
 
 
 @cloud_modes
-def test_sliced_upload_imports(storage_emulator: Emulator, client: Any, tmp_path: Path) -> None:
+def test_sliced_upload_imports(emulator: Emulator, client: Any, tmp_path: Path) -> None:
     bucket = new_bucket(client)
     table = client.tables.create(bucket, "s", str(write(tmp_path / "s.csv", "id,v\n0,z\n")))
     file_id = _upload_sliced(
-        storage_emulator,
+        emulator,
         client,
         {"part001.gz": gzip.compress(b"id,v\n1,a\n2,b\n"), "part002.gz": gzip.compress(b"3,c\n")},
     )
@@ -193,9 +182,7 @@ def test_sliced_upload_imports(storage_emulator: Emulator, client: Any, tmp_path
 
 
 @cloud_modes
-def test_sliced_file_without_manifest_is_manifest_file_missing(
-    storage_emulator: Emulator, client: Any, tmp_path: Path
-) -> None:
+def test_sliced_file_without_manifest_is_manifest_file_missing(emulator: Emulator, client: Any, tmp_path: Path) -> None:
     bucket = new_bucket(client)
     table = client.tables.create(bucket, "n", str(write(tmp_path / "n.csv", "id\n1\n")))
     prepared = client.files.prepare_upload("nomanifest.csv", is_sliced=True)
@@ -212,7 +199,7 @@ def _status(call: Any) -> int:
 
 
 @pytest.mark.parametrize("mode", ["azure"])
-def test_azure_sas_reaches_only_the_prepared_blob(storage_emulator: Emulator, client: Any, tmp_path: Path) -> None:
+def test_azure_sas_reaches_only_the_prepared_blob(emulator: Emulator, client: Any, tmp_path: Path) -> None:
     """Azurite itself checks the SAS (signed with its account key): scope, permissions, expiry."""
     from azure.storage.blob import BlobServiceClient
 
@@ -232,20 +219,20 @@ def test_azure_sas_reaches_only_the_prepared_blob(storage_emulator: Emulator, cl
 
 
 @pytest.mark.parametrize("mode", ["gcp"])
-def test_gcs_token_reaches_only_the_prepared_object(storage_emulator: Emulator, client: Any, tmp_path: Path) -> None:
+def test_gcs_token_reaches_only_the_prepared_object(emulator: Emulator, client: Any, tmp_path: Path) -> None:
     """gcp-storage-emulator checks no tokens; the emulator's front door does (docs/emulator.md)."""
     params = client.files.prepare_upload("scoped.csv")["gcsUploadParams"]
-    bucket = _gcs_bucket(storage_emulator, params["access_token"], params["bucket"])
+    bucket = _gcs_bucket(emulator, params["access_token"], params["bucket"])
     assert _status(lambda: bucket.blob(params["key"]).upload_from_string(b"a\n1\n")) == 200
     assert _status(lambda: bucket.blob(params["key"] + ".other").upload_from_string(b"x")) == 403
     assert _status(lambda: list(bucket.list_blobs())) == 403
-    media = f"{storage_emulator.gcs_url}/download/storage/v1/b/{params['bucket']}/o/{quote(params['key'], safe='')}"
+    media = f"{emulator.gcs_url}/download/storage/v1/b/{params['bucket']}/o/{quote(params['key'], safe='')}"
     assert requests.get(media, params={"alt": "media"}, timeout=10).status_code == 401  # no token
     stranger = {"Authorization": "Bearer ya29.not-issued"}
     assert requests.get(media, params={"alt": "media"}, headers=stranger, timeout=10).status_code == 401
     file_id = client.files.upload_file(str(write(tmp_path / "r.csv", "a\n1\n")))
     detail = client.files.detail(file_id, federation_token=True)
-    reader = _gcs_bucket(storage_emulator, detail["gcsCredentials"]["access_token"], detail["gcsPath"]["bucket"])
+    reader = _gcs_bucket(emulator, detail["gcsCredentials"]["access_token"], detail["gcsPath"]["bucket"])
     assert reader.blob(detail["gcsPath"]["key"]).download_as_bytes() == b"a\n1\n"
     assert _status(lambda: reader.blob(detail["gcsPath"]["key"]).upload_from_string(b"overwrite")) == 403
     tampered = detail["url"][:-4] + ("0000" if not detail["url"].endswith("0000") else "1111")

@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +38,17 @@ SMALL = UploadConfig(multipart_chunk_mb=0.5, multipart_concurrency=4)  # several
 FAST_RETRIES = RetryConfig(max_attempts=8, initial_backoff_seconds=0.05, max_backoff_seconds=0.2)
 
 
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[dict[str, Emulator]]:
-    started: dict[str, Emulator] = {}
-    yield started
-    for emu in started.values():
-        emu.close()
+@pytest.fixture
+def file_storage(mode: str) -> str:
+    """Each test's `mode` picks the session emulator of that file storage (support/emulator.py), its
+    faults reset after every test."""
+    return mode
 
 
 @pytest.fixture
-def emu(emulators: dict[str, Emulator], mode: str) -> Iterator[Emulator]:
-    if mode not in emulators:
-        emulators[mode] = start_emulator(extra_args=["--file-storage", mode])
-    emulator = emulators[mode]
+def emu(emulator: Emulator) -> Emulator:
     emulator.client()  # sets STORAGE_EMULATOR_HOST for the GCS uploader
-    yield emulator
-    emulator.reset_faults()
+    return emulator
 
 
 class Progress:
@@ -370,32 +364,32 @@ def test_progress_lines_are_logged_as_for_s3(
     assert len(lines) >= 2 and "MB/s, ETA" in lines[-1], lines
 
 
-def test_a_lost_put_block_list_answer_is_committed_again(emulators: dict[str, Emulator], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["azure"])
+def test_a_lost_put_block_list_answer_is_committed_again(emu: Emulator, tmp_path: Path) -> None:
     """Azure stored the block list but the answer was lost: the commit is sent again (same list, same
     blob) and the blob is whole."""
-    emu = next(_emu_for(emulators, "azure"))
     fault = {"cloud_fault": "lose", "cloud_fault_match": "comp=blocklist"}
     _, seen, pieces = _lossy_upload(emu, "azure", tmp_path, fault, retries=FAST_RETRIES)
     assert seen.get("PUT") == pieces + 2  # the blocks once, the block list twice
 
 
-def test_a_lost_answer_to_the_last_gcs_chunk_is_found_complete(emulators: dict[str, Emulator], tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["gcp"])
+def test_a_lost_answer_to_the_last_gcs_chunk_is_found_complete(emu: Emulator, tmp_path: Path) -> None:
     """GCS stored the last chunk (the object is complete) but its answer was lost: the status query
     (`Content-Range: bytes */*`) is answered 200 with the object, and the upload ends there, with
     no chunk sent again and no new session."""
-    emu = next(_emu_for(emulators, "gcp"))
     fault = {"cloud_fault": "lose", "cloud_fault_match": "upload_id=", "cloud_fault_nth": 3}
     _, seen, pieces = _lossy_upload(emu, "gcp", tmp_path, fault, retries=FAST_RETRIES)
     assert seen.get("POST") == 1
     assert seen.get("PUT") == pieces + 1  # the chunks once, then the status query
 
 
+@pytest.mark.parametrize("mode", ["gcp"])
 def test_a_gone_gcs_session_starts_a_new_one_with_the_whole_file(
-    emulators: dict[str, Emulator], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The session expired after the first chunk (410, then 404 for every later request): a new session
     is opened and the whole file goes again from the spool, with one warning line."""
-    emu = next(_emu_for(emulators, "gcp"))
     fault = {"cloud_fault": "gone", "cloud_fault_match": "upload_id=", "cloud_fault_nth": 2}
     with caplog.at_level(logging.WARNING, logger="keboola_sync.storage"):
         _, seen, pieces = _lossy_upload(emu, "gcp", tmp_path, fault, retries=FAST_RETRIES)
@@ -455,13 +449,6 @@ def test_the_client_libraries_make_one_attempt_per_request(emu: Emulator, mode: 
         _uploader(mode).upload_file(prepared, path, path.stat().st_size, "busy.csv")
     assert emu.stats()["faults_injected"]["cloud_fail"] - before == 1
     assert classify(caught.value, "uploading busy.csv").status == 503
-
-
-def _emu_for(emulators: dict[str, Emulator], mode: str) -> Iterator[Emulator]:
-    if mode not in emulators:
-        emulators[mode] = start_emulator(extra_args=["--file-storage", mode])
-    emulators[mode].client()
-    yield emulators[mode]
 
 
 def _secrets(prepared: dict[str, Any]) -> list[str]:
