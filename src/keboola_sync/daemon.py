@@ -20,8 +20,7 @@ from . import __version__
 from .config import Config
 from .errors import LedgerUnwritable
 from .health import Health
-from .layout import Layout
-from .live import ConfigFiles, LiveConfig, advice_for, in_container, set_token_advice
+from .live import ConfigFiles, FollowsLiveConfig, LiveConfig, advice_for, in_container, set_token_advice
 from .preflight import StartupError, check_folder, claim_spool, connect, lock_ledger
 from .rescan_actor import RescanActor
 from .scheduler import Scheduler
@@ -44,7 +43,7 @@ log = logging.getLogger("keboola_sync.daemon")
 ONCE_IDLE_POLL_SECONDS = 0.02
 
 
-class Daemon:
+class Daemon(FollowsLiveConfig):
     """`run` and `sync --once` share everything but the watcher and the exit condition."""
 
     def __init__(self, config: Config, files: ConfigFiles | None = None) -> None:
@@ -58,14 +57,6 @@ class Daemon:
         self.rescans = RescanActor(self.live, self._rescan_now)  # acting on rescan reports (rescan_actor.py)
         self.telemetry = Telemetry(config)  # metrics, the monitoring endpoint, notifications
         self.on_started: Callable[[], None] | None = None  # told once start-up is over (startup.StartupWait)
-
-    @property
-    def config(self) -> Config:
-        return self.live.config
-
-    @property
-    def layout(self) -> Layout:
-        return self.live.layout
 
     def install_signal_handlers(self, early: Iterable[int] = ()) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads the configuration (see `signals`)."""

@@ -179,6 +179,23 @@ class LiveConfig:
         self._now = _Snapshot(now.config, replace(now.layout, bucket_prefix=prefix))
 
 
+class FollowsLiveConfig:
+    """For a room holding the LiveConfig: `config` and `layout` are read per use, so a reload reaches
+    it without the room keeping a copy that goes stale."""
+
+    live: LiveConfig
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force now."""
+        return self.live.config
+
+    @property
+    def layout(self) -> Layout:
+        """The naming and ignore rules of the configuration in force."""
+        return self.live.layout
+
+
 @dataclass(frozen=True)
 class Reload:
     """What one reload does: `applied` runs from now on; `changed` are the live keys that changed (with

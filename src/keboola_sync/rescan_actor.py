@@ -13,10 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from .config import Config
 from .decide import judged_by_the_table
-from .layout import Layout
-from .live import LiveConfig
+from .live import FollowsLiveConfig, LiveConfig
 from .rescan import Rescan, RescanNotes, RescanReport, ScanContext, folder_health
 from .scheduler import Scheduler
 from .sync import SyncService
@@ -27,7 +25,7 @@ if TYPE_CHECKING:  # `sync --once` runs without a watcher and never imports watc
 log = logging.getLogger("keboola_sync.daemon")
 
 
-class RescanActor:
+class RescanActor(FollowsLiveConfig):
     """The state a rescan carries to the next: the last scan's time, and whether the watched folder was
     deleted and its watch must be re-armed."""
 
@@ -40,14 +38,6 @@ class RescanActor:
         self._root_gone = threading.Event()  # set by the watcher: the watched folder itself was deleted
         self._root_deleted = False  # ... and no first-level folder has been seen in it since
         self._rearm = False  # ... and the watch has not been re-armed on the folder created again
-
-    @property
-    def config(self) -> Config:
-        return self.live.config
-
-    @property
-    def layout(self) -> Layout:
-        return self.live.layout
 
     def rescan(self, service: SyncService, scheduler: Scheduler, watcher: Watcher | None) -> None:
         """A full rescan, and what the daemon does about its report."""

@@ -30,7 +30,7 @@ from .errors import FileChanged, InvalidFile, SpoolError
 from .fileid import Fingerprint, fingerprint, is_inside, observe
 from .header_check import HeaderRefused
 from .layout import Ignored, Layout, Rejected, Target
-from .live import LiveConfig
+from .live import FollowsLiveConfig, LiveConfig
 from .load import ContentRefused, Loaded, Loader
 from .outcome import Action, Decision, Observation, Outcome, Status, error_outcome
 from .overlap import Overlap
@@ -50,7 +50,7 @@ __all__ = [
 log = logging.getLogger("keboola_sync.sync")
 
 
-class SyncService:
+class SyncService(FollowsLiveConfig):
     def __init__(
         self,
         config: Config | LiveConfig,
@@ -72,16 +72,6 @@ class SyncService:
         self.spool_dir = spool_dir
 
     # -- classification ------------------------------------------------------------------------------
-
-    @property
-    def config(self) -> Config:
-        """The configuration in force now (read per use: it may be reloaded while running)."""
-        return self.live.config
-
-    @property
-    def layout(self) -> Layout:
-        """The naming and ignore rules of the configuration in force."""
-        return self.live.layout
 
     def target_for(self, rel_path: str) -> Target | Ignored | Rejected:
         target = self.layout.classify(rel_path)
