@@ -69,7 +69,7 @@ def test_three_second_latency_is_not_a_timeout(daemon_factory, emulator):
 def test_kill_9_at_random_moments_loses_nothing_and_loads_nothing_twice(daemon_factory, emulator):
     rng = random.Random(4)
     folder = f"kill{uid()}"
-    daemon = daemon_factory({"upload": {"concurrency": 2}}, emulator_=emulator)
+    daemon = daemon_factory({"upload": {"concurrency": 2}})
     # 20 rounds on S3; the cloud modes share every code path above the uploader, so fewer keep CI short.
     trials = 20 if emulator.azure_url is None and emulator.gcs_url is None else 4
     emulator.set_faults(job_seconds=0.3)
@@ -187,8 +187,7 @@ def test_sigterm_during_a_large_upload_exits_0_and_the_next_start_completes(daem
         {
             "daemon": {"shutdown_timeout_seconds": 2},
             "upload": {"gzip_threshold_mb": 1000, "multipart_threshold_mb": 5, "multipart_chunk_mb": 5},
-        },
-        emulator_=emulator,
+        }
     )
     rows = "".join(f"{i},{uuid.uuid4().hex}{uuid.uuid4().hex}\n" for i in range(80_000))  # ~6 MB
     daemon.write(f"{folder}/large.csv", "id,payload\n" + rows)
@@ -263,7 +262,7 @@ def test_a_lost_answer_to_an_import_never_sends_it_twice(daemon_factory, emulato
     """Keboola did the work but the answer never arrived (keboola-storage-api.md §9 item 4): the daemon
     finds the job by its file id instead of sending the create or import again."""
     folder = f"lost{uid()}"
-    daemon = daemon_factory(emulator_=emulator)
+    daemon = daemon_factory()
     for i in range(4):
         daemon.write(f"{folder}/t{i}.csv", f"id\n{i}\n")
     emulator.set_faults(lost_response_rate=1.0, paths=["/tables-async", "/import-async"])
@@ -285,7 +284,7 @@ def test_a_table_created_by_a_job_whose_answer_died_with_the_daemon_is_ours(daem
     (not 'not created by keboola-sync'), loading nothing twice."""
     folder = f"orphan{uid()}"
     table = f"{IN}{folder}.t"
-    daemon = daemon_factory(emulator_=emulator)
+    daemon = daemon_factory()
     daemon.write(f"{folder}/t.csv", "id\n1\n")
     # The create is done but its answer is lost, and so is (slowly) every look at the job list that would
     # find it: the daemon is still asking when it is killed, with only its upload in the ledger.
@@ -325,7 +324,7 @@ def test_kill_9_mid_upload_and_mid_import_is_resolved_by_the_file_id(daemon_fact
     running import is found by the kept job / file id and never sent twice; the table equals its file."""
     folder = f"k9{uid()}"
     table = f"{IN}{folder}.t"
-    daemon = daemon_factory({"upload": {"gzip_threshold_mb": 1000}}, emulator_=emulator)
+    daemon = daemon_factory({"upload": {"gzip_threshold_mb": 1000}})
     first = "id,payload\n" + "".join(f"{i},{uuid.uuid4().hex}\n" for i in range(25_000))  # ~0.9 MB
     daemon.write(f"{folder}/t.csv", first)
     emulator.set_faults(s3_bandwidth_mbps=1)  # ~7 s for the upload, on every file storage
