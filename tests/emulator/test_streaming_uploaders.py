@@ -26,7 +26,7 @@ import pytest
 from emulator_helpers import finished_job, new_bucket, preview_rows, write
 
 from keboola_sync.config import RetryConfig, UploadConfig
-from keboola_sync.storage import Abandoned, RetryPolicy, StorageTerminal
+from keboola_sync.storage import Abandoned, NoMeter, RetryPolicy, StorageTerminal
 from keboola_sync.storage.absupload import AbsUploader
 from keboola_sync.storage.errors import classify
 from keboola_sync.storage.gcsupload import GcsUploader
@@ -51,7 +51,7 @@ def emu(emulator: Emulator) -> Emulator:
     return emulator
 
 
-class Progress:
+class Progress(NoMeter):
     """The meter of these uploads: the bytes each progress step reports."""
 
     def __init__(self, on_step: Any = None) -> None:
@@ -64,15 +64,6 @@ class Progress:
         self._done = done
         if self._on_step is not None:
             self._on_step()
-
-    def upload_finished(self, label: str, nbytes: int, seconds: float) -> None:
-        pass
-
-    def job_finished(self, seconds: float) -> None:
-        pass
-
-    def retried(self, reason: str) -> None:
-        pass
 
 
 def _uploader(
